@@ -1,0 +1,363 @@
+"""The end-to-end authenticated handshake, without any networking.
+
+The signaling server is untrusted: it relays opaque strings. Every handshake message is
+
+    seal(key, direction, canonical_json({"body": b64(body), "sig": b64(signature)}))
+
+where `body` is canonical JSON signed by the sender's Ed25519 key under the domain
+`handshake/v1`, and `seal` is ChaCha20-Poly1305 under a key derived from the invite secret
+(HKDF-SHA256, salt = room id, info = `assessiq/handshake/v1`), a random 96-bit nonce, and
+associated data binding the room and the direction (`c2h` or `h2c`). A server that does not
+hold the invite secret can neither read nor alter a message; one that holds it still cannot
+sign as the host (its key is in the invite) or as the pinned candidate device.
+
+The exchange, per connection attempt (a random attempt id chosen by the candidate):
+
+    candidate → host   hello   n=0  {join: <JoinRequest>}            signed by the device key
+    host → candidate   offer   n=0  {sdp, device: <pinned key>}      signed by the host key
+    candidate → host   answer  n=1  {sdp}                            signed by the device key
+    host → candidate   refuse  any  {reason}                         signed by the host key
+
+Each side accepts only the next counter of the current attempt in each direction: duplicates
+and replays of older attempts are dropped (`Ignored`), anything that fails authentication or
+comes from the wrong key raises `HandshakeError` with a reason a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .encoding import b64d, b64e, canonical_json
+from .errors import AssessIQError, InviteError
+from .identity import Identity, verify_signature
+from .invite import Invite, JoinGate, JoinRequest
+
+__all__ = [
+    "C2H",
+    "H2C",
+    "CandidateHandshake",
+    "HandshakeError",
+    "HostHandshake",
+    "Ignored",
+    "Opened",
+    "derive_key",
+    "open_message",
+    "sdp_fingerprints",
+    "seal_message",
+]
+
+HANDSHAKE_INFO = b"assessiq/handshake/v1"
+SIGN_DOMAIN = "handshake/v1"
+C2H = "c2h"
+H2C = "h2c"
+NONCE_LEN = 12
+MAX_SEALED_CHARS = 64 * 1024
+MAX_SDP_CHARS = 32 * 1024
+_FINGERPRINT_RE = re.compile(r"^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$", re.MULTILINE)
+
+
+class HandshakeError(AssessIQError):
+    """A handshake message was refused; the connection attempt must not go on.
+
+    `attempt` is the attempt id when it is known and authentic (so the host can send the
+    candidate a signed refusal for it)."""
+
+    def __init__(self, message: str, attempt: str | None = None) -> None:
+        super().__init__(message)
+        self.attempt = attempt
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A message that is harmless to drop (a duplicate, or from an older attempt)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A message that passed decryption and signature checks."""
+
+    kind: str
+    attempt: str
+    n: int
+    signer: bytes
+    body: dict[str, Any]
+
+
+def derive_key(invite: Invite) -> bytes:
+    """The 32-byte handshake key for this invite."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=invite.room.encode("utf-8"), info=HANDSHAKE_INFO
+    ).derive(invite.secret)
+
+
+def _aad(room: str, direction: str) -> bytes:
+    return HANDSHAKE_INFO + b"|" + room.encode("utf-8") + b"|" + direction.encode("ascii")
+
+
+def seal_message(
+    key: bytes, room: str, direction: str, signer: Identity, body: dict[str, Any]
+) -> str:
+    """Sign `body` with `signer`, encrypt it for `direction`, and return the relay string."""
+    raw = canonical_json(body)
+    inner = canonical_json({"body": b64e(raw), "sig": b64e(signer.sign(SIGN_DOMAIN, raw))})
+    nonce = os.urandom(NONCE_LEN)
+    return b64e(nonce + ChaCha20Poly1305(key).encrypt(nonce, inner, _aad(room, direction)))
+
+
+def open_message(
+    key: bytes, room: str, direction: str, data: str
+) -> tuple[dict[str, Any], bytes, bytes]:
+    """Decrypt a relay string; return (body, body bytes, signature). `HandshakeError` if
+    it was not made with this invite's key for this room and direction."""
+    if not isinstance(data, str) or len(data) > MAX_SEALED_CHARS:
+        raise HandshakeError("a handshake message is missing or too large")
+    try:
+        blob = b64d(data)
+    except ValueError as exc:
+        raise HandshakeError("a handshake message is not base64: the relay altered it") from exc
+    if len(blob) < NONCE_LEN + 16:
+        raise HandshakeError("a handshake message is truncated: the relay altered it")
+    try:
+        inner = ChaCha20Poly1305(key).decrypt(
+            blob[:NONCE_LEN], blob[NONCE_LEN:], _aad(room, direction)
+        )
+    except InvalidTag as exc:
+        raise HandshakeError(
+            "a handshake message failed authentication: it was altered, redirected, or made "
+            "without this invite's secret (the signaling server or someone on the path)"
+        ) from exc
+    try:
+        outer = json.loads(inner)
+        raw = b64d(outer["body"])
+        signature = b64d(outer["sig"])
+        body = json.loads(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HandshakeError("a handshake message is malformed inside its encryption") from exc
+    if not isinstance(body, dict):
+        raise HandshakeError("a handshake message is malformed inside its encryption")
+    return body, raw, signature
+
+
+def _check_common(body: dict[str, Any], room: str, direction: str) -> tuple[str, str, int]:
+    kind, attempt, n = body.get("kind"), body.get("attempt"), body.get("n")
+    if (
+        body.get("v") != 1
+        or not isinstance(kind, str)
+        or not isinstance(attempt, str)
+        or not isinstance(n, int)
+        or isinstance(n, bool)
+        or n < 0
+    ):
+        raise HandshakeError("a handshake message has a malformed header")
+    if body.get("room") != room:
+        raise HandshakeError("a handshake message is for a different room")
+    if body.get("dir") != direction:
+        raise HandshakeError("a handshake message was reflected back in the wrong direction")
+    return kind, attempt, n
+
+
+def _sdp(body: dict[str, Any]) -> str:
+    sdp = body.get("sdp")
+    if not isinstance(sdp, str) or not sdp or len(sdp) > MAX_SDP_CHARS:
+        raise HandshakeError("a handshake message carries no valid session description")
+    if not sdp_fingerprints(sdp):
+        raise HandshakeError("the session description carries no DTLS fingerprint")
+    return sdp
+
+
+def sdp_fingerprints(sdp: str) -> list[tuple[str, str]]:
+    """The `(algorithm, HEX:DIGEST)` DTLS fingerprints in an SDP, upper-cased digests."""
+    return [(m.group(1).lower(), m.group(2).upper()) for m in _FINGERPRINT_RE.finditer(sdp)]
+
+
+class CandidateHandshake:
+    """The candidate's side of one connection attempt. Make a new one per attempt."""
+
+    def __init__(self, invite: Invite, device: Identity, *, name: str | None = None) -> None:
+        self.invite = invite
+        self.device = device
+        self.name = name
+        self.key = derive_key(invite)
+        self.attempt = secrets.token_urlsafe(12)
+        self.offer_sdp: str | None = None
+        self._sent = 0
+        self._received = 0
+
+    def _seal(self, kind: str, extra: dict[str, Any]) -> str:
+        body = {
+            "v": 1,
+            "kind": kind,
+            "room": self.invite.room,
+            "dir": C2H,
+            "attempt": self.attempt,
+            "n": self._sent,
+            **extra,
+        }
+        self._sent += 1
+        return seal_message(self.key, self.invite.room, C2H, self.device, body)
+
+    def hello(self) -> str:
+        """The first message: the signed join request."""
+        if self._sent:
+            raise HandshakeError("hello was already sent for this attempt")
+        join = JoinRequest.create(self.invite, self.device, name=self.name)
+        return self._seal("hello", {"join": join.encode().decode("ascii")})
+
+    def receive(self, data: str) -> Opened | Ignored:
+        """Open a message from the host. Returns the offer (once), or a refusal raises."""
+        body, raw, signature = open_message(self.key, self.invite.room, H2C, data)
+        kind, attempt, n = _check_common(body, self.invite.room, H2C)
+        if not verify_signature(self.invite.host_key, signature, SIGN_DOMAIN, raw):
+            raise HandshakeError(
+                "a handshake message was not signed by the host key in the invite: "
+                "someone is impersonating the interviewer"
+            )
+        if attempt != self.attempt:
+            return Ignored(f"a message from an older connection attempt ({kind}) was dropped")
+        if kind == "refuse":
+            reason = body.get("reason")
+            raise HandshakeError(
+                f"the interviewer's app refused the connection: "
+                f"{reason if isinstance(reason, str) else 'no reason given'}"
+            )
+        if n < self._received:
+            return Ignored(f"a duplicate {kind} was dropped")
+        if kind != "offer" or n != 0:
+            raise HandshakeError(f"unexpected handshake message {kind!r} #{n} from the host")
+        if body.get("device") != b64e(self.device.public_key):
+            raise HandshakeError("the host's offer is addressed to a different candidate device")
+        self.offer_sdp = _sdp(body)
+        self._received = n + 1
+        return Opened(kind, attempt, n, self.invite.host_key, body)
+
+    def answer(self, sdp: str) -> str:
+        """The answer to the offer, signed by the device key."""
+        if self.offer_sdp is None or self._sent != 1:
+            raise HandshakeError("cannot answer before a valid offer")
+        return self._seal("answer", {"sdp": sdp})
+
+
+class HostHandshake:
+    """The host's side: admits the candidate through a `JoinGate` and tracks attempts.
+
+    One object lives for the whole session; each hello starts a new attempt, which replaces
+    the previous one. Attempt ids that were seen once are never accepted again."""
+
+    def __init__(self, invite: Invite, host: Identity, gate: JoinGate | None = None) -> None:
+        if host.public_key != invite.host_key:
+            raise HandshakeError("this host key did not make the invite")
+        self.invite = invite
+        self.host = host
+        self.gate = gate or JoinGate(invite)
+        self.key = derive_key(invite)
+        self.attempt: str | None = None
+        self.join: JoinRequest | None = None
+        self.answer_sdp: str | None = None
+        self._seen_attempts: set[str] = set()
+        self._sent = 0
+        self._received = 0
+
+    @property
+    def device_key(self) -> bytes | None:
+        return self.gate.pinned_device
+
+    def _seal(self, kind: str, attempt: str, extra: dict[str, Any]) -> str:
+        body = {
+            "v": 1,
+            "kind": kind,
+            "room": self.invite.room,
+            "dir": H2C,
+            "attempt": attempt,
+            "n": self._sent,
+            **extra,
+        }
+        self._sent += 1
+        return seal_message(self.key, self.invite.room, H2C, self.host, body)
+
+    def receive(self, data: str) -> Opened | Ignored:
+        """Open a message from the candidate: a hello (new attempt) or the answer."""
+        body, raw, signature = open_message(self.key, self.invite.room, C2H, data)
+        kind, attempt, n = _check_common(body, self.invite.room, C2H)
+        if kind == "hello":
+            return self._hello(body, raw, signature, attempt, n)
+        if attempt != self.attempt:
+            return Ignored(f"a {kind} from an older or unknown attempt was dropped")
+        pinned = self.gate.pinned_device
+        assert pinned is not None  # an attempt exists only after a hello was admitted
+        if not verify_signature(pinned, signature, SIGN_DOMAIN, raw):
+            raise HandshakeError(
+                "a handshake message was not signed by the candidate's pinned device key"
+            )
+        if n < self._received:
+            return Ignored(f"a duplicate {kind} was dropped")
+        if kind != "answer" or n != 1 or self.answer_sdp is not None:
+            raise HandshakeError(f"unexpected handshake message {kind!r} #{n} from the candidate")
+        self.answer_sdp = _sdp(body)
+        self._received = n + 1
+        return Opened(kind, attempt, n, pinned, body)
+
+    def _hello(
+        self, body: dict[str, Any], raw: bytes, signature: bytes, attempt: str, n: int
+    ) -> Opened | Ignored:
+        if attempt in self._seen_attempts:
+            return Ignored("a repeated hello (duplicate or replay) was dropped")
+        if n != 0:
+            raise HandshakeError("a hello with a wrong counter was refused")
+        join_text = body.get("join")
+        if not isinstance(join_text, str):
+            raise HandshakeError("a hello carries no join request")
+        try:
+            request = JoinRequest.decode(join_text.encode("utf-8"))
+        except InviteError as exc:
+            raise HandshakeError(f"a join was refused: {exc}") from exc
+        if not verify_signature(request.device_key, signature, SIGN_DOMAIN, raw):
+            raise HandshakeError("a hello was not signed by the device key it presents")
+        self._seen_attempts.add(attempt)
+        try:
+            self.gate.admit(request)
+        except InviteError as exc:
+            raise HandshakeError(f"a join was refused: {exc}", attempt=attempt) from exc
+        self.attempt = attempt
+        self.join = request
+        self.answer_sdp = None
+        self._sent = 0
+        self._received = 1
+        return Opened("hello", attempt, n, request.device_key, body)
+
+    def offer(self, sdp: str) -> str:
+        """The offer for the current attempt, signed by the host key."""
+        if self.attempt is None or self.gate.pinned_device is None or self._sent != 0:
+            raise HandshakeError("no admitted attempt to offer to")
+        return self._seal(
+            "offer", self.attempt, {"sdp": sdp, "device": b64e(self.gate.pinned_device)}
+        )
+
+    def refuse(self, attempt: str, reason: str) -> str:
+        """A signed refusal the candidate can show (for an attempt we will not serve)."""
+        return seal_message(
+            self.key,
+            self.invite.room,
+            H2C,
+            self.host,
+            {
+                "v": 1,
+                "kind": "refuse",
+                "room": self.invite.room,
+                "dir": H2C,
+                "attempt": attempt,
+                "n": 0,
+                "reason": reason[:300],
+            },
+        )
