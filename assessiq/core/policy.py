@@ -1,0 +1,99 @@
+"""The escalation and score policy, read from TOML (defaults in `default_policy.toml`)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import PolicyError
+
+__all__ = ["HeartbeatRule", "KindRule", "Policy", "default_policy_text"]
+
+
+@dataclass(frozen=True)
+class KindRule:
+    """How one event kind escalates and scores (see the comments in the default policy)."""
+
+    min_duration: float = 0.0
+    warn_after: int = 1
+    flag_after: int = 3
+    flag_duration: float = 0.0
+    weight: float = 1.0
+    per_minute: float = 0.0
+    max_penalty: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("min_duration", "flag_duration", "weight", "per_minute", "max_penalty"):
+            if getattr(self, name) < 0:
+                raise PolicyError(f"{name} must not be negative")
+        if self.warn_after < 1 or self.flag_after < 1:
+            raise PolicyError("warn_after and flag_after must be at least 1")
+
+
+@dataclass(frozen=True)
+class HeartbeatRule:
+    max_gap: float = 20.0
+    weight: float = 2.0
+    max_penalty: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_gap <= 0 or self.weight < 0 or self.max_penalty < 0:
+            raise PolicyError("heartbeats: max_gap must be positive, weights not negative")
+
+
+@dataclass(frozen=True)
+class Policy:
+    kinds: dict[str, KindRule]
+    heartbeats: HeartbeatRule
+    text: str
+
+    def rule(self, kind: str) -> KindRule | None:
+        return self.kinds.get(kind)
+
+    @classmethod
+    def default(cls) -> Policy:
+        return cls.from_toml(default_policy_text())
+
+    @classmethod
+    def load(cls, path: Path) -> Policy:
+        try:
+            return cls.from_toml(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy {path}: {exc.strerror}") from exc
+
+    @classmethod
+    def from_toml(cls, text: str) -> Policy:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"the policy is not valid TOML: {exc}") from exc
+        if data.get("version") != 1:
+            raise PolicyError("the policy must say `version = 1`")
+        kinds: dict[str, KindRule] = {}
+        for kind, fields in (data.get("kinds") or {}).items():
+            kinds[kind] = _build(KindRule, fields, f"kinds.{kind}")
+        heartbeats = _build(HeartbeatRule, data.get("heartbeats") or {}, "heartbeats")
+        return cls(kinds=kinds, heartbeats=heartbeats, text=text)
+
+
+def _build(cls: type[Any], fields: Any, where: str) -> Any:
+    if not isinstance(fields, dict):
+        raise PolicyError(f"[{where}] must be a table")
+    for name, value in fields.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PolicyError(f"[{where}] {name} must be a number")
+        if name in ("warn_after", "flag_after") and not isinstance(value, int):
+            raise PolicyError(f"[{where}] {name} must be a whole number")
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise PolicyError(f"[{where}]: {exc}") from exc
+    except PolicyError as exc:
+        raise PolicyError(f"[{where}]: {exc}") from exc
+
+
+def default_policy_text() -> str:
+    return resources.files("assessiq.core").joinpath("default_policy.toml").read_text("utf-8")

@@ -1,0 +1,95 @@
+"""A whole session file as plain data: what `verify` checks and what `replay` shows.
+
+Reading never trusts the file: anything that cannot be parsed raises `RecordError` (the file is
+unreadable) while content problems are left for `verify` to report (the file was tampered with).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RecordError, StoreError
+from .store import SessionStore, UpdateRow, encode_segment
+
+__all__ = ["SessionRecord"]
+
+
+@dataclass
+class SessionRecord:
+    meta: dict[str, Any]
+    updates: list[UpdateRow]
+    envelopes: list[tuple[float, bytes]]  # (received_at, raw)
+    receipts: list[bytes]
+    runs: list[dict[str, Any]]
+    private: list[dict[str, Any]]
+    seal: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_store(cls, store: SessionStore) -> SessionRecord:
+        store.flush()
+        db = store._db
+        return cls(
+            meta=store.meta(),
+            updates=list(store.updates()),
+            envelopes=[(float(t), bytes(r)) for t, r in
+                       db.execute("SELECT received_at, raw FROM envelopes ORDER BY id")],
+            receipts=store.receipts(),
+            runs=store.runs(),
+            private=store.private(),
+            seal=store.seal_raw(),
+        )
+
+    @classmethod
+    def load(cls, path: Path | str) -> SessionRecord:
+        """Read a session file; `RecordError` with a one-line reason if it cannot be read."""
+        path = Path(path)
+        if not path.exists():
+            raise RecordError(f"no such file: {path}")
+        try:
+            # Open read-only so verifying never changes the file under inspection.
+            uri = f"file:{path.resolve()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise RecordError(f"{path} is not a readable session file ({exc})") from exc
+        try:
+            store = SessionStore(path, conn)
+            store._closed = False
+            return cls.from_store(store)
+        except (sqlite3.DatabaseError, StoreError, ValueError, KeyError, TypeError) as exc:
+            raise RecordError(f"{path} is not a readable session file ({exc})") from exc
+        finally:
+            conn.close()
+
+    def write(self, path: Path | str) -> None:
+        """Write this record as a new session file (used by tests and exports)."""
+        store = SessionStore.create(path, {k: v for k, v in self.meta.items() if k != "schema"})
+        try:
+            db = store._db
+            cur = db.cursor()
+            cur.execute("BEGIN")
+            if self.updates:
+                cur.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (
+                    self.updates[0].seq, self.updates[-1].seq, self.updates[0].t,
+                    self.updates[-1].t, encode_segment(self.updates)))
+            cur.executemany("INSERT INTO envelopes (received_at, raw) VALUES (?, ?)",
+                            self.envelopes)
+            cur.executemany("INSERT INTO receipts (raw) VALUES (?)", [(r,) for r in self.receipts])
+            for run in self.runs:
+                cur.execute("INSERT INTO runs VALUES (?, ?, ?, ?)", (
+                    run["id"], run["t"], json.dumps(run["request"]),
+                    None if run["result"] is None else json.dumps(run["result"])))
+            for p in self.private:
+                cur.execute("INSERT INTO private (kind, t, value) VALUES (?, ?, ?)",
+                            (p["kind"], p["t"], json.dumps(p["value"])))
+            if self.seal is not None:
+                cur.execute("INSERT INTO seal VALUES (1, ?)", (self.seal,))
+            cur.execute("COMMIT")
+        finally:
+            store._pending.clear()
+            store.close()

@@ -1,0 +1,178 @@
+"""Offline verification of a sealed session: signatures, chain, receipts, seal, and the score.
+
+`valid` means: the seal is the host's and matches the record, every event is the pinned
+candidate device's, in order, unbroken, and every receipt matches. It does not mean the
+candidate behaved; the score and findings say that. It also cannot prove the candidate's app
+was unmodified (see the README's trust model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc
+
+from .encoding import b64d
+from .errors import PolicyError
+from .identity import fingerprint
+from .integrity import IntegrityError, LogCheck, Receipt, check_log
+from .policy import Policy
+from .record import SessionRecord
+from .score import Evaluation, evaluate
+from .seal import compute_manifest, host_key_of, open_seal
+
+__all__ = ["Verdict", "verify_record"]
+
+_SECTION_WORDS = {
+    "session": "the session id",
+    "meta": "the session's metadata or policy",
+    "updates": "the document history",
+    "log": "the integrity log",
+    "receipts": "the host's receipts",
+    "runs": "the code runs",
+    "private": "the host's private notes, hidden tests or score",
+}
+
+
+@dataclass
+class Verdict:
+    valid: bool
+    errors: list[str]
+    events: int
+    session: str = ""
+    host: str | None = None
+    candidate: str | None = None
+    sealed: bool = False
+    evaluation: Evaluation | None = None
+    log: LogCheck | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        ev = self.evaluation.to_json() if self.evaluation else {
+            "score": None, "warnings": [], "flags": [], "gaps": [], "explanation": []}
+        return {
+            "valid": self.valid, "events": self.events, "errors": self.errors,
+            "warnings": ev["warnings"], "flags": ev["flags"], "score": ev["score"],
+            "explanation": ev["explanation"], "gaps": ev["gaps"], "session": self.session,
+            "host": self.host, "candidate": self.candidate, "sealed": self.sealed,
+        }
+
+
+def _key(record: SessionRecord, name: str) -> bytes | None:
+    value = record.meta.get(name)
+    try:
+        key = b64d(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return key if key is not None and len(key) == 32 else None
+
+
+def _compare_seal(manifest: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    errors = []
+    for section, words in _SECTION_WORDS.items():
+        sealed, now = manifest.get(section), actual[section]
+        if sealed == now:
+            continue
+        if isinstance(sealed, dict) and isinstance(sealed.get("count"), int) and \
+                sealed["count"] > now["count"]:
+            errors.append(f"{words} was truncated after sealing "
+                          f"({sealed['count']} sealed, {now['count']} present)")
+        else:
+            errors.append(f"{words} was changed after sealing")
+    return errors
+
+
+def _check_receipts(record: SessionRecord, host_key: bytes, log: LogCheck) -> list[str]:
+    errors = []
+    by_seq = {e.seq: e for e in log.events}
+    last = max(by_seq) if by_seq else -1
+    for i, raw in enumerate(record.receipts):
+        try:
+            receipt = Receipt.decode(raw)
+        except IntegrityError as exc:
+            errors.append(f"receipt #{i}: {exc}")
+            continue
+        if not receipt.verify(host_key):
+            errors.append(f"receipt #{i}: not signed by the host key")
+        elif receipt.session != record.meta.get("session"):
+            errors.append(f"receipt #{i}: belongs to another session")
+        elif receipt.seq > last:
+            errors.append(f"the integrity log is truncated: the host receipted event "
+                          f"{receipt.seq} but the log ends at {last}")
+        elif receipt.seq not in by_seq or by_seq[receipt.seq].hash != receipt.hash:
+            errors.append(f"receipt #{i}: event {receipt.seq} differs from what the host "
+                          f"receipted")
+    return errors
+
+
+def _check_history(record: SessionRecord) -> list[str]:
+    for expected, row in enumerate(record.updates):
+        if row.seq != expected:
+            return [f"the document history has a hole or reorder at update {expected}"]
+    doc: Doc[Any] = Doc()
+    try:
+        for row in record.updates:
+            doc.apply_update(row.data)
+    except Exception as exc:  # pycrdt raises plain exceptions for bad update bytes
+        return [f"the document history cannot be replayed ({type(exc).__name__})"]
+    return []
+
+
+def verify_record(record: SessionRecord, *, expected_host: str | None = None) -> Verdict:
+    errors: list[str] = []
+    session = record.meta.get("session")
+    if not isinstance(session, str) or not session:
+        errors.append("the record has no session id")
+        session = ""
+    host_key = host_key_of(record)
+    device_key = _key(record, "device_key")
+    host_fp = fingerprint(host_key) if host_key and len(host_key) == 32 else None
+    if host_fp is None:
+        errors.append("the record has no valid host key")
+    elif expected_host and host_fp != expected_host.upper():
+        errors.append(f"the session was sealed by host key {host_fp}, not {expected_host}")
+
+    manifest: dict[str, Any] | None = None
+    if record.seal is None:
+        errors.append("the session is not sealed (it may still be running, or was cut short)")
+    elif host_key is not None:
+        manifest, reason = open_seal(record.seal, host_key)
+        if reason:
+            errors.append(reason)
+        else:
+            assert manifest is not None
+            errors += _compare_seal(manifest, compute_manifest(record))
+
+    raws = [raw for _, raw in record.envelopes]
+    if device_key is None:
+        log = LogCheck(events=[], errors=[], head="")
+        if raws:
+            errors.append("the record has events but no pinned candidate device key")
+    else:
+        log = check_log(session, device_key, raws)
+        errors += log.errors
+    if host_key is not None:
+        errors += _check_receipts(record, host_key, log)
+    errors += _check_history(record)
+
+    evaluation = None
+    try:
+        policy_text = record.meta.get("policy")
+        policy = Policy.from_toml(policy_text) if isinstance(policy_text, str) else \
+            Policy.default()
+    except PolicyError as exc:
+        errors.append(f"the session's policy is invalid: {exc}")
+    else:
+        start = record.meta.get("created")
+        end = manifest.get("sealed_at") if manifest else None
+        evaluation = evaluate(
+            log.events, policy,
+            start_t=start if isinstance(start, int | float) else None,
+            end_t=end if isinstance(end, int | float) else None,
+        )
+    return Verdict(
+        valid=not errors, errors=errors, events=len(log.events), session=session,
+        host=host_fp, candidate=fingerprint(device_key) if device_key else None,
+        sealed=record.seal is not None, evaluation=evaluation, log=log,
+    )
+
