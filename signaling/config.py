@@ -47,6 +47,8 @@ class Limits:
     ping_interval_seconds: float = _limit(20.0, "WebSocket keepalive ping interval")
     ping_timeout_seconds: float = _limit(
         20.0, "a connection not answering a keepalive ping within this is closed")
+    close_timeout_seconds: float = _limit(
+        5.0, "how long to wait for a client's closing handshake before dropping its TCP link")
 
     def __post_init__(self) -> None:
         for f in fields(self):

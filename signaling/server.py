@@ -31,7 +31,6 @@ log = logging.getLogger("signaling")
 
 WS_PATH = "/ws"
 HEALTH_PATH = "/healthz"
-CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 def _size(message: str) -> int:
@@ -66,7 +65,7 @@ class SignalingServer:
             open_timeout=limits.handshake_timeout_seconds,
             ping_interval=limits.ping_interval_seconds,
             ping_timeout=limits.ping_timeout_seconds,
-            close_timeout=CLOSE_TIMEOUT_SECONDS,
+            close_timeout=limits.close_timeout_seconds,
             logger=logging.getLogger("signaling.websockets"),
         )
         self._sweeper = asyncio.create_task(self._sweep_idle_rooms())
