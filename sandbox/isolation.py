@@ -1,0 +1,121 @@
+"""The command line that wraps a program: prlimit, setpriv and bubblewrap.
+
+Order: `setpriv` (root only: drop to the run's own unprivileged uid, no groups, no capabilities,
+no new privileges) → `prlimit` (CPU, address space, processes, file size, open files, no core)
+→ `bwrap` (new user, pid, net, ipc, uts and cgroup namespaces; read-only system; a private size
+limited tmpfs as workdir filled from memory files; only `lo`; dies with its parent) → program.
+
+The program is pid 1 of its namespace (`--as-pid-1`), so bubblewrap's monitor reaps it and its
+CPU time reaches us through `wait4`; when it exits the kernel kills everything it left behind.
+The price: signals it sends itself with no handler installed are ignored (pid 1 rules), and the
+CPU limit is enforced by the hard limit's SIGKILL (SIGXCPU is ignored by a namespace init).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.errors import BackendUnavailableError
+from sandbox.languages import SYSTEM_PATH
+
+BOX = "/box"
+BWRAP_INSTALL_HINT = (
+    "bubblewrap (bwrap) is not installed; install it for a real sandbox: "
+    "`sudo apt install bubblewrap` (Debian/Ubuntu), `sudo dnf install bubblewrap` (Fedora), "
+    "`sudo pacman -S bubblewrap` (Arch)"
+)
+FALLBACK_WARNING = (
+    "WEAK SANDBOX: no bubblewrap, so this ran with resource limits and a separate uid "
+    "only (no namespaces: the network, the file system and other processes were reachable)"
+)
+FALLBACK_WARNING_NONROOT = (
+    "WEAK SANDBOX: no bubblewrap and the host is not root, so this ran as the host user "
+    "with resource limits only (network, files and processes of that user were reachable)"
+)
+# Parts of /etc a runtime needs (the `alternatives` links, the loader cache, JDK config);
+# never /etc as a whole, which holds shadow and the host's secrets.
+ETC_ALLOW = ("/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/java-*")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one stage."""
+
+    wall_ms: int
+    cpu_seconds: int
+    address_space: int
+    processes: int = 64
+    file_size: int = 16 * 1024 * 1024
+    open_files: int = 256
+    workdir_size: int = 64 * 1024 * 1024
+    tmp_size: int = 16 * 1024 * 1024
+
+
+def tool(name: str) -> str | None:
+    return shutil.which(name, path=SYSTEM_PATH)
+
+
+def require_tool(name: str, package: str) -> str:
+    path = tool(name)
+    if path is None:
+        raise BackendUnavailableError(f"`{name}` is missing; install the {package} package")
+    return path
+
+
+def drop_privileges(setpriv: str, uid: int) -> list[str]:
+    return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+def resource_limits(prlimit: str, limits: Limits) -> list[str]:
+    return [prlimit, f"--cpu={limits.cpu_seconds}", f"--as={limits.address_space}",
+            f"--nproc={limits.processes}", f"--fsize={limits.file_size}",
+            f"--nofile={limits.open_files}", "--core=0", "--"]
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for pattern in ETC_ALLOW:
+        for path_str in sorted(glob.glob(pattern)):
+            args += ["--ro-bind", path_str, path_str]
+    return args
+
+
+def bwrap_argv(bwrap: str, limits: Limits, files: dict[str, int], *, status_fd: int,
+               executable: dict[str, int] | None = None) -> list[str]:
+    """bubblewrap's argv up to and including `--`.
+
+    `files` maps workdir-relative names to fds (as the child will see them) whose content
+    bubblewrap copies into the tmpfs; `executable` likewise, with mode 0755.
+    """
+    args = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+            "--die-with-parent", "--new-session", "--as-pid-1", "--hostname", "sandbox",
+            *_system_binds(), "--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
+            "--size", str(limits.workdir_size), "--tmpfs", BOX]
+    made: set[str] = set()
+    for name in files:
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if sub not in made:
+                made.add(sub)
+                args += ["--dir", f"{BOX}/{sub}"]
+    for name, fd in files.items():
+        args += ["--perms", "0644", "--file", str(fd), f"{BOX}/{name}"]
+    for name, fd in (executable or {}).items():
+        args += ["--perms", "0755", "--file", str(fd), f"{BOX}/{name}"]
+    args += ["--chdir", BOX, "--clearenv", "--setenv", "PATH", SYSTEM_PATH,
+             "--setenv", "HOME", BOX, "--setenv", "TMPDIR", "/tmp",
+             "--setenv", "LANG", "C.UTF-8", "--json-status-fd", str(status_fd), "--"]
+    return args
