@@ -1,0 +1,106 @@
+"""Head pose (cv2.solvePnP on canonical face points) and iris gaze from FaceMesh landmarks."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .findings import Gaze, HeadPose
+
+__all__ = ["EYES", "gaze_from_landmarks", "head_pose"]
+
+Array = npt.NDArray[np.float64]
+
+# Landmark index → point of MediaPipe's canonical face model (centimetres; x towards the
+# subject's left, y up, z out of the face). From canonical_face_model.obj in mediapipe.
+_CANONICAL: dict[int, tuple[float, float, float]] = {
+    1: (0.0, -1.126865, 7.475604),  # nose tip
+    152: (0.0, -9.403378, 4.264492),  # chin
+    10: (0.0, 8.261778, 4.481535),  # top of the forehead
+    33: (-4.445859, 2.663991, 3.173422),  # right eye, outer corner
+    263: (4.445859, 2.663991, 3.173422),  # left eye, outer corner
+    133: (-1.856432, 2.585245, 3.757904),  # right eye, inner corner
+    362: (1.856432, 2.585245, 3.757904),  # left eye, inner corner
+    61: (-2.456206, -4.342621, 4.283884),  # mouth, right corner
+    291: (2.456206, -4.342621, 4.283884),  # mouth, left corner
+}
+_IDS = list(_CANONICAL)
+_MODEL = np.array([_CANONICAL[i] for i in _IDS], dtype=np.float64)
+# The canonical frame faces the camera when rotated by pi about x (camera: y down, z forward).
+_RVEC0 = np.array([[math.pi], [0.0], [0.0]])
+_TVEC0 = np.array([[0.0], [0.0], [60.0]])
+_NO_DISTORTION = np.zeros((4, 1))
+
+# (iris centre, eye corner on the image's left, corner on the image's right, upper lid, lower lid)
+EYES = ((468, 33, 133, 159, 145), (473, 362, 263, 386, 374))
+
+
+def head_pose(points: Array, width: int, height: int) -> HeadPose | None:
+    """Yaw/pitch/roll of a face from its landmarks in pixels (shape (>=468, 2+))."""
+    image_pts = np.ascontiguousarray(points[_IDS, :2], dtype=np.float64)
+    focal = float(max(width, height))
+    camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float64)
+    ok, rvec, tvec = cv2.solvePnP(
+        _MODEL, image_pts, camera, _NO_DISTORTION, rvec=_RVEC0.copy(), tvec=_TVEC0.copy(),
+        useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE,
+    )
+    if not ok or float(tvec[2, 0]) <= 0:
+        return None
+    rot, _ = cv2.Rodrigues(rvec)
+    sight = tvec.ravel() / np.linalg.norm(tvec)
+    to_axis = _rotation_onto_z(sight)
+    forward = to_axis @ rot @ np.array([0.0, 0.0, 1.0])
+    up = to_axis @ rot @ np.array([0.0, 1.0, 0.0])
+    yaw = math.degrees(math.atan2(forward[0], -forward[2]))
+    pitch = math.degrees(math.atan2(-forward[1], math.hypot(forward[0], forward[2])))
+    roll = math.degrees(math.atan2(up[0], -up[1]))
+    return HeadPose(yaw=round(yaw, 2), pitch=round(pitch, 2), roll=round(roll, 2))
+
+
+def _rotation_onto_z(v: Array) -> Array:
+    """The rotation taking unit vector `v` onto +z (so angles are relative to the line of sight)."""
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(v, z)
+    c = float(v @ z)
+    if c <= -0.999999:
+        return np.diag([1.0, -1.0, -1.0])
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.asarray(np.eye(3) + k + k @ k / (1.0 + c), dtype=np.float64)
+
+
+def gaze_from_landmarks(points: Array, closed_ratio: float, center_band: float = 0.1) -> Gaze:
+    """Iris position inside both eyes (refined landmarks 468–477 required)."""
+    hs: list[float] = []
+    vs: list[float] = []
+    openness: list[float] = []
+    for iris, left, right, top, bottom in EYES:
+        width = float(np.linalg.norm(points[right, :2] - points[left, :2]))
+        gap = float(np.linalg.norm(points[bottom, :2] - points[top, :2]))
+        if width <= 1e-6:
+            continue
+        openness.append(gap / width)
+        span_x = points[right, 0] - points[left, 0]
+        hs.append(float((points[iris, 0] - points[left, 0]) / span_x))
+        if gap > 1e-6:
+            span_y = points[bottom, 1] - points[top, 1]
+            vs.append(float((points[iris, 1] - points[top, 1]) / span_y))
+    h = sum(hs) / len(hs) if hs else 0.5
+    v = sum(vs) / len(vs) if vs else 0.5
+    eyes_open = bool(openness) and sum(openness) / len(openness) >= closed_ratio
+    return Gaze(
+        horizontal=round(h, 4), vertical=round(v, 4),
+        direction=direction_of(h - 0.5, v - 0.5, center_band, 2.5 * center_band),
+        eyes_open=eyes_open,
+    )
+
+
+def direction_of(dh: float, dv: float, h_limit: float, v_limit: float) -> str:
+    """"left"/"right"/"up"/"down"/"center" for an iris offset from the centre."""
+    if abs(dh) > h_limit and abs(dh) / h_limit >= abs(dv) / v_limit:
+        return "left" if dh < 0 else "right"
+    if abs(dv) > v_limit:
+        return "up" if dv < 0 else "down"
+    return "center"
