@@ -1,0 +1,484 @@
+"""The shared interview document: a typed wrapper over one pycrdt `Doc`.
+
+Layout of the pycrdt document (root types, by name):
+
+- `code` (`Text`): the candidate's code. pycrdt indexes it in UTF-8 bytes; this class
+  takes and reports code points (and UTF-16 for the browser editor).
+- `meta` (`Map`): `language`, `problem` (markdown), `phase`, `timer` and `public_tests`.
+  Structured values (`timer`, `public_tests`) are canonical JSON strings: pycrdt would turn
+  every int into a float, and a JSON string keeps the value exact and replaces it whole.
+- `runs` (`Array` of run ids, in request order), `run_requests` and `run_results`
+  (`Map` run id → canonical JSON).
+
+Values written by the other peer are read defensively: a value of the wrong shape reads as
+absent (the default), the same way on every machine, so `snapshot()` never fails and stays
+deterministic.
+
+Interviewer-only data (notes, hidden tests, score) never goes into this document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeAlias, cast, get_args
+
+import pycrdt
+
+from .textindex import CodeOp, TextChange, TextIndex, editor_changes_to_ops, utf8_delta_to_changes
+
+__all__ = ["PHASES", "CodeChange", "Phase", "SharedDoc", "UpdateCallback"]
+
+log = logging.getLogger(__name__)
+
+Phase: TypeAlias = Literal["lobby", "interview", "wrap-up", "ended"]
+PHASES: Final[tuple[str, ...]] = get_args(Phase)
+DEFAULT_LANGUAGE: Final = "python"
+MAX_LANGUAGE_LEN: Final = 64
+_EMPTY_UPDATE: Final = b"\x00\x00"
+
+UpdateCallback: TypeAlias = Callable[[bytes, str | None], None]
+"""Called with every binary update of the document and the origin of its transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeChange:
+    """One transaction's change to the code, for editors.
+
+    `changes` are in code points, `changes_utf16` in UTF-16 code units; both are against the
+    code before the change, ascending and non-overlapping (CodeMirror's change-set shape).
+    `text` is the code after the change, so a callback never needs to read the document.
+    """
+
+    changes: tuple[TextChange, ...]
+    changes_utf16: tuple[TextChange, ...]
+    text: str
+    origin: str | None
+
+
+def _canonical_json(value: object, what: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not plain JSON data: {exc}") from None
+
+
+def _finite(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, not {value}")
+    return float(value)
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a str, not {type(value).__name__}")
+    TextIndex(value)  # refuses lone surrogates
+    return value
+
+
+def _loads(raw: object) -> Any:
+    """Parse a JSON value written by a peer; anything unparsable reads as None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+class SharedDoc:
+    """The shared interview document. All edits go through this object.
+
+    `origin` names who made an edit (e.g. `"host"`, `"candidate"`, `"remote"`); it is passed
+    to the pycrdt transaction and reported to `observe_updates` subscribers (the store).
+    """
+
+    def __init__(self, doc: pycrdt.Doc[Any] | None = None, *, client_id: int | None = None) -> None:
+        if doc is not None and client_id is not None:
+            raise ValueError("pass either an existing doc or a client_id, not both")
+        self._doc: pycrdt.Doc[Any] = doc if doc is not None else pycrdt.Doc(client_id=client_id)
+        self._code = self._doc.get("code", type=pycrdt.Text)
+        self._meta = self._doc.get("meta", type=pycrdt.Map)
+        self._run_ids = self._doc.get("runs", type=pycrdt.Array)
+        self._run_requests = self._doc.get("run_requests", type=pycrdt.Map)
+        self._run_results = self._doc.get("run_results", type=pycrdt.Map)
+        # A copy of the code as a Python str. None when unknown (after a change this object
+        # did not make itself); it is rebuilt from the document on the next read.
+        self._mirror: str | None = None
+        self._own_txn = False
+        self._depth = 0
+        self._origin: str | None = None
+        self._update_callbacks: list[UpdateCallback] = []
+        self._code_callbacks: list[Callable[[CodeChange], None]] = []
+        self._code_subscription: pycrdt.Subscription | None = None
+        self._doc.observe(self._on_transaction)
+
+    @property
+    def doc(self) -> pycrdt.Doc[Any]:
+        """The underlying pycrdt document (for sync and storage; edit through this class)."""
+        return self._doc
+
+    @property
+    def client_id(self) -> int:
+        return self._doc.client_id
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def transaction(self, origin: str | None = None) -> Iterator[None]:
+        """Group changes into one transaction (one update) tagged with `origin`.
+
+        Use it around changes made directly on `.doc` (e.g. applying a peer's update);
+        the code mirror is refreshed afterwards.
+        """
+        with self._txn(origin, own=False):
+            yield
+
+    @contextmanager
+    def _txn(self, origin: str | None, *, own: bool) -> Iterator[None]:
+        if origin is not None and not isinstance(origin, str):
+            raise ValueError(f"origin must be a str or None, not {type(origin).__name__}")
+        if self._depth:  # nested: join the running transaction (pycrdt checks the origin)
+            if not own:
+                self._own_txn = False
+            with self._doc.transaction(origin=origin):
+                yield
+            return
+        self._origin, self._own_txn = origin, own
+        self._depth += 1
+        try:
+            with self._doc.transaction(origin=origin):
+                yield
+        finally:
+            self._depth -= 1
+            self._origin, self._own_txn = None, False
+
+    def apply_update(self, update: bytes, *, origin: str | None = "remote") -> None:
+        """Apply a binary update (from a peer or the store). Raises `ValueError` if malformed."""
+        if update == _EMPTY_UPDATE:
+            return
+        with self._txn(origin, own=False):
+            self._doc.apply_update(update)
+
+    def get_update(self, state: bytes | None = None) -> bytes:
+        """The whole document as one update, or what a peer with `state` is missing."""
+        return self._doc.get_update(state)
+
+    def get_state(self) -> bytes:
+        return self._doc.get_state()
+
+    def _on_transaction(self, event: pycrdt.TransactionEvent) -> None:
+        # Runs inside the pycrdt commit: never read the document here.
+        if not self._own_txn and self._code_subscription is None:
+            self._mirror = None
+        if self._update_callbacks:
+            update = event.update
+            if update != _EMPTY_UPDATE:
+                for callback in list(self._update_callbacks):
+                    callback(update, self._origin)
+
+    def observe_updates(self, callback: UpdateCallback) -> Callable[[], None]:
+        """Call `callback(update, origin)` for every change; returns an unsubscribe function.
+
+        It runs inside the pycrdt commit: it must not read or write the document.
+        """
+        self._update_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._update_callbacks:
+                self._update_callbacks.remove(callback)
+
+        return unsubscribe
+
+    # ------------------------------------------------------------------ code
+    @property
+    def code_text(self) -> str:
+        """The code as a Python str (safe to call from an `observe_code` callback)."""
+        if self._mirror is None:
+            self._mirror = str(self._code)
+        return self._mirror
+
+    def _edit_code(self, ops: Sequence[CodeOp], origin: str | None) -> None:
+        # Check every op against the evolving text before changing anything, so a bad op
+        # never leaves half an edit behind.
+        text = self.code_text
+        ranges: list[tuple[int, int, str]] = []  # UTF-8 (start, end, insert)
+        for op in ops:
+            for name, value in (("index", op.index), ("delete length", op.delete)):
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ValueError(f"code {name} must be an integer")
+            if op.index < 0 or op.index > len(text):
+                raise ValueError(f"code index {op.index} is out of range 0..{len(text)}")
+            if op.delete < 0 or op.index + op.delete > len(text):
+                raise ValueError(
+                    f"cannot delete {op.delete} code points at {op.index}: the code has {len(text)}"
+                )
+            TextIndex(op.insert)
+            index = TextIndex(text)
+            start = index.cp_to_utf8(op.index)
+            end = index.cp_to_utf8(op.index + op.delete) if op.delete else start
+            ranges.append((start, end, op.insert))
+            text = text[: op.index] + op.insert + text[op.index + op.delete :]
+        with self._txn(origin, own=True):
+            for start, end, insert in ranges:
+                if end > start:
+                    del self._code[start:end]
+                if insert:
+                    self._code.insert(start, insert)
+        if self._code_subscription is None:
+            self._mirror = text
+
+    def insert_code(self, index: int, text: str, *, origin: str | None = None) -> None:
+        """Insert `text` at code-point `index`."""
+        self._edit_code([CodeOp(index, 0, _text(text, "inserted text"))], origin)
+
+    def delete_code(self, index: int, length: int, *, origin: str | None = None) -> None:
+        """Delete `length` code points at code-point `index`."""
+        self._edit_code([CodeOp(index, length, "")], origin)
+
+    def set_code(self, text: str, *, origin: str | None = None) -> None:
+        """Replace the whole code."""
+        self._edit_code([CodeOp(0, len(self.code_text), _text(text, "code"))], origin)
+
+    def apply_editor_changes(
+        self,
+        changes_utf16: Sequence[Mapping[str, Any] | TextChange],
+        origin: str | None = None,
+    ) -> None:
+        """Apply a CodeMirror change set ({from, to, insert} in UTF-16, against the current
+        code) as one transaction."""
+        self._edit_code(editor_changes_to_ops(self.code_text, changes_utf16), origin)
+
+    def observe_code(self, callback: Callable[[CodeChange], None]) -> Callable[[], None]:
+        """Call `callback(CodeChange)` after every change to the code; returns an
+        unsubscribe function. The callback runs inside the pycrdt commit: it may use the
+        `CodeChange` and `code_text`, but must not otherwise read or write the document."""
+        if self._code_subscription is None:
+            self.code_text  # noqa: B018 - the mirror must be exact before the first delta
+            self._code_subscription = self._code.observe(self._on_code_event)
+        self._code_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._code_callbacks:
+                self._code_callbacks.remove(callback)
+            if not self._code_callbacks and self._code_subscription is not None:
+                self._code.unobserve(self._code_subscription)
+                self._code_subscription = None
+
+        return unsubscribe
+
+    def _on_code_event(self, event: pycrdt.TextEvent) -> None:
+        # Runs inside the pycrdt commit: works from the mirror and the delta only.
+        if self._mirror is None:
+            return
+        delta: list[dict[str, Any]] = event.delta  # type: ignore[attr-defined]
+        try:
+            new, cp_changes, u16_changes = utf8_delta_to_changes(self._mirror, delta)
+        except ValueError as exc:
+            log.warning("code change not understood, editors must reload: %s", exc)
+            self._mirror = None
+            return
+        self._mirror = new
+        change = CodeChange(tuple(cp_changes), tuple(u16_changes), new, self._origin)
+        for callback in list(self._code_callbacks):
+            callback(change)
+
+    # ------------------------------------------------------------------ metadata
+    def _meta_str(self, key: str) -> str | None:
+        value = self._meta.get(key)
+        return value if isinstance(value, str) else None
+
+    def _set_meta(self, key: str, value: str, origin: str | None) -> None:
+        with self._txn(origin, own=True):
+            self._meta[key] = value
+
+    @property
+    def language(self) -> str:
+        return self._meta_str("language") or DEFAULT_LANGUAGE
+
+    @language.setter
+    def language(self, value: str) -> None:
+        self.set_language(value)
+
+    def set_language(self, value: str, *, origin: str | None = None) -> None:
+        value = _text(value, "language")
+        if not value or len(value) > MAX_LANGUAGE_LEN or any(c.isspace() for c in value):
+            raise ValueError(
+                f"language must be a non-empty name without spaces, at most "
+                f"{MAX_LANGUAGE_LEN} characters: {value!r}"
+            )
+        self._set_meta("language", value, origin)
+
+    @property
+    def problem(self) -> str:
+        """The problem statement (markdown)."""
+        return self._meta_str("problem") or ""
+
+    @problem.setter
+    def problem(self, value: str) -> None:
+        self.set_problem(value)
+
+    def set_problem(self, value: str, *, origin: str | None = None) -> None:
+        self._set_meta("problem", _text(value, "problem"), origin)
+
+    @property
+    def phase(self) -> Phase:
+        value = self._meta_str("phase")
+        return cast(Phase, value) if value in PHASES else "lobby"
+
+    @phase.setter
+    def phase(self, value: Phase) -> None:
+        self.set_phase(value)
+
+    def set_phase(self, value: Phase, *, origin: str | None = None) -> None:
+        if value not in PHASES:
+            raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {value!r}")
+        self._set_meta("phase", value, origin)
+
+    def start_timer(self, duration_s: float, now: float, *, origin: str | None = None) -> None:
+        """Start (or restart) the interview timer at time `now` (seconds since the epoch)."""
+        duration = _finite(duration_s, "timer duration")
+        if duration <= 0:
+            raise ValueError(f"timer duration must be positive, not {duration_s}")
+        started = _finite(now, "timer start")
+        value = {"started_at": started, "duration_s": duration}
+        self._set_meta("timer", _canonical_json(value, "timer"), origin)
+
+    def clear_timer(self, *, origin: str | None = None) -> None:
+        with self._txn(origin, own=True):
+            if "timer" in self._meta:
+                del self._meta["timer"]
+
+    def timer(self) -> dict[str, float] | None:
+        """`{"started_at": float, "duration_s": float}` or None when no timer runs."""
+        value = _loads(self._meta.get("timer"))
+        if not isinstance(value, dict):
+            return None
+        try:
+            started = _finite(value.get("started_at"), "timer start")
+            duration = _finite(value.get("duration_s"), "timer duration")
+        except ValueError:
+            return None
+        return {"started_at": started, "duration_s": duration}
+
+    # ------------------------------------------------------------------ public tests
+    def set_public_tests(
+        self, tests: Sequence[Mapping[str, Any]], *, origin: str | None = None
+    ) -> None:
+        """Replace the public test cases: each `{"name", "stdin", "expected"}` (all str)."""
+        if isinstance(tests, str | bytes) or not isinstance(tests, Sequence):
+            raise ValueError("public tests must be a list of objects")
+        clean: list[dict[str, str]] = []
+        for position, test in enumerate(tests, 1):
+            if not isinstance(test, Mapping) or set(test) != {"name", "stdin", "expected"}:
+                raise ValueError(
+                    f"public test {position} must have exactly the keys name, stdin, expected"
+                )
+            clean.append({k: _text(test[k], f"public test {position} {k}") for k in sorted(test)})
+        self._set_meta("public_tests", _canonical_json(clean, "public tests"), origin)
+
+    def public_tests(self) -> list[dict[str, str]]:
+        value = _loads(self._meta.get("public_tests"))
+        if not isinstance(value, list):
+            return []
+        return [
+            {k: t[k] for k in ("name", "stdin", "expected")}
+            for t in value
+            if isinstance(t, dict)
+            and set(t) == {"name", "stdin", "expected"}
+            and all(isinstance(v, str) for v in t.values())
+        ]
+
+    # ------------------------------------------------------------------ runs
+    def request_run(
+        self,
+        run_id: str,
+        *,
+        by: str,
+        at: float,
+        language: str,
+        source: str,
+        origin: str | None = None,
+    ) -> None:
+        """Record a request to run `source`; results come later via `set_run_result`."""
+        run_id = _text(run_id, "run id")
+        if not run_id:
+            raise ValueError("run id must not be empty")
+        if run_id in self._run_requests:
+            raise ValueError(f"run {run_id!r} was already requested")
+        request = {
+            "run_id": run_id,
+            "by": _text(by, "run requester"),
+            "at": _finite(at, "run time"),
+            "language": _text(language, "run language"),
+            "source": _text(source, "run source"),
+        }
+        with self._txn(origin, own=True):
+            self._run_requests[run_id] = _canonical_json(request, "run request")
+            self._run_ids.append(run_id)
+
+    def set_run_result(
+        self, run_id: str, result: Mapping[str, Any], *, origin: str | None = None
+    ) -> None:
+        """Attach a run's result (a Piston-shaped execute response) to its request."""
+        if run_id not in self._run_requests:
+            raise ValueError(f"no run {run_id!r} was requested")
+        if not isinstance(result, Mapping):
+            raise ValueError(f"a run result must be an object, not {type(result).__name__}")
+        self._set_run_result(run_id, _canonical_json(dict(result), "run result"), origin)
+
+    def _set_run_result(self, run_id: str, value: str, origin: str | None) -> None:
+        with self._txn(origin, own=True):
+            self._run_results[run_id] = value
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run request in request order, each with `result` (a dict or None)."""
+        seen: set[str] = set()
+        out: list[dict[str, Any]] = []
+        for run_id in self._run_ids.to_py() or []:
+            if not isinstance(run_id, str) or run_id in seen:
+                continue
+            seen.add(run_id)
+            request = _loads(self._run_requests.get(run_id))
+            if not self._valid_request(run_id, request):
+                continue
+            result = _loads(self._run_results.get(run_id))
+            out.append({**request, "result": result if isinstance(result, dict) else None})
+        return out
+
+    @staticmethod
+    def _valid_request(run_id: str, request: object) -> bool:
+        if not isinstance(request, dict) or request.get("run_id") != run_id:
+            return False
+        if set(request) != {"run_id", "by", "at", "language", "source"}:
+            return False
+        at = request["at"]
+        return (
+            all(isinstance(request[k], str) for k in ("by", "language", "source"))
+            and isinstance(at, int | float)
+            and not isinstance(at, bool)
+            and math.isfinite(at)
+        )
+
+    # ------------------------------------------------------------------ snapshot
+    def snapshot(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable view of everything; equal content gives an equal dict
+        (and equal canonical JSON) on any machine."""
+        return {
+            "code": self.code_text,
+            "language": self.language,
+            "problem": self.problem,
+            "phase": self.phase,
+            "timer": self.timer(),
+            "public_tests": self.public_tests(),
+            "runs": self.runs(),
+        }
+
+    def snapshot_json(self) -> str:
+        """`snapshot()` as canonical JSON (sorted keys, no spaces) for hashing."""
+        return _canonical_json(self.snapshot(), "snapshot")
