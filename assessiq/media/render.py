@@ -1,0 +1,69 @@
+"""Frames as JPEG bytes for the UI's `<img>`: one cheap encode (OpenCV), done on demand and
+cached until the next frame arrives.
+
+    slot = JpegSlot(quality=70)
+    slot.put(frame)            # on every decoded/sent frame: keeps a reference only
+    slot.jpeg() -> bytes|None  # encodes the newest frame once; later calls reuse the bytes
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+from av import VideoFrame
+
+__all__ = ["JpegSlot", "frame_to_jpeg"]
+
+
+def frame_to_jpeg(frame: VideoFrame, quality: int = 70, max_width: int | None = None) -> bytes:
+    """Encode one video frame as JPEG (optionally scaled down to `max_width`)."""
+    if not 1 <= quality <= 100:
+        raise ValueError("quality must be 1..100")
+    if max_width is not None and frame.width > max_width:
+        height = max(2, round(frame.height * max_width / frame.width) // 2 * 2)
+        frame = frame.reformat(width=max_width, height=height)
+    bgr = frame.to_ndarray(format="bgr24")
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("OpenCV could not encode the frame as JPEG")
+    return bytes(np.asarray(buf).tobytes())
+
+
+class JpegSlot:
+    """The newest frame, with its JPEG encoded lazily once. Safe to read from any thread."""
+
+    def __init__(self, quality: int = 70, max_width: int | None = None) -> None:
+        self.quality, self.max_width = quality, max_width
+        self._lock = threading.Lock()
+        self._frame: VideoFrame | None = None
+        self._seq = 0
+        self._cached: tuple[int, bytes] | None = None
+
+    def put(self, frame: VideoFrame) -> None:
+        with self._lock:
+            self._frame = frame
+            self._seq += 1
+
+    @property
+    def seq(self) -> int:
+        """How many frames were put (the UI can poll this to skip unchanged frames)."""
+        return self._seq
+
+    def frame(self) -> VideoFrame | None:
+        return self._frame
+
+    def jpeg(self) -> bytes | None:
+        """The newest frame as JPEG; None before the first frame."""
+        with self._lock:
+            frame, seq, cached = self._frame, self._seq, self._cached
+        if frame is None:
+            return None
+        if cached is not None and cached[0] == seq:
+            return cached[1]
+        data = frame_to_jpeg(frame, self.quality, self.max_width)
+        with self._lock:
+            if self._cached is None or self._cached[0] < seq:
+                self._cached = (seq, data)
+        return data
