@@ -115,7 +115,7 @@ def bwrap_argv(bwrap: str, limits: Limits, files: dict[str, int], *, status_fd: 
         args += ["--perms", "0644", "--file", str(fd), f"{BOX}/{name}"]
     for name, fd in (executable or {}).items():
         args += ["--perms", "0755", "--file", str(fd), f"{BOX}/{name}"]
-    args += ["--chdir", BOX, "--clearenv", "--setenv", "PATH", SYSTEM_PATH,
+    args += ["--remount-ro", "/", "--chdir", BOX, "--clearenv", "--setenv", "PATH", SYSTEM_PATH,
              "--setenv", "HOME", BOX, "--setenv", "TMPDIR", "/tmp",
              "--setenv", "LANG", "C.UTF-8", "--json-status-fd", str(status_fd), "--"]
     return args

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import resource
@@ -93,6 +94,60 @@ class _Reader:
             self.combined += chunk
 
 
+class _StatusWatcher:
+    """Reads bubblewrap's JSON status as it comes and holds a pidfd on the sandboxed child.
+
+    The child is pid 1 of its namespace; once it is gone, the kernel has killed and waited for
+    every process in that namespace, so waiting on it proves nothing was left behind.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.data = bytearray()
+        self.child_pidfd: int | None = None
+
+    def readable(self) -> None:
+        try:
+            chunk = os.read(self.fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not chunk:
+            asyncio.get_running_loop().remove_reader(self.fd)
+            return
+        self.data += chunk
+        if self.child_pidfd is None and b"\n" in self.data:
+            first = bytes(self.data).split(b"\n", 1)[0]
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                child = int(json.loads(first)["child-pid"])
+                with contextlib.suppress(ProcessLookupError):
+                    self.child_pidfd = os.pidfd_open(child)
+
+    def kill_child(self) -> None:
+        if self.child_pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.child_pidfd, signal.SIGKILL)
+
+    async def wait_child_gone(self, timeout: float) -> None:
+        if self.child_pidfd is None:
+            return
+        self.kill_child()
+        loop = asyncio.get_running_loop()
+        gone = asyncio.Event()
+        loop.add_reader(self.child_pidfd, gone.set)
+        try:
+            async with asyncio.timeout(timeout):
+                await gone.wait()
+        except TimeoutError:
+            log.error("a sandboxed process did not die within %s s", timeout)
+        finally:
+            loop.remove_reader(self.child_pidfd)
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.fd)
+        if self.child_pidfd is not None:
+            os.close(self.child_pidfd)
+
+
 def _move_high(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
 
@@ -128,6 +183,7 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
         status_r = -1
         if status_target is not None:
             status_r, status_w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(status_r, False)
             owned.append(status_r)
             moved = _move_high(status_w)
             os.close(status_w)
@@ -159,6 +215,9 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
         loop.add_reader(pidfd, exited.set)
         loop.add_reader(out_r, out.readable)
         loop.add_reader(err_r, err.readable)
+        watcher = _StatusWatcher(status_r) if status_target is not None else None
+        if watcher is not None:
+            loop.add_reader(status_r, watcher.readable)
         timed_out = False
         try:
             waiter = asyncio.ensure_future(exited.wait())
@@ -168,6 +227,14 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
             if not done:
                 timed_out = True
             if not exited.is_set():
+                # Kill the sandboxed child first so its monitor reaps it (keeping its CPU time
+                # and leaving no zombie); the whole group if the monitor does not follow.
+                if watcher is not None:
+                    watcher.readable()
+                    watcher.kill_child()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(2.0):
+                            await exited.wait()
                 kill_group(pid)
                 await exited.wait()
             waiter.cancel()
@@ -178,6 +245,10 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
         peak = usage.ru_maxrss * 1024
         wall = (time.perf_counter() - start) * 1000
         kill_group(pid)  # anything still in the group (the fallback has no pid namespace)
+        if watcher is not None:
+            watcher.readable()
+            await watcher.wait_child_gone(5.0)
+            watcher.close()
         # Writers are gone unless something escaped the group; read what is there, briefly.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.2):
@@ -193,8 +264,8 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
             max_rss=peak if peak > rss_floor else None,
             overflow="OL" if out.overflowed else ("EL" if err.overflowed else None),
         )
-        if status_target is not None:
-            outcome.extra["status"] = _drain(status_r)
+        if watcher is not None:
+            outcome.extra["status"] = bytes(watcher.data) + _drain(status_r)
         return outcome
     finally:
         for fd in owned:
