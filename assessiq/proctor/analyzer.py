@@ -9,6 +9,7 @@ models ship inside the mediapipe 0.10.21 wheel.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from types import TracebackType
 from typing import Any
@@ -30,7 +31,10 @@ _THUMB = (160, 120)
 
 
 def load_mediapipe() -> Any:
-    """Import mediapipe's legacy solutions (slow the first time: ~1 s)."""
+    """Import mediapipe's legacy solutions (slow the first time: ~1 s). Its C++ logging is
+    quietened to errors unless GLOG_minloglevel / TF_CPP_MIN_LOG_LEVEL are already set."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import mediapipe as mp
 
     return mp.solutions
