@@ -1,0 +1,120 @@
+"""An async client for Piston's v2 API, and the backend built on it.
+
+Endpoints: GET /api/v2/runtimes, POST /api/v2/execute, GET/POST/DELETE /api/v2/packages.
+Piston's 4xx/5xx answers become `PistonError` carrying its `message`; a server that cannot be
+reached becomes `BackendUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sandbox.errors import BackendUnavailableError, PistonError
+from sandbox.models import RunRequest, RunResult, Runtime
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:2000"
+
+
+@dataclass(frozen=True)
+class Package:
+    """One entry of GET /api/v2/packages."""
+
+    language: str
+    language_version: str
+    installed: bool
+
+
+class PistonClient:
+    """Talks to one Piston server. Use as `async with PistonClient(url) as client:`."""
+
+    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = 60.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url + "/api/v2", timeout=timeout,
+                                       transport=transport)
+
+    async def __aenter__(self) -> PistonClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = await self._http.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            raise BackendUnavailableError(
+                f"Piston at {self.base_url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise BackendUnavailableError(
+                f"cannot reach Piston at {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            message = response.reason_phrase or "error"
+            try:
+                data = response.json()
+                if isinstance(data, dict) and isinstance(data.get("message"), str):
+                    message = data["message"]
+            except ValueError:
+                pass
+            raise PistonError(response.status_code, message)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise PistonError(response.status_code, "the answer is not JSON") from exc
+
+    async def runtimes(self) -> list[Runtime]:
+        data = await self._call("GET", "/runtimes")
+        if not isinstance(data, list):
+            raise PistonError(200, "runtimes is not a list")
+        return [Runtime.from_dict(item) for item in data]
+
+    async def execute(self, request: RunRequest) -> RunResult:
+        return RunResult.from_dict(await self._call("POST", "/execute", request.to_dict()))
+
+    async def packages(self) -> list[Package]:
+        data = await self._call("GET", "/packages")
+        if not isinstance(data, list):
+            raise PistonError(200, "packages is not a list")
+        return [Package(str(p.get("language")), str(p.get("language_version")),
+                        bool(p.get("installed"))) for p in data if isinstance(p, dict)]
+
+    async def install(self, language: str, version: str) -> dict[str, Any]:
+        result = await self._call("POST", "/packages", {"language": language, "version": version})
+        return result if isinstance(result, dict) else {}
+
+    async def uninstall(self, language: str, version: str) -> dict[str, Any]:
+        result = await self._call("DELETE", "/packages",
+                                  {"language": language, "version": version})
+        return result if isinstance(result, dict) else {}
+
+
+class PistonBackend:
+    """The `Backend` protocol over a Piston server."""
+
+    name = "piston"
+
+    def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = 60.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url
+        self._timeout = timeout
+        self._transport = transport
+
+    def client(self) -> PistonClient:
+        return PistonClient(self.base_url, timeout=self._timeout, transport=self._transport)
+
+    async def run(self, request: RunRequest) -> RunResult:
+        async with self.client() as client:
+            return await client.execute(request)
+
+    async def runtimes(self) -> list[Runtime]:
+        async with self.client() as client:
+            return await client.runtimes()
