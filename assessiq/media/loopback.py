@@ -33,7 +33,7 @@ from .session import MediaSession, attach_media
 from .sinks import dominant_frequency
 from .stamp import read_stamp
 
-__all__ = ["StampLog", "main", "restrict_to_loopback", "run_side"]
+__all__ = ["StampLog", "connect_pair", "main", "restrict_to_loopback", "run_side"]
 
 
 def restrict_to_loopback() -> None:
@@ -44,6 +44,26 @@ def restrict_to_loopback() -> None:
         return ["127.0.0.1"]
 
     aioice.ice.get_host_addresses = loopback
+
+
+async def connect_pair(
+    offer_config: MediaConfig,
+    answer_config: MediaConfig,
+    *,
+    on_camera_off: tuple[Any, Any] = (None, None),
+) -> tuple[tuple[RTCPeerConnection, MediaSession], tuple[RTCPeerConnection, MediaSession]]:
+    """Two peer connections in this process, connected on 127.0.0.1, each with its media
+    attached: ((offer_pc, offer_media), (answer_pc, answer_media)). Close both pcs after."""
+    restrict_to_loopback()
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    media_a = attach_media(a, offer_config, on_camera_off=on_camera_off[0])
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    media_b = attach_media(b, answer_config, on_camera_off=on_camera_off[1])
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    return (a, media_a), (b, media_b)
 
 
 class StampLog:

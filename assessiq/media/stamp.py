@@ -36,8 +36,9 @@ class Stamp:
 
 
 def _crc8(value: int, nbits: int) -> int:
-    """CRC-8 (polynomial 0x07) over the `nbits` low bits of `value`, most significant first."""
-    crc = 0
+    """CRC-8 (polynomial 0x07, initial 0xFF: an all-dark or all-bright strip does not pass)
+    over the `nbits` low bits of `value`, most significant first."""
+    crc = 0xFF
     for i in range(nbits - 1, -1, -1):
         bit = (value >> i) & 1
         top = (crc >> 7) & 1
@@ -88,7 +89,10 @@ def read_stamp(image: npt.NDArray[np.uint8]) -> Stamp | None:
     strip = image[:STRIP_HEIGHT, : COLUMNS * BLOCK].astype(np.float32)
     # the mean of each block's inner 8×8, away from edges the codec may smear
     blocks = strip.reshape(ROWS, BLOCK, COLUMNS, BLOCK)[:, 4:12, :, 4:12].mean(axis=(1, 3))
-    bits = (blocks.reshape(-1) > (_LOW + _HIGH) / 2).astype(np.int64)
+    mid = (_LOW + _HIGH) / 2
+    if np.any(np.abs(blocks - mid) < (_HIGH - _LOW) / 4):  # a block neither dark nor bright
+        return None
+    bits = (blocks.reshape(-1) > mid).astype(np.int64)
     word = 0
     for b in bits:
         word = (word << 1) | int(b)
