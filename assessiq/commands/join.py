@@ -1,0 +1,46 @@
+"""`assessiq join INVITE`: the candidate's app (check the invite, consent, interview)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "join",
+        help="join an interview with the invite you were sent",
+        description=(
+            "Check the invite (signature, expiry) and show the interviewer's key fingerprint, "
+            "then open the candidate's app on 127.0.0.1: what is monitored and what leaves "
+            "this computer, consent, camera check, and the interview with a list of every "
+            "event sent about you. Without INVITE the app asks for it."
+        ),
+    )
+    p.add_argument("invite", nargs="?", help="the invite text (aiq1.…) or link")
+    p.add_argument("--name", help="your name, shown to the interviewer")
+    p.add_argument("--port", type=int, default=8732, help="local port (default 8732)")
+    p.add_argument("--signaling", metavar="URL", help="override the invite's signaling server")
+    p.add_argument("--no-browser", action="store_true", help="print the URL, do not open it")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..ui.app import AppState, serve
+    from ..ui.candidate_session import CandidateController
+
+    if not 0 < args.port < 65536:
+        print("assessiq join: --port must be 1..65535")
+        return 2
+    state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling)
+    if args.invite:
+        # InviteError (an AssessIQError) becomes a one-line message and exit 2.
+        state.candidate = CandidateController(args.invite, name=args.name,
+                                              signaling=args.signaling)
+        print(f"Invite checked. Interviewer's key fingerprint: "
+              f"{state.candidate.host_fingerprint} — compare it with what they tell you.")
+    serve(state, ("candidate",), port=args.port, start_path="join",
+          open_browser=not args.no_browser, title="candidate")
+    return 0

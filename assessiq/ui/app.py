@@ -1,0 +1,102 @@
+"""App startup: the state of one run of the app, the per-run secret, and the server.
+
+Every page lives under `/<token>/...`, where the token is a fresh random secret made at
+startup and printed only in the URL the app opens: another local user who can reach
+127.0.0.1 cannot open someone's session without it (a wrong token gets a 404).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException
+from nicegui import app as nicegui_app
+from nicegui import ui
+
+from .candidate_session import CandidateController
+from .components import FrameSource
+from .host_session import HostController
+from .problems import Problem
+
+__all__ = ["AppState", "check_token", "register_pages", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    """Everything one app process holds. Host, candidate and replay pages use parts of it."""
+
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # host
+    host: HostController | None = None
+    problem_file: Problem | None = None  # a problem loaded with --problem
+    signaling: str | None = None
+    lan: bool = False
+    lan_address: str = "127.0.0.1"
+    # candidate
+    candidate: CandidateController | None = None
+    invite_text: str | None = None
+    name: str | None = None
+    # replay
+    replay_path: Path | None = None
+    # video frames (the call layer plugs in here: latest JPEG of each tile)
+    frames: dict[str, FrameSource] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, port: int, path: str) -> str:
+        return f"http://127.0.0.1:{port}/{self.token}/{path.lstrip('/')}"
+
+
+def check_token(state: AppState, token: str) -> None:
+    """404 unless `token` is this run's secret (compared in constant time)."""
+    if not secrets.compare_digest(token.encode(), state.token.encode()):
+        raise HTTPException(status_code=404, detail="Not Found")
+
+
+def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
+    """Register the pages of the given roles ("host", "candidate", "replay")."""
+    if "host" in roles:
+        from .host_pages import register as register_host
+
+        register_host(state)
+    if "candidate" in roles:
+        from .candidate_pages import register as register_candidate
+
+        register_candidate(state)
+    if "replay" in roles:
+        from .replay_page import register as register_replay
+
+        register_replay(state)
+
+    async def shutdown() -> None:
+        if state.host is not None:
+            await state.host.close()
+        if state.candidate is not None:
+            await state.candidate.close()
+
+    nicegui_app.on_shutdown(shutdown)
+
+
+def serve(state: AppState, roles: tuple[str, ...], *, port: int, start_path: str,
+          open_browser: bool, title: str, extra_urls: tuple[str, ...] = ()) -> None:
+    """Run the app on 127.0.0.1:`port` until interrupted (blocking)."""
+    register_pages(state, roles)
+    urls = (state.url(port, start_path), *(state.url(port, p) for p in extra_urls))
+    for url in urls:
+        print(f"AssessIQ {title}: open {url}", flush=True)
+    if open_browser:
+        import webbrowser
+
+        def open_all() -> None:
+            for url in urls:
+                webbrowser.open(url)
+
+        nicegui_app.on_startup(open_all)
+    ui.run(host="127.0.0.1", port=port, title=f"AssessIQ {title}", reload=False,
+           show=False, show_welcome_message=False, favicon="🧭",
+           storage_secret=secrets.token_urlsafe(16), uvicorn_logging_level="warning")

@@ -1,0 +1,249 @@
+"""The candidate's screens: the invite and the interviewer's fingerprint, consent, camera
+check and calibration, and the interview with the transparency panel."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from nicegui import ui
+from nicegui.events import GenericEventArguments
+
+from ..core.errors import AssessIQError
+from ..core.score import evaluate
+from .app import AppState, check_token
+from .candidate_session import MONITORED, CandidateController, describe
+from .components import results_view, timer_label, video_tile
+from .editor import SharedEditor
+from .frame import frame
+from .presence import Presence
+from .report import clock
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+SIGNALS_JS = (Path(__file__).parent / "static" / "signals.js").read_text(encoding="utf-8")
+
+KIND_WORDS = {
+    "tab.hidden": "It looks like you switched away from this tab. Please stay on the "
+                  "interview tab — the interviewer can see when you leave it.",
+    "window.blur": "This window lost focus a few times. If a notification took it, no "
+                   "problem; just come back to the interview.",
+    "fullscreen.exit": "The interview runs in fullscreen. Please return to fullscreen.",
+    "paste": "Pasting into the editor is noted (its size only). If you paste from your own "
+             "notes, mention it to the interviewer.",
+    "copy": "Copying from the page is noted (its size only).",
+    "devtools.shortcut": "Developer-tools shortcuts are noted. Please keep to the editor.",
+    "screens.multiple": "Your browser reports more than one screen. That is fine — the "
+                        "interviewer is told, nothing else happens.",
+    "face.absent": "We could not see your face for a while. Please stay in front of the camera.",
+    "face.multiple": "More than one face appeared on camera. The interview is meant to be "
+                     "taken alone.",
+    "gaze.away": "You seemed to look away from the screen for a long time.",
+    "head.turned": "Your head was turned away for a long time.",
+    "camera.blocked": "Your camera seems covered or too dark.",
+    "camera.frozen": "Your camera picture seems frozen.",
+    "camera.off": "Your camera is off. Please turn it back on.",
+}
+
+
+def register(state: AppState) -> None:
+    base = "/{token}/join"
+
+    @ui.page(base)
+    async def join_page(token: str) -> None:
+        check_token(state, token)
+        with frame("join", role="candidate"):
+            if state.candidate is None:
+                ui.label("Paste the invite your interviewer sent you.").classes("text-h6")
+                invite = ui.textarea("Invite", value=state.invite_text or "") \
+                    .classes("w-full").props('data-testid="invite-input"')
+                name = ui.input("Your name (shown to the interviewer)", value=state.name or "") \
+                    .props('data-testid="name"')
+                error = ui.label("").classes("text-negative").props('data-testid="invite-error"')
+
+                def check() -> None:
+                    try:
+                        state.candidate = CandidateController(
+                            invite.value or "", name=(name.value or None),
+                            signaling=state.signaling)
+                    except AssessIQError as exc:
+                        error.set_text(str(exc))
+                        return
+                    ui.navigate.to(f"/{token}/join")
+
+                ui.button("Check invite", on_click=check).props('data-testid="check-invite"')
+                return
+            cand = state.candidate
+            ui.label("Check who invited you").classes("text-h5")
+            ui.label(f"Interviewer's key fingerprint: {cand.host_fingerprint}") \
+                .classes("text-h6").props('data-testid="host-fp"')
+            ui.label("Ask your interviewer to read their fingerprint to you. If it differs, do "
+                     "not continue: someone else made this invite.")
+            ui.label(f"The invite is valid until {clock(cand.invite.expires)} UTC.") \
+                .classes("text-caption")
+            ui.separator()
+            ui.label("What is monitored, and what leaves this computer").classes("text-h5")
+            with ui.column().props('data-testid="consent"'):
+                for title, text in MONITORED:
+                    ui.label(title).classes("text-subtitle1 text-weight-bold")
+                    ui.label(text)
+                ui.label("Every event sent about you is listed on your screen as it is sent, "
+                         "and the interviewer cannot change it afterwards: each event is "
+                         "signed by a key that exists only on this computer for this session.") \
+                    .classes("text-italic")
+                ui.label("Nothing is sent before you agree.").classes("text-weight-bold")
+            agree = ui.checkbox("I have read this and agree to be monitored as described") \
+                .props('data-testid="agree"')
+            go = ui.button("Continue", on_click=lambda: ui.navigate.to(f"/{token}/join/check")) \
+                .props('data-testid="continue"')
+            go.bind_enabled_from(agree, "value")
+
+    @ui.page(base + "/check")
+    async def check_page(token: str) -> None:
+        check_token(state, token)
+        cand = state.candidate
+        if cand is None:
+            ui.navigate.to(f"/{token}/join")
+            return
+        with frame("camera check", role="candidate"):
+            ui.label("Camera check").classes("text-h5")
+            video_tile("Your camera", state.frames.get("self"))
+            calibrate = state.extra.get("calibrate")
+            if calibrate is None:
+                ui.label("Camera analysis is not running on this computer, so no camera "
+                         "events will be sent; the interviewer will see that.") \
+                    .props('data-testid="calibration"')
+            else:
+                status = ui.label("Look at the screen as you normally would, then press "
+                                  "Calibrate.").props('data-testid="calibration"')
+
+                async def do_calibrate() -> None:
+                    try:
+                        message = await calibrate()
+                    except AssessIQError as exc:
+                        status.set_text(f"Calibration failed: {exc}")
+                        return
+                    cand.calibrated = True
+                    status.set_text(str(message or "Calibrated."))
+
+                ui.button("Calibrate", on_click=do_calibrate)
+            error = ui.label("").classes("text-negative").props('data-testid="join-error"')
+
+            async def join() -> None:
+                button.disable()
+                error.set_text("connecting…")
+                try:
+                    await cand.connect()
+                except AssessIQError as exc:
+                    error.set_text(str(exc))
+                    button.enable()
+                    return
+                ui.navigate.to(f"/{token}/join/interview")
+
+            button = ui.button("Join the interview", on_click=join).props('data-testid="join"')
+
+    @ui.page(base + "/interview")
+    async def interview_page(token: str) -> None:
+        check_token(state, token)
+        cand = state.candidate
+        if cand is None or cand.candidate is None:
+            ui.navigate.to(f"/{token}/join")
+            return
+        session = cand.candidate
+        doc = session.doc
+        presence = Presence(session.awareness, "candidate", cand.name or "candidate")
+        ui.add_body_html(
+            '<div id="aiq-fullscreen-overlay" style="display:flex;position:fixed;inset:0;'
+            'z-index:9000;background:rgba(20,30,40,.92);color:white;align-items:center;'
+            'justify-content:center;flex-direction:column;gap:1em;font:18px sans-serif">'
+            '<div>The interview runs in fullscreen.</div>'
+            '<button data-testid="fullscreen" onclick="aiqEnterFullscreen()" '
+            'style="font-size:18px;padding:.5em 1em">Enter fullscreen</button></div>')
+        with frame("interview", role="candidate"), \
+                ui.row().classes("w-full no-wrap items-start gap-4"):
+                with ui.column().classes("gap-2").style("flex: 3; min-width: 0"):
+                    with ui.expansion("Problem", value=True).classes("w-full"):
+                        problem = ui.markdown(doc.problem)
+                    with ui.row().classes("items-center"):
+                        conn = ui.label("").props('data-testid="conn"')
+                        phase = ui.label("").props('data-testid="phase"')
+                        timer_label(doc.timer)
+                    editor = SharedEditor(doc, origin="candidate", language=doc.language,
+                                          on_cursor=presence.set_cursor)
+                    editor.props('data-testid="editor"').style("height: 360px")
+                    presence.on_remote(editor.binding.show_remote_cursor)
+                    current = presence.remote()
+                    if current:
+                        editor.binding.show_remote_cursor(*current)
+                    ui.button("Run", on_click=cand.request_run).props('data-testid="run"')
+                    results = ui.column().classes("w-full").props('data-testid="results"')
+                with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
+                    with ui.row():
+                        video_tile("Interviewer", state.frames.get("remote"))
+                        video_tile("You", state.frames.get("self"))
+                    notices = ui.column().classes("w-full").props('data-testid="notices"')
+                    with ui.card().classes("w-full q-pa-sm").props('data-testid="transparency"'):
+                        ui.label("What is sent about you").classes("text-subtitle1")
+                        ui.label("Every event this computer signed and sent to the "
+                                 "interviewer, newest first.").classes("text-caption")
+                        sent_summary = ui.label("").classes("text-caption")
+                        sent_list = ui.column().classes("gap-0")
+
+        async def on_signal(e: GenericEventArguments) -> None:
+            await cand.on_signal(e.args)
+
+        ui.on("aiq_signal", on_signal)
+        seen: dict[str, Any] = {"events": -1, "runs": "", "warned": 0, "problem": doc.problem}
+
+        def refresh() -> None:
+            conn.set_text("connected" if cand.connected else (
+                "the interviewer ended the session" if cand.ended else "reconnecting…"))
+            phase.set_text(f"phase: {doc.phase}")
+            if doc.problem != seen["problem"]:
+                seen["problem"] = doc.problem
+                problem.set_content(doc.problem)
+            runs = doc.runs()
+            key = repr([(r["run_id"], r["result"] is not None) for r in runs])
+            if key != seen["runs"]:
+                seen["runs"] = key
+                results.clear()
+                with results:
+                    results_view(runs)
+            sent = cand.sent
+            if len(sent) != seen["events"]:
+                seen["events"] = len(sent)
+                beats = sum(1 for e in sent if e.kind.endswith("heartbeat"))
+                sent_summary.set_text(f"{len(sent)} events sent ({beats} heartbeats: \"this "
+                                      f"page is open\"), {cand.receipted} receipted by the "
+                                      "interviewer")
+                sent_list.clear()
+                with sent_list:
+                    for env in reversed([e for e in sent if not e.kind.endswith("heartbeat")]
+                                        [-40:]):
+                        ui.label(f"{clock(env.t)} #{env.seq} {env.kind}: {describe(env)}") \
+                            .classes("text-body2")
+                warnings = [w for w in evaluate(sent, cand.signals.policy).warnings]
+                if len(warnings) > seen["warned"]:
+                    seen["warned"] = len(warnings)
+                    notices.clear()
+                    with notices:
+                        latest = warnings[-1]
+                        with ui.card().classes("w-full bg-amber-1 q-pa-sm") \
+                                .props('data-testid="notice"'):
+                            ui.label(KIND_WORDS.get(latest.kind, latest.kind))
+
+        async def tick() -> None:
+            await cand.tick()
+
+        async def heartbeat() -> None:
+            await cand.heartbeat()
+
+        ui.timer(0.25, refresh)
+        ui.timer(0.5, tick)
+        ui.timer(5.0, heartbeat)
+        ui.context.client.on_disconnect(presence.close)
+        await ui.context.client.connected()
+        ui.run_javascript(SIGNALS_JS)

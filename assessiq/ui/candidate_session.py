@@ -1,0 +1,223 @@
+"""The candidate's session as the pages see it: the checked invite, consent, the connection,
+browser integrity signals (debounced per the policy, signed into the log) and the list of
+every event sent about them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.integrity import Envelope
+from ..core.invite import Invite
+from ..core.kinds import KINDS
+from ..core.policy import Policy
+from ..peer import Candidate, PeerConfig
+
+__all__ = ["MONITORED", "BrowserSignals", "CandidateController"]
+
+log = logging.getLogger(__name__)
+
+# What the consent screen states. Keep it exact: it is a promise.
+MONITORED = [
+    ("Your camera, analysed on this computer",
+     "Face presence, more than one face, head turn and gaze direction, a covered or frozen "
+     "camera. The analysis runs here; only the resulting events (like \"no face for 5 s\") "
+     "are sent, never frames for analysis."),
+    ("Your camera and microphone, sent to the interviewer",
+     "Live video and audio go directly to the interviewer's computer, encrypted (WebRTC), "
+     "like any video call. Nothing is recorded by AssessIQ."),
+    ("This browser tab",
+     "Switching away from the tab, the window losing focus, leaving fullscreen, "
+     "developer-tools shortcuts, and whether the browser reports more than one screen."),
+    ("Copy and paste",
+     "The size of anything pasted into the editor or copied from the page — never its text."),
+    ("Your code",
+     "Everything typed in the shared editor, with its timing, is shared with the interviewer "
+     "and kept in the session record, like a shared document's history."),
+]
+
+BROWSER_KINDS = ("tab.hidden", "window.blur", "fullscreen.exit", "paste", "copy",
+                 "devtools.shortcut", "screens.multiple")
+_INSTANT_GAP = 1.0  # at most one instant event of a kind per second (a held key, a burst)
+
+
+@dataclass
+class _Open:
+    started: float
+    sent: bool = False
+
+
+@dataclass
+class BrowserSignals:
+    """Turns raw page signals into integrity events, debounced per the policy.
+
+    A condition (tab hidden, window blurred, fullscreen left) is sent as "start" only once it
+    has lasted the policy's `min_duration`, and as "end" when it clears; a blip shorter than
+    that is not sent at all. Instant signals are sent at most once a second per kind.
+    """
+
+    policy: Policy
+    open: dict[str, _Open] = field(default_factory=dict)
+    last_instant: dict[str, float] = field(default_factory=dict)
+
+    def min_duration(self, kind: str) -> float:
+        rule = self.policy.rule(kind)
+        return rule.min_duration if rule else 0.0
+
+    def begin(self, kind: str, now: float) -> None:
+        self.open.setdefault(kind, _Open(now))
+
+    def due(self, now: float) -> list[tuple[str, dict[str, Any]]]:
+        """Conditions that have now lasted long enough to be sent as "start"."""
+        out = []
+        for kind, cond in self.open.items():
+            if not cond.sent and now - cond.started >= self.min_duration(kind):
+                cond.sent = True
+                out.append((kind, {"phase": "start", "start": cond.started, "confidence": 1.0}))
+        return out
+
+    def finish(self, kind: str, now: float) -> list[tuple[str, dict[str, Any]]]:
+        cond = self.open.pop(kind, None)
+        if cond is None:
+            return []
+        out = []
+        if not cond.sent and now - cond.started >= self.min_duration(kind):
+            out.append((kind, {"phase": "start", "start": cond.started, "confidence": 1.0}))
+            cond.sent = True
+        if cond.sent:
+            out.append((kind, {"phase": "end", "start": cond.started, "end": now,
+                               "duration": round(now - cond.started, 3), "confidence": 1.0}))
+        return out
+
+    def instant(self, kind: str, data: dict[str, Any], now: float
+                ) -> list[tuple[str, dict[str, Any]]]:
+        if now - self.last_instant.get(kind, 0.0) < _INSTANT_GAP:
+            return []
+        self.last_instant[kind] = now
+        return [(kind, {"phase": "instant", **data})]
+
+
+def _int(value: Any, limit: int = 10**9) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return max(0, min(int(value), limit))
+
+
+class CandidateController:
+    """One candidate's side: built from an invite (checked at once), connected on consent."""
+
+    def __init__(self, invite_text: str, *, name: str | None = None,
+                 config: PeerConfig | None = None, signaling: str | None = None) -> None:
+        self.invite: Invite = Invite.decode(invite_text)  # InviteError: a one-line reason
+        self.invite_text = invite_text
+        self.name = name
+        self.config = config
+        self.signaling = signaling
+        self.consented_at: float | None = None
+        self.calibrated = False
+        self.candidate: Candidate | None = None
+        self.signals = BrowserSignals(Policy.default())
+        self.pending_local: list[tuple[float, str]] = []  # warnings shown before connecting
+
+    @property
+    def host_fingerprint(self) -> str:
+        return self.invite.host_fingerprint
+
+    @property
+    def connected(self) -> bool:
+        return self.candidate is not None and self.candidate.is_connected
+
+    @property
+    def ended(self) -> bool:
+        return self.candidate is not None and self.candidate.ended.is_set()
+
+    @property
+    def doc(self) -> Any:
+        return self.candidate.doc if self.candidate else None
+
+    @property
+    def sent(self) -> list[Envelope]:
+        """Every event signed about this candidate, in order (the transparency panel)."""
+        return self.candidate.log if self.candidate else []
+
+    @property
+    def receipted(self) -> int:
+        return len(self.candidate.receipts) if self.candidate else 0
+
+    async def connect(self, *, timeout: float = 30.0) -> None:
+        """Join the session (after consent). Raises `AssessIQError` with a one-line reason."""
+        if self.candidate is not None:
+            return
+        self.consented_at = self.consented_at or time.time()
+        self.candidate = await Candidate.join(
+            self.invite, name=self.name, config=self.config, signaling=self.signaling,
+            timeout=timeout)
+
+    async def send(self, kind: str, data: dict[str, Any]) -> Envelope | None:
+        if self.candidate is None:
+            return None
+        severity = "warn" if data.get("phase") in ("start", "instant") else "info"
+        return await self.candidate.send_event(kind, data, severity=severity)
+
+    async def on_signal(self, raw: Any, now: float | None = None) -> list[Envelope]:
+        """One signal from the page's script: `{"kind": ..., "state": "on"|"off"|"instant",
+        ...}`. Unknown or malformed signals are ignored (logged)."""
+        now = time.time() if now is None else now
+        if not isinstance(raw, dict) or raw.get("kind") not in BROWSER_KINDS:
+            log.warning("ignored a malformed browser signal")
+            return []
+        kind, state = str(raw["kind"]), raw.get("state")
+        if state == "on":
+            self.signals.begin(kind, now)
+            batch = self.signals.due(now)
+        elif state == "off":
+            batch = self.signals.finish(kind, now)
+        elif state == "instant":
+            data: dict[str, Any] = {}
+            if kind in ("paste", "copy"):
+                data["chars"] = _int(raw.get("chars"))
+            elif kind == "devtools.shortcut":
+                data["key"] = str(raw.get("key", ""))[:32]
+            elif kind == "screens.multiple":
+                data["n"] = _int(raw.get("n"), 64)
+            batch = self.signals.instant(kind, data, now)
+        else:
+            return []
+        return [e for e in [await self.send(k, d) for k, d in batch] if e is not None]
+
+    async def tick(self, now: float | None = None) -> list[Envelope]:
+        """Send conditions that have lasted long enough (called about once a second)."""
+        now = time.time() if now is None else now
+        return [e for e in [await self.send(k, d) for k, d in self.signals.due(now)]
+                if e is not None]
+
+    async def heartbeat(self) -> None:
+        await self.send("browser.heartbeat", {"phase": "instant"})
+
+    def request_run(self) -> str | None:
+        if self.candidate is None:
+            return None
+        from .host_session import request_run
+
+        return request_run(self.candidate.doc, "candidate")
+
+    async def close(self) -> None:
+        if self.candidate is not None:
+            await self.candidate.close()
+
+
+def describe(env: Envelope) -> str:
+    """One kind sentence about an event, for the candidate's transparency panel."""
+    info = KINDS.get(env.kind)
+    what = info.meaning if info else env.kind
+    phase = env.data.get("phase")
+    if phase == "start":
+        return f"{what} (started)"
+    if phase == "end":
+        return f"{what} — ended after {float(env.data.get('duration', 0)):.1f} s"
+    extra = ""
+    if "chars" in env.data:
+        extra = f" ({env.data['chars']} characters; the text itself is not sent)"
+    return what + extra

@@ -1,0 +1,238 @@
+"""The interviewer's screens: setup, lobby (invite, QR, candidate), interview, ended."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import qrcode
+import qrcode.image.svg
+from nicegui import ui
+
+from ..core.errors import AssessIQError
+from ..core.policy import Policy
+from .app import AppState, check_token
+from .components import integrity_panel, results_view, timer_label, video_tile
+from .editor import SharedEditor
+from .frame import frame
+from .host_session import HostController, HostSetup
+from .presence import Presence
+from .problems import BANK
+
+__all__ = ["invite_qr_svg", "register"]
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ["python", "javascript", "c", "c++", "java"]
+
+
+def invite_qr_svg(text: str) -> str:
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=6)
+    svg: str = image.to_string(encoding="unicode")
+    return svg
+
+
+def register(state: AppState) -> None:
+    base = "/{token}/host"
+
+    @ui.page(base)
+    async def setup_page(token: str) -> None:
+        check_token(state, token)
+        if state.host is not None:
+            ui.navigate.to(f"/{token}/host/{'ended' if state.host.ended else 'lobby'}")
+            return
+        problems = dict(BANK)
+        if state.problem_file is not None:
+            problems = {state.problem_file.title: state.problem_file, **problems}
+        with frame("new session", role="host"):
+            ui.label("Create a session").classes("text-h5")
+            problem = ui.select(list(problems), value=next(iter(problems)), label="Problem") \
+                .classes("w-96").props('data-testid="problem"')
+            language = ui.select(LANGUAGES, value="python", label="Language").classes("w-96")
+            duration = ui.number("Duration (minutes)", value=45, min=1, max=600).classes("w-96")
+            policy_path = ui.input("Policy file (empty: the documented defaults)") \
+                .classes("w-96")
+            label = ui.input("Candidate label (optional, e.g. their name)").classes("w-96")
+            error = ui.label("").classes("text-negative")
+
+            async def create() -> None:
+                try:
+                    chosen = problems[problem.value]
+                    policy = Policy.load(Path(policy_path.value)) if policy_path.value \
+                        else Policy.default()
+                    setup = HostSetup(problem=chosen, language=language.value,
+                                      duration_min=float(duration.value or 45), policy=policy,
+                                      label=label.value or "", signaling=state.signaling,
+                                      lan=state.lan, lan_address=state.lan_address)
+                    button.disable()
+                    error.set_text("starting…")
+                    state.host = await HostController.start(setup)
+                except (AssessIQError, ValueError, OSError) as exc:
+                    error.set_text(str(exc))
+                    button.enable()
+                    return
+                ui.navigate.to(f"/{token}/host/lobby")
+
+            button = ui.button("Create session", on_click=create).props('data-testid="create"')
+
+    @ui.page(base + "/lobby")
+    async def lobby_page(token: str) -> None:
+        check_token(state, token)
+        host = state.host
+        if host is None:
+            ui.navigate.to(f"/{token}/host")
+            return
+        with frame("lobby", role="host"):
+            ui.label(f"Your key fingerprint: {host.host_fingerprint}") \
+                .classes("text-subtitle1").props('data-testid="host-fp"')
+            ui.label("Send this invite to the candidate (any channel), and read the fingerprint "
+                     "to them so they can check it.")
+            with ui.row().classes("items-start"):
+                with ui.column():
+                    invite = ui.textarea("Invite", value=host.invite_text) \
+                        .props('readonly data-testid="invite" autogrow').classes("w-96")
+                    ui.button("Copy invite",
+                              on_click=lambda: ui.clipboard.write(invite.value or ""))
+                ui.html(invite_qr_svg(host.invite_text)).style("width: 220px") \
+                    .props('data-testid="qr"')
+            status = ui.label("Waiting for the candidate…").props('data-testid="lobby-status"')
+            video_tile("Candidate camera check", state.frames.get("remote"))
+
+            def start() -> None:
+                host.set_phase("interview")
+                ui.navigate.to(f"/{token}/host/interview")
+
+            start_button = ui.button("Start interview", on_click=start) \
+                .props('data-testid="start"')
+            start_button.disable()
+
+            def poll() -> None:
+                if host.connected:
+                    name = f" ({host.candidate_name})" if host.candidate_name else ""
+                    status.set_text(f"Candidate connected{name}: device "
+                                    f"{host.candidate_fingerprint}")
+                    start_button.enable()
+                elif host.candidate_fingerprint:
+                    status.set_text(f"Candidate {host.candidate_fingerprint} disconnected; "
+                                    "waiting for them to reconnect…")
+                    start_button.disable()
+
+            ui.timer(0.3, poll)
+
+    @ui.page(base + "/interview")
+    async def interview_page(token: str) -> None:
+        check_token(state, token)
+        host = state.host
+        if host is None:
+            ui.navigate.to(f"/{token}/host")
+            return
+        if host.ended is not None:
+            ui.navigate.to(f"/{token}/host/ended")
+            return
+        doc = host.doc
+        presence = Presence(host.host.awareness, "host", "interviewer")
+        with frame("interview", role="host"), \
+                ui.row().classes("w-full no-wrap items-start gap-4"):
+                with ui.column().classes("gap-2").style("flex: 3; min-width: 0"):
+                    with ui.expansion("Problem", value=True).classes("w-full"):
+                        ui.markdown(doc.problem)
+                    with ui.row().classes("items-center"):
+                        conn = ui.label("").props('data-testid="conn"')
+                        timer_label(doc.timer)
+                    editor = SharedEditor(doc, origin="host", language=doc.language,
+                                          on_cursor=presence.set_cursor)
+                    editor.props('data-testid="editor"').style("height: 360px")
+                    presence.on_remote(editor.binding.show_remote_cursor)
+                    current = presence.remote()
+                    if current:
+                        editor.binding.show_remote_cursor(*current)
+                    with ui.row():
+                        ui.button("Run", on_click=lambda: host.request_run("host")) \
+                            .props('data-testid="run"')
+                    results = ui.column().classes("w-full").props('data-testid="results"')
+                with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
+                    with ui.row():
+                        video_tile("Candidate", state.frames.get("remote"))
+                        video_tile("You", state.frames.get("self"))
+                    integrity_panel(lambda: host.events, host.evaluation)
+                    with ui.card().classes("w-full q-pa-sm"):
+                        ui.label("Phase and timer").classes("text-subtitle1")
+                        phase = ui.toggle(["lobby", "interview", "wrap-up"], value=doc.phase,
+                                          on_change=lambda e: host.set_phase(e.value))
+                        with ui.row():
+                            extra = ui.number("minutes", value=host.setup.duration_min,
+                                              min=1, max=600).classes("w-24")
+                            ui.button("Restart timer",
+                                      on_click=lambda: host.restart_timer(
+                                          float(extra.value or 1)))
+                    with ui.card().classes("w-full q-pa-sm"):
+                        ui.label("Private notes (never shared)").classes("text-subtitle1")
+                        note = ui.textarea(placeholder="a note…").classes("w-full") \
+                            .props('data-testid="note"')
+                        notes_col = ui.column().classes("gap-0")
+
+                        def add_note() -> None:
+                            host.add_note(note.value or "")
+                            note.set_value("")
+                            notes_col.clear()
+                            with notes_col:
+                                for t, text in host.notes:
+                                    ui.label(f"{time.strftime('%H:%M:%S', time.gmtime(t))} "
+                                             f"{text}").classes("text-body2")
+
+                        ui.button("Add note", on_click=add_note).props('data-testid="add-note"')
+
+                    async def end() -> None:
+                        end_button.disable()
+                        await host.end()
+                        ui.navigate.to(f"/{token}/host/ended")
+
+                    end_button = ui.button("End and seal", color="negative", on_click=end) \
+                        .props('data-testid="end"')
+
+        seen_runs: list[str] = [""]
+
+        def poll() -> None:
+            if host.ended is not None:
+                return
+            conn.set_text("candidate connected" if host.connected else "candidate offline")
+            runs = doc.runs()
+            key = repr([(r["run_id"], r["result"] is not None) for r in runs])
+            if key != seen_runs[0]:
+                seen_runs[0] = key
+                results.clear()
+                with results:
+                    results_view(runs)
+            if phase.value != doc.phase and doc.phase in ("lobby", "interview", "wrap-up"):
+                phase.set_value(doc.phase)
+
+        ui.timer(0.25, poll)
+        ui.context.client.on_disconnect(presence.close)
+
+    @ui.page(base + "/ended")
+    async def ended_page(token: str) -> None:
+        check_token(state, token)
+        host = state.host
+        if host is None or host.ended is None:
+            ui.navigate.to(f"/{token}/host")
+            return
+        done = host.ended
+        verdict = done.verdict.to_json()
+        with frame("ended", role="host"):
+            ui.label("The session is sealed.").classes("text-h5")
+            ui.label(("VALID" if verdict["valid"] else "INVALID") + ": " + (
+                "sealed by you; every event signed by the candidate's device, in order, "
+                "unbroken, receipted" if verdict["valid"] else "; ".join(verdict["errors"]))) \
+                .props('data-testid="verdict"')
+            ui.label(f"Integrity score: {verdict['score']}/100")
+            ui.label(f"Session file: {done.session_file}").props('data-testid="session-file"')
+            ui.label(f"Report: {done.report_html}")
+            with ui.row():
+                ui.button("Download session file",
+                          on_click=lambda: ui.download.file(done.session_file))
+                ui.button("Download report (HTML)",
+                          on_click=lambda: ui.download.file(done.report_html))
+                ui.button("Download report (Markdown)",
+                          on_click=lambda: ui.download.file(done.report_md))
+            ui.markdown(done.report_md.read_text(encoding="utf-8")).classes("w-full")

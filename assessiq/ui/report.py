@@ -1,0 +1,131 @@
+"""A readable report of a sealed session (Markdown, and the same as HTML)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import markdown2
+from pycrdt import Doc
+
+from ..core.document import SharedDoc
+from ..core.record import SessionRecord
+from ..core.verify import Verdict
+
+__all__ = ["clock", "render_markdown", "write_reports"]
+
+
+def clock(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M:%S")
+
+
+def _final_doc(record: SessionRecord) -> SharedDoc:
+    doc: Doc[Any] = Doc()
+    for row in record.updates:
+        doc.apply_update(row.data)
+    return SharedDoc(doc)
+
+
+def _fence(text: str, lang: str = "") -> str:
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
+    out = verdict.to_json()
+    meta = record.meta
+    lines = [f"# AssessIQ session report — {meta.get('problem') or meta.get('label') or ''}",
+             "", f"- session: `{verdict.session}`",
+             f"- interviewer key: `{verdict.host or '-'}`",
+             f"- candidate device: `{verdict.candidate or '-'}`"
+             + (f" ({meta['candidate_name']})" if meta.get("candidate_name") else ""),
+             f"- started: {clock(meta['created'])} UTC" if isinstance(
+                 meta.get("created"), int | float) else "- started: -",
+             f"- integrity events: {verdict.events}", ""]
+    if verdict.valid:
+        lines.append("**VALID**: sealed by the interviewer; every event signed by the "
+                     "candidate's device, in order, unbroken, receipted.")
+    else:
+        lines.append("**INVALID**:")
+        lines += [f"- {e}" for e in verdict.errors]
+    lines += ["", "> A valid record proves who signed each event and that nothing was changed "
+              "afterwards. It cannot prove the candidate's app was unmodified.", ""]
+    if out["score"] is not None:
+        lines += [f"## Integrity score: {out['score']}/100", ""]
+        for item in out["explanation"]:
+            lines.append(f"- −{item['penalty']:g} **{item['kind']}**: {item['why']}")
+        if not out["explanation"]:
+            lines.append("- nothing counted against the score")
+        lines.append("")
+        if out["flags"]:
+            lines += ["### Flags", ""] + [
+                f"- {clock(f['start'])} {f['kind']} ({f['reason']}, {f['duration']:g} s)"
+                for f in out["flags"]] + [""]
+        if out["warnings"]:
+            lines += ["### Warnings shown to the candidate", ""] + [
+                f"- {clock(w['start'])} {w['kind']} ({w['reason']})" for w in out["warnings"]
+            ] + [""]
+        if out["gaps"]:
+            lines += ["### Heartbeat gaps", ""] + [
+                f"- {clock(g['start'])} no heartbeat for {g['duration']:.0f} s"
+                for g in out["gaps"]] + [""]
+    events = verdict.log.events if verdict.log else []
+    shown = [e for e in events if not e.kind.endswith("heartbeat")]
+    lines += ["## Integrity timeline", ""]
+    lines += [f"- {clock(e.t)} `{e.kind}` {e.data.get('phase', '')} "
+              f"{_data_words(e.data)}".rstrip() for e in shown] or ["- no events"]
+    lines += ["", f"({len(events) - len(shown)} heartbeats not listed)", "", "## Runs", ""]
+    for run in record.runs:
+        result = run.get("result") or {}
+        stage = result.get("run") or {}
+        tests = result.get("tests") or []
+        passed = sum(1 for t in tests if t.get("passed"))
+        lines.append(f"### {clock(run['t'])} by {run['request'].get('by', '?')}: exit "
+                     f"{stage.get('code')} {stage.get('status') or ''}, public tests "
+                     f"{passed}/{len(tests)}")
+        if stage.get("output"):
+            lines.append(_fence(str(stage["output"])[-2000:]))
+    if not record.runs:
+        lines.append("- no runs")
+    hidden = [p["value"] for p in record.private if p["kind"] == "hidden_tests"
+              and isinstance(p["value"], dict)]
+    if hidden:
+        lines += ["", "## Hidden tests (interviewer only)", ""]
+        for h in hidden:
+            results = h.get("results") or []
+            ok = sum(1 for r in results if r.get("passed"))
+            lines.append(f"- run `{h.get('run_id')}`: {ok}/{len(results)} passed")
+    notes = [p for p in record.private if p["kind"] == "note"]
+    lines += ["", "## Interviewer notes", ""]
+    lines += [f"- {clock(n['t'])} {n['value'].get('text', '')}" for n in notes] or ["- none"]
+    try:
+        doc = _final_doc(record)
+        lines += ["", f"## Final code ({doc.language})", "", _fence(doc.code_text, doc.language)]
+    except Exception as exc:  # a damaged history is already an error in the verdict
+        lines += ["", f"## Final code: cannot be replayed ({type(exc).__name__})"]
+    return "\n".join(lines) + "\n"
+
+
+def _data_words(data: dict[str, Any]) -> str:
+    keep = {k: v for k, v in data.items() if k not in ("phase", "start", "end", "confidence")}
+    if "duration" in keep:
+        keep["duration"] = f"{float(keep['duration']):.1f}s"
+    return " ".join(f"{k}={v}" for k, v in keep.items())
+
+
+def write_reports(record: SessionRecord, verdict: Verdict, session_file: Path
+                  ) -> tuple[Path, Path]:
+    """Write `<session>.report.md` and `.report.html` next to the session file."""
+    text = render_markdown(record, verdict)
+    md = session_file.with_suffix(".report.md")
+    md.write_text(text, encoding="utf-8")
+    body = markdown2.markdown(text, safe_mode="escape", extras=["fenced-code-blocks"])
+    page = (f"<!doctype html><meta charset='utf-8'><title>AssessIQ report</title>"
+            f"<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}"
+            f"pre{{background:#f4f4f4;padding:.5em;overflow:auto}}</style>{body}")
+    out = session_file.with_suffix(".report.html")
+    out.write_text(page, encoding="utf-8")
+    return md, out

@@ -1,0 +1,193 @@
+"""Real-browser test helpers: start AssessIQ apps as processes, drive headless Chromium.
+
+Everything stays on 127.0.0.1: the apps listen there, the embedded signaling server too, and
+Chromium runs with its background networking switched off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+T = TypeVar("T")
+
+
+def require_browser() -> None:
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip("needs selenium (a dev dependency)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class App:
+    """One `assessiq <command>` process serving its app on 127.0.0.1."""
+
+    def __init__(self, args: list[str], data_dir: Path, *, timeout: float = 40.0) -> None:
+        self.port = free_port()
+        env = {**os.environ, "ASSESSIQ_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+        self.log_path = data_dir / f"app-{self.port}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "assessiq", *args, "--no-browser", "--port", str(self.port)],
+            stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
+        self.urls: list[str] = []
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if ": open http" in line:
+                self.urls.append(line.split(": open ", 1)[1].strip())
+                break
+        if not self.urls:
+            self.stop()
+            raise RuntimeError(f"app did not start: {self.log_path.read_text()[-2000:]}")
+        wait_for(lambda: _listening(self.port), timeout=timeout, what="app listening")
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 20.0, what: str = "condition",
+             interval: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except Exception as exc:  # the page may be mid-render
+            last = exc
+            value = None  # type: ignore[assignment]
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+@contextlib.contextmanager
+def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A headless Chromium with a fresh profile and no background networking."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="aiq-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                 f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        with contextlib.suppress(Exception):
+            driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def by_testid(driver: Any, testid: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
+
+
+def click(driver: Any, testid: str, timeout: float = 20.0) -> None:
+    def attempt() -> bool:
+        el = by_testid(driver, testid)
+        if not el.is_enabled() or el.get_attribute("disabled"):
+            return False
+        el.click()
+        return True
+
+    wait_for(attempt, timeout=timeout, what=f"click {testid}")
+
+
+def text_of(driver: Any, testid: str) -> str:
+    text: str = by_testid(driver, testid).text
+    return text
+
+
+def editor_text(driver: Any) -> str:
+    text: str = driver.execute_script(
+        'const e = document.querySelector("[data-testid=editor]");'
+        "return e && e.aiqEditor ? e.aiqEditor.getText() : null;")
+    return text
+
+
+def editor_selection(driver: Any) -> tuple[int, int]:
+    sel = driver.execute_script(
+        'const s = document.querySelector("[data-testid=editor]").aiqEditor.editor.state'
+        ".selection.main; return [s.anchor, s.head];")
+    return int(sel[0]), int(sel[1])
+
+
+def remote_caret(driver: Any) -> str | None:
+    value: str | None = driver.execute_script(
+        'const c = document.querySelector(".aiq-remote-caret-label");'
+        "return c ? c.textContent : null;")
+    return value
+
+
+def focus_editor_at(driver: Any, pos: int) -> None:
+    driver.execute_script(
+        'const ed = document.querySelector("[data-testid=editor]").aiqEditor;'
+        "ed.editor.focus(); ed.editor.dispatch({selection: {anchor: arguments[0]}});", pos)
+
+
+def type_in_editor(driver: Any, text: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    content = driver.find_element(By.CSS_SELECTOR, "[data-testid=editor] .cm-content")
+    content.send_keys(text)
+
+
+def screenshot(driver: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
