@@ -1,0 +1,167 @@
+"""One aiortc `RTCPeerConnection` with the three data channels, and its DTLS binding check.
+
+The host creates the channels `sync`, `integrity` and `control` and makes the offer; the
+candidate answers and receives them. After connecting, each side checks that the certificate
+the live DTLS session presents is the one whose fingerprint was in the SDP that the other
+side signed — a signaling server that swapped SDPs or fingerprints is caught here even if
+it somehow got past the signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcdtlstransport import certificate_digest
+
+from ..core.handshake import sdp_fingerprints
+from .config import PeerConfig
+from .datachannel import DataChannelChannel
+from .errors import ConnectError
+
+__all__ = ["CHANNELS", "PeerConnection", "check_dtls_binding", "restrict_host_addresses"]
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("sync", "integrity", "control")
+
+
+def restrict_host_addresses(addresses: list[str]) -> None:
+    """Offer only these local addresses as ICE host candidates, process-wide.
+
+    aioice offers every interface address except 127.0.0.1; on one machine (the demo, tests)
+    pass `["127.0.0.1"]` so the peers meet on loopback only. aioice has no per-connection
+    option for this, so its address lookup is replaced for the whole process.
+    """
+    import aioice.ice
+
+    chosen = list(addresses)
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = host_addresses
+
+
+def check_dtls_binding(pc: RTCPeerConnection, remote_sdp: str, local_sdp: str) -> None:
+    """Raise `ConnectError` unless the live DTLS certificates match the signed SDPs."""
+    sctp = pc.sctp
+    if sctp is None:
+        raise ConnectError("the connection has no data transport to check")
+    dtls = sctp.transport
+    ssl = getattr(dtls, "_ssl", None)
+    if ssl is None or dtls.state != "connected":
+        raise ConnectError("the DTLS session is not established; cannot check its identity")
+    remote_cert = ssl.get_peer_certificate(as_cryptography=True)
+    if remote_cert is None:
+        raise ConnectError("the other side presented no DTLS certificate")
+    signed = sdp_fingerprints(remote_sdp)
+    if not signed or any(
+        certificate_digest(remote_cert, alg) != value
+        for alg, value in signed
+        if alg in ("sha-256", "sha-384", "sha-512")
+    ):
+        raise ConnectError(
+            "the other side's DTLS certificate is not the one in its signed session "
+            "description: someone is in the middle of this connection"
+        )
+    local = {(f.algorithm.lower(), f.value.upper()) for f in dtls.getLocalParameters().fingerprints}
+    if not set(sdp_fingerprints(local_sdp)) & local:
+        raise ConnectError("our own DTLS certificate does not match the SDP we signed")
+
+
+class PeerConnection:
+    """A peer connection and its channels. Use `offer()` (host) or `answer()` (candidate),
+    then `accept()` (host), then `wait_open()`."""
+
+    def __init__(self, config: PeerConfig) -> None:
+        self.config = config
+        self.pc = RTCPeerConnection(config.rtc_configuration())
+        self.channels: dict[str, DataChannelChannel] = {}
+        self.failed = asyncio.Event()
+        self._opened = asyncio.Event()
+        self.local_sdp = ""
+        self.remote_sdp = ""
+        self.pc.on("connectionstatechange", self._on_state)
+        self.pc.on("datachannel", self._on_datachannel)
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        log.info("peer connection state: %s", state)
+        if state in ("failed", "closed"):
+            self.failed.set()
+
+    def _add(self, dc: RTCDataChannel) -> None:
+        if dc.label not in CHANNELS or dc.label in self.channels:
+            log.warning("ignored an unexpected data channel %r", dc.label[:40])
+            return
+        channel = DataChannelChannel(dc, max_bytes=self.config.max_message_bytes)
+        self.channels[dc.label] = channel
+
+        def opened() -> None:
+            if all(
+                name in self.channels and self.channels[name].dc.readyState == "open"
+                for name in CHANNELS
+            ):
+                self._opened.set()
+
+        if dc.readyState == "open":
+            opened()
+        dc.on("open", opened)
+        opened()
+
+    def _on_datachannel(self, dc: RTCDataChannel) -> None:
+        self._add(dc)
+
+    async def offer(self) -> str:
+        """Host: create the channels and the offer (ICE gathering included)."""
+        for name in CHANNELS:
+            self._add(self.pc.createDataChannel(name, ordered=True))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.local_sdp = self.pc.localDescription.sdp
+        return self.local_sdp
+
+    async def accept(self, answer_sdp: str) -> None:
+        """Host: apply the candidate's (verified) answer."""
+        self.remote_sdp = answer_sdp
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+        except (ValueError, AssertionError) as exc:
+            raise ConnectError(f"the candidate's answer is not usable: {exc}") from exc
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Candidate: apply the host's (verified) offer and produce the answer."""
+        self.remote_sdp = offer_sdp
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except (ValueError, AssertionError) as exc:
+            raise ConnectError(f"the host's offer is not usable: {exc}") from exc
+        self.local_sdp = self.pc.localDescription.sdp
+        return self.local_sdp
+
+    async def wait_open(self, timeout: float) -> None:
+        """Wait until all channels are open, then check the DTLS binding."""
+        opened = asyncio.create_task(self._opened.wait())
+        failed = asyncio.create_task(self.failed.wait())
+        try:
+            await asyncio.wait({opened, failed}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            opened.cancel()
+            failed.cancel()
+        if not self._opened.is_set():
+            state = self.pc.connectionState
+            raise ConnectError(
+                f"the peer connection did not open within {timeout:g} s (state: {state}); "
+                "check the network, or configure a TURN server"
+            )
+        check_dtls_binding(self.pc, self.remote_sdp, self.local_sdp)
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            channel._on_close()
+        with contextlib.suppress(Exception):
+            await self.pc.close()

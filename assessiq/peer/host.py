@@ -1,0 +1,248 @@
+"""The interviewer's side of a session: make the invite, admit the candidate, keep the link.
+
+    host = await Host.start(signaling="ws://127.0.0.1:8765")   # or lan=True
+    print(host.invite.link())
+    await host.connected()
+    host.doc.insert_code(0, "print(1)")
+    path = await host.end()                                      # sealed session file
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.encoding import b64e
+from ..core.handshake import HandshakeError, HostHandshake, Ignored
+from ..core.identity import Identity, load_or_create_host_identity
+from ..core.integrity import Envelope, IntegrityError, LogVerifier, Receipt, make_receipt
+from ..core.invite import Invite, make_invite
+from ..core.paths import sessions_dir
+from ..core.seal import seal
+from ..core.store import SessionStore
+from .config import PeerConfig
+from .connection import PeerConnection
+from .datachannel import DataChannelChannel
+from .errors import ConnectError
+from .link import Link
+from .session import PeerSession
+from .signaling_client import SignalingClient
+
+__all__ = ["Host"]
+
+log = logging.getLogger(__name__)
+
+
+class Host(PeerSession):
+    """A hosted session. Build it with `await Host.start(...)`."""
+
+    role = "host"
+
+    def __init__(
+        self,
+        identity: Identity,
+        invite: Invite,
+        config: PeerConfig,
+        store: SessionStore,
+    ) -> None:
+        super().__init__(config)
+        self.identity = identity
+        self.invite = invite
+        self.store = store
+        self.handshake = HostHandshake(invite, identity)
+        self.verifier: LogVerifier | None = None
+        self.events: list[Envelope] = []
+        self.receipts: dict[int, Receipt] = {}
+        self.refusals: list[str] = []
+        self.integrity_errors: list[str] = []
+        self.signaling: SignalingClient | None = None
+        self.server: Any = None  # the embedded signaling server in LAN mode
+        self.advertiser: Any = None
+        self._answers: dict[str, asyncio.Future[str]] = {}
+        self._attempt_task: asyncio.Task[None] | None = None
+        store.attach(self.doc.doc, local_origin="host")
+
+    @property
+    def device_key(self) -> bytes | None:
+        return self.handshake.device_key
+
+    @classmethod
+    async def start(
+        cls,
+        *,
+        identity: Identity | None = None,
+        signaling: str | None = None,
+        lan: bool = False,
+        lan_address: str = "127.0.0.1",
+        config: PeerConfig | None = None,
+        session_path: Path | str | None = None,
+        label: str | None = None,
+        advertise_interfaces: list[str] | None = None,
+    ) -> Host:
+        """Open a session: start signaling (embedded in LAN mode), write the session file,
+        and wait for the candidate in the background. `host.invite` is what to send them."""
+        identity = identity or load_or_create_host_identity()
+        config = config or PeerConfig()
+        server = None
+        if signaling is None:
+            if not lan:
+                raise ConnectError("give a signaling server URL, or use LAN mode")
+            from signaling import ServerConfig, SignalingServer
+
+            server = SignalingServer(ServerConfig(host=lan_address, port=0))
+            await server.start()
+            signaling = f"ws://{_url_host(lan_address)}:{server.port}"
+        invite = make_invite(identity, signaling=signaling, lan=lan, label=label)
+        path = Path(session_path) if session_path else sessions_dir() / f"{invite.room}.aiq"
+        store = SessionStore.create(
+            path,
+            {
+                "session": invite.room,
+                "host_key": b64e(identity.public_key),
+                "invite": invite.id,
+                "created": time.time(),
+                "label": label or "",
+            },
+        )
+        host = cls(identity, invite, config, store)
+        host.server = server
+        try:
+            host.signaling = SignalingClient(
+                signaling,
+                invite.room,
+                "host",
+                ping_interval=config.signaling_ping_interval,
+                ping_timeout=config.signaling_ping_timeout,
+            )
+            await host.signaling.start()
+            if lan and server is not None:
+                from ..discovery import Advertiser
+
+                host.advertiser = Advertiser(
+                    invite.room, lan_address, server.port, interfaces=advertise_interfaces
+                )
+                await host.advertiser.start()
+        except BaseException:
+            await host.close()
+            raise
+        host._start_awareness()
+        host._spawn(host._signal_loop(), "host-signaling")
+        log.info("host: session %s open; invite made for host key %s", invite.room[:6],
+                 identity.fingerprint)
+        return host
+
+    # ---- handshake -----------------------------------------------------------------------
+
+    async def _signal_loop(self) -> None:
+        assert self.signaling is not None
+        while True:
+            data = await self.signaling.recv()
+            try:
+                opened = self.handshake.receive(data)
+            except HandshakeError as exc:
+                self.refusals.append(str(exc))
+                log.warning("host: refused a handshake message: %s", exc)
+                if exc.attempt is not None:
+                    await self.signaling.send(self.handshake.refuse(exc.attempt, str(exc)))
+                continue
+            if isinstance(opened, Ignored):
+                log.info("host: %s", opened.reason)
+                continue
+            if opened.kind == "hello":
+                if self._attempt_task is not None:
+                    self._attempt_task.cancel()
+                self._attempt_task = self._spawn(self._attempt(opened.attempt), "host-attempt")
+            elif opened.kind == "answer":
+                future = self._answers.get(opened.attempt)
+                if future is not None and not future.done():
+                    future.set_result(str(opened.body["sdp"]))
+
+    async def _attempt(self, attempt: str) -> None:
+        assert self.signaling is not None
+        if self.link is not None:
+            await self.link.close()  # the candidate started over: its old link is gone
+        conn = PeerConnection(self.config)
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._answers = {attempt: answer}
+        try:
+            sdp = await conn.offer()
+            await self.signaling.send(self.handshake.offer(sdp))
+            answer_sdp = await asyncio.wait_for(answer, self.config.handshake_timeout)
+            await conn.accept(answer_sdp)
+            await conn.wait_open(self.config.connect_timeout)
+        except (TimeoutError, ConnectError, HandshakeError) as exc:
+            log.warning("host: connection attempt failed: %s", exc)
+            self.refusals.append(str(exc) or "the candidate did not answer in time")
+            await conn.close()
+            return
+        except asyncio.CancelledError:
+            await conn.close()
+            raise
+        self._pin_device()
+        link = Link(conn, {"sync": self._sync_service, "integrity": self._integrity_service},
+                    self._on_control)
+        await self._serve_link(link)
+
+    def _pin_device(self) -> None:
+        key = self.handshake.device_key
+        assert key is not None
+        if self.verifier is None:
+            self.verifier = LogVerifier(self.invite.room, key)
+            self.store.set_meta("device_key", b64e(key))
+            join = self.handshake.join
+            if join is not None and join.name:
+                self.store.set_meta("candidate_name", join.name)
+            log.info("host: candidate device pinned: %s", join.device_fingerprint if join else "")
+
+    # ---- integrity ----------------------------------------------------------------------
+
+    async def _integrity_service(self, channel: DataChannelChannel) -> None:
+        async for raw in channel:
+            assert self.verifier is not None
+            try:
+                env, new = self.verifier.accept(raw)
+            except IntegrityError as exc:
+                self.integrity_errors.append(str(exc))
+                log.warning("host: refused an integrity event: %s", exc)
+                continue
+            if new:
+                self.store.append_envelope(env.raw)
+                receipt = make_receipt(self.identity, env)
+                self.store.append_receipt(receipt.raw)
+                self.receipts[env.seq] = receipt
+                self.events.append(env)
+            await channel.send(self.receipts[env.seq].raw)
+
+    # ---- ending ------------------------------------------------------------------------
+
+    async def end(self, reason: str = "the interviewer ended the session") -> Path:
+        """Tell the candidate, seal the session file and close everything. Returns its path."""
+        if self.link is not None:
+            await self.link.send_control("bye", reason=reason)
+            await asyncio.sleep(0.1)  # let the bye leave before the transport closes
+        self.ended.set()
+        await self.close()
+        self.store.flush()
+        seal(self.store, self.identity)
+        path = self.store.path
+        self.store.close()
+        return Path(path)
+
+    async def close(self) -> None:
+        """Stop networking (without sealing)."""
+        await self._close_tasks()
+        if self.signaling is not None:
+            await self.signaling.close()
+        if self.advertiser is not None:
+            await self.advertiser.close()
+            self.advertiser = None
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address

@@ -1,0 +1,71 @@
+"""Host and candidate in one process over the real signaling server and real aiortc."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from assessiq.core.identity import Identity
+from assessiq.core.record import SessionRecord
+from assessiq.core.store import SessionStore
+from assessiq.core.verify import verify_record
+from assessiq.peer import Candidate, Host, PeerError
+from tests.peer_helpers import FAST, eventually, signaling_server
+
+
+async def test_connect_edit_events_end_and_verify(tmp_path):
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq")
+        cand = await Candidate.join(host.invite.encode(), config=FAST, name="Ada")
+        await host.connected(10)
+        host.doc.insert_code(0, "def solve():\n", origin="host")
+        cand.doc.insert_code(0, "# 🎉 hi\n", origin="candidate")
+        await eventually(lambda: host.doc.code_text == cand.doc.code_text
+                         and "solve" in cand.doc.code_text and "🎉" in host.doc.code_text,
+                         what="convergence")
+        await cand.send_event("tab.hidden", {"phase": "start", "start": 1.0, "confidence": 1})
+        await cand.send_event("paste", {"phase": "instant", "chars": 12})
+        await eventually(lambda: len(host.events) == 2 and not cand.outbox, what="receipts")
+        assert [e.kind for e in host.events] == ["tab.hidden", "paste"]
+        path = await host.end()
+        await eventually(lambda: cand.ended.is_set(), what="bye")
+        await cand.close()
+    with SessionStore.open(path) as store:
+        verdict = verify_record(SessionRecord.from_store(store))
+    assert verdict.valid, verdict.errors
+    assert verdict.events == 2
+
+
+async def test_second_candidate_is_refused(tmp_path):
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq")
+        cand = await Candidate.join(host.invite.encode(), config=FAST)
+        try:
+            with pytest.raises(PeerError, match="room already has a candidate"):
+                await Candidate.join(host.invite.encode(), config=FAST, timeout=10)
+        finally:
+            await cand.close()
+            await host.close()
+
+
+async def test_link_loss_reconnects_and_resends_events(tmp_path):
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq")
+        cand = await Candidate.join(host.invite.encode(), config=FAST)
+        try:
+            # Kill the candidate's peer connection under it (like a dead network path).
+            assert cand.link is not None
+            await cand.link.conn.pc.close()
+            await asyncio.sleep(0)
+            await cand.send_event("paste", {"phase": "instant", "chars": 3})  # while down
+            cand.doc.insert_code(0, "offline edit\n", origin="candidate")
+            await eventually(lambda: cand.links_made >= 2 and cand.is_connected, what="relink")
+            await eventually(lambda: "offline edit" in host.doc.code_text, what="resync")
+            await eventually(lambda: len(host.events) == 1 and not cand.outbox, what="resend")
+        finally:
+            await cand.close()
+            await host.close()
