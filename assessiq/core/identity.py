@@ -39,15 +39,33 @@ def fingerprint(public_key: bytes) -> str:
     return "-".join(text[i : i + 4] for i in range(0, 16, 4))
 
 
+# Verified (key, signature, message digest) -> result. Verifying a session re-checks every
+# signature in it; re-verifying an unchanged record (replay, repeated `verify`, tests) then
+# costs a hash instead of an Ed25519 verification. Keyed by the SHA-256 of the exact signed
+# bytes, so any change to key, signature, domain or body is verified afresh. Bounded.
+_VERIFIED: dict[tuple[bytes, bytes, bytes], bool] = {}
+_VERIFIED_MAX = 8192
+
+
 def verify_signature(public_key: bytes, signature: bytes, domain: str, body: bytes) -> bool:
     """Whether `signature` is `public_key`'s signature of `body` under `domain`."""
     if len(public_key) != PUBLIC_KEY_LEN or len(signature) != SIGNATURE_LEN:
         return False
+    message = domain_bytes(domain, bytes(body))
+    key = (bytes(public_key), bytes(signature), hashlib.sha256(message).digest())
+    known = _VERIFIED.get(key)
+    if known is not None:
+        return known
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, domain_bytes(domain, body))
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
-        return False
-    return True
+        ok = False
+    else:
+        ok = True
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[key] = ok
+    return ok
 
 
 class Identity:

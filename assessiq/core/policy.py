@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -66,17 +68,29 @@ class Policy:
 
     @classmethod
     def from_toml(cls, text: str) -> Policy:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"the policy is not valid TOML: {exc}") from exc
-        if data.get("version") != 1:
-            raise PolicyError("the policy must say `version = 1`")
-        kinds: dict[str, KindRule] = {}
-        for kind, fields in (data.get("kinds") or {}).items():
-            kinds[kind] = _build(KindRule, fields, f"kinds.{kind}")
-        heartbeats = _build(HeartbeatRule, data.get("heartbeats") or {}, "heartbeats")
-        return cls(kinds=kinds, heartbeats=heartbeats, text=text)
+        """Parse a policy; `PolicyError` with a one-line reason. Parsed policies are cached
+        by their exact text (a session's policy is re-read on every verify)."""
+        return _parse_policy(text)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_policy(text: str) -> Policy:
+    """The parse behind `Policy.from_toml`, cached by text (policies are frozen; treat the
+    `kinds` mapping as read-only, as every caller does)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"the policy is not valid TOML: {exc}") from exc
+    if data.get("version") != 1:
+        raise PolicyError("the policy must say `version = 1`")
+    tables = data.get("kinds") or {}
+    if not isinstance(tables, dict):
+        raise PolicyError("`kinds` must be a table of [kinds.\"<kind>\"] tables")
+    kinds: dict[str, KindRule] = {}
+    for kind, fields in tables.items():
+        kinds[kind] = _build(KindRule, fields, f"kinds.{kind}")
+    heartbeats = _build(HeartbeatRule, data.get("heartbeats") or {}, "heartbeats")
+    return Policy(kinds=kinds, heartbeats=heartbeats, text=text)
 
 
 def _build(cls: type[Any], fields: Any, where: str) -> Any:
@@ -85,6 +99,8 @@ def _build(cls: type[Any], fields: Any, where: str) -> Any:
     for name, value in fields.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PolicyError(f"[{where}] {name} must be a number")
+        if not math.isfinite(value):
+            raise PolicyError(f"[{where}] {name} must be a finite number")
         if name in ("warn_after", "flag_after") and not isinstance(value, int):
             raise PolicyError(f"[{where}] {name} must be a whole number")
     try:
