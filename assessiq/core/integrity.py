@@ -12,6 +12,7 @@ It cannot prove the candidate's app was unmodified — tampering is designed to 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterable
@@ -84,6 +85,8 @@ class Envelope:
         raw = bytes(raw)
         try:
             body, signature = unpack_signed(raw)
+            if pack_signed(body, signature) != raw:
+                raise ValueError("the signature is not in its one canonical encoding")
             d = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise IntegrityError("malformed envelope") from exc
@@ -94,7 +97,7 @@ class Envelope:
         ok = (
             isinstance(d.get("session"), str)
             and isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0
-            and isinstance(t, int | float) and not isinstance(t, bool)
+            and isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
             and isinstance(d.get("kind"), str) and _KIND_RE.match(d["kind"]) is not None
             and d.get("severity") in SEVERITIES
             and isinstance(d.get("data"), dict)
@@ -242,6 +245,8 @@ class Receipt:
         raw = bytes(raw)
         try:
             body, signature = unpack_signed(raw)
+            if pack_signed(body, signature) != raw:
+                raise ValueError("the signature is not in its one canonical encoding")
             d = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise IntegrityError("malformed receipt") from exc
@@ -249,6 +254,7 @@ class Receipt:
             isinstance(d, dict) and d.get("v") == 1 and isinstance(d.get("session"), str)
             and isinstance(d.get("seq"), int) and not isinstance(d.get("seq"), bool)
             and isinstance(d.get("hash"), str) and isinstance(d.get("at"), int | float)
+            and math.isfinite(d["at"])
         )
         if not ok:
             raise IntegrityError("malformed receipt")

@@ -108,6 +108,8 @@ class Invite:
             raise InviteError("the invite is truncated or damaged; copy it again in full")
         try:
             body, signature = b64d(parts[0]), b64d(parts[1])
+            if b64e(body) != parts[0] or b64e(signature) != parts[1]:
+                raise ValueError("not the one canonical base64 encoding")  # no malleable copies
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InviteError("the invite is truncated or damaged; copy it again in full") from exc
@@ -226,6 +228,8 @@ class JoinRequest:
             raise InviteError("the join request is missing or too large")
         try:
             body, signature = unpack_signed(raw)
+            if pack_signed(body, signature) != raw:
+                raise ValueError("the signature is not in its one canonical encoding")
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InviteError("the join request is damaged") from exc

@@ -78,6 +78,8 @@ def open_seal(raw: bytes, host_key: bytes) -> tuple[dict[str, Any] | None, str |
     """(manifest, None) if the seal is signed by `host_key`, else (None, reason)."""
     try:
         body, signature = unpack_signed(raw)
+        if pack_signed(body, signature) != raw:  # one encoding only: no altered-but-valid seal
+            return None, "the seal is damaged"
         manifest = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None, "the seal is damaged"
