@@ -1,0 +1,114 @@
+"""`assessiq demo --headless --seconds N --out FILE`: a whole session on this machine.
+
+It starts a real signaling server on 127.0.0.1, then the host and the candidate as two
+processes (`python -m assessiq.peer.scripted`) that connect over real aiortc on loopback,
+type at the same time, and sign a few integrity events (a tab switch, a paste). The host
+ends and seals the session and writes its session file to FILE; `assessiq verify FILE`
+checks it. Progress lines go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "demo",
+        help="run a whole interview on this machine (host and candidate)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--headless", action="store_true",
+                        help="no browser: two scripted processes type and send events")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="how long both sides type (default 10)")
+    parser.add_argument("--out", type=Path, default=Path("demo-session.aiq"),
+                        help="where to write the host's sealed session file")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.headless:
+        print("assessiq: the browser demo is not built yet; use `assessiq demo --headless`",
+              file=sys.stderr)
+        return 2
+    if not 1 <= args.seconds <= 3600:
+        print("assessiq: --seconds must be between 1 and 3600", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    if out.exists():
+        print(f"assessiq: {out} already exists; choose another --out", file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"assessiq: the folder {out.parent} does not exist", file=sys.stderr)
+        return 2
+    return asyncio.run(_demo(args.seconds, out))
+
+
+def progress(message: str) -> None:
+    print(f"[demo] {message}", file=sys.stderr, flush=True)
+
+
+async def _demo(seconds: float, out: Path) -> int:
+    from signaling import ServerConfig, SignalingServer
+
+    async with SignalingServer(ServerConfig(host="127.0.0.1", port=0)) as server:
+        url = f"ws://127.0.0.1:{server.port}"
+        progress(f"signaling server on {url}")
+        with tempfile.TemporaryDirectory(prefix="assessiq-demo-") as tmp:
+            work = Path(tmp)
+            invite = work / "invite.txt"
+            common = ["--seconds", str(seconds), "--loopback"]
+            env = {**os.environ, "ASSESSIQ_DATA_DIR": str(work / "data")}
+            host = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "assessiq.peer.scripted", "host", "--signaling", url,
+                "--invite-out", str(invite), "--out", str(out.resolve()),
+                "--result", str(work / "host.json"), *common, env=env,
+            )
+            progress(f"host process {host.pid} started")
+            for _ in range(300):
+                if invite.exists() and invite.stat().st_size:
+                    break
+                if host.returncode is not None:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                host.kill()
+                progress("the host did not produce an invite")
+                return 1
+            cand = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "assessiq.peer.scripted", "candidate",
+                "--invite-file", str(invite), "--result", str(work / "cand.json"), *common,
+                env=env,
+            )
+            progress(f"candidate process {cand.pid} started")
+            limit = seconds + 120
+            try:
+                codes = await asyncio.wait_for(
+                    asyncio.gather(host.wait(), cand.wait()), timeout=limit
+                )
+            except TimeoutError:
+                for proc in (host, cand):
+                    if proc.returncode is None:
+                        proc.kill()
+                progress(f"the demo did not finish within {limit:g} s")
+                return 1
+            if any(codes):
+                progress(f"a participant failed (exit codes host={codes[0]}, cand={codes[1]})")
+                return 1
+            h = json.loads((work / "host.json").read_text())
+            c = json.loads((work / "cand.json").read_text())
+    same = h["code"] == c["code"]
+    progress(f"host typed {h['typed']} chars, candidate {c['typed']}; documents "
+             f"{'identical' if same else 'DIFFERENT'}; {h['events']} events verified by the host")
+    progress(f"sealed session file: {out}  (check it with `assessiq verify {out}`)")
+    return 0 if same and h["converged"] else 1
