@@ -47,7 +47,9 @@ class App:
 
     def __init__(self, args: list[str], data_dir: Path, *, timeout: float = 40.0) -> None:
         self.port = free_port()
-        env = {**os.environ, "ASSESSIQ_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+        # NiceGUI takes over the port when it believes it runs under pytest: hide pytest.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+        env.update(ASSESSIQ_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
         self.log_path = data_dir / f"app-{self.port}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(

@@ -91,7 +91,9 @@ def _event_line(env: Envelope) -> str:
         extra = f" ({float(data.get('duration', 0)):.1f} s)"
     elif "chars" in data:
         extra = f" ({data['chars']} chars)"
-    return f"{clock(env.t)} #{env.seq} {env.kind} {data.get('phase', '')}{extra}"
+    start = data.get("start")
+    when = start if data.get("phase") == "start" and isinstance(start, int | float) else env.t
+    return f"{clock(when)} #{env.seq} {env.kind} {data.get('phase', '')}{extra}"
 
 
 def integrity_panel(events: Callable[[], list[Envelope]],

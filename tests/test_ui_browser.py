@@ -1,0 +1,168 @@
+"""The apps in a real browser: the host and the candidate in two headless Chromium instances,
+each talking to its own AssessIQ process, connected peer to peer on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_helpers import (
+    App,
+    by_testid,
+    chromium,
+    click,
+    editor_selection,
+    editor_text,
+    focus_editor_at,
+    remote_caret,
+    require_browser,
+    screenshot,
+    text_of,
+    type_in_editor,
+    wait_for,
+)
+
+pytestmark = pytest.mark.timeout(200)
+
+
+def _utf16_len(s: str) -> int:
+    return len(s.encode("utf-16-le")) // 2
+
+
+def _hide_tab(driver: Any) -> str:
+    """Open a second tab and switch to it: the interview tab becomes hidden."""
+    original: str = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    return original
+
+
+def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
+    require_browser()
+    host = App(["host"], tmp_path)
+    cand = App(["join"], tmp_path)
+    try:
+        with chromium() as hd, chromium() as cd:
+            # -- the host creates a session and gets an invite --------------------------------
+            hd.get(host.url)
+            wait_for(lambda: by_testid(hd, "create"), what="setup page")
+            screenshot(hd, "host-setup")
+            click(hd, "create")
+            invite = wait_for(lambda: by_testid(hd, "invite").get_attribute("value"),
+                              what="invite")
+            assert invite.startswith("aiq1.")
+            assert by_testid(hd, "qr").find_element("css selector", "svg")
+            host_fp = text_of(hd, "host-fp").rsplit(" ", 1)[1]
+            screenshot(hd, "host-lobby")
+
+            # -- the candidate checks the invite, reads what is monitored, joins ---------------
+            cd.get(cand.url)
+            by_testid(cd, "invite-input").send_keys(invite)
+            by_testid(cd, "name").send_keys("Ada")
+            click(cd, "check-invite")
+            wait_for(lambda: host_fp in text_of(cd, "host-fp"), what="host fingerprint shown")
+            consent = text_of(cd, "consent")
+            assert "never its text" in consent and "Nothing is sent before you agree" in consent
+            assert not by_testid(cd, "continue").is_enabled()
+            screenshot(cd, "candidate-consent")
+            click(cd, "agree")
+            click(cd, "continue")
+            wait_for(lambda: by_testid(cd, "join"), what="camera check page")
+            assert "camera" in text_of(cd, "calibration").lower()
+            screenshot(cd, "candidate-check")
+            click(cd, "join")
+            wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40,
+                     what="candidate interview page")
+            wait_for(lambda: "Ada" in text_of(hd, "lobby-status"), what="host sees candidate")
+            status = text_of(hd, "lobby-status")
+            assert "device" in status
+            click(hd, "start")
+            wait_for(lambda: hd.current_url.endswith("/host/interview"), what="host interview")
+            starter = wait_for(lambda: editor_text(hd), what="host editor")
+            wait_for(lambda: editor_text(cd) == starter, what="candidate has the starter code")
+            click(cd, "fullscreen")
+
+            # -- both type at once, emoji and CJK, and see each other's text --------------------
+            focus_editor_at(hd, 0)
+            focus_editor_at(cd, _utf16_len(starter))
+            host_text = "# 主机 😀 host\n"
+            cand_text = "\n# 候选 🎉 cand"
+            threads = [
+                threading.Thread(target=type_in_editor, args=(hd, host_text)),
+                threading.Thread(target=type_in_editor, args=(cd, cand_text)),
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            expected = host_text + starter + cand_text
+            wait_for(lambda: editor_text(hd) == expected, what="host sees both edits")
+            wait_for(lambda: editor_text(cd) == expected, what="candidate sees both edits")
+            # Cursors intact: each caret is still right after what that person typed.
+            assert editor_selection(hd) == (_utf16_len(host_text),) * 2
+            assert editor_selection(cd) == (_utf16_len(expected),) * 2
+            # Each side shows the other's cursor.
+            wait_for(lambda: remote_caret(hd) == "Ada", what="host shows candidate's cursor")
+            wait_for(lambda: remote_caret(cd) == "interviewer",
+                     what="candidate shows host's cursor")
+            screenshot(hd, "host-interview")
+
+            # -- a run shows its results on both sides ---------------------------------------
+            focus_editor_at(cd, 0)
+            cd.execute_script(
+                'const ed = document.querySelector("[data-testid=editor]").aiqEditor.editor;'
+                "ed.dispatch({changes: {from: 0, to: ed.state.doc.length, insert: arguments[0]}})",
+                "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n")
+            wait_for(lambda: "print(sum(" in editor_text(hd), what="host gets the new code")
+            click(cd, "run")
+            for d in (hd, cd):
+                summary = wait_for(lambda d=d: text_of(d, "run-summary"), timeout=60,
+                                   what="run results")
+                wait_for(lambda d=d: "public tests 2/2 passed" in text_of(d, "run-summary"),
+                         timeout=60, what=f"run results: {summary}")
+            screenshot(cd, "candidate-run")
+
+            # -- a tab switch reaches the host's panel and the candidate's own panel ----------
+            original = _hide_tab(cd)
+            assert cd.execute_script("return document.visibilityState") is not None
+            time.sleep(2.6)  # the policy forgives a tab hidden for less than 2 s
+            cd.close()
+            cd.switch_to.window(original)
+            wait_for(lambda: "tab.hidden" in text_of(hd, "timeline"), timeout=20,
+                     what="tab switch in the host's integrity panel")
+            wait_for(lambda: "tab.hidden" in text_of(cd, "transparency"), timeout=20,
+                     what="tab switch in the candidate's transparency panel")
+            wait_for(lambda: "tab.hidden end" in text_of(hd, "timeline"), timeout=20,
+                     what="the tab switch's end")
+            assert "Integrity score" in text_of(hd, "score")
+            screenshot(hd, "host-integrity")
+            screenshot(cd, "candidate-transparency")
+
+            # -- the host ends: sealed, valid ------------------------------------------------
+            click(hd, "end")
+            wait_for(lambda: hd.current_url.endswith("/host/ended"), timeout=30,
+                     what="ended page")
+            verdict = text_of(hd, "verdict")
+            assert verdict.startswith("VALID"), verdict
+            session_file = Path(text_of(hd, "session-file").split(": ", 1)[1])
+            assert session_file.exists()
+            assert session_file.with_suffix(".report.html").exists()
+            screenshot(hd, "host-ended")
+
+        # -- the replay viewer opens the sealed file --------------------------------------
+        replay = App(["replay", str(session_file)], tmp_path)
+        try:
+            with chromium() as rd:
+                rd.get(replay.url)
+                wait_for(lambda: text_of(rd, "verdict").startswith("VALID"), what="replay")
+                wait_for(lambda: "print(sum(" in text_of(rd, "replay-code"),
+                         what="final code in the replay")
+                assert "tab.hidden" in text_of(rd, "replay-items")
+                screenshot(rd, "replay")
+        finally:
+            replay.stop()
+    finally:
+        host.stop()
+        cand.stop()
