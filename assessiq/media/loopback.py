@@ -199,6 +199,7 @@ async def run_side(
     await media.stats()  # the bitrate baseline
     stamps.recording = True
     wall0, cpu0 = time.monotonic(), time.process_time()
+    analysed0 = feed.analysed if feed is not None else 0
     await asyncio.sleep(seconds)
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     stamps.recording = False
@@ -214,7 +215,8 @@ async def run_side(
     }
     if feed is not None:
         result["proctor"] = {"analysed": feed.analysed, "with_face": feed.with_face,
-                             "fps": round(feed.analysed / wall, 1)}
+                             "fps": round((feed.analysed - analysed0) / wall, 1),
+                             "skipped_by_tap": media.tap.skipped if media.tap else 0}
     writer.write(b'{"done": true}\n')
     await writer.drain()
     await _lines(reader)  # both sides finish measuring before either hangs up
