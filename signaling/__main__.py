@@ -73,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("signaling.websockets").setLevel(
-        max(logging.WARNING, logging.getLogger().level))
     try:
         asyncio.run(_serve(config))
     except OSError as exc:

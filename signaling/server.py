@@ -29,6 +29,17 @@ from signaling.rooms import RoomTable, new_token
 
 log = logging.getLogger("signaling")
 
+
+class _NoFrameLogs(logging.Filter):
+    """websockets logs frame contents at DEBUG; relayed data must never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO
+
+
+ws_log = logging.getLogger("signaling.websockets")
+ws_log.addFilter(_NoFrameLogs())
+
 WS_PATH = "/ws"
 HEALTH_PATH = "/healthz"
 
@@ -66,7 +77,7 @@ class SignalingServer:
             ping_interval=limits.ping_interval_seconds,
             ping_timeout=limits.ping_timeout_seconds,
             close_timeout=limits.close_timeout_seconds,
-            logger=logging.getLogger("signaling.websockets"),
+            logger=ws_log,
         )
         self._sweeper = asyncio.create_task(self._sweep_idle_rooms())
         log.info("listening on %s:%s (WebSocket path %s)", self.config.host, self.port, WS_PATH)
@@ -145,17 +156,17 @@ class SignalingServer:
         self.connections_per_ip[ip] += 1
         try:
             deadline = asyncio.get_running_loop().time() + limits.join_timeout_seconds
-            try:
-                async with asyncio.timeout_at(deadline):
-                    while client.room is None and not client.closing:
-                        await self._on_message(client, await ws.recv())
-            except TimeoutError:
-                if client.room is None:
-                    log.info("closing a connection from %s: no join within %.0f s", ip,
+            while client.room is None and not client.closing:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await ws.recv()
+                except TimeoutError:
+                    log.info("closing a connection from %s: no join within %g s", ip,
                              limits.join_timeout_seconds)
                     await ws.close(frames.CLOSE_JOIN_TIMEOUT,
                                    f"no join within {limits.join_timeout_seconds:g} s")
                     return
+                await self._on_message(client, message)
             async for message in ws:
                 await self._on_message(client, message)
         except ConnectionClosed:
@@ -302,15 +313,22 @@ class SignalingServer:
         interval = min(max(idle / 4, 0.05), 30.0)
         while True:
             await asyncio.sleep(interval)
-            for room in self.rooms.idle(time.monotonic() - idle):
-                log.info("room %s closed: idle for %.0f s", room.tag, idle)
-                for member in list(room.members.values()):
-                    member.closing = True
-                    member.room = None
-                    self._spawn(_close(member.ws, frames.CLOSE_IDLE_ROOM,
-                                       f"room idle for {idle:g} s"))
-                room.members.clear()
-                self.rooms.remove(room)
+            try:
+                self._close_idle_rooms(time.monotonic() - idle)
+            except Exception:  # the sweeper must outlive any bug in one pass
+                log.exception("idle-room sweep failed")
+
+    def _close_idle_rooms(self, older_than: float) -> None:
+        idle = self.limits.idle_room_seconds
+        for room in self.rooms.idle(older_than):
+            log.info("room %s closed: idle for %g s", room.tag, idle)
+            for member in list(room.members.values()):
+                member.closing = True
+                member.room = None
+                self._spawn(_close(member.ws, frames.CLOSE_IDLE_ROOM,
+                                   f"room idle for {idle:g} s"))
+            room.members.clear()
+            self.rooms.remove(room)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

@@ -154,3 +154,34 @@ def test_port_in_use_is_a_one_line_error():
         result = run(sys.executable, "-m", "signaling", "--port", str(port))
     assert result.returncode == 1 and "cannot listen on 127.0.0.1:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_logs_hold_no_payloads_tokens_or_room_ids():
+    room = "secret-room-id-0123456789"
+    payload = "PAYLOAD-must-not-be-logged-" + "z" * 40
+    code = textwrap.dedent(f"""
+        import asyncio, logging, sys
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        logging.getLogger("websockets.client").setLevel(logging.WARNING)  # the test's side
+        from signaling.testing import WsClient, running_server
+        async def main():
+            async with running_server() as server:
+                a = await WsClient.connect(server.port)
+                b = await WsClient.connect(server.port)
+                joined = await a.join({room!r}, "host")
+                await b.join({room!r}, "candidate")
+                await a.expect("peer-joined")
+                await a.send({{"type": "relay", "data": {payload!r}}})
+                assert (await b.expect("relay"))["data"] == {payload!r}
+                c = await WsClient.connect(server.port)
+                await c.join({room!r}, "host", resume=joined["resume"])
+                print("TOKEN", joined["resume"])
+        asyncio.run(main())
+    """)
+    result = run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.split("TOKEN ", 1)[1].strip()
+    from signaling.rooms import room_tag
+    assert f"room {room_tag(room)}" in result.stderr  # rooms are logged by their hash prefix
+    for secret in (room, payload, "PAYLOAD", token):
+        assert secret not in result.stderr
