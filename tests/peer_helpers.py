@@ -118,3 +118,60 @@ class HostileSignaling:
         finally:
             if role is not None and self.members.get(role) is ws:
                 del self.members[role]
+
+
+TURN_USER = "assessiq"
+TURN_PASSWORD = "relay-test-pw"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def coturn(tmp_path: Any) -> AsyncIterator[int]:
+    """A real coturn (`turnserver`) on 127.0.0.1 with a temporary config; yields its port."""
+    import shutil
+    import socket
+
+    binary = shutil.which("turnserver")
+    if binary is None:
+        import pytest
+
+        pytest.skip("coturn's turnserver is not installed (apt-get install coturn)")
+    port = free_port()
+    relay_min = 40000 + (port % 1000) * 10
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text("\n".join([
+        "listening-ip=127.0.0.1", "relay-ip=127.0.0.1", f"listening-port={port}",
+        f"min-port={relay_min}", f"max-port={relay_min + 9}", "lt-cred-mech",
+        f"user={TURN_USER}:{TURN_PASSWORD}", "realm=assessiq.test", "fingerprint",
+        "no-tls", "no-dtls", "no-cli", "allow-loopback-peers", "no-multicast-peers",
+        "simple-log", f"log-file={tmp_path / 'turn.log'}", f"pidfile={tmp_path / 'turn.pid'}",
+        f"userdb={tmp_path / 'turndb'}",
+    ]) + "\n")
+    proc = await asyncio.create_subprocess_exec(
+        binary, "-c", str(conf), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.returncode is not None:
+                    raise RuntimeError("turnserver did not start") from None
+                await asyncio.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
