@@ -82,7 +82,9 @@ class ServerConfig:
             0 <= self.port <= 65535
         ):
             raise ConfigError(f"port must be a whole number 0..65535, got {self.port!r}")
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        if not isinstance(self.log_level, str) or self.log_level.upper() not in (
+            "DEBUG", "INFO", "WARNING", "ERROR"
+        ):
             raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, "
                               f"got {self.log_level!r}")
 

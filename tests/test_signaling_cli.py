@@ -115,6 +115,11 @@ def test_subprocess_server_serves_healthz_and_stops_on_sigterm(tmp_path):
     ("[limits]\nmax_message_bytes = 10\nhard_max_message_bytes = 5", "hard_max_message_bytes"),
     ("[limits]\nmessage_burst = 2.5", "must be a whole number"),
     ("log_level = 'LOUD'", "log_level must be"),
+    ("log_level = 5", "log_level must be"),
+    ("host = 5", "host must be"),
+    ("limits = 3", "[limits] must be a table"),
+    ("[limits]\nmax_rooms = '5'", "max_rooms must be a number"),
+    ("[limits]\nmax_rooms = true", "max_rooms must be a number"),
 ])
 def test_bad_config_is_one_line_error_exit_2(tmp_path, content, needle):
     config = tmp_path / "bad.toml"
