@@ -21,3 +21,25 @@ def test_room_tag_hides_the_room():
     tag = room_tag("secret-room-id-123456")
     assert len(tag) == 20 and "secret" not in tag
     assert tag != room_tag("secret-room-id-123457")
+
+
+async def test_lan_mode_host_is_found_and_joined_without_a_server(tmp_path):
+    from assessiq.core.identity import Identity
+    from assessiq.peer import Candidate, Host
+    from tests.peer_helpers import FAST, eventually
+
+    host = await Host.start(identity=Identity.generate(), lan=True, lan_address="127.0.0.1",
+                            advertise_interfaces=["127.0.0.1"], config=FAST,
+                            session_path=tmp_path / "s.aiq")
+    try:
+        assert host.invite.lan and host.server is not None
+        cand = await Candidate.join(host.invite.encode(), config=FAST,
+                                    discover_interfaces=["127.0.0.1"], discover_timeout=8)
+        try:
+            assert cand.found_by == "zeroconf"
+            host.doc.insert_code(0, "lan", origin="host")
+            await eventually(lambda: cand.doc.code_text == "lan", what="sync")
+        finally:
+            await cand.close()
+    finally:
+        await host.close()

@@ -52,6 +52,7 @@ class Candidate(PeerSession):
         self.receipts: list[Receipt] = []
         self.signaling: SignalingClient | None = None
         self.attempts = 0
+        self.found_by = ""  # how the signaling endpoint was found: given, zeroconf, invite
         self._integrity: DataChannelChannel | None = None
         self._sent_upto = -1
         self._flush_lock = asyncio.Lock()
@@ -79,19 +80,22 @@ class Candidate(PeerSession):
             else Invite.decode(invite_text, expected_host=expected_host)
         )
         config = config or PeerConfig()
-        url = signaling
+        url, found_by = signaling, "given"
         if url is None and invite.lan:
             from ..discovery import discover
 
             url = await discover(
                 invite.room, timeout=discover_timeout, interfaces=discover_interfaces
             )
-        url = url or invite.signaling
+            found_by = "zeroconf"
+        if url is None:
+            url, found_by = invite.signaling, "invite"
         if url is None:
             raise ConnectError(
                 "the host offers LAN mode only and was not found on this network"
             )
         cand = cls(invite, device or Identity.generate(), config, name)
+        cand.found_by = found_by
         cand.signaling = SignalingClient(
             url,
             invite.room,
