@@ -1,0 +1,256 @@
+"""The session store: reopen restores the document exactly, segments are lossless, replay at
+any time is right, and the seal compacts everything."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text
+
+from assessiq.core.errors import StoreError
+from assessiq.core.store import (
+    SEGMENT_SIZE,
+    SessionStore,
+    UpdateRow,
+    decode_segment,
+    encode_segment,
+)
+
+META = {"session": "s1", "created": 1.0}
+
+
+def _fill(doc: Doc[Any], n: int) -> None:
+    code = doc.get("code", type=Text)
+    state = doc.get("state", type=Map)
+    tests = doc.get("tests", type=Array)
+    for i in range(n):
+        with doc.transaction(origin="host"):
+            code.insert(len(code), "é数🙂x"[i % 4])
+        if i % 7 == 0:
+            with doc.transaction(origin="host"):
+                state["phase"] = f"p{i}"
+                tests.append(f"case {i}")
+        if i % 11 == 10:
+            with doc.transaction(origin="host"):
+                del code[0:1]
+
+
+def _content(doc: Doc[Any]) -> tuple[str, dict[str, Any], list[Any]]:
+    return (str(doc.get("code", type=Text)), doc.get("state", type=Map).to_py() or {},
+            doc.get("tests", type=Array).to_py() or [])
+
+
+def _equivalent(a: Doc[Any], b: Doc[Any]) -> None:
+    assert _content(a) == _content(b)
+    assert a.get_state() == b.get_state()
+    # nothing in `a` that `b` lacks: the diff adds nothing to a fresh copy of `b`
+    c: Doc[Any] = Doc()
+    c.apply_update(b.get_update())
+    c.apply_update(a.get_update(b.get_state()))
+    assert c.get_state() == b.get_state() and _content(c) == _content(b)
+
+
+def test_reopen_restores_the_document_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "s.aiq"
+    doc: Doc[Any] = Doc()
+    store = SessionStore.create(path, META)
+    store.attach(doc, local_origin="host")
+    _fill(doc, 300)
+    # a remote update (no origin) is recorded under the remote origin
+    peer: Doc[Any] = Doc()
+    peer.apply_update(doc.get_update())
+    peer_updates: list[bytes] = []
+    sub = peer.observe(lambda e: peer_updates.append(e.update))
+    peer.get("code", type=Text).insert(0, "peer:")
+    peer.unobserve(sub)
+    doc.apply_update(peer_updates[0])
+    store.close()
+
+    reopened = SessionStore.open(path)
+    fresh: Doc[Any] = Doc()
+    n = reopened.load_into(fresh)
+    assert n == reopened.durable_seq + 1 == len(list(reopened.updates()))
+    _equivalent(fresh, doc)
+    assert str(fresh.get("code", type=Text)).startswith("peer:")
+    origins = [r.origin for r in reopened.updates()]
+    assert origins.count("remote") == 1 and set(origins) == {"host", "remote"}
+    assert reopened.meta()["session"] == "s1"
+    # keep writing after reopen: sequence numbers continue, nothing is overwritten
+    reopened.attach(fresh, local_origin="host")
+    with fresh.transaction(origin="host"):
+        fresh.get("code", type=Text).insert(0, "more ")
+    reopened.close()
+    again = SessionStore.open(path)
+    seqs = [r.seq for r in again.updates()]
+    assert seqs == list(range(len(seqs))) and len(seqs) == n + 1
+    final: Doc[Any] = Doc()
+    again.load_into(final)
+    _equivalent(final, fresh)
+    again.close()
+
+
+def test_compaction_keeps_every_update(tmp_path: Path) -> None:
+    doc: Doc[Any] = Doc()
+    code = doc.get("code", type=Text)
+    store = SessionStore.create(tmp_path / "c.aiq", META)
+    store.attach(doc, local_origin="host")
+    captured: list[bytes] = []
+    sub = doc.observe(lambda e: captured.append(e.update))
+    for i in range(3 * SEGMENT_SIZE + 100):
+        with doc.transaction(origin="host"):
+            code.insert(len(code), chr(97 + i % 26))
+        if i % 200 == 0:
+            store.flush()
+    doc.unobserve(sub)
+    store.flush()
+    db = store._db
+    n_seg = db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
+    hot = db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+    assert n_seg >= 1 and hot < 2 * SEGMENT_SIZE  # the flush policy compacted
+    rows = list(store.updates())
+    assert [r.data for r in rows] == captured
+    assert [r.seq for r in rows] == list(range(len(captured)))
+    store.close()
+
+
+def test_state_at_replays_the_past(tmp_path: Path) -> None:
+    store = SessionStore.create(tmp_path / "r.aiq", META)
+    doc: Doc[Any] = Doc()
+    code = doc.get("code", type=Text)
+    snapshots: list[tuple[float, str]] = []
+    pending: list[bytes] = []
+    sub = doc.observe(lambda e: pending.append(e.update))
+    t = 1000.0
+    for i in range(2 * SEGMENT_SIZE + 300):  # some in segments, some hot
+        t += 0.25 if i % 50 else 30.0  # typing bursts and pauses
+        with doc.transaction():
+            if i % 9 == 8:
+                del code[len(code) - 1:]
+            else:
+                code.insert(len(code), "ab数"[i % 3])
+        store.record_update(pending.pop(), origin="host", t=t)
+        snapshots.append((t, str(code)))
+    doc.unobserve(sub)
+    store.flush()
+    store.compact()
+    assert store._db.execute("SELECT COUNT(*) FROM segments").fetchone()[0] >= 1
+    assert str(store.state_at(0.0).get("code", type=Text)) == ""
+    for k in (0, 1, 49, 50, 51, 700, SEGMENT_SIZE - 1, SEGMENT_SIZE, 1500,
+              len(snapshots) - 1):
+        at, text = snapshots[k]
+        assert str(store.state_at(at).get("code", type=Text)) == text, k
+        # between two updates: still the earlier state
+        if k + 1 < len(snapshots):
+            mid = (at + snapshots[k + 1][0]) / 2
+            assert str(store.state_at(mid).get("code", type=Text)) == text
+    assert str(store.state_at(t + 100).get("code", type=Text)) == str(code)
+    store.close()
+
+
+def test_put_seal_compacts_everything(tmp_path: Path) -> None:
+    path = tmp_path / "p.aiq"
+    store = SessionStore.create(path, META)
+    doc: Doc[Any] = Doc()
+    store.attach(doc, local_origin="host")
+    _fill(doc, SEGMENT_SIZE + 77)
+    store.flush()
+    before = list(store.updates())
+    assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] > 0
+    store.put_seal(b"seal-bytes")
+    assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 0
+    assert list(store.updates()) == before
+    assert store.seal_raw() == b"seal-bytes"
+    with pytest.raises(StoreError, match="already sealed"):
+        store.put_seal(b"again")
+    store.close()
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_other_tables_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "o.aiq"
+    with SessionStore.create(path, META) as store:
+        store.append_envelope(b"env-1", received_at=5.0)
+        store.append_receipt(b"rcpt-1")
+        store.put_run("r1", {"lang": "py"}, None, t=3.0)
+        store.put_run("r1", {"lang": "py"}, {"run": {"stdout": "1\n"}}, t=3.0)
+        store.add_private("note", {"text": "ok"}, t=4.0)
+        store.add_private("score", 88, t=6.0)
+        store.set_meta("phase", "done")
+    with SessionStore.open(path) as store:
+        assert store.envelopes() == [b"env-1"] and store.receipts() == [b"rcpt-1"]
+        assert store.runs() == [{"id": "r1", "t": 3.0, "request": {"lang": "py"},
+                                 "result": {"run": {"stdout": "1\n"}}}]
+        assert [p["kind"] for p in store.private()] == ["note", "score"]
+        assert store.private("score")[0]["value"] == 88
+        assert store.meta()["phase"] == "done"
+
+
+def test_store_errors_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "e.aiq"
+    SessionStore.create(path, META).close()
+    junk = tmp_path / "junk.aiq"
+    junk.write_bytes(b"hello, not sqlite" * 100)
+    other_db = tmp_path / "other.db"
+    sqlite3.connect(other_db).execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    cases: list[Callable[[], object]] = [
+        lambda: SessionStore.create(path, META),
+        lambda: SessionStore.open(tmp_path / "missing.aiq"),
+        lambda: SessionStore.open(junk),
+        lambda: SessionStore.open(other_db),
+        lambda: SessionStore.create(tmp_path / "no" / "dir.aiq", META),
+    ]
+    for case in cases:
+        with pytest.raises(StoreError) as exc:
+            case()
+        assert "\n" not in str(exc.value)
+    closed = SessionStore.open(path)
+    closed.close()
+    with pytest.raises(StoreError):
+        closed.record_update(b"\x01\x02\x03", origin="host")
+
+
+async def test_updates_flush_by_themselves_in_an_event_loop(tmp_path: Path) -> None:
+    store = SessionStore.create(tmp_path / "a.aiq", META)
+    doc: Doc[Any] = Doc()
+    store.attach(doc, local_origin="host")
+    with doc.transaction(origin="host"):
+        doc.get("code", type=Text).insert(0, "x")
+    assert store.durable_seq == -1
+    for _ in range(100):
+        await asyncio.sleep(store.flush_interval)
+        if store.durable_seq == 0:
+            break
+    assert store.durable_seq == 0
+    store.close()
+
+
+rows_strategy = st.lists(
+    st.tuples(st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
+              st.binary(max_size=64)),
+    min_size=1, max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows_strategy, st.integers(min_value=0, max_value=2**40))
+def test_segments_are_lossless(rows: list[tuple[float, str, bytes]], seq0: int) -> None:
+    original = [UpdateRow(seq0 + i, t, o, d) for i, (t, o, d) in enumerate(rows)]
+    assert decode_segment(encode_segment(original)) == original
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.integers(min_value=0), st.integers(min_value=0, max_value=7))
+def test_damaged_segments_raise_value_error(garbage: bytes, pos: int, bit: int) -> None:
+    with pytest.raises(ValueError):
+        decode_segment(garbage)
+    blob = bytearray(encode_segment([UpdateRow(0, 1.5, "host", b"\x01\x02abc")]))
+    blob[pos % len(blob)] ^= 1 << bit  # the xz container's checks catch any flip
+    with pytest.raises(ValueError):
+        decode_segment(bytes(blob))
