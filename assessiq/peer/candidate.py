@@ -142,6 +142,7 @@ class Candidate(PeerSession):
         hs = CandidateHandshake(self.invite, self.device, name=self.name)
         if not self.signaling.joined.is_set():
             await self.signaling.joined.wait()
+        generation = self.signaling.generation
         if not await self.signaling.send(hs.hello()):
             return None
         loop = asyncio.get_running_loop()
@@ -152,8 +153,11 @@ class Candidate(PeerSession):
                 log.info("candidate: no offer within %.0f s; retrying",
                          self.config.handshake_timeout)
                 return None
+            if self.signaling.generation != generation:
+                log.info("candidate: the signaling connection was re-made; new attempt")
+                return None
             try:
-                data = await asyncio.wait_for(self.signaling.recv(), remaining)
+                data = await asyncio.wait_for(self.signaling.recv(), min(remaining, 0.5))
             except TimeoutError:
                 continue
             result = hs.receive(data)  # HandshakeError propagates: a refusal

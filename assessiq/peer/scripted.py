@@ -51,6 +51,19 @@ def say(role: str, message: str) -> None:
     print(f"[{role}] {message}", file=sys.stderr, flush=True)
 
 
+async def report_links(role: str, session: PeerSession) -> None:
+    """Print `link up #n at T` / `link down at T` lines (the network-cut test reads them)."""
+    up = False
+    while True:
+        if session.is_connected != up:
+            up = session.is_connected
+            if up:
+                say(role, f"link up #{session.links_made} at {time.time():.3f}")
+            else:
+                say(role, f"link down at {time.time():.3f}")
+        await asyncio.sleep(0.05)
+
+
 def code_hash(session: PeerSession) -> str:
     return hashlib.sha256(session.doc.code_text.encode("utf-8")).hexdigest()[:16]
 
@@ -98,6 +111,7 @@ async def run_host(args: argparse.Namespace) -> dict[str, Any]:
     say("host", f"session open; invite written to {args.invite_out}")
     await host.connected(args.connect_timeout)
     say("host", "candidate connected; typing")
+    reporter = asyncio.create_task(report_links("host", host))
     typed = await type_for(host, args.seconds, random.Random(args.seed), "host")
     say("host", f"typed {typed} characters; waiting for the candidate to finish")
     done = asyncio.Event()
@@ -127,6 +141,7 @@ async def run_host(args: argparse.Namespace) -> dict[str, Any]:
             break
     say("host", f"documents {'converged' if converged else 'DID NOT converge'}; sealing")
     events = len(host.events)
+    reporter.cancel()
     path = await host.end()
     say("host", f"sealed session written to {path}")
     return {"role": "host", "typed": typed, "code": host.doc.code_text, "converged": converged,
@@ -139,6 +154,7 @@ async def run_candidate(args: argparse.Namespace) -> dict[str, Any]:
     cand = await Candidate.join(invite, config=_config(args), name="Demo Candidate",
                                 timeout=args.connect_timeout)
     say("candidate", "connected; typing")
+    reporter = asyncio.create_task(report_links("candidate", cand))
     rng = random.Random(args.seed + 1)
     typing = asyncio.create_task(type_for(cand, args.seconds, rng, "candidate"))
     await asyncio.sleep(args.seconds * 0.3)
@@ -162,6 +178,7 @@ async def run_candidate(args: argparse.Namespace) -> dict[str, Any]:
     result = {"role": "candidate", "typed": typed, "code": cand.doc.code_text,
               "events": len(cand.log), "unreceipted": len(cand.outbox),
               "links": cand.links_made}
+    reporter.cancel()
     await cand.close()
     return result
 

@@ -67,6 +67,7 @@ class SignalingClient:
         self.joined = asyncio.Event()
         self.failure: SignalingUnavailable | None = None
         self.reconnects = 0
+        self.generation = 0  # +1 on every successful (re)join
         self._relays: asyncio.Queue[str | None] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -180,6 +181,7 @@ class SignalingClient:
             token = frame.get("resume")
             self.resume = token if isinstance(token, str) else None
             self.peer_present = frame.get("peer") is True
+            self.generation += 1
             self.joined.set()
             log.info("signaling: joined as %s (peer present: %s)", self.role, self.peer_present)
             return True
