@@ -69,3 +69,32 @@ async def test_link_loss_reconnects_and_resends_events(tmp_path):
         finally:
             await cand.close()
             await host.close()
+
+
+async def test_malformed_channel_messages_cannot_crash_the_host(tmp_path):
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq")
+        cand = await Candidate.join(host.invite.encode(), config=FAST)
+        try:
+            assert cand.link is not None and host.link is not None
+            chans = {n: c.dc for n, c in cand.link.conn.channels.items()}
+            junk = [b"", b"\x00", b"\x00\x01\xff\xff\xff\xff\x0f", b"\x01" * 300, "text",
+                    b"\x00\x02" + b"\xff" * 100, '{"t":"bye"}', "[" * 4000,
+                    b"\x00" * (64 * 1024)]
+            for raw in junk:
+                for dc in chans.values():
+                    dc.send(raw)
+            for _ in range(50):  # a flood of garbage envelopes
+                chans["integrity"].send(b'{"v":1,"seq":0}.AAAA')
+            await cand.send_event("paste", {"phase": "instant", "chars": 5})
+            cand.doc.insert_code(0, "still fine", origin="candidate")
+            await eventually(lambda: host.doc.code_text == "still fine", what="sync")
+            await eventually(lambda: len(host.events) == 1 and not cand.outbox, what="event")
+            assert host.link is not None and not host.link.dead.is_set()
+            assert host.link.malformed >= len(junk)
+            assert len(host.integrity_errors) >= 50
+            assert not host.ended.is_set()
+        finally:
+            await cand.close()
+            await host.close()
