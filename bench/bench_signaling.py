@@ -132,7 +132,9 @@ async def measure(quick: bool) -> list[Row]:
         rss_idle = rss_mb(proc.pid)
         # Baseline: relay latency with only the active rooms connected.
         active = await open_pairs(port, "active", active_rooms, time.monotonic() + 60)
+        await relay_latencies(active, 5)  # warm-up, discarded
         unloaded = await relay_latencies(active, rounds)
+        single_unloaded = await relay_latencies(active[:1], rounds * 10)
         cpu0 = cpu_seconds(proc.pid)
         t0 = time.monotonic()
         idle = await open_pairs(port, "idle", connections // 2, time.monotonic() + 300)
@@ -142,6 +144,7 @@ async def measure(quick: bool) -> list[Row]:
         held = connections
         rss_loaded = rss_mb(proc.pid)
         loaded = await relay_latencies(active, rounds)
+        single_loaded = await relay_latencies(active[:1], rounds * 10)
         alive = proc.poll() is None
         await close_all(idle + active)
     finally:
@@ -160,6 +163,11 @@ async def measure(quick: bool) -> list[Row]:
             baseline_name="server idle", goal="< 300 MB at 10,000"),
         Row(AREA, "server RSS per connection", per_conn_kb, "KB"),
         Row(AREA, "server CPU per connect+join", cpu_connect * 1000 / held, "ms"),
+        Row(AREA, "relay latency p50, one room, idle load", median(single_loaded), "ms",
+            baseline=median(single_unloaded), baseline_name="no idle load",
+            note=f"{len(single_loaded)} sequential relays, host -> candidate, 200 B"),
+        Row(AREA, "relay latency p99, one room, idle load", percentile(single_loaded, 99), "ms",
+            baseline=percentile(single_unloaded, 99), baseline_name="no idle load"),
         Row(AREA, "relay latency p50 under load", median(loaded), "ms",
             baseline=median(unloaded), baseline_name="no idle load",
             note=f"{active_rooms} rooms relaying at once, {len(loaded)} samples"),
