@@ -278,10 +278,11 @@ def _kill_uid(uid: int, rounds: int = 50) -> None:
                 continue
             try:
                 with open(f"/proc/{entry}/status") as fh:
-                    uid_line = next(line for line in fh if line.startswith("Uid:"))
-            except (OSError, StopIteration):
+                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
+                state, uids = fields["State"].strip(), fields["Uid"].split()
+            except (OSError, KeyError):
                 continue
-            if int(uid_line.split()[1]) == uid:
+            if not state.startswith("Z") and int(uids[0]) == uid:
                 found = True
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(entry), signal.SIGKILL)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import LocalBackend, RunRequest, UnsafePathError
+from sandbox import BackendUnavailableError, LocalBackend, RunRequest, UnsafePathError
 from sandbox.hostfs import HostWorkdir, remove_tree, write_new_file
 from sandbox.isolation import tool
 
@@ -147,7 +147,7 @@ def test_bwrap_required_but_missing_says_how_to_install(monkeypatch: pytest.Monk
     import sandbox.local as local_module
 
     monkeypatch.setattr(local_module, "tool", lambda name: None)
-    with pytest.raises(Exception, match="apt install bubblewrap"):
+    with pytest.raises(BackendUnavailableError, match="apt install bubblewrap"):
         LocalBackend(isolation="bwrap")
 
 

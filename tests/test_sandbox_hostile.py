@@ -259,7 +259,10 @@ def _sandbox_processes() -> list[str]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        uid = int(next(ln for ln in status.splitlines() if ln.startswith("Uid:")).split()[1])
+        fields = dict(ln.split(":", 1) for ln in status.splitlines() if ":" in ln)
+        if fields["State"].strip().startswith("Z"):
+            continue  # dead already; reaping orphans is the host init's job
+        uid = int(fields["Uid"].split()[0])
         if uid in UID_RANGE or SLEEP_MARKER.encode() in cmdline:
             found.append(f"{entry}: {cmdline!r}")
     return found
