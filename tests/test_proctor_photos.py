@@ -160,3 +160,29 @@ def test_covered_and_dark_frames_are_recognised(still):
 def test_bad_input_is_refused(still):
     with pytest.raises(ValueError):
         still.analyse(np.zeros((10, 10), np.uint8))
+
+
+def _distant(img: np.ndarray, scale: float, canvas: np.ndarray | None = None,
+             x: int = 320) -> np.ndarray:
+    canvas = np.full((480, 640, 3), 150, np.uint8) if canvas is None else canvas.copy()
+    small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = small.shape[:2]
+    canvas[480 - h :, x - w // 2 : x - w // 2 + w] = small
+    return canvas
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.2, 0.15])
+def test_full_range_detection_counts_faces_too_small_for_the_mesh(still, scale):
+    """Grace Hopper at 30–50 px: the mesh no longer finds her, the full-range detector does."""
+    f = still.analyse(_distant(photo("grace_hopper"), scale))
+    assert f.faces == 1 and [b.source for b in f.boxes] == ["detection"]
+    assert f.pose is None  # no landmarks, so no pose or gaze for such a face
+
+
+def test_a_distant_second_person_is_counted_in_video_mode():
+    cam = SyntheticCamera([(1, Scene.PRESENT)])
+    # a ~60 px face behind the candidate: the mesh follows only the candidate
+    scene = _distant(photo("grace_hopper"), 0.3, cam.render(Scene.PRESENT, 0), x=540)
+    with FrameAnalyzer(AnalyzerConfig(detect_every=1)) as video:
+        counts = [video.analyse(scene, t=i / 10).faces for i in range(3)]
+    assert counts[-1] == 2
