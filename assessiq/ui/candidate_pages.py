@@ -59,9 +59,9 @@ def register(state: AppState) -> None:
             if state.candidate is None:
                 ui.label("Paste the invite your interviewer sent you.").classes("text-h6")
                 invite = ui.textarea("Invite", value=state.invite_text or "") \
-                    .classes("w-full").props('data-testid="invite-input"')
+                    .classes("w-full").props('data-testid="invite-input"').mark("invite")
                 name = ui.input("Your name (shown to the interviewer)", value=state.name or "") \
-                    .props('data-testid="name"')
+                    .props('data-testid="name"').mark("name")
                 error = ui.label("").classes("text-negative").props('data-testid="invite-error"')
 
                 def check() -> None:
@@ -74,7 +74,8 @@ def register(state: AppState) -> None:
                         return
                     ui.navigate.to(f"/{token}/join")
 
-                ui.button("Check invite", on_click=check).props('data-testid="check-invite"')
+                ui.button("Check invite", on_click=check) \
+                    .props('data-testid="check-invite"').mark("check-invite")
                 return
             cand = state.candidate
             ui.label("Check who invited you").classes("text-h5")
@@ -96,9 +97,9 @@ def register(state: AppState) -> None:
                     .classes("text-italic")
                 ui.label("Nothing is sent before you agree.").classes("text-weight-bold")
             agree = ui.checkbox("I have read this and agree to be monitored as described") \
-                .props('data-testid="agree"')
+                .props('data-testid="agree"').mark("agree")
             go = ui.button("Continue", on_click=lambda: ui.navigate.to(f"/{token}/join/check")) \
-                .props('data-testid="continue"')
+                .props('data-testid="continue"').mark("continue")
             go.bind_enabled_from(agree, "value")
 
     @ui.page(base + "/check")
@@ -143,7 +144,8 @@ def register(state: AppState) -> None:
                     return
                 ui.navigate.to(f"/{token}/join/interview")
 
-            button = ui.button("Join the interview", on_click=join).props('data-testid="join"')
+            button = ui.button("Join the interview", on_click=join) \
+                .props('data-testid="join"').mark("join")
 
     @ui.page(base + "/interview")
     async def interview_page(token: str) -> None:
@@ -178,7 +180,8 @@ def register(state: AppState) -> None:
                     current = presence.remote()
                     if current:
                         editor.binding.show_remote_cursor(*current)
-                    ui.button("Run", on_click=cand.request_run).props('data-testid="run"')
+                    ui.button("Run", on_click=cand.request_run) \
+                        .props('data-testid="run"').mark("run")
                     results = ui.column().classes("w-full").props('data-testid="results"')
                 with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
                     with ui.row():

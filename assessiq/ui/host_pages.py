@@ -74,7 +74,8 @@ def register(state: AppState) -> None:
                     return
                 ui.navigate.to(f"/{token}/host/lobby")
 
-            button = ui.button("Create session", on_click=create).props('data-testid="create"')
+            button = ui.button("Create session", on_click=create) \
+                .props('data-testid="create"').mark("create")
 
     @ui.page(base + "/lobby")
     async def lobby_page(token: str) -> None:
@@ -104,7 +105,7 @@ def register(state: AppState) -> None:
                 ui.navigate.to(f"/{token}/host/interview")
 
             start_button = ui.button("Start interview", on_click=start) \
-                .props('data-testid="start"')
+                .props('data-testid="start"').mark("start")
             start_button.disable()
 
             def poll() -> None:
@@ -149,7 +150,7 @@ def register(state: AppState) -> None:
                         editor.binding.show_remote_cursor(*current)
                     with ui.row():
                         ui.button("Run", on_click=lambda: host.request_run("host")) \
-                            .props('data-testid="run"')
+                            .props('data-testid="run"').mark("run")
                     results = ui.column().classes("w-full").props('data-testid="results"')
                 with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
                     with ui.row():
@@ -169,7 +170,7 @@ def register(state: AppState) -> None:
                     with ui.card().classes("w-full q-pa-sm"):
                         ui.label("Private notes (never shared)").classes("text-subtitle1")
                         note = ui.textarea(placeholder="a note…").classes("w-full") \
-                            .props('data-testid="note"')
+                            .props('data-testid="note"').mark("note")
                         notes_col = ui.column().classes("gap-0")
 
                         def add_note() -> None:
@@ -181,7 +182,8 @@ def register(state: AppState) -> None:
                                     ui.label(f"{time.strftime('%H:%M:%S', time.gmtime(t))} "
                                              f"{text}").classes("text-body2")
 
-                        ui.button("Add note", on_click=add_note).props('data-testid="add-note"')
+                        ui.button("Add note", on_click=add_note) \
+                            .props('data-testid="add-note"').mark("add-note")
 
                     async def end() -> None:
                         end_button.disable()
@@ -189,7 +191,7 @@ def register(state: AppState) -> None:
                         ui.navigate.to(f"/{token}/host/ended")
 
                     end_button = ui.button("End and seal", color="negative", on_click=end) \
-                        .props('data-testid="end"')
+                        .props('data-testid="end"').mark("end")
 
         seen_runs: list[str] = [""]
 

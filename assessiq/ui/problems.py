@@ -46,6 +46,8 @@ class ProblemError(AssessIQError):
 
 @dataclass(frozen=True)
 class TestCase:
+    __test__ = False  # not a pytest test class
+
     name: str
     stdin: str
     expected: str

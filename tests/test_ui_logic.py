@@ -1,0 +1,190 @@
+"""The apps' logic without pages: editor binding, signal debouncing, problems, runs, replay."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assessiq.core.document import SharedDoc
+from assessiq.core.policy import Policy
+from assessiq.core.sync import DocSync
+from assessiq.ui.candidate_session import BrowserSignals
+from assessiq.ui.editor import EditorBinding
+from assessiq.ui.problems import BANK, ProblemError, TestCase, load_problem, parse_problem
+from assessiq.ui.runner import RunExecutor, compare
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, Any]] = []
+
+    def ack(self, version: int, count: int) -> None:
+        self.sent.append(("ack", version, count))
+
+    def remote(self, version: int, changes: list[dict[str, Any]]) -> None:
+        self.sent.append(("remote", version, changes))
+
+    def reset(self, version: int, text: str) -> None:
+        self.sent.append(("reset", version, text))
+
+    def cursor(self, version: int, cursor: dict[str, Any] | None) -> None:
+        self.sent.append(("cursor", version, cursor))
+
+
+def test_binding_applies_pushes_and_relays_remote_changes_in_utf16() -> None:
+    doc = SharedDoc()
+    doc.insert_code(0, "a😀b")
+    sink = Sink()
+    binding = EditorBinding(doc, sink, origin="candidate")
+    # A browser edit on the current version: after the emoji (UTF-16 offset 3) insert 中.
+    binding.push(0, [[{"from": 3, "to": 3, "insert": "中"}]])
+    assert doc.code_text == "a😀中b"
+    assert sink.sent[0] == ("ack", 0, 1)
+    # A change made elsewhere (the other person) goes to the browser as a UTF-16 change set.
+    doc.insert_code(3, "!", origin="remote")
+    assert sink.sent[-1] == ("remote", 1, [{"from": 4, "to": 4, "insert": "!"}])
+    assert binding.version == 2
+    # An edit made on version 1 is refused: the browser has not seen update 1 yet.
+    binding.push(1, [[{"from": 0, "to": 0, "insert": "X"}]])
+    assert doc.code_text == "a😀中!b" and binding.refused == 1
+    # Several edits in one push, each against the result of the previous one.
+    binding.push(2, [[{"from": 0, "to": 1, "insert": "A"}],
+                     [{"from": 6, "to": 6, "insert": "Z"}]])
+    assert doc.code_text == "A😀中!bZ"
+    assert sink.sent[-2] == ("ack", 2, 2)
+
+
+def test_binding_resets_a_browser_that_sends_nonsense() -> None:
+    doc = SharedDoc()
+    doc.insert_code(0, "😀")
+    sink = Sink()
+    binding = EditorBinding(doc, sink, origin="host")
+    binding.push(0, [[{"from": 1, "to": 1, "insert": "x"}]])  # inside the surrogate pair
+    assert doc.code_text == "😀"
+    assert sink.sent == [("reset", 1, "😀")]
+    binding.push("x", None)  # malformed: dropped
+    assert len(sink.sent) == 1
+
+
+def test_binding_cursors_convert_between_units() -> None:
+    doc = SharedDoc()
+    doc.insert_code(0, "😀中x")
+    sink = Sink()
+    seen: list[tuple[int, int]] = []
+    binding = EditorBinding(doc, sink, origin="host", on_cursor=lambda a, h: seen.append((a, h)))
+    binding.cursor(0, 2, 4)  # UTF-16: after the emoji .. the end
+    assert seen == [(1, 3)]
+    binding.show_remote_cursor("Ada", 2, 3)  # code points → UTF-16
+    assert sink.sent[-1] == ("cursor", 0, {"name": "Ada", "color": "#d9480f", "anchor": 3,
+                                          "head": 4})
+    binding.cursor(5, 0, 0)  # stale version: ignored
+    assert len(seen) == 1
+
+
+async def test_two_bindings_over_synced_docs_converge() -> None:
+    from assessiq.core.channel import memory_pair
+
+    a, b = SharedDoc(), SharedDoc()
+    ca, cb = memory_pair()
+    async with DocSync(a, ca) as sa, DocSync(b, cb) as sb:
+        await asyncio.wait_for(asyncio.gather(sa.synced.wait(), sb.synced.wait()), 5)
+        sink_a, sink_b = Sink(), Sink()
+        ba = EditorBinding(a, sink_a, origin="host")
+        bb = EditorBinding(b, sink_b, origin="candidate")
+        ba.push(0, [[{"from": 0, "to": 0, "insert": "hé😀"}]])
+        for _ in range(100):
+            if b.code_text == "hé😀":
+                break
+            await asyncio.sleep(0.01)
+        assert b.code_text == "hé😀"
+        assert sink_b.sent[-1] == ("remote", 0, [{"from": 0, "to": 0, "insert": "hé😀"}])
+        bb.push(1, [[{"from": 4, "to": 4, "insert": "!"}]])
+        for _ in range(100):
+            if a.code_text == "hé😀!":
+                break
+            await asyncio.sleep(0.01)
+        assert a.code_text == "hé😀!"
+        assert sink_a.sent[-1] == ("remote", 1, [{"from": 4, "to": 4, "insert": "!"}])
+
+
+def test_signals_are_debounced_per_policy() -> None:
+    signals = BrowserSignals(Policy.default())  # tab.hidden: min_duration 2 s
+    signals.begin("tab.hidden", 100.0)
+    assert signals.due(101.0) == []
+    assert signals.finish("tab.hidden", 101.5) == []  # a blip: nothing is sent
+    signals.begin("tab.hidden", 200.0)
+    started = signals.due(202.5)
+    assert [d["phase"] for _, d in started] == ["start"] and started[0][1]["start"] == 200.0
+    assert signals.due(203.0) == []  # sent once
+    ended = signals.finish("tab.hidden", 204.0)
+    assert ended[0][1]["phase"] == "end" and ended[0][1]["duration"] == 4.0
+    assert signals.instant("paste", {"chars": 5}, 10.0) == [("paste", {"phase": "instant",
+                                                                       "chars": 5})]
+    assert signals.instant("paste", {"chars": 5}, 10.5) == []  # a burst counts once
+
+
+def test_problem_markdown_parses_public_and_hidden_tests(tmp_path: Path) -> None:
+    text = ("# Add\nAdd two numbers.\n\n## Starter code\n```python\nprint(0)\n```\n\n"
+            "## Public tests\n### small\n```input\n1 2\n```\n```output\n3\n```\n\n"
+            "## Hidden tests\n### big\n```input\n5 5\n```\n```output\n10\n```\n")
+    p = parse_problem(text)
+    assert p.title == "Add" and p.starter == "print(0)\n" and p.language == "python"
+    assert p.public == (TestCase("small", "1 2\n", "3\n"),)
+    assert p.hidden == (TestCase("big", "5 5\n", "10\n"),)
+    assert "Hidden" not in p.statement and "5 5" not in p.statement
+    path = tmp_path / "p.md"
+    path.write_text(text)
+    assert load_problem(path) == p
+    with pytest.raises(ProblemError, match="Title"):
+        parse_problem("no title")
+    with pytest.raises(ProblemError, match="needs an ```input"):
+        parse_problem("# T\n## Public tests\n### a\n```input\nx\n```\n")
+    with pytest.raises(ProblemError, match="cannot read"):
+        load_problem(tmp_path / "missing.md")
+
+
+def test_compare_ignores_trailing_space_and_shows_a_diff() -> None:
+    assert compare("1\n2\n", "1  \n2") == (True, "")
+    ok, diff = compare("1\n2\n", "1\n3\n")
+    assert not ok and "-2" in diff and "+3" in diff
+
+
+async def test_runs_execute_in_the_sandbox_with_public_and_hidden_tests() -> None:
+    import sandbox
+
+    try:
+        await sandbox.run(sandbox.RunRequest.single("python", "print(1)"))
+    except sandbox.SandboxError as exc:
+        pytest.skip(f"the sandbox cannot run python here: {exc}")
+    doc = SharedDoc()
+    problem = BANK["Sum of numbers"]
+    private: list[tuple[str, Any]] = []
+    executor = RunExecutor(doc, public=problem.public, hidden=problem.hidden,
+                           private=lambda k, v: private.append((k, v)))
+    doc.insert_code(0, "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n")
+    from assessiq.ui.host_session import request_run
+
+    run_id = request_run(doc, "candidate")
+    task = asyncio.create_task(executor.serve())
+    try:
+        for _ in range(600):
+            if doc.runs()[0]["result"] is not None:
+                break
+            await asyncio.sleep(0.05)
+        result = doc.runs()[0]["result"]
+        assert result is not None and result["run"]["stdout"] == "0\n"
+        assert [t["passed"] for t in result["tests"]] == [True, True]
+        for _ in range(600):
+            if private:
+                break
+            await asyncio.sleep(0.05)
+        # Hidden tests ran but stay private: never in the shared document.
+        assert private[0][0] == "hidden_tests" and private[0][1]["run_id"] == run_id
+        assert [r["passed"] for r in private[0][1]["results"]] == [True, True]
+        assert "1000000000" not in doc.snapshot_json()
+    finally:
+        task.cancel()
+        executor.close()

@@ -1,0 +1,152 @@
+"""Page logic with NiceGUI's simulated `User` (no browser): the host's and the candidate's
+screens in one process, connected through the real peer layer on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from nicegui import ui
+from nicegui.testing import User
+from nicegui.testing.user_simulation import user_simulation
+
+from assessiq.ui.app import AppState, register_pages
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
+    state = AppState()
+    async with user_simulation() as user:
+        register_pages(state, ("host", "candidate", "replay"))
+        try:
+            yield state, user
+        finally:
+            if state.host is not None:
+                await state.host.close()
+            if state.candidate is not None:
+                await state.candidate.close()
+
+
+async def _until(check: object, timeout: float = 20.0) -> None:
+    assert callable(check)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_pages_need_the_run_secret(app_state: tuple[AppState, User]) -> None:
+    state, user = app_state
+    for path in ("/wrong-token/host", "/wrong-token/join", "/wrong-token/replay", "/",
+                 f"/{state.token[:-1]}/host"):
+        response = await user.http_client.get(path)
+        assert response.status_code == 404, path
+    response = await user.http_client.get(f"/{state.token}/host")
+    assert response.status_code == 200
+
+
+async def test_host_creates_a_session_and_candidate_joins(
+        app_state: tuple[AppState, User]) -> None:
+    state, host_user = app_state
+    await host_user.open(f"/{state.token}/host")
+    await host_user.should_see("Create a session")
+    host_user.find(marker="create").click()
+    await _until(lambda: state.host is not None)
+    await host_user.should_see("Your key fingerprint", retries=50)
+    assert state.host is not None
+    invite = state.host.invite_text
+    await host_user.should_see(state.host.host_fingerprint)
+    await host_user.should_see("Waiting for the candidate")
+    # The invite is shown as text; the problem, language and phase are in the shared doc.
+    assert host_user.find(ui.textarea).elements.pop().value == invite
+    assert state.host.doc.phase == "lobby" and state.host.doc.problem.startswith("# ")
+    assert [t["name"] for t in state.host.doc.public_tests()] == ["three numbers", "negative"]
+
+    # The candidate, in a second simulated browser of the same app.
+    async with _second_user() as cand_user:
+        await cand_user.open(f"/{state.token}/join")
+        cand_user.find(marker="invite").type("aiq1.garbage.more")
+        cand_user.find(marker="check-invite").click()
+        await cand_user.should_see("truncated or damaged")
+        assert state.candidate is None
+        cand_user.find(marker="invite").clear().type(invite)
+        cand_user.find(marker="name").type("Grace")
+        cand_user.find(marker="check-invite").click()
+        await cand_user.should_see(state.host.host_fingerprint)
+        await cand_user.should_see("What is monitored, and what leaves this computer")
+        await cand_user.should_see("never its text")
+        go = cand_user.find(marker="continue").elements.pop()
+        assert isinstance(go, ui.button)
+        assert not go.enabled  # nothing happens before consent
+        cand_user.find(marker="agree").click()
+        assert go.enabled
+        cand_user.find(marker="continue").click()
+        await cand_user.should_see("Camera check", retries=50)
+        await cand_user.should_see("camera not available")
+        cand_user.find(marker="join").click()
+        await _until(lambda: state.candidate is not None and state.candidate.connected)
+        await cand_user.should_see("What is sent about you", retries=50)
+
+        await host_user.should_see("Candidate connected (Grace)", retries=50)
+        host_user.find(marker="start").click()
+        await host_user.should_see("Integrity score 100/100", retries=50)
+        await _until(lambda: state.host is not None and state.host.doc.phase == "interview")
+        assert state.host.doc.timer() is not None
+        await _until(lambda: state.candidate is not None
+                     and state.candidate.doc.phase == "interview")
+        await cand_user.should_see("phase: interview")
+
+        # A tab switch long enough to count reaches the host's log and the candidate's list.
+        cand = state.candidate
+        assert cand is not None
+        t0 = time.time()
+        assert await cand.on_signal({"kind": "tab.hidden", "state": "on"}, now=t0) == []
+        sent = await cand.on_signal({"kind": "tab.hidden", "state": "off"}, now=t0 + 5)
+        assert [(e.kind, e.data["phase"]) for e in sent] == [("tab.hidden", "start"),
+                                                             ("tab.hidden", "end")]
+        await cand_user.should_see("the interview tab was hidden", retries=50)
+        await host_user.should_see("tab.hidden end (5.0 s)", retries=50)
+        await cand_user.should_see("Please stay on the interview tab")
+
+        # Private notes stay on the host.
+        host_user.find(marker="note").type("strong on invariants")
+        host_user.find(marker="add-note").click()
+        await host_user.should_see("strong on invariants")
+        assert "strong on invariants" not in repr(cand.doc.snapshot())
+
+        # End: sealed, verified, reports written; the candidate is told.
+        host_user.find(marker="end").click()
+        await host_user.should_see("The session is sealed.", retries=100)
+        await host_user.should_see("VALID")
+        ended = state.host.ended
+        assert ended is not None and ended.verdict.valid
+        report = ended.report_md.read_text()
+        assert "strong on invariants" in report and "tab.hidden" in report
+        await _until(lambda: cand.ended)
+        await cand_user.should_see("the interviewer ended the session", retries=50)
+
+        # The replay page reads the sealed file.
+        state.replay_path = ended.session_file
+        await host_user.open(f"/{state.token}/replay")
+        await host_user.should_see("VALID")
+        await host_user.should_see("tab.hidden")
+
+
+class _second_user:
+    """A second simulated browser on the app already running in this test."""
+
+    async def __aenter__(self) -> User:
+        import httpx
+        from nicegui import core
+
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(core.app),
+                                         base_url="http://test")
+        return User(self._client)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
