@@ -159,7 +159,7 @@ def run(quick: bool) -> list[Row]:
     ours_s: list[float] = []
     seal_s: list[float] = []
     verify_ms: list[float] = []
-    sizes: list[int] = []
+    sizes: list[float] = []
     raw_size = 0
     events = 0
     with tempfile.TemporaryDirectory() as tmp:
