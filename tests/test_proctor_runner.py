@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("skimage", reason="the synthetic camera composes scikit-image photos")
@@ -67,3 +68,17 @@ async def test_stop_ends_the_run():
     proctor.stop()
     stats = await asyncio.wait_for(task, 10)
     assert 0 < stats.frames < len(cam)
+
+
+async def test_a_bad_frame_is_dropped_not_fatal():
+    cam = SyntheticCamera([(1, Scene.PRESENT)], fps=10)
+    frames = list(cam)
+    frames.insert(3, (0.35, np.zeros((4, 4), np.uint8)))  # grey, not BGR: analysis refuses it
+
+    async def source() -> AsyncIterator[Frame]:
+        for item in frames:
+            yield item
+            await asyncio.sleep(0.02)
+
+    stats = await Proctor(lambda k, d: None, ProctorConfig(max_fps=30)).run(source())
+    assert stats.frames == len(frames) and stats.dropped >= 1 and stats.analysed >= 5

@@ -69,7 +69,7 @@ class Proctor:
                 self.meter.frame(t)
                 last_t = t
                 if pending is not None and pending.done():
-                    self._finish(pending.result())
+                    self._collect(pending)
                     pending = None
                 if next_due is not None and t < next_due - 1e-9:
                     continue
@@ -79,7 +79,8 @@ class Proctor:
                 next_due = t + 1.0 / self.rate
                 pending = loop.run_in_executor(self._pool, analyzer.analyse, image, t)
             if pending is not None:
-                self._finish(await pending)
+                await asyncio.wait({pending})
+                self._collect(pending)
             self.bank.flush(last_t)
         finally:
             if self._own_analyzer and self._analyzer is not None:
@@ -87,6 +88,16 @@ class Proctor:
                 self._analyzer = None
             self._pool.shutdown(wait=False)
         return self.meter.stats
+
+    def _collect(self, done: asyncio.Future[FrameFindings]) -> None:
+        """Use a finished analysis; a frame that could not be analysed is logged and counted
+        as dropped, never the end of the proctor."""
+        exc = done.exception()
+        if exc is not None:
+            log.warning("frame not analysed: %s", exc)
+            self.meter.dropped()
+            return
+        self._finish(done.result())
 
     def _finish(self, f: FrameFindings) -> None:
         self.last = f
