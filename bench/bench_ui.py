@@ -1,0 +1,109 @@
+"""A keystroke in one browser → rendered in the other browser (goal: p95 ≤ 50 ms).
+
+Two `assessiq` processes (host and candidate app) connected peer to peer on 127.0.0.1, each
+with its own headless Chromium. One character is typed at a time, ~8 a second like a person.
+The typing browser stamps each keydown, the other browser stamps the DOM mutation that shows
+the character (both with `performance.timeOrigin + performance.now()`: one machine, one clock).
+Path: browser A → websocket → process A → CRDT → WebRTC data channel → process B → websocket
+→ browser B → CodeMirror render.
+
+Baseline, same run: the typing browser's own round trip (keydown → its process applies the
+edit → the confirmation is back in the browser), i.e. one websocket hop each way, no peer.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import Row, median, percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_SENDER_JS = """
+const ed = document.querySelector("[data-testid=editor]").aiqEditor;
+window.__sent = []; window.__acks = [];
+const now = () => performance.timeOrigin + performance.now();
+ed.editor.contentDOM.addEventListener("keydown", () => window.__sent.push(now()), true);
+const ack = ed.ack.bind(ed);
+ed.ack = (v, c) => { window.__acks.push(now()); return ack(v, c); };
+"""
+
+_RECEIVER_JS = """
+const ed = document.querySelector("[data-testid=editor]").aiqEditor;
+window.__seen = [];
+const now = () => performance.timeOrigin + performance.now();
+let last = ed.editor.state.doc.length;
+new MutationObserver(() => {
+  const len = ed.editor.state.doc.length;
+  if (len > last) { for (let i = last; i < len; i++) window.__seen.push(now()); last = len; }
+}).observe(ed.editor.contentDOM, {childList: true, subtree: true, characterData: true});
+"""
+
+
+def _measure(sender: Any, receiver: Any, n: int) -> tuple[list[float], list[float]]:
+    from selenium.webdriver.common.by import By
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser_helpers import focus_editor_at, wait_for
+
+    focus_editor_at(sender, 0)
+    sender.execute_script(_SENDER_JS)
+    receiver.execute_script(_RECEIVER_JS)
+    content = sender.find_element(By.CSS_SELECTOR, "[data-testid=editor] .cm-content")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for i in range(n):
+        content.send_keys(letters[i % 26])
+        time.sleep(0.12)
+    wait_for(lambda: receiver.execute_script("return window.__seen.length") >= n,
+             timeout=30, what="all keystrokes rendered")
+    sent = sender.execute_script("return window.__sent")
+    acks = sender.execute_script("return window.__acks")
+    seen = receiver.execute_script("return window.__seen")
+    latency = [seen[i] - sent[i] for i in range(n)]
+    own = [acks[i] - sent[i] for i in range(min(n, len(acks)))]
+    return latency, own
+
+
+def run(quick: bool) -> list[Row]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser_helpers import App, by_testid, chromium, click, editor_text, wait_for
+
+    n = 40 if quick else 150
+    data = Path(tempfile.mkdtemp(prefix="aiq-bench-ui-"))
+    host = App(["host"], data)
+    cand = App(["join"], data)
+    try:
+        with chromium() as hd, chromium() as cd:
+            hd.get(host.url)
+            click(hd, "create")
+            invite = wait_for(lambda: by_testid(hd, "invite").get_attribute("value"))
+            cd.get(cand.url)
+            by_testid(cd, "invite-input").send_keys(invite)
+            click(cd, "check-invite")
+            click(cd, "agree")
+            click(cd, "continue")
+            click(cd, "join")
+            wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40)
+            click(hd, "start")
+            wait_for(lambda: hd.current_url.endswith("/host/interview"))
+            wait_for(lambda: editor_text(hd) and editor_text(cd) == editor_text(hd))
+            h2c, h_own = _measure(hd, cd, n)
+            c2h, c_own = _measure(cd, hd, n)
+    finally:
+        host.stop()
+        cand.stop()
+    note = f"{n} keystrokes, ~8/s, two Chromium + two app processes on 2 cores"
+    rows = []
+    for what, lat, own in (("host→candidate", h2c, h_own), ("candidate→host", c2h, c_own)):
+        rows.append(Row("ui", f"keystroke {what} browser render p50", median(lat), "ms",
+                        baseline=median(own), baseline_name="own ack round trip p50",
+                        goal="", note=note))
+        rows.append(Row("ui", f"keystroke {what} browser render p95", percentile(lat, 95),
+                        "ms", baseline=percentile(own, 95),
+                        baseline_name="own ack round trip p95", goal="p95 ≤ 50 ms",
+                        note=f"max {max(lat):.1f} ms"))
+    return rows
