@@ -1,0 +1,220 @@
+"""The host's run service: only the host executes code.
+
+The candidate (or the host's own editor) asks for a run; the service refuses oversized sources,
+rate-limits each requester, queues what it accepts, runs it in the sandbox with the problem's
+public and hidden tests, puts the public results into the shared document and keeps the hidden
+ones in the host's private store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox import Backend, RunRequest, SandboxError, default_backend
+from sandbox.testcases import TestCase, run_tests
+
+from .core.document import SharedDoc
+from .core.errors import AssessIQError
+from .core.store import SessionStore
+
+__all__ = ["RunLimits", "RunRefused", "RunService"]
+
+log = logging.getLogger(__name__)
+
+# Piston's language names, which the sandbox speaks; the document may say "python" or "js".
+LANGUAGE_ALIASES = {"js": "javascript", "node": "javascript", "c++": "cpp", "py": "python"}
+MAX_OUTPUT_IN_DOC = 16 * 1024
+
+
+class RunRefused(AssessIQError):
+    """A run request was not accepted; the message tells the requester why."""
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Limits on run requests. Defaults suit one interview: a few runs a minute, small files."""
+
+    max_source_bytes: int = 64 * 1024
+    burst: int = 3  # runs a requester may start back to back
+    per_minute: float = 10.0  # sustained runs per minute per requester
+    max_waiting: int = 4  # queued runs per requester
+    run_timeout_ms: int = 5_000
+
+    def __post_init__(self) -> None:
+        if self.max_source_bytes <= 0 or self.burst < 1 or self.per_minute <= 0:
+            raise ValueError("run limits must be positive")
+        if self.max_waiting < 1 or self.run_timeout_ms <= 0:
+            raise ValueError("run limits must be positive")
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+@dataclass
+class _Job:
+    run_id: str
+    by: str
+    request: RunRequest
+    submitted: float = field(default_factory=time.time)
+
+
+def _trim(text: str) -> str:
+    if len(text) <= MAX_OUTPUT_IN_DOC:
+        return text
+    return text[:MAX_OUTPUT_IN_DOC] + f"\n… ({len(text) - MAX_OUTPUT_IN_DOC} more characters)"
+
+
+def _for_doc(result: dict[str, Any]) -> dict[str, Any]:
+    """A run result with long outputs cut, so one noisy program cannot bloat the document."""
+    out = dict(result)
+    for stage in ("run", "compile"):
+        if isinstance(out.get(stage), dict):
+            out[stage] = {k: _trim(v) if isinstance(v, str) else v for k, v in out[stage].items()}
+    return out
+
+
+class RunService:
+    """Accepts, queues and executes run requests on the host. Use as `async with`."""
+
+    def __init__(
+        self,
+        doc: SharedDoc,
+        store: SessionStore | None = None,
+        *,
+        backend: Backend | None = None,
+        hidden_tests: Sequence[TestCase] = (),
+        limits: RunLimits | None = None,
+        origin: str = "host",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.doc = doc
+        self.store = store
+        self.backend = backend
+        self.hidden_tests = list(hidden_tests)
+        self.limits = limits or RunLimits()
+        self.origin = origin
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._waiting: dict[str, int] = {}
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._done: dict[str, asyncio.Event] = {}
+        self.languages: set[str] = set()
+
+    async def __aenter__(self) -> RunService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Learn which languages the host can run, then start taking runs."""
+        if self._worker is None:
+            backend = self.backend or default_backend()
+            try:
+                self.languages = {r.language for r in await backend.runtimes()}
+            except SandboxError as exc:
+                log.warning("cannot list the host's runtimes: %s", exc)
+            self._worker = asyncio.get_running_loop().create_task(self._work(), name="runs")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    def _take_token(self, by: str) -> bool:
+        now = self._clock()
+        bucket = self._buckets.setdefault(by, _Bucket(tokens=self.limits.burst, at=now))
+        bucket.tokens = min(self.limits.burst,
+                            bucket.tokens + (now - bucket.at) * self.limits.per_minute / 60.0)
+        bucket.at = now
+        if bucket.tokens < 1.0:
+            return False
+        bucket.tokens -= 1.0
+        return True
+
+    def submit(self, *, by: str, language: str, source: str, stdin: str = "") -> str:
+        """Accept a run request or raise `RunRefused`; returns the run id."""
+        if not isinstance(source, str) or not isinstance(language, str) or \
+                not isinstance(stdin, str):
+            raise RunRefused("a run needs a language and the source as text")
+        size = len(source.encode("utf-8"))
+        if size > self.limits.max_source_bytes:
+            raise RunRefused(f"the source is {size // 1024} KiB; runs are limited to "
+                             f"{self.limits.max_source_bytes // 1024} KiB")
+        language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
+        if self.languages and language not in self.languages:
+            raise RunRefused(f"the host cannot run {language!r} "
+                             f"(it has: {', '.join(sorted(self.languages))})")
+        if self._waiting.get(by, 0) >= self.limits.max_waiting:
+            raise RunRefused("runs are already waiting; try again when they finish")
+        if not self._take_token(by):
+            raise RunRefused(f"too many runs; at most {self.limits.per_minute:g} a minute")
+        try:
+            request = RunRequest.single(language, source, stdin=stdin,
+                                        run_timeout=self.limits.run_timeout_ms)
+        except SandboxError as exc:
+            raise RunRefused(str(exc)) from exc
+        run_id = secrets.token_hex(6)
+        self.doc.request_run(run_id, by=by, at=time.time(), language=language, source=source,
+                             origin=self.origin)
+        self._waiting[by] = self._waiting.get(by, 0) + 1
+        self._done[run_id] = asyncio.Event()
+        self._queue.put_nowait(_Job(run_id, by, request))
+        return run_id
+
+    async def wait(self, run_id: str) -> None:
+        """Wait until a submitted run has its result in the document."""
+        await self._done[run_id].wait()
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._execute(job)
+            except Exception:  # one broken run must never stop the service
+                log.exception("run %s failed inside the host", job.run_id)
+                self.doc.set_run_result(job.run_id, {"error": "the host could not run this"},
+                                        origin=self.origin)
+            finally:
+                self._waiting[job.by] -= 1
+                self._done[job.run_id].set()
+
+    async def _execute(self, job: _Job) -> None:
+        backend = self.backend or default_backend()
+        try:
+            result = await backend.run(job.request)
+        except SandboxError as exc:
+            self.doc.set_run_result(job.run_id, {"error": str(exc)}, origin=self.origin)
+            return
+        public = [TestCase(name=t["name"], stdin=t["stdin"], expected_stdout=t["expected"])
+                  for t in self.doc.public_tests()]
+        public_out = [o.to_dict() for o in await run_tests(job.request, public, backend)]
+        hidden_out = [o.to_dict() for o in await run_tests(job.request, self.hidden_tests,
+                                                           backend)]
+        doc_result = _for_doc(result.to_dict())
+        doc_result["tests"] = [{**o, "actual": _trim(o["actual"]), "diff": _trim(o["diff"])}
+                               for o in public_out]
+        self.doc.set_run_result(job.run_id, doc_result, origin=self.origin)
+        if self.store is not None:
+            self.store.put_run(job.run_id, job.request.to_dict() | {"by": job.by},
+                               result.to_dict() | {"tests": public_out})
+            if hidden_out:
+                self.store.add_private("hidden_results", {"run_id": job.run_id,
+                                                          "tests": hidden_out})
+        log.info("run %s by %s: %s, %d/%d public, %d/%d hidden", job.run_id, job.by,
+                 result.run.status or "ok", sum(o["passed"] for o in public_out),
+                 len(public_out), sum(o["passed"] for o in hidden_out), len(hidden_out))

@@ -1,0 +1,102 @@
+"""The host's run service over the real local sandbox, a real SharedDoc and a real store."""
+
+from __future__ import annotations
+
+import pytest
+
+from assessiq.core.document import SharedDoc
+from assessiq.core.store import SessionStore
+from assessiq.runs import RunLimits, RunRefused, RunService
+from sandbox import LocalBackend
+from sandbox.testcases import TestCase
+
+ECHO_SUM = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def doc() -> SharedDoc:
+    d = SharedDoc()
+    d.set_public_tests([{"name": "small", "stdin": "1 2", "expected": "3\n"},
+                        {"name": "neg", "stdin": "-1 -2", "expected": "-3\n"}])
+    return d
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SessionStore.create(tmp_path / "s.aiq", {"session": "runs-test"})
+    yield s
+    s.close()
+
+
+async def test_public_results_in_doc_hidden_only_in_store(doc, store):
+    hidden = [TestCase("big", "1000000 2000000", "3000000\n", hidden=True),
+              TestCase("wrong-on-purpose", "1 1", "3\n", hidden=True)]
+    async with RunService(doc, store, backend=LocalBackend(), hidden_tests=hidden) as runs:
+        run_id = runs.submit(by="candidate", language="python", source=ECHO_SUM, stdin="4 5")
+        await runs.wait(run_id)
+    [run] = doc.runs()
+    assert run["by"] == "candidate" and run["source"] == ECHO_SUM
+    result = run["result"]
+    assert result["run"]["stdout"] == "9\n" and result["run"]["code"] == 0
+    assert [(t["name"], t["passed"]) for t in result["tests"]] == [("small", True), ("neg", True)]
+    # Nothing about hidden tests reaches the shared document.
+    assert "big" not in doc.snapshot_json() and "wrong-on-purpose" not in doc.snapshot_json()
+    [entry] = store.private("hidden_results")
+    outcomes = {t["name"]: t for t in entry["value"]["tests"]}
+    assert outcomes["big"]["passed"] is True
+    assert outcomes["wrong-on-purpose"]["passed"] is False
+    assert "-3\n+2" in outcomes["wrong-on-purpose"]["diff"].replace("\n", "") or \
+        "+2" in outcomes["wrong-on-purpose"]["diff"]
+    [stored] = store.runs()
+    assert stored["result"]["run"]["stdout"] == "9\n"
+
+
+async def test_hostile_run_times_out_and_service_goes_on(doc):
+    limits = RunLimits(run_timeout_ms=1500)
+    async with RunService(doc, backend=LocalBackend(), limits=limits) as runs:
+        spin = runs.submit(by="candidate", language="python", source="while True: pass\n")
+        ok = runs.submit(by="candidate", language="python", source="print('after')\n")
+        await runs.wait(spin)
+        await runs.wait(ok)
+    results = {r["run_id"]: r["result"] for r in doc.runs()}
+    assert results[spin]["run"]["status"] in ("TO", "SG")
+    assert results[ok]["run"]["stdout"] == "after\n"
+
+
+async def test_refusals_are_one_line_and_clear(doc):
+    clock = Clock()
+    runs = RunService(doc, backend=LocalBackend(),
+                      limits=RunLimits(burst=2, per_minute=6, max_waiting=10), clock=clock)
+    await runs.start()
+    await runs.stop()  # keep the runtimes, run nothing: this test is about refusals
+    assert "python" in runs.languages
+    with pytest.raises(RunRefused, match="limited to 64 KiB"):
+        runs.submit(by="c", language="python", source="x" * (65 * 1024))
+    with pytest.raises(RunRefused, match="cannot run 'brainfudge'"):
+        runs.submit(by="c", language="brainfudge", source="+")
+    runs.submit(by="c", language="python", source="print(1)")
+    runs.submit(by="c", language="python", source="print(2)")
+    with pytest.raises(RunRefused, match="at most 6 a minute") as exc:
+        runs.submit(by="c", language="python", source="print(3)")
+    assert "\n" not in str(exc.value)
+    # Another requester has its own budget; the first gets a token back after 10 s.
+    runs.submit(by="h", language="python", source="print(4)")
+    clock.t += 10.0
+    runs.submit(by="c", language="python", source="print(5)")
+    assert len(doc.runs()) == 4  # refused requests never reach the document
+
+
+def test_queue_limit_per_requester(doc):
+    runs = RunService(doc, limits=RunLimits(burst=10, per_minute=60, max_waiting=2))
+    runs.submit(by="c", language="python", source="print(1)")
+    runs.submit(by="c", language="python", source="print(2)")
+    with pytest.raises(RunRefused, match="already waiting"):
+        runs.submit(by="c", language="python", source="print(3)")
