@@ -156,7 +156,7 @@ class SessionStore:
         self._flush_handle: asyncio.TimerHandle | None = None
         self.flush_interval = 0.05
         self.remote_origin = "remote"
-        self._subscriptions: list[tuple[Doc[Any], Any]] = []
+        self._subscriptions: list[tuple[Doc[Any] | None, Any]] = []
         self._closed = False
 
     # --- opening -------------------------------------------------------------------------
@@ -214,7 +214,10 @@ class SessionStore:
             return
         for doc, sub in self._subscriptions:
             with contextlib.suppress(Exception):
-                doc.unobserve(sub)
+                if doc is None:
+                    sub()
+                else:
+                    doc.unobserve(sub)
         self._subscriptions.clear()
         self.flush()
         self._closed = True
@@ -235,13 +238,24 @@ class SessionStore:
 
     # --- document updates ----------------------------------------------------------------
     def attach(self, doc: Any, *, local_origin: str, remote_origin: str = "remote") -> None:
-        """Record every update of `doc` (a pycrdt Doc or anything with `.doc`).
+        """Record every update of `doc`: a `SharedDoc` (preferred) or a plain pycrdt `Doc`.
 
-        Updates from transactions opened with an origin are recorded under that origin (a
-        string); others (typically applied from the peer) under `remote_origin`.
+        Origins: with a SharedDoc, a transaction without an origin is a local edit
+        (`local_origin`), one tagged "remote" came from the peer (`remote_origin`), any other
+        string is kept. With a plain Doc, which cannot tell, untagged updates are taken as
+        the peer's (pycrdt's own sync applies them untagged).
         """
-        ydoc: Doc[Any] = doc if isinstance(doc, Doc) else doc.doc
         self.remote_origin = remote_origin
+        if hasattr(doc, "observe_updates"):
+            def on_update(update: bytes, origin: str | None) -> None:
+                who = local_origin if origin is None else (
+                    remote_origin if origin == "remote" else origin)
+                self.record_update(update, origin=who)
+
+            unsubscribe = doc.observe_updates(on_update)
+            self._subscriptions.append((None, unsubscribe))
+            return
+        ydoc: Doc[Any] = doc
 
         def on_transaction(event: TransactionEvent) -> None:
             origin = transaction_origin(ydoc, event)
@@ -321,8 +335,9 @@ class SessionStore:
         for row in self._db.execute("SELECT seq, t, origin, data FROM updates ORDER BY seq"):
             yield UpdateRow(*row)
 
-    def load_into(self, doc: Doc[Any]) -> int:
-        """Apply every stored update to `doc` (before attaching); returns how many."""
+    def load_into(self, doc: Any) -> int:
+        """Apply every stored update to `doc` (a pycrdt Doc or a SharedDoc) before attaching
+        the store to it; returns how many."""
         n = 0
         for row in self.updates():
             doc.apply_update(row.data)
