@@ -45,7 +45,8 @@ def free_port() -> int:
 class App:
     """One `assessiq <command>` process serving its app on 127.0.0.1."""
 
-    def __init__(self, args: list[str], data_dir: Path, *, timeout: float = 40.0) -> None:
+    def __init__(self, args: list[str], data_dir: Path, *, timeout: float = 40.0,
+                 module: str = "assessiq", urls: int = 1) -> None:
         self.port = free_port()
         # NiceGUI takes over the port when it believes it runs under pytest: hide pytest.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
@@ -53,7 +54,7 @@ class App:
         self.log_path = data_dir / f"app-{self.port}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "assessiq", *args, "--no-browser", "--port", str(self.port)],
+            [sys.executable, "-m", module, *args, "--no-browser", "--port", str(self.port)],
             stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
         self.urls: list[str] = []
         deadline = time.monotonic() + timeout
@@ -64,8 +65,9 @@ class App:
                 break
             if ": open http" in line:
                 self.urls.append(line.split(": open ", 1)[1].strip())
-                break
-        if not self.urls:
+                if len(self.urls) == urls:
+                    break
+        if len(self.urls) < urls:
             self.stop()
             raise RuntimeError(f"app did not start: {self.log_path.read_text()[-2000:]}")
         wait_for(lambda: _listening(self.port), timeout=timeout, what="app listening")
@@ -99,7 +101,7 @@ def wait_for(check: Callable[[], T], *, timeout: float = 20.0, what: str = "cond
             value = check()
         except Exception as exc:  # the page may be mid-render
             last = exc
-            value = None  # type: ignore[assignment]
+            value = None
         if value:
             return value
         time.sleep(interval)

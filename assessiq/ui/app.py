@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,20 +84,25 @@ def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
 
 
 def serve(state: AppState, roles: tuple[str, ...], *, port: int, start_path: str,
-          open_browser: bool, title: str, extra_urls: tuple[str, ...] = ()) -> None:
-    """Run the app on 127.0.0.1:`port` until interrupted (blocking)."""
+          open_browser: bool, title: str, extra_paths: tuple[str, ...] = (),
+          prepare: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run the app on 127.0.0.1:`port` until interrupted (blocking). `prepare` runs once the
+    server's loop is up, before the browser is opened."""
     register_pages(state, roles)
-    urls = (state.url(port, start_path), *(state.url(port, p) for p in extra_urls))
-    for url in urls:
-        print(f"AssessIQ {title}: open {url}", flush=True)
-    if open_browser:
-        import webbrowser
+    urls = (state.url(port, start_path), *(state.url(port, p) for p in extra_paths))
 
-        def open_all() -> None:
+    async def startup() -> None:
+        if prepare is not None:
+            await prepare()
+        for url in urls:
+            print(f"AssessIQ {title}: open {url}", flush=True)
+        if open_browser:
+            import webbrowser
+
             for url in urls:
                 webbrowser.open(url)
 
-        nicegui_app.on_startup(open_all)
+    nicegui_app.on_startup(startup)
     ui.run(host="127.0.0.1", port=port, title=f"AssessIQ {title}", reload=False,
            show=False, show_welcome_message=False, favicon="🧭",
            storage_secret=secrets.token_urlsafe(16), uvicorn_logging_level="warning")

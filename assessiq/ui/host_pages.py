@@ -109,6 +109,12 @@ def register(state: AppState) -> None:
             start_button.disable()
 
             def poll() -> None:
+                if host.doc.phase != "lobby":
+                    ui.navigate.to(f"/{token}/host/interview")
+                    return
+                if host.connected and state.extra.get("auto_start"):
+                    start()
+                    return
                 if host.connected:
                     name = f" ({host.candidate_name})" if host.candidate_name else ""
                     status.set_text(f"Candidate connected{name}: device "

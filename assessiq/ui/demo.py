@@ -1,0 +1,52 @@
+"""The browser demo: the host's and the candidate's apps on this machine, ready to type.
+
+One process serves both apps (each under the run's secret): a session is created at startup
+with the first problem of the built-in bank and a signaling server embedded on 127.0.0.1; the
+candidate's invite is already checked. Two browser tabs open: the interviewer's lobby and the
+candidate's consent screen. Once the candidate agrees and joins, the interview starts on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+__all__ = ["run_ui_demo"]
+
+log = logging.getLogger(__name__)
+
+
+def run_ui_demo(args: argparse.Namespace) -> int:
+    from .app import AppState, serve
+    from .candidate_session import CandidateController
+    from .host_session import HostController, HostSetup
+    from .problems import BANK
+
+    port = int(getattr(args, "port", None) or 8730)
+    if not 0 < port < 65536:
+        print("assessiq demo: --port must be 1..65535")
+        return 2
+    state = AppState(name="Demo candidate")
+    state.extra["auto_start"] = True
+
+    async def prepare() -> None:
+        setup = HostSetup(problem=next(iter(BANK.values())), label="demo")
+        state.host = await HostController.start(setup)
+        state.candidate = CandidateController(state.host.invite_text, name="Demo candidate")
+        log.info("demo: session %s ready", state.host.host.invite.room[:8])
+
+    serve(state, ("host", "candidate"), port=port, start_path="host/lobby",
+          extra_paths=("join",), open_browser=not getattr(args, "no_browser", False),
+          title="demo", prepare=prepare)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m assessiq.ui.demo", description=__doc__)
+    parser.add_argument("--port", type=int, default=8730, help="local port (default 8730)")
+    parser.add_argument("--no-browser", action="store_true", help="print the URLs only")
+    return run_ui_demo(parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
