@@ -150,3 +150,23 @@ class _second_user:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._client.aclose()
+
+
+async def test_video_tile_lights_up_when_frames_come(data_dir: str) -> None:
+    from assessiq.ui.components import video_tile
+
+    frames: list[bytes | None] = [None]
+    async with user_simulation() as user:
+
+        @ui.page("/tile")
+        def tile() -> None:
+            video_tile("Candidate", lambda: frames[0])
+
+        await user.open("/tile")
+        await user.should_see("camera not available")
+        await user.should_not_see(ui.image)  # hidden until a frame comes
+        frames[0] = b"\xff\xd8\xff\xe0fake-jpeg"
+        await user.should_see(ui.image, retries=20)
+        image = user.find(ui.image).elements.pop()
+        assert isinstance(image, ui.image) and image.source.startswith("data:image/jpeg;base64,")
+        await user.should_not_see("camera not available")

@@ -14,7 +14,7 @@ from ..core.errors import AssessIQError
 from ..core.score import evaluate
 from .app import AppState, check_token
 from .candidate_session import MONITORED, CandidateController, describe
-from .components import results_view, timer_label, video_tile
+from .components import media_source, results_view, timer_label, video_tile
 from .editor import SharedEditor
 from .frame import frame
 from .presence import Presence
@@ -185,8 +185,10 @@ def register(state: AppState) -> None:
                     results = ui.column().classes("w-full").props('data-testid="results"')
                 with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
                     with ui.row():
-                        video_tile("Interviewer", state.frames.get("remote"))
-                        video_tile("You", state.frames.get("self"))
+                        video_tile("Interviewer", state.frames.get("remote")
+                                   or media_source(lambda: session, "remote"))
+                        video_tile("You", state.frames.get("self")
+                                   or media_source(lambda: session, "self"))
                     notices = ui.column().classes("w-full").props('data-testid="notices"')
                     with ui.card().classes("w-full q-pa-sm").props('data-testid="transparency"'):
                         ui.label("What is sent about you").classes("text-subtitle1")

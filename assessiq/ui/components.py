@@ -13,10 +13,24 @@ from ..core.integrity import Envelope
 from ..core.score import Evaluation
 from .report import clock
 
-__all__ = ["FrameSource", "integrity_panel", "results_view", "timer_label", "video_tile"]
+__all__ = ["FrameSource", "integrity_panel", "media_source", "results_view", "timer_label",
+           "video_tile"]
 
 FrameSource = Callable[[], bytes | None]
 """Returns the latest video frame as JPEG bytes, or None while there is none."""
+
+
+def media_source(session: Callable[[], Any], which: str) -> FrameSource:
+    """Frames from the call layer when the peer session carries one (`session.media`, with
+    `remote_jpeg()` / `self_jpeg()`); None until then, so the tile says so."""
+
+    def get() -> bytes | None:
+        media = getattr(session(), "media", None)
+        fn = getattr(media, f"{which}_jpeg", None)
+        frame = fn() if callable(fn) else None
+        return frame if isinstance(frame, bytes) else None
+
+    return get
 
 
 def video_tile(title: str, source: FrameSource | None) -> None:

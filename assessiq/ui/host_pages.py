@@ -13,7 +13,7 @@ from nicegui import ui
 from ..core.errors import AssessIQError
 from ..core.policy import Policy
 from .app import AppState, check_token
-from .components import integrity_panel, results_view, timer_label, video_tile
+from .components import integrity_panel, media_source, results_view, timer_label, video_tile
 from .editor import SharedEditor
 from .frame import frame
 from .host_session import HostController, HostSetup
@@ -98,10 +98,17 @@ def register(state: AppState) -> None:
                 ui.html(invite_qr_svg(host.invite_text)).style("width: 220px") \
                     .props('data-testid="qr"')
             status = ui.label("Waiting for the candidate…").props('data-testid="lobby-status"')
-            video_tile("Candidate camera check", state.frames.get("remote"))
+            video_tile("Candidate camera check",
+                       state.frames.get("remote") or media_source(lambda: host.host, "remote"))
+
+            moved = [False]
 
             def start() -> None:
-                host.set_phase("interview")
+                if moved[0]:
+                    return
+                moved[0] = True
+                if host.doc.phase == "lobby":
+                    host.set_phase("interview")
                 ui.navigate.to(f"/{token}/host/interview")
 
             start_button = ui.button("Start interview", on_click=start) \
@@ -109,10 +116,9 @@ def register(state: AppState) -> None:
             start_button.disable()
 
             def poll() -> None:
-                if host.doc.phase != "lobby":
-                    ui.navigate.to(f"/{token}/host/interview")
+                if moved[0]:
                     return
-                if host.connected and state.extra.get("auto_start"):
+                if host.doc.phase != "lobby" or (host.connected and state.extra.get("auto_start")):
                     start()
                     return
                 if host.connected:
@@ -160,8 +166,10 @@ def register(state: AppState) -> None:
                     results = ui.column().classes("w-full").props('data-testid="results"')
                 with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
                     with ui.row():
-                        video_tile("Candidate", state.frames.get("remote"))
-                        video_tile("You", state.frames.get("self"))
+                        video_tile("Candidate", state.frames.get("remote")
+                                   or media_source(lambda: host.host, "remote"))
+                        video_tile("You", state.frames.get("self")
+                                   or media_source(lambda: host.host, "self"))
                     integrity_panel(lambda: host.events, host.evaluation)
                     with ui.card().classes("w-full q-pa-sm"):
                         ui.label("Phase and timer").classes("text-subtitle1")
