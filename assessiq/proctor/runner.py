@@ -69,8 +69,7 @@ class Proctor:
                 self.meter.frame(t)
                 last_t = t
                 if pending is not None and pending.done():
-                    self._collect(pending)
-                    pending = None
+                    pending = None  # its done-callback has used the result already
                 if next_due is not None and t < next_due - 1e-9:
                     continue
                 if pending is not None:
@@ -78,9 +77,10 @@ class Proctor:
                     continue
                 next_due = t + 1.0 / self.rate
                 pending = loop.run_in_executor(self._pool, analyzer.analyse, image, t)
+                pending.add_done_callback(self._collect)  # events go out as soon as ready
             if pending is not None:
                 await asyncio.wait({pending})
-                self._collect(pending)
+                await asyncio.sleep(0)  # let its done-callback run
             self.bank.flush(last_t)
         finally:
             if self._own_analyzer and self._analyzer is not None:
@@ -92,6 +92,8 @@ class Proctor:
     def _collect(self, done: asyncio.Future[FrameFindings]) -> None:
         """Use a finished analysis; a frame that could not be analysed is logged and counted
         as dropped, never the end of the proctor."""
+        if done.cancelled():
+            return
         exc = done.exception()
         if exc is not None:
             log.warning("frame not analysed: %s", exc)
