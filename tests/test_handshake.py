@@ -210,3 +210,18 @@ def test_host_key_must_match_invite():
 def test_sdp_fingerprints_parse():
     assert sdp_fingerprints(SDP_A) == [("sha-256", "AA:BB:CC")]
     assert sdp_fingerprints("v=0\r\n") == []
+
+
+def test_forged_answer_names_the_attempt_for_a_signed_refusal(parties):
+    _host, invite, hh = parties
+    ch = CandidateHandshake(invite, Identity.generate())
+    hh.receive(ch.hello())
+    ch.receive(hh.offer(SDP_A))
+    key = derive_key(invite)
+    body, _, _ = open_message(key, invite.room, C2H, ch.answer(SDP_B))
+    forged = seal_message(key, invite.room, C2H, Identity.generate(), body)
+    with pytest.raises(HandshakeError) as info:
+        hh.receive(forged)
+    assert info.value.attempt == ch.attempt
+    with pytest.raises(HandshakeError, match="refused the connection"):
+        ch.receive(hh.refuse(ch.attempt, str(info.value)))

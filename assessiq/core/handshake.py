@@ -298,7 +298,8 @@ class HostHandshake:
         assert pinned is not None  # an attempt exists only after a hello was admitted
         if not verify_signature(pinned, signature, SIGN_DOMAIN, raw):
             raise HandshakeError(
-                "a handshake message was not signed by the candidate's pinned device key"
+                "a handshake message was not signed by the candidate's pinned device key",
+                attempt=attempt,
             )
         if n < self._received:
             return Ignored(f"a duplicate {kind} was dropped")

@@ -12,6 +12,7 @@ not receipted is sent again, in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -169,7 +170,7 @@ class Candidate(PeerSession):
             if not await self.signaling.send(hs.answer(answer)):
                 await conn.close()
                 return None
-            await conn.wait_open(self.config.connect_timeout)
+            await self._open_unless_refused(conn, hs)
         except ConnectError as exc:
             log.warning("candidate: connection attempt failed: %s", exc)
             await conn.close()
@@ -180,6 +181,34 @@ class Candidate(PeerSession):
             await conn.close()
             raise
         return conn
+
+    async def _open_unless_refused(self, conn: PeerConnection, hs: CandidateHandshake) -> None:
+        """Wait for the channels to open while still listening to the host: a signed
+        refusal (e.g. it found our answer altered) ends the attempt at once."""
+        assert self.signaling is not None
+        signaling = self.signaling
+
+        async def watch() -> None:
+            while True:
+                result = hs.receive(await signaling.recv())
+                if isinstance(result, Ignored):
+                    log.info("candidate: %s", result.reason)
+
+        watcher = asyncio.create_task(watch())
+        opener = asyncio.create_task(conn.wait_open(self.config.connect_timeout))
+        try:
+            await asyncio.wait({watcher, opener}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+            if not opener.done():
+                opener.cancel()
+        if watcher.done() and not watcher.cancelled():
+            error = watcher.exception()
+            if error is not None:
+                with contextlib.suppress(asyncio.CancelledError, ConnectError):
+                    await opener
+                raise error
+        await opener
 
     # ---- integrity ---------------------------------------------------------------------
 

@@ -146,6 +146,8 @@ class Host(PeerSession):
                 self.refusals.append(str(exc))
                 log.warning("host: refused a handshake message: %s", exc)
                 if exc.attempt is not None:
+                    if exc.attempt == self.handshake.attempt and self._attempt_task is not None:
+                        self._attempt_task.cancel()  # never connect on a forged answer
                     await self.signaling.send(self.handshake.refuse(exc.attempt, str(exc)))
                 continue
             if isinstance(opened, Ignored):
