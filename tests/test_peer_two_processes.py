@@ -50,3 +50,15 @@ def test_demo_without_headless_says_not_built(tmp_path):
                           str(tmp_path / "x.aiq")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "not built yet" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_demo_bad_input_is_one_line(tmp_path):
+    existing = tmp_path / "exists.aiq"
+    existing.write_text("x")
+    for args, msg in ((["--seconds", "0"], "between 1 and 3600"),
+                      (["--out", str(existing)], "already exists"),
+                      (["--out", str(tmp_path / "no" / "dir.aiq")], "does not exist")):
+        out = subprocess.run([sys.executable, "-m", "assessiq", "demo", "--headless", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and msg in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
