@@ -78,7 +78,9 @@ async def test_a_bad_frame_is_dropped_not_fatal():
     async def source() -> AsyncIterator[Frame]:
         for item in frames:
             yield item
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
 
-    stats = await Proctor(lambda k, d: None, ProctorConfig(max_fps=30)).run(source())
-    assert stats.frames == len(frames) and stats.dropped >= 1 and stats.analysed >= 5
+    cfg = ProctorConfig(min_fps=30, max_fps=30)  # every frame is due for analysis
+    stats = await Proctor(lambda k, d: None, cfg).run(source())
+    # the bad frame is dropped (refused, or skipped while busy); the run goes on to the end
+    assert stats.frames == len(frames) and stats.dropped >= 1 and stats.analysed >= 3
