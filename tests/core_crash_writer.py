@@ -1,7 +1,8 @@
 """Child process for the crash test: types into a session store until it is killed.
 
 Usage: python core_crash_writer.py PATH [PER_FLUSH]. After every `flush()` it prints one line
-`ACK <durable_seq> <utf8 length of the code> <sha256 of the code>` and flushes stdout, so the
+`ACK <durable_seq> <utf8 length of the code> <sha256 of the code> <segments committed>` and
+flushes stdout, so the
 parent knows exactly what the store had acknowledged when it sends SIGKILL.
 """
 
@@ -38,7 +39,9 @@ def main() -> None:
         if i % per_flush == 0:
             seq = store.flush()
             text = str(code).encode("utf-8")
-            print(f"ACK {seq} {len(text)} {hashlib.sha256(text).hexdigest()}", flush=True)
+            segments = store._db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
+            print(f"ACK {seq} {len(text)} {hashlib.sha256(text).hexdigest()} {segments}",
+                  flush=True)
         if i > 2_000_000:
             return
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
 from assessiq.core.errors import StoreError
+from assessiq.core.segments import quantize_time
 from assessiq.core.store import (
     SEGMENT_SIZE,
     SessionStore,
@@ -110,6 +111,7 @@ def test_compaction_keeps_every_update(tmp_path: Path) -> None:
             store.flush()
     doc.unobserve(sub)
     store.flush()
+    store.wait_compaction()  # compaction runs in the background
     db = store._db
     n_seg = db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
     hot = db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
@@ -232,10 +234,17 @@ async def test_updates_flush_by_themselves_in_an_event_loop(tmp_path: Path) -> N
 
 
 rows_strategy = st.lists(
-    st.tuples(st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
-              st.binary(max_size=64)),
+    # the store keeps times to the millisecond (quantize_time), in any order
+    st.tuples(st.integers(min_value=-2**43, max_value=2**43).map(lambda ms: ms / 1000),
+              st.text(max_size=12), st.binary(max_size=64)),
     min_size=1, max_size=40,
 )
+
+
+def test_segment_times_must_be_on_the_millisecond_grid() -> None:
+    with pytest.raises(ValueError, match="millisecond"):
+        encode_segment([UpdateRow(0, 1.0005, "host", b"x")])
+    assert quantize_time(1.0004) == 1.0 and quantize_time(2.5) == 2.5
 
 
 @settings(max_examples=300, deadline=None)

@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
-from assessiq.core.store import SEGMENT_SIZE, SessionStore
+from assessiq.core.store import SessionStore
 
 WRITER = Path(__file__).with_name("core_crash_writer.py")
 
 
-def _run_and_kill(path: Path, acks_before_kill: int, per_flush: int, delay_s: float
-                  ) -> tuple[int, int, str]:
-    """Start the writer, read acks, SIGKILL it after `acks_before_kill` (+ `delay_s`).
+def _run_and_kill(path: Path, acks_before_kill: int, per_flush: int, delay_s: float,
+                  min_segments: int = 0) -> tuple[int, int, str]:
+    """Start the writer, read acks, SIGKILL it after `acks_before_kill` acks and once it
+    reports `min_segments` compacted segments (+ `delay_s`).
     Returns the last ack read: (durable_seq, text length, text sha256)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, str(WRITER), str(path), str(per_flush)],
@@ -35,13 +36,15 @@ def _run_and_kill(path: Path, acks_before_kill: int, per_flush: int, delay_s: fl
     last = (-1, 0, hashlib.sha256(b"").hexdigest())
     try:
         assert proc.stdout is not None
-        for _ in range(acks_before_kill):
+        acks, segments = 0, 0
+        while acks < acks_before_kill or segments < min_segments:
             line = proc.stdout.readline()
             if not line:
                 pytest.fail(f"writer died early: {proc.stderr.read() if proc.stderr else ''}")
-            tag, seq, length, digest = line.split()
+            tag, seq, length, digest, segs = line.split()
             assert tag == "ACK"
             last = (int(seq), int(length), digest)
+            acks, segments = acks + 1, int(segs)
         if delay_s:
             time.sleep(delay_s)  # let it get into the middle of more writes
         assert proc.poll() is None, "the writer must still be running when killed"
@@ -50,7 +53,7 @@ def _run_and_kill(path: Path, acks_before_kill: int, per_flush: int, delay_s: fl
         # acks printed before the kill landed count too: the store had made them durable
         assert proc.stdout is not None
         for line in proc.stdout.read().splitlines():
-            tag, seq, length, digest = line.split()
+            tag, seq, length, digest, _segs = line.split()
             last = (int(seq), int(length), digest)
     finally:
         if proc.poll() is None:
@@ -60,23 +63,23 @@ def _run_and_kill(path: Path, acks_before_kill: int, per_flush: int, delay_s: fl
     return last
 
 
-@pytest.mark.parametrize("acks,per_flush,delay_s", [
-    (1, 1, 0.0),        # right after the first commit
-    (7, 13, 0.003),     # a few ms into further writes
-    (40, 17, 0.0),      # killed while typing on
-    (160, 29, 0.001),   # past 2 x 1024 hot updates: compaction has run, may be running
-    (25, 300, 0.0),     # big group commits
+@pytest.mark.parametrize("acks,per_flush,delay_s,min_segments", [
+    (1, 1, 0.0, 0),        # right after the first commit
+    (7, 13, 0.003, 0),     # a few ms into further writes
+    (40, 17, 0.0, 0),      # killed while typing on
+    (300, 29, 0.001, 1),   # a segment committed, the next compaction may be running
+    (25, 300, 0.0, 0),     # big group commits
 ])
 def test_sigkill_loses_nothing_acknowledged(tmp_path: Path, acks: int, per_flush: int,
-                                           delay_s: float) -> None:
+                                           delay_s: float, min_segments: int) -> None:
     path = tmp_path / "crash.aiq"
-    acked_seq, acked_len, acked_sha = _run_and_kill(path, acks, per_flush, delay_s)
+    acked_seq, acked_len, acked_sha = _run_and_kill(path, acks, per_flush, delay_s,
+                                                    min_segments)
     assert acked_seq >= 0
 
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    if acked_seq >= 2 * SEGMENT_SIZE:  # the crash came after compaction had started
-        assert conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0] >= 1
+    assert conn.execute("SELECT COUNT(*) FROM segments").fetchone()[0] >= min_segments
     conn.close()
 
     store = SessionStore.open(path)

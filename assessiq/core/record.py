@@ -58,8 +58,7 @@ class SessionRecord:
         except sqlite3.DatabaseError as exc:
             raise RecordError(f"{path} is not a readable session file ({exc})") from exc
         try:
-            store = SessionStore(path, conn)
-            store._closed = False
+            store = SessionStore(path, conn, read_only=True)
             return cls.from_store(store)
         except (sqlite3.DatabaseError, StoreError, ValueError, KeyError, TypeError) as exc:
             raise RecordError(f"{path} is not a readable session file ({exc})") from exc

@@ -1,20 +1,24 @@
 """The session store: one SQLite file per session, local-first and crash-safe.
 
-What it holds: every CRDT update with its time and origin (kept per transaction, so a replay
-shows the code as it was typed), every integrity envelope and receipt, run results, the
-session's metadata and policy, host-only notes/hidden tests/score, and finally the seal.
+What it holds: every CRDT update with its time (to the millisecond) and origin, one row per
+transaction, so a replay shows the code as it was typed; every integrity envelope and receipt;
+run results; the session's metadata and policy; host-only notes, hidden tests and score; and
+finally the seal.
 
-Durability policy: writes are group-committed. `record_update` buffers; a commit happens at
-most `flush_interval` seconds later (or at once through `flush()`), in one SQLite transaction
-in WAL mode with `synchronous=FULL`. An update is *acknowledged* once `flush()` has returned
-(or `durable_seq` has passed it): from then on it survives a crash of the process (SIGKILL) and
-of the machine. Envelopes, receipts, runs and private entries are committed before their
-method returns.
+Durability policy (WAL mode):
+- Document updates are group-committed: `record_update` buffers, and a commit follows at most
+  `flush_interval` (50 ms) later, or at once through `flush()`. An update is *acknowledged* once
+  the commit holding it has returned (`durable_seq`). These commits use `synchronous=NORMAL`:
+  they survive a crash or kill of the process; after a power cut the newest ones may be missing
+  (SQLite stays consistent), and the peer's copy of the document restores them at the next sync.
+- Integrity envelopes, receipts, runs, host-only entries and the seal are the record itself:
+  each is committed with `synchronous=FULL` (fsync) before its call returns, which also makes
+  every document update committed before it durable against a power cut.
 
-Compaction: when more than two segments' worth of updates sit in the `updates` table, the
-oldest `SEGMENT_SIZE` are moved, in one transaction, into a single lzma-compressed segment
-(times, origins and update bytes, nothing dropped). Measured on a realistic trace, this keeps
-the file near the size of pycrdt's own `get_update()` while keeping every keystroke.
+Compaction: when more than two segments' worth of updates are hot, a background thread (with
+its own connection) moves the oldest `SEGMENT_SIZE` of them into one compressed segment
+(`segments.py`) in a single transaction. Readers always see a consistent snapshot; sealing
+compacts the rest and vacuums the file.
 """
 
 from __future__ import annotations
@@ -22,24 +26,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import lzma
 import os
 import sqlite3
-import struct
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pycrdt import Doc, TransactionEvent
 
 from .errors import StoreError
+from .segments import UpdateRow, decode_segment, encode_segment, quantize_time
 
 __all__ = ["SEGMENT_SIZE", "SessionStore", "UpdateRow", "decode_segment", "encode_segment"]
 
-SEGMENT_SIZE = 1024
+SEGMENT_SIZE = 4096
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+MAX_PENDING = 4096
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,78 +65,6 @@ CREATE TABLE IF NOT EXISTS seal (id INTEGER PRIMARY KEY CHECK (id = 1), raw BLOB
 """
 
 
-@dataclass(frozen=True)
-class UpdateRow:
-    seq: int
-    t: float
-    origin: str
-    data: bytes
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated segment")
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("bad varint in segment")
-
-
-def encode_segment(rows: list[UpdateRow]) -> bytes:
-    """Pack consecutive update rows into one lzma-compressed blob (lossless)."""
-    origins = sorted({r.origin for r in rows})
-    index = {o: i for i, o in enumerate(origins)}
-    out = bytearray()
-    header = json.dumps({"origins": origins, "n": len(rows), "seq0": rows[0].seq}).encode()
-    out += _varint(len(header)) + header
-    for r in rows:
-        out += struct.pack("<d", r.t) + _varint(index[r.origin]) + _varint(len(r.data)) + r.data
-    return lzma.compress(bytes(out), preset=1)
-
-
-def decode_segment(blob: bytes) -> list[UpdateRow]:
-    """Unpack `encode_segment`; `ValueError` if the blob is damaged."""
-    try:
-        buf = lzma.decompress(blob)
-    except lzma.LZMAError as exc:
-        raise ValueError("damaged segment") from exc
-    hlen, pos = _read_varint(buf, 0)
-    try:
-        header = json.loads(buf[pos : pos + hlen])
-        origins, n, seq = list(header["origins"]), int(header["n"]), int(header["seq0"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError("damaged segment header") from exc
-    pos += hlen
-    rows = []
-    for i in range(n):
-        if pos + 8 > len(buf):
-            raise ValueError("truncated segment")
-        (t,) = struct.unpack_from("<d", buf, pos)
-        oi, pos = _read_varint(buf, pos + 8)
-        ln, pos = _read_varint(buf, pos)
-        if oi >= len(origins) or pos + ln > len(buf):
-            raise ValueError("damaged segment row")
-        rows.append(UpdateRow(seq + i, t, origins[oi], bytes(buf[pos : pos + ln])))
-        pos += ln
-    return rows
-
-
 def transaction_origin(doc: Doc[Any], event: TransactionEvent) -> Any:
     """The origin object a transaction was opened with (pycrdt passes only its hash)."""
     origin_hash = event.transaction.origin()  # type: ignore[attr-defined]
@@ -142,8 +76,9 @@ def transaction_origin(doc: Doc[Any], event: TransactionEvent) -> Any:
 class SessionStore:
     """A live session file. Create with `create`, reopen with `open`; close when done."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._db = conn
         self._pending: list[tuple[float, str, bytes]] = []
         row = conn.execute(
@@ -152,7 +87,10 @@ class SessionStore:
         ).fetchone()
         self.durable_seq: int = -1 if row[0] is None else int(row[0])
         self._next_seq = self.durable_seq + 1
-        self._hot = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+        self._hot: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+        self._hot_lock = threading.Lock()
+        self._compactor: ThreadPoolExecutor | None = None
+        self._compaction: Future[None] | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self.flush_interval = 0.05
         self.remote_origin = "remote"
@@ -163,10 +101,10 @@ class SessionStore:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_S)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not an AssessIQ session file ({exc})") from exc
         return conn
@@ -220,6 +158,9 @@ class SessionStore:
                     doc.unobserve(sub)
         self._subscriptions.clear()
         self.flush()
+        self.wait_compaction()
+        if self._compactor is not None:
+            self._compactor.shutdown(wait=True)
         self._closed = True
         self._db.close()
 
@@ -273,8 +214,9 @@ class SessionStore:
             return self._next_seq - 1
         seq = self._next_seq
         self._next_seq += 1
-        self._pending.append((time.time() if t is None else t, origin, bytes(update)))
-        if len(self._pending) >= 512:
+        when = quantize_time(time.time() if t is None else t)
+        self._pending.append((when, origin, bytes(update)))
+        if len(self._pending) >= MAX_PENDING:
             self.flush()
         elif self._flush_handle is None:
             try:
@@ -287,13 +229,16 @@ class SessionStore:
 
     def flush(self) -> int:
         """Commit buffered updates; returns the last durable (acknowledged) update seq."""
-        self.flush_pending_only()
-        if self._hot >= 2 * SEGMENT_SIZE:
-            self.compact()
+        self._commit_pending()
+        with self._hot_lock:
+            due = self._hot >= 2 * SEGMENT_SIZE
+        if due and not self.read_only and (self._compaction is None or self._compaction.done()):
+            if self._compactor is None:
+                self._compactor = ThreadPoolExecutor(1, thread_name_prefix="store-compact")
+            self._compaction = self._compactor.submit(self._compact, SEGMENT_SIZE)
         return self.durable_seq
 
-    def flush_pending_only(self) -> None:
-        """Commit buffered updates without compacting."""
+    def _commit_pending(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -307,32 +252,61 @@ class SessionStore:
         cur.execute("COMMIT")
         self._pending.clear()
         self.durable_seq = rows[-1][0]
-        self._hot += len(rows)
+        with self._hot_lock:
+            self._hot += len(rows)
+
+    def wait_compaction(self) -> None:
+        """Wait for a background compaction to finish (re-raising its error, if any)."""
+        if self._compaction is not None:
+            self._compaction.result()
+            self._compaction = None
 
     def compact(self, *, keep_hot: int = SEGMENT_SIZE) -> None:
-        """Move the oldest hot updates into compressed segments, one transaction each, until
-        at most `keep_hot` remain (`keep_hot=0` at the seal compacts everything)."""
-        self.flush_pending_only()
-        while self._hot > keep_hot and (keep_hot == 0 or self._hot - keep_hot >= SEGMENT_SIZE):
-            n = min(SEGMENT_SIZE, self._hot - keep_hot)
-            rows = [UpdateRow(*r) for r in self._db.execute(
-                "SELECT seq, t, origin, data FROM updates ORDER BY seq LIMIT ?", (n,))]
-            cur = self._db.cursor()
-            cur.execute("BEGIN")
-            cur.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)",
-                        (rows[0].seq, rows[-1].seq, rows[0].t, rows[-1].t, encode_segment(rows)))
-            cur.execute("DELETE FROM updates WHERE seq <= ?", (rows[-1].seq,))
-            cur.execute("COMMIT")
-            self._hot -= len(rows)
+        """Compact now, in this thread, until at most `keep_hot` updates are hot
+        (`keep_hot=0` compacts everything, as the seal does)."""
+        self._commit_pending()
+        self.wait_compaction()
+        self._compact(keep_hot)
+
+    def _compact(self, keep_hot: int) -> None:
+        # Its own connection: the compactor must not interleave with the writer's transactions.
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        try:
+            while True:
+                with self._hot_lock:
+                    hot = self._hot
+                if hot <= keep_hot or (keep_hot and hot - keep_hot < SEGMENT_SIZE):
+                    return
+                n = min(SEGMENT_SIZE, hot - keep_hot)
+                rows = [UpdateRow(*r) for r in conn.execute(
+                    "SELECT seq, t, origin, data FROM updates ORDER BY seq LIMIT ?", (n,))]
+                blob = encode_segment(rows)  # lzma releases the GIL: the writer keeps going
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)",
+                             (rows[0].seq, rows[-1].seq, rows[0].t, rows[-1].t, blob))
+                conn.execute("DELETE FROM updates WHERE seq <= ?", (rows[-1].seq,))
+                conn.execute("COMMIT")
+                with self._hot_lock:
+                    self._hot -= len(rows)
+        finally:
+            conn.close()
 
     def updates(self) -> Iterator[UpdateRow]:
-        """Every durable update in order (segments first, then the hot table)."""
-        for (blob,) in self._db.execute("SELECT blob FROM segments ORDER BY first_seq"):
+        """Every durable update in order (segments first, then the hot table), read in one
+        snapshot so a concurrent compaction can neither hide nor repeat a row."""
+        self._db.execute("BEGIN")
+        try:
+            blobs = self._db.execute("SELECT blob FROM segments ORDER BY first_seq").fetchall()
+            hot = self._db.execute(
+                "SELECT seq, t, origin, data FROM updates ORDER BY seq").fetchall()
+        finally:
+            self._db.execute("COMMIT")
+        for (blob,) in blobs:
             try:
                 yield from decode_segment(blob)
             except ValueError as exc:
                 raise StoreError(f"{self.path}: {exc}") from exc
-        for row in self._db.execute("SELECT seq, t, origin, data FROM updates ORDER BY seq"):
+        for row in hot:
             yield UpdateRow(*row)
 
     def load_into(self, doc: Any) -> int:
@@ -354,22 +328,31 @@ class SessionStore:
         return doc
 
     # --- integrity log, receipts, runs, private ------------------------------------------
+    def _durable(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Commit one statement with fsync (see the durability policy above)."""
+        self._commit_pending()
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._db.execute(sql, params)
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+
     def append_envelope(self, raw: bytes, *, received_at: float | None = None) -> None:
-        self._db.execute("INSERT INTO envelopes (received_at, raw) VALUES (?, ?)",
-                         (time.time() if received_at is None else received_at, bytes(raw)))
+        self._durable("INSERT INTO envelopes (received_at, raw) VALUES (?, ?)",
+                      (time.time() if received_at is None else received_at, bytes(raw)))
 
     def envelopes(self) -> list[bytes]:
         return [bytes(r) for (r,) in self._db.execute("SELECT raw FROM envelopes ORDER BY id")]
 
     def append_receipt(self, raw: bytes) -> None:
-        self._db.execute("INSERT INTO receipts (raw) VALUES (?)", (bytes(raw),))
+        self._durable("INSERT INTO receipts (raw) VALUES (?)", (bytes(raw),))
 
     def receipts(self) -> list[bytes]:
         return [bytes(r) for (r,) in self._db.execute("SELECT raw FROM receipts ORDER BY id")]
 
     def put_run(self, run_id: str, request: dict[str, Any], result: dict[str, Any] | None,
                 *, t: float | None = None) -> None:
-        self._db.execute(
+        self._durable(
             "INSERT INTO runs VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "request=excluded.request, result=excluded.result",
             (run_id, time.time() if t is None else t, json.dumps(request),
@@ -384,8 +367,8 @@ class SessionStore:
 
     def add_private(self, kind: str, value: Any, *, t: float | None = None) -> None:
         """Host-only data (notes, hidden tests and their results, the score)."""
-        self._db.execute("INSERT INTO private (kind, t, value) VALUES (?, ?, ?)",
-                         (kind, time.time() if t is None else t, json.dumps(value)))
+        self._durable("INSERT INTO private (kind, t, value) VALUES (?, ?, ?)",
+                      (kind, time.time() if t is None else t, json.dumps(value)))
 
     def private(self, kind: str | None = None) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT kind, t, value FROM private ORDER BY id").fetchall()
@@ -396,7 +379,7 @@ class SessionStore:
     def put_seal(self, raw: bytes) -> None:
         """Store the seal (see `seal.py`), then compact everything and shrink the file."""
         try:
-            self._db.execute("INSERT INTO seal VALUES (1, ?)", (bytes(raw),))
+            self._durable("INSERT INTO seal VALUES (1, ?)", (bytes(raw),))
         except sqlite3.IntegrityError as exc:
             raise StoreError("this session is already sealed") from exc
         self.compact(keep_hot=0)

@@ -1,0 +1,128 @@
+"""Compressed segments of document updates: how the session file keeps every keystroke small.
+
+A segment holds consecutive update rows (sequence number, time, origin, bytes), laid out in
+columns before lzma compression: time deltas in whole milliseconds (zigzag varints), origin
+indices, update lengths, then the update bytes. Column order lets lzma see the repetition in
+each kind of value; raw float timestamps, by contrast, cost ~6 bytes per keystroke compressed.
+
+Times are kept to the millisecond: the store rounds them when it records an update
+(`quantize_time`), so a segment reproduces its rows exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import math
+from dataclasses import dataclass
+
+__all__ = ["UpdateRow", "decode_segment", "encode_segment", "quantize_time"]
+
+LZMA_PRESET = 6
+
+
+@dataclass(frozen=True)
+class UpdateRow:
+    """One stored document update."""
+
+    seq: int
+    t: float
+    origin: str
+    data: bytes
+
+
+def quantize_time(t: float) -> float:
+    """`t` rounded to the millisecond, the resolution the session file keeps."""
+    if not math.isfinite(t):
+        raise ValueError("an update's time must be a finite number")
+    return round(t * 1000) / 1000
+
+
+def _varint(n: int, out: bytearray) -> None:
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated segment")
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("bad varint in segment")
+
+
+def encode_segment(rows: list[UpdateRow]) -> bytes:
+    """Pack consecutive rows (times on the millisecond grid) into one compressed blob."""
+    if not rows:
+        raise ValueError("a segment needs at least one row")
+    origins = sorted({r.origin for r in rows})
+    index = {o: i for i, o in enumerate(origins)}
+    ms = [round(r.t * 1000) for r in rows]
+    if any(m / 1000 != r.t for m, r in zip(ms, rows, strict=True)):
+        raise ValueError("segment times must be on the millisecond grid (quantize_time)")
+    header = json.dumps({"v": 2, "origins": origins, "n": len(rows), "seq0": rows[0].seq,
+                         "ms0": ms[0]}).encode()
+    times, who, lengths = bytearray(), bytearray(), bytearray()
+    prev = ms[0]
+    for m, r in zip(ms, rows, strict=True):
+        delta = m - prev
+        _varint((delta << 1) ^ (delta >> 63), times)  # zigzag: times may step back
+        prev = m
+        _varint(index[r.origin], who)
+        _varint(len(r.data), lengths)
+    body = bytearray()
+    _varint(len(header), body)
+    body += header
+    for column in (times, who, lengths):
+        _varint(len(column), body)
+        body += column
+    body += b"".join(r.data for r in rows)
+    return lzma.compress(bytes(body), preset=LZMA_PRESET)
+
+
+def decode_segment(blob: bytes) -> list[UpdateRow]:
+    """Unpack `encode_segment`; `ValueError` if the blob is damaged."""
+    try:
+        buf = lzma.decompress(blob)
+    except lzma.LZMAError as exc:
+        raise ValueError("damaged segment") from exc
+    hlen, pos = _read_varint(buf, 0)
+    try:
+        header = json.loads(buf[pos : pos + hlen])
+        if header.get("v") != 2:
+            raise ValueError("unknown segment version")
+        origins = [str(o) for o in header["origins"]]
+        n, seq0, ms = int(header["n"]), int(header["seq0"]), int(header["ms0"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError("damaged segment header") from exc
+    pos += hlen
+    columns = []
+    for _ in range(3):
+        clen, pos = _read_varint(buf, pos)
+        columns.append(buf[pos : pos + clen])
+        pos += clen
+    times, who, lengths = columns
+    rows, tp, wp, lp = [], 0, 0, 0
+    for i in range(n):
+        zz, tp = _read_varint(times, tp)
+        ms += (zz >> 1) ^ -(zz & 1)
+        oi, wp = _read_varint(who, wp)
+        ln, lp = _read_varint(lengths, lp)
+        if oi >= len(origins) or pos + ln > len(buf):
+            raise ValueError("damaged segment row")
+        rows.append(UpdateRow(seq0 + i, ms / 1000, origins[oi], bytes(buf[pos : pos + ln])))
+        pos += ln
+    if pos != len(buf) or tp != len(times) or wp != len(who) or lp != len(lengths):
+        raise ValueError("damaged segment: trailing data")
+    return rows
