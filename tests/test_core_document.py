@@ -264,3 +264,36 @@ def test_observe_code_reports_code_points_and_utf16_for_local_and_remote_changes
     b.insert_code(0, "z")
     assert len(changes) == 3
     assert b.code_text == "za🇫🇷世b"
+
+
+def test_ascii_fast_path_agrees_with_the_general_path() -> None:
+    """Keystrokes into pure-ASCII code skip re-indexing; the result must be the same as the
+    general path's across switches between ASCII and non-ASCII text and remote edits."""
+    fast, other = SharedDoc(), SharedDoc()
+    script: list[tuple[str, int, str | int]] = [
+        ("ins", 0, "def f():\n"), ("ins", 9, "    return 1\n"), ("del", 4, 1),
+        ("ins", 4, "é"), ("ins", 0, "# 数 🙂\n"), ("del", 0, 7), ("del", 3, 1),
+        ("ins", 3, "g"), ("ins", 0, "x"),
+    ]
+    expected = ""
+    for op, index, arg in script:
+        if op == "ins":
+            assert isinstance(arg, str)
+            fast.insert_code(index, arg)
+            expected = expected[:index] + arg + expected[index:]
+        else:
+            assert isinstance(arg, int)
+            fast.delete_code(index, arg)
+            expected = expected[:index] + expected[index + arg:]
+        assert fast.code_text == expected
+    other.insert_code(0, "remote 🙂 ")
+    fast.apply_update(other.get_update())
+    merged = fast.code_text
+    assert "remote 🙂 " in merged and len(merged) == len(expected) + len("remote 🙂 ")
+    fast.insert_code(len(merged), "!")
+    assert fast.code_text == merged + "!"
+    with pytest.raises(ValueError, match="out of range"):
+        fast.insert_code(len(merged) + 5, "x")
+    with pytest.raises(ValueError, match="cannot delete"):
+        fast.delete_code(0, len(merged) + 2)
+    assert fast.code_text == merged + "!"

@@ -111,6 +111,9 @@ class SharedDoc:
         # A copy of the code as a Python str. None when unknown (after a change this object
         # did not make itself); it is rebuilt from the document on the next read.
         self._mirror: str | None = None
+        # Length of the code while it is known to be pure ASCII (code points == UTF-8 bytes),
+        # which lets a keystroke skip copying and re-indexing the whole text.
+        self._ascii_len: int | None = None
         self._own_txn = False
         self._depth = 0
         self._origin: str | None = None
@@ -176,6 +179,7 @@ class SharedDoc:
         # Runs inside the pycrdt commit: never read the document here.
         if not self._own_txn and self._code_subscription is None:
             self._mirror = None
+            self._ascii_len = None
         if self._update_callbacks:
             update = event.update
             if update != _EMPTY_UPDATE:
@@ -200,10 +204,45 @@ class SharedDoc:
     def code_text(self) -> str:
         """The code as a Python str (safe to call from an `observe_code` callback)."""
         if self._mirror is None:
-            self._mirror = str(self._code)
+            self._set_mirror(str(self._code))
+        assert self._mirror is not None
         return self._mirror
 
+    def _set_mirror(self, text: str | None) -> None:
+        self._mirror = text
+        self._ascii_len = len(text) if text is not None and text.isascii() else None
+
+    def _ascii_ranges(self, ops: Sequence[CodeOp]) -> tuple[list[tuple[int, int, str]], int] | None:
+        """The UTF-8 ranges of `ops` when the code and the ops are pure ASCII and in range
+        (then indices need no conversion), with the new length; else None (the general path
+        validates, converts, and raises the precise error)."""
+        n = self._ascii_len
+        if n is None or self._code_subscription is not None:
+            return None
+        ranges: list[tuple[int, int, str]] = []
+        for op in ops:
+            index, delete, insert = op.index, op.delete, op.insert
+            if type(index) is not int or type(delete) is not int or \
+                    not isinstance(insert, str) or not insert.isascii():
+                return None
+            if index < 0 or delete < 0 or index + delete > n:
+                return None
+            ranges.append((index, index + delete, insert))
+            n += len(insert) - delete
+        return ranges, n
+
     def _edit_code(self, ops: Sequence[CodeOp], origin: str | None) -> None:
+        fast = self._ascii_ranges(ops)
+        if fast is not None:
+            ranges_fast, new_len = fast
+            with self._txn(origin, own=True):
+                for start, end, insert in ranges_fast:
+                    if end > start:
+                        del self._code[start:end]
+                    if insert:
+                        self._code.insert(start, insert)
+            self._mirror, self._ascii_len = None, new_len  # read lazily by code_text
+            return
         # Check every op against the evolving text before changing anything, so a bad op
         # never leaves half an edit behind.
         text = self.code_text
@@ -231,7 +270,7 @@ class SharedDoc:
                 if insert:
                     self._code.insert(start, insert)
         if self._code_subscription is None:
-            self._mirror = text
+            self._set_mirror(text)
 
     def insert_code(self, index: int, text: str, *, origin: str | None = None) -> None:
         """Insert `text` at code-point `index`."""
@@ -281,9 +320,9 @@ class SharedDoc:
             new, cp_changes, u16_changes = utf8_delta_to_changes(self._mirror, delta)
         except ValueError as exc:
             log.warning("code change not understood, editors must reload: %s", exc)
-            self._mirror = None
+            self._set_mirror(None)
             return
-        self._mirror = new
+        self._set_mirror(new)
         change = CodeChange(tuple(cp_changes), tuple(u16_changes), new, self._origin)
         for callback in list(self._code_callbacks):
             callback(change)
