@@ -277,7 +277,8 @@ async def _run(quick: bool) -> list[Row]:
 
     restrict_host_addresses(["127.0.0.1"])
     runs = 5 if quick else 15
-    keys = 200 if quick else 1000
+    keys = 200 if quick else 500
+    rounds = 1 if quick else 3
     rows: list[Row] = []
     async with SignalingServer(ServerConfig(host="127.0.0.1", port=0)) as server:
         url = f"ws://127.0.0.1:{server.port}"
@@ -299,16 +300,24 @@ async def _run(quick: bool) -> list[Row]:
                 rows.append(Row(AREA, "invite accepted → connected (TURN relay-only), median",
                                 median(relay), "ms", goal="≤ 700 ms",
                                 note=f"{runs} runs through coturn on 127.0.0.1"))
-        with tempfile.TemporaryDirectory() as tmp_k:
-            tmp = Path(tmp_k)
-            ours = await _keystrokes_aiortc(url, keys, tmp)
-            server_js = _ensure_ywebsocket()
-            base = await _keystrokes_yws(server_js, keys, tmp) if server_js else None
-    note = f"{keys} keystrokes, one every {INTERVAL * 1000:.0f} ms, two processes"
+        # Alternate ours and the baseline in rounds so that a burst of load on this shared
+        # machine does not land on one side only; report the median over rounds.
+        server_js = _ensure_ywebsocket()
+        ours: list[list[float]] = []
+        base: list[list[float]] = []
+        for _round in range(rounds):
+            with tempfile.TemporaryDirectory() as tmp_k:
+                tmp = Path(tmp_k)
+                ours.append(await _keystrokes_aiortc(url, keys, tmp))
+                if server_js:
+                    base.append(await _keystrokes_yws(server_js, keys, tmp))
+    note = (f"{rounds} rounds × {keys} keystrokes, one every {INTERVAL * 1000:.0f} ms, "
+            "two processes; median of per-round percentiles")
     for p, goal in ((50, ""), (99, "p99 ≤ 5 ms and ≤ ½ of y-websocket's")):
         rows.append(Row(
-            AREA, f"keystroke → applied in the other process, p{p}", percentile(ours, p), "ms",
-            baseline=percentile(base, p) if base else None,
+            AREA, f"keystroke → applied in the other process, p{p}",
+            median([percentile(x, p) for x in ours]), "ms",
+            baseline=median([percentile(x, p) for x in base]) if base else None,
             baseline_name="pycrdt clients via Node y-websocket relay" if base else "",
             goal=goal, note=note if base else note + "; baseline skipped (no node/npm)"))
     return rows
