@@ -160,7 +160,11 @@ export default {
     push() {
       if (this.inflight || !this.unconfirmed.length) return;
       this.inflight = this.unconfirmed.length;
-      this.$emit("push", { version: this.confirmed, updates: this.unconfirmed.map(toSpecs) });
+      this.sendPush({ version: this.confirmed, updates: this.unconfirmed.map(toSpecs) });
+    },
+    sendPush(payload) {
+      this.pushes = (this.pushes || 0) + 1;
+      this.$emit("push", payload);
     },
     // Python confirmed `count` of our edits, made on `version`.
     ack(version, count) {
@@ -180,6 +184,7 @@ export default {
       const base = this.unconfirmed.length ? this.unconfirmed[0].length : this.editor.state.doc.length;
       let changes = CM.ChangeSet.of(specs, base);
       const rebased = [];
+      if (this.unconfirmed.length) this.rebases = (this.rebases || 0) + 1;
       for (const own of this.unconfirmed) {
         rebased.push(own.map(changes));
         changes = changes.map(own, true);
