@@ -63,7 +63,7 @@ class Host(PeerSession):
         self.advertiser: Any = None
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._attempt_task: asyncio.Task[None] | None = None
-        store.attach(self.doc.doc, local_origin="host")
+        store.attach(self.doc, local_origin="host", remote_origin="candidate")
 
     @property
     def device_key(self) -> bytes | None:
