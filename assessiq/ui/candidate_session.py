@@ -158,7 +158,8 @@ class CandidateController:
     async def send(self, kind: str, data: dict[str, Any]) -> Envelope | None:
         if self.candidate is None:
             return None
-        severity = "warn" if data.get("phase") in ("start", "instant") else "info"
+        severity = "warn" if kind in BROWSER_KINDS and data.get("phase") in (
+            "start", "instant") else "info"
         return await self.candidate.send_event(kind, data, severity=severity)
 
     async def on_signal(self, raw: Any, now: float | None = None) -> list[Envelope]:

@@ -1,0 +1,40 @@
+"""`assessiq host/join/replay`: user mistakes end with one line and exit 2, before serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assessiq.cli import main
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["join", "hello"], "not an AssessIQ invite"),
+    (["join", "aiq1.abc"], "truncated or damaged"),
+    (["replay", "/nonexistent/session.aiq"], "no such file"),
+    (["host", "--problem", "/nonexistent/p.md"], "cannot read problem file"),
+    (["host", "--port", "0"], "--port must be 1..65535"),
+])
+def test_mistakes_are_one_line(argv: list[str], message: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    text = (out.err + out.out).strip()
+    assert message in text and len(text.splitlines()) == 1
+
+
+def test_replay_refuses_a_file_that_is_not_a_session(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tmp_path / "x.aiq"
+    bogus.write_bytes(b"not sqlite at all" * 10)
+    assert main(["replay", str(bogus)]) == 2
+    assert "not a readable session file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["host", "join", "replay"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "127.0.0.1" in capsys.readouterr().out or command == "replay"
