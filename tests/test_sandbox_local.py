@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from sandbox import LocalBackend, RunRequest, SourceFile, UnknownRuntimeError
@@ -58,11 +62,18 @@ async def test_unknown_language_and_version(backend: LocalBackend):
         await backend.run(RunRequest.single("python", "x", version="1.0"))
 
 
-async def test_memory_is_reported_for_a_big_allocation(backend: LocalBackend):
-    result = await backend.run(RunRequest.single(
-        "python", "x = bytearray(150 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])\n"))
-    assert result.run.ok
-    assert result.run.memory is not None and result.run.memory > 150 * 1024 * 1024
+def test_memory_is_reported_for_a_big_allocation(tmp_path):
+    # Measured from the small CLI process, as a user sees it: a child started with
+    # posix_spawn takes its parent's RSS high-water mark at exec, so inside a big test process
+    # (models loaded) a 150 MB peak is indistinguishable and honestly reported as unknown.
+    program = tmp_path / "big.py"
+    program.write_text("x = bytearray(150 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])\n")
+    out = subprocess.run([sys.executable, "-m", "sandbox", "run", str(program), "--language",
+                          "python", "--json"], capture_output=True, text=True, timeout=60,
+                         check=True)
+    run = json.loads(out.stdout)["run"]
+    assert run["code"] == 0 and run["status"] is None
+    assert run["memory"] is not None and run["memory"] > 150 * 1024 * 1024
 
 
 async def test_run_tests_reports_pass_fail_and_diff(backend: LocalBackend):
