@@ -54,14 +54,14 @@ async def test_host_creates_a_session_and_candidate_joins(
         app_state: tuple[AppState, User]) -> None:
     state, host_user = app_state
     await host_user.open(f"/{state.token}/host")
-    await host_user.should_see("Create a session")
+    await host_user.should_see("Create a session", retries=100)
     host_user.find(marker="create").click()
     await _until(lambda: state.host is not None)
-    await host_user.should_see("Your key fingerprint", retries=50)
+    await host_user.should_see("Your key fingerprint", retries=100)
     assert state.host is not None
     invite = state.host.invite_text
-    await host_user.should_see(state.host.host_fingerprint)
-    await host_user.should_see("Waiting for the candidate")
+    await host_user.should_see(state.host.host_fingerprint, retries=100)
+    await host_user.should_see("Waiting for the candidate", retries=100)
     # The invite is shown as text; the problem, language and phase are in the shared doc.
     assert host_user.find(ui.textarea).elements.pop().value == invite
     assert state.host.doc.phase == "lobby" and state.host.doc.problem.startswith("# ")
@@ -72,34 +72,34 @@ async def test_host_creates_a_session_and_candidate_joins(
         await cand_user.open(f"/{state.token}/join")
         cand_user.find(marker="invite").type("aiq1.garbage.more")
         cand_user.find(marker="check-invite").click()
-        await cand_user.should_see("truncated or damaged")
+        await cand_user.should_see("truncated or damaged", retries=100)
         assert state.candidate is None
         cand_user.find(marker="invite").clear().type(invite)
         cand_user.find(marker="name").type("Grace")
         cand_user.find(marker="check-invite").click()
-        await cand_user.should_see(state.host.host_fingerprint)
-        await cand_user.should_see("What is monitored, and what leaves this computer")
-        await cand_user.should_see("never its text")
+        await cand_user.should_see(state.host.host_fingerprint, retries=100)
+        await cand_user.should_see("What is monitored, and what leaves this computer", retries=100)
+        await cand_user.should_see("never its text", retries=100)
         go = cand_user.find(marker="continue").elements.pop()
         assert isinstance(go, ui.button)
         assert not go.enabled  # nothing happens before consent
         cand_user.find(marker="agree").click()
         assert go.enabled
         cand_user.find(marker="continue").click()
-        await cand_user.should_see("Camera check", retries=50)
-        await cand_user.should_see("camera not available")
+        await cand_user.should_see("Camera check", retries=100)
+        await cand_user.should_see("camera not available", retries=100)
         cand_user.find(marker="join").click()
         await _until(lambda: state.candidate is not None and state.candidate.connected)
-        await cand_user.should_see("What is sent about you", retries=50)
+        await cand_user.should_see("What is sent about you", retries=100)
 
-        await host_user.should_see("Candidate connected (Grace)", retries=50)
+        await host_user.should_see("Candidate connected (Grace)", retries=100)
         host_user.find(marker="start").click()
-        await host_user.should_see("Integrity score 100/100", retries=50)
+        await host_user.should_see("Integrity score 100/100", retries=100)
         await _until(lambda: state.host is not None and state.host.doc.phase == "interview")
         assert state.host.doc.timer() is not None
         await _until(lambda: state.candidate is not None
                      and state.candidate.doc.phase == "interview")
-        await cand_user.should_see("phase: interview")
+        await cand_user.should_see("phase: interview", retries=100)
 
         # A tab switch long enough to count reaches the host's log and the candidate's list.
         cand = state.candidate
@@ -109,32 +109,32 @@ async def test_host_creates_a_session_and_candidate_joins(
         sent = await cand.on_signal({"kind": "tab.hidden", "state": "off"}, now=t0 + 5)
         assert [(e.kind, e.data["phase"]) for e in sent] == [("tab.hidden", "start"),
                                                              ("tab.hidden", "end")]
-        await cand_user.should_see("the interview tab was hidden", retries=50)
-        await host_user.should_see("tab.hidden end (5.0 s)", retries=50)
-        await cand_user.should_see("Please stay on the interview tab")
+        await cand_user.should_see("the interview tab was hidden", retries=100)
+        await host_user.should_see("tab.hidden end (5.0 s)", retries=100)
+        await cand_user.should_see("Please stay on the interview tab", retries=100)
 
         # Private notes stay on the host.
         host_user.find(marker="note").type("strong on invariants")
         host_user.find(marker="add-note").click()
-        await host_user.should_see("strong on invariants")
+        await host_user.should_see("strong on invariants", retries=100)
         assert "strong on invariants" not in repr(cand.doc.snapshot())
 
         # End: sealed, verified, reports written; the candidate is told.
         host_user.find(marker="end").click()
         await host_user.should_see("The session is sealed.", retries=100)
-        await host_user.should_see("VALID")
+        await host_user.should_see("VALID", retries=100)
         ended = state.host.ended
         assert ended is not None and ended.verdict.valid
         report = ended.report_md.read_text()
         assert "strong on invariants" in report and "tab.hidden" in report
         await _until(lambda: cand.ended)
-        await cand_user.should_see("the interviewer ended the session", retries=50)
+        await cand_user.should_see("the interviewer ended the session", retries=100)
 
         # The replay page reads the sealed file.
         state.replay_path = ended.session_file
         await host_user.open(f"/{state.token}/replay")
-        await host_user.should_see("VALID")
-        await host_user.should_see("tab.hidden")
+        await host_user.should_see("VALID", retries=100)
+        await host_user.should_see("tab.hidden", retries=100)
 
 
 class _second_user:
@@ -163,10 +163,10 @@ async def test_video_tile_lights_up_when_frames_come(data_dir: str) -> None:
             video_tile("Candidate", lambda: frames[0])
 
         await user.open("/tile")
-        await user.should_see("camera not available")
+        await user.should_see("camera not available", retries=100)
         await user.should_not_see(ui.image)  # hidden until a frame comes
         frames[0] = b"\xff\xd8\xff\xe0fake-jpeg"
-        await user.should_see(ui.image, retries=20)
+        await user.should_see(ui.image, retries=100)
         image = user.find(ui.image).elements.pop()
         assert isinstance(image, ui.image) and image.source.startswith("data:image/jpeg;base64,")
         await user.should_not_see("camera not available")
