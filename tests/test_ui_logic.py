@@ -188,3 +188,31 @@ async def test_runs_execute_in_the_sandbox_with_public_and_hidden_tests() -> Non
     finally:
         task.cancel()
         executor.close()
+
+
+def test_replay_shows_the_code_as_it_was_typed(tmp_path: Path) -> None:
+    from assessiq.core.record import SessionRecord
+    from assessiq.core.store import SessionStore
+    from assessiq.ui.replay import Replay
+
+    store = SessionStore.create(tmp_path / "s.aiq", {"session": "s1", "created": 1000.0})
+    doc = SharedDoc()
+    updates: list[bytes] = []
+    unsubscribe = doc.observe_updates(lambda u, _o: updates.append(u))
+    text = ""
+    for i, ch in enumerate("héllo 😀 世界" * 30):  # > one checkpoint of updates
+        doc.insert_code(len(text), ch)
+        text += ch
+        store.record_update(updates[-1], origin="candidate", t=1000.0 + i)
+    unsubscribe()
+    store.add_private("note", {"text": "good start"}, t=1005.5)
+    store.flush()
+    replay = Replay(SessionRecord.from_store(store))
+    store.close()
+    assert not replay.verdict.valid  # not sealed: the viewer says so
+    assert replay.code_at(999.0) == ""
+    assert replay.code_at(1000.0) == "h"
+    assert replay.code_at(1006.0) == text[:7]
+    assert replay.code_at(1000.0 + 250) == text[:251]
+    assert replay.code_at(replay.end) == text
+    assert [i.text for i in replay.items_until(1006.0)] == ["good start"]

@@ -65,6 +65,9 @@ def register(state: AppState) -> None:
                         colour = {"event": "text-orange-9", "run": "text-blue-9",
                                   "note": "text-grey-8"}[item.kind]
                         ui.label(f"{clock(item.t)} {item.kind}: {item.text}").classes(colour)
+                        output = str(item.detail.get("output") or "")
+                        if item.kind == "run" and output:
+                            ui.code(output[-1500:], language="text").classes("w-full")
 
             slider.on_value_change(lambda _: show())
             show()
