@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RecordError, StoreError
-from .store import SessionStore, UpdateRow, encode_segment
+from .store import SessionStore, UpdateRow
 
 __all__ = ["SessionRecord"]
 
@@ -72,10 +72,10 @@ class SessionRecord:
             db = store._db
             cur = db.cursor()
             cur.execute("BEGIN")
-            if self.updates:
-                cur.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (
-                    self.updates[0].seq, self.updates[-1].seq, self.updates[0].t,
-                    self.updates[-1].t, encode_segment(self.updates)))
+            # Plain rows, not a segment: a copy must keep every row exactly as it is, even
+            # one a tamperer moved off the store's millisecond grid.
+            cur.executemany("INSERT INTO updates VALUES (?, ?, ?, ?)",
+                            [(u.seq, u.t, u.origin, u.data) for u in self.updates])
             cur.executemany("INSERT INTO envelopes (received_at, raw) VALUES (?, ?)",
                             self.envelopes)
             cur.executemany("INSERT INTO receipts (raw) VALUES (?)", [(r,) for r in self.receipts])
