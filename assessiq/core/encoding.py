@@ -69,11 +69,18 @@ def pack_signed(body: bytes, signature: bytes) -> bytes:
 
 
 def unpack_signed(raw: bytes) -> tuple[bytes, bytes]:
-    """Split `pack_signed` output; `ValueError` when it is not of that form."""
+    """Split `pack_signed` output; `ValueError` when it is not of that form.
+
+    Only the one canonical encoding is accepted: base64 has spare bits and optional padding,
+    and a blob altered there must not pass as the same signed blob.
+    """
     body, sep, sig_text = raw.rpartition(b".")
     if not sep or not body:
         raise ValueError("not a signed message")
     try:
-        return body, b64d(sig_text.decode("ascii"))
+        signature = b64d(sig_text.decode("ascii"))
     except UnicodeDecodeError as exc:
         raise ValueError("not a signed message") from exc
+    if pack_signed(body, signature) != raw:
+        raise ValueError("the signature is not in its one canonical encoding")
+    return body, signature

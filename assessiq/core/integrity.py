@@ -85,8 +85,6 @@ class Envelope:
         raw = bytes(raw)
         try:
             body, signature = unpack_signed(raw)
-            if pack_signed(body, signature) != raw:
-                raise ValueError("the signature is not in its one canonical encoding")
             d = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise IntegrityError("malformed envelope") from exc
@@ -245,8 +243,6 @@ class Receipt:
         raw = bytes(raw)
         try:
             body, signature = unpack_signed(raw)
-            if pack_signed(body, signature) != raw:
-                raise ValueError("the signature is not in its one canonical encoding")
             d = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise IntegrityError("malformed receipt") from exc

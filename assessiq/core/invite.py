@@ -228,8 +228,6 @@ class JoinRequest:
             raise InviteError("the join request is missing or too large")
         try:
             body, signature = unpack_signed(raw)
-            if pack_signed(body, signature) != raw:
-                raise ValueError("the signature is not in its one canonical encoding")
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InviteError("the join request is damaged") from exc
