@@ -105,3 +105,14 @@ def test_verifying_never_changes_the_file(tmp_path: Path) -> None:
     before = built.path.read_bytes()
     verify_record(SessionRecord.load(built.path))
     assert built.path.read_bytes() == before
+
+
+
+def test_editing_the_schema_key_after_sealing_is_detected(tmp_path):
+    built = build_session(tmp_path / "s.aiq", seed=9)
+    record = SessionRecord.load(built.path)
+    assert verify_record(record).valid
+    record.meta["schema"] = 2
+    verdict = verify_record(record)
+    assert not verdict.valid
+    assert any("metadata" in e for e in verdict.errors)

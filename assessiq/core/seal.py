@@ -43,8 +43,7 @@ def compute_manifest(record: SessionRecord) -> dict[str, Any]:
     return {
         "v": 1,
         "session": session,
-        "meta": sha256_hex(canonical_json({k: v for k, v in record.meta.items()
-                                           if k != "schema"})),
+        "meta": sha256_hex(canonical_json(record.meta)),  # all of it, the schema too
         "updates": {"count": len(record.updates), "hash": _updates_hash(record)},
         "log": {
             "count": len(record.envelopes), "head": log_head,
