@@ -49,13 +49,17 @@ def attach_media(
     config: MediaConfig | None = None,
     *,
     on_camera_off: CameraOff | None = None,
+    tap: FrameTap | None = None,
 ) -> MediaSession:
     """Add this side's tracks (sendrecv) to `pc` and consume the other side's.
 
     Call it inside the running event loop, before the offer (offerer) or between the remote
     offer and the answer (answerer). Devices that cannot be opened end up in `problems`.
+    `tap` is a proctor tap that outlives this session (the peer layer keeps one across
+    reconnects); it is fed but not closed by `close()`. Without it, a tap is made when
+    `config.tap_rate` is set, and closed with the session.
     """
-    session = MediaSession(pc, config or MediaConfig(), on_camera_off)
+    session = MediaSession(pc, config or MediaConfig(), on_camera_off, tap=tap)
     session._attach()
     return session
 
@@ -64,11 +68,14 @@ class MediaSession:
     """This side's media on one peer connection. Build it with `attach_media`."""
 
     def __init__(
-        self, pc: RTCPeerConnection, config: MediaConfig, on_camera_off: CameraOff | None
+        self, pc: RTCPeerConnection, config: MediaConfig, on_camera_off: CameraOff | None,
+        *, tap: FrameTap | None = None,
     ) -> None:
         self.pc, self.config = pc, config
         self.problems: list[str] = []
-        self.tap = FrameTap(config.tap_rate) if config.tap_rate else None
+        self._own_tap = tap is None
+        self.tap = tap if tap is not None else (
+            FrameTap(config.tap_rate) if config.tap_rate else None)
         self.self_view = JpegSlot(config.jpeg_quality, config.jpeg_max_width)
         self.remote_video = RemoteVideoSink(config.jpeg_quality, config.jpeg_max_width)
         self.remote_audio: RemoteAudioSink = RemoteAudioSink(None, config.keep_audio_seconds)
@@ -177,6 +184,11 @@ class MediaSession:
     # -- the controls -----------------------------------------------------------------------
 
     @property
+    def closed(self) -> bool:
+        """True once `close()` has begun (its tracks are stopping)."""
+        return self._closed
+
+    @property
     def has_camera(self) -> bool:
         return self.video_out is not None and self.video_out.lost is None
 
@@ -248,7 +260,7 @@ class MediaSession:
                 track.stop()
         await self.remote_video.stop()
         await self.remote_audio.stop()
-        if self.tap is not None:
+        if self.tap is not None and self._own_tap:
             self.tap.close()
 
 

@@ -7,6 +7,10 @@
 The candidate drives reconnection: when its link dies it starts a new signed handshake with
 a fresh peer connection, then the document resyncs and every integrity event the host has
 not receipted is sent again, in order.
+
+The candidate keeps its own session file too (local-first on both sides): the document's
+updates, every envelope it signed and every receipt it got, with `role: candidate` in its
+metadata.
 """
 
 from __future__ import annotations
@@ -14,19 +18,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import secrets
+import time
+from collections.abc import AsyncIterable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from ..core.encoding import b64e
 from ..core.handshake import CandidateHandshake, HandshakeError, Ignored
 from ..core.identity import Identity
 from ..core.integrity import Envelope, EventSigner, IntegrityError, Receipt
 from ..core.invite import Invite
+from ..core.paths import sessions_dir
+from ..core.store import SessionStore
 from .config import PeerConfig
 from .connection import PeerConnection
 from .datachannel import DataChannelChannel
-from .errors import ConnectError, SignalingUnavailable
+from .errors import ConnectError, PeerError, SignalingUnavailable
 from .link import Link
+from .runrequests import RunTicket, code_sha
 from .session import PeerSession
 from .signaling_client import SignalingClient
+
+if TYPE_CHECKING:
+    from ..media import MediaConfig
+    from ..media.tap import FrameTap
+    from ..proctor import Proctor, ProctorConfig
+    from ..proctor.frames import Frame
 
 __all__ = ["Candidate"]
 
@@ -57,6 +75,12 @@ class Candidate(PeerSession):
         self._integrity: DataChannelChannel | None = None
         self._sent_upto = -1
         self._flush_lock = asyncio.Lock()
+        self.runs: dict[str, RunTicket] = {}  # run requests by request id
+        self.run_refusals: list[str] = []  # every refusal's reason, in order (for the UI)
+        self.proctor: Proctor | None = None
+        self._proctor_task: asyncio.Task[Any] | None = None
+        self._events: asyncio.Queue[tuple[str, dict[str, Any], str]] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
 
     @classmethod
     async def join(
@@ -71,10 +95,17 @@ class Candidate(PeerSession):
         discover_timeout: float = 5.0,
         discover_interfaces: list[str] | None = None,
         timeout: float = 30.0,
+        media: MediaConfig | None = None,
+        session_path: Path | str | None = None,
     ) -> Candidate:
         """Verify the invite, find the signaling endpoint (the invite's, or the host's own
         found with zeroconf in LAN mode), and connect. Raises `AssessIQError` subclasses
-        with a one-line reason (bad invite, refused, unreachable)."""
+        with a one-line reason (bad invite, refused, unreachable).
+
+        `media` adds the call (None: no audio/video); with `media.tap_rate` set, the
+        proctor can read the camera (`start_proctor()`). The candidate's own session file
+        is written at `session_path` (default: the data dir's
+        `sessions/<room>.candidate[-n].aiq`)."""
         invite = (
             invite_text
             if isinstance(invite_text, Invite)
@@ -97,12 +128,15 @@ class Candidate(PeerSession):
             )
         cand = cls(invite, device or Identity.generate(), config, name)
         cand.found_by = found_by
+        cand.store = _create_store(cand, session_path, url)
+        cand._setup_call(media, emit=cand.emit)
         cand.signaling = SignalingClient(
             url,
             invite.room,
             "candidate",
             ping_interval=config.signaling_ping_interval,
             ping_timeout=config.signaling_ping_timeout,
+            app_ping_interval=config.signaling_app_ping_interval,
         )
         try:
             await cand.signaling.start(timeout=min(timeout, 15.0))
@@ -164,7 +198,7 @@ class Candidate(PeerSession):
             result = hs.receive(data)  # HandshakeError propagates: a refusal
             if isinstance(result, Ignored):
                 log.info("candidate: %s", result.reason)
-        conn = PeerConnection(self.config)
+        conn = PeerConnection(self.config, media=self.media_hook)
         try:
             answer = await conn.answer(hs.offer_sdp)
             if not await self.signaling.send(hs.answer(answer)):
@@ -219,8 +253,107 @@ class Candidate(PeerSession):
         env = self.signer.sign(kind, data, severity=severity)
         self.log.append(env)
         self.outbox[env.seq] = env
+        if self.store is not None:
+            self.store.append_envelope(env.raw)
         await self._flush()
         return env
+
+    def emit(self, kind: str, data: dict[str, Any], severity: str = "info") -> None:
+        """Queue an event to be signed and sent; one consumer signs them in the order they
+        were queued, none is dropped. Call it on the event loop's thread (the proctor's
+        sink and the call's camera callback are)."""
+        self._events.put_nowait((kind, data, severity))
+        if self._pump is None or self._pump.done():
+            self._pump = self._spawn(self._pump_events(), "candidate-events")
+
+    async def events_sent(self) -> None:
+        """Wait until every queued event has been signed (and handed to the link)."""
+        await self._events.join()
+
+    async def _pump_events(self) -> None:
+        while True:
+            kind, data, severity = await self._events.get()
+            try:
+                await self.send_event(kind, data, severity=severity)
+            except Exception:  # a bad event must not stop the ones after it
+                log.exception("candidate: could not sign a %s event", kind)
+            finally:
+                self._events.task_done()
+
+    # ---- the proctor -------------------------------------------------------------------
+
+    def start_proctor(
+        self,
+        frames: Iterable[Frame] | AsyncIterable[Frame] | None = None,
+        *,
+        config: ProctorConfig | None = None,
+    ) -> Proctor:
+        """Run the proctor on `frames` (default: the call's camera tap, which survives
+        reconnects) in the background. Its events — conditions and heartbeats — are signed
+        and sent in the order it produces them. Analysis runs in a worker thread."""
+        from ..proctor import Proctor
+
+        if self.proctor is not None:
+            raise PeerError("the proctor is already running")
+        if frames is None:
+            tap = self.call.tap if self.call is not None else None
+            if tap is None:
+                raise PeerError("no camera to watch: join with media=MediaConfig(camera=..., "
+                                "tap_rate=...) or give the proctor its frames")
+            frames = _tap_frames(tap, lambda: self.proctor is None or self._closed)
+
+        def sink(kind: str, data: dict[str, Any]) -> None:
+            start = data.get("phase") == "start"
+            self.emit(kind, data, "warn" if start else "info")
+
+        proctor = Proctor(sink, config)
+        self.proctor = proctor
+        self._proctor_task = self._spawn(proctor.run(frames), "candidate-proctor")
+        return proctor
+
+    async def stop_proctor(self, timeout: float = 5.0) -> None:
+        """Stop the proctor (its last events are queued) and wait for it to end."""
+        proctor, task = self.proctor, self._proctor_task
+        self.proctor, self._proctor_task = None, None
+        if proctor is None or task is None:
+            return
+        proctor.stop()
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    # ---- runs --------------------------------------------------------------------------
+
+    async def request_run(self, language: str | None = None) -> RunTicket:
+        """Ask the host to run the current shared code. The ticket's `state` becomes
+        "accepted" (the result appears in `doc.runs()` under `run_id`) or "refused" (with
+        the `reason` to show). Not connected: refused at once."""
+        ticket = RunTicket(id=secrets.token_hex(6), language=language or self.doc.language)
+        self.runs[ticket.id] = ticket
+        sent = await self.send_control("run.request", id=ticket.id, language=ticket.language,
+                                       sha=code_sha(self.doc.code_text))
+        if not sent:
+            self._refused(ticket, "not connected to the host; try again in a moment")
+        return ticket
+
+    def _refused(self, ticket: RunTicket, reason: str) -> None:
+        ticket.state, ticket.reason = "refused", reason
+        self.run_refusals.append(reason)
+        log.info("candidate: run refused: %s", reason)
+
+    async def _on_control(self, message: dict[str, Any]) -> None:
+        await super()._on_control(message)
+        kind = message["t"]
+        if kind in ("run.accepted", "run.refused"):
+            ticket = self.runs.get(message["id"])
+            if ticket is None:
+                return
+            if kind == "run.accepted":
+                ticket.state, ticket.run_id = "accepted", message["run"]
+            else:
+                self._refused(ticket, message["reason"])
 
     async def _flush(self) -> None:
         async with self._flush_lock:
@@ -257,6 +390,8 @@ class Candidate(PeerSession):
                     continue
                 del self.outbox[receipt.seq]
                 self.receipts.append(receipt)
+                if self.store is not None:
+                    self.store.append_receipt(receipt.raw)
         finally:
             if self._integrity is channel:
                 self._integrity = None
@@ -264,6 +399,48 @@ class Candidate(PeerSession):
     async def close(self) -> None:
         """Leave the session (no message is sent; the host sees the link drop)."""
         self.ended.set()
+        await self.stop_proctor()
+        await self.record_call_stats()
+        if self.call is not None:
+            self.call.close()
         await self._close_tasks()
         if self.signaling is not None:
             await self.signaling.close()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+
+
+def _tap_frames(tap: FrameTap, stopping: Any) -> Iterator[Frame]:
+    """The tap's frames until the tap closes or `stopping()`; waits in short steps so a
+    stop is noticed while the camera sends nothing (off, or between links)."""
+    while not tap.closed and not stopping():
+        got = tap.wait(0.5)
+        if got is not None:
+            yield got
+
+
+def _create_store(cand: Candidate, path: Path | str | None, url: str) -> SessionStore:
+    """The candidate's own session file (a fresh one; never overwrites)."""
+    meta = {
+        "session": cand.invite.room,
+        "role": "candidate",
+        "host_key": b64e(cand.invite.host_key),
+        "device_key": b64e(cand.device.public_key),
+        "invite": cand.invite.id,
+        "candidate_name": cand.name or "",
+        "signaling": url,
+        "created": time.time(),
+    }
+    if path is None:
+        folder = sessions_dir()
+        n = 0
+        while True:
+            suffix = "" if n == 0 else f"-{n}"
+            path = folder / f"{cand.invite.room}.candidate{suffix}.aiq"
+            if not path.exists():
+                break
+            n += 1
+    store = SessionStore.create(path, meta)
+    store.attach(cand.doc, local_origin="candidate", remote_origin="host")
+    return store

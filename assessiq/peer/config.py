@@ -42,12 +42,16 @@ class PeerConfig:
     max_message_bytes: int = 256 * 1024
     signaling_ping_interval: float = 5.0
     signaling_ping_timeout: float = 5.0
+    signaling_app_ping_interval: float = 60.0  # keeps a quiet room open on the server
+    call_stats_interval: float = 5.0  # how often call statistics go into the session file
 
     def __post_init__(self) -> None:
         if self.relay_only and not any(s.url.startswith("turn") for s in self.ice_servers):
             raise ValueError("relay-only needs at least one TURN server")
         if not 0 < self.heartbeat_interval < self.heartbeat_timeout:
             raise ValueError("the heartbeat interval must be positive and below its timeout")
+        if self.signaling_app_ping_interval <= 0 or self.call_stats_interval <= 0:
+            raise ValueError("the signaling ping and call-stats intervals must be positive")
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = [

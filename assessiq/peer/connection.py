@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdtlstransport import certificate_digest
@@ -26,6 +28,11 @@ __all__ = ["CHANNELS", "PeerConnection", "check_dtls_binding", "restrict_host_ad
 log = logging.getLogger(__name__)
 
 CHANNELS = ("sync", "integrity", "control")
+
+# Called with the RTCPeerConnection at the moment media must be added (the offerer: before
+# createOffer; the answerer: after setRemoteDescription, before createAnswer). Returns the
+# media session (anything with `async close()`), kept as `PeerConnection.media`.
+MediaHook = Callable[[RTCPeerConnection], Any]
 
 
 def restrict_host_addresses(addresses: list[str]) -> None:
@@ -74,11 +81,15 @@ def check_dtls_binding(pc: RTCPeerConnection, remote_sdp: str, local_sdp: str) -
 
 class PeerConnection:
     """A peer connection and its channels. Use `offer()` (host) or `answer()` (candidate),
-    then `accept()` (host), then `wait_open()`."""
+    then `accept()` (host), then `wait_open()`. With `media`, the hook adds the call's
+    tracks at the right moment of the offer/answer and its result is `self.media`, closed
+    before the peer connection itself."""
 
-    def __init__(self, config: PeerConfig) -> None:
+    def __init__(self, config: PeerConfig, media: MediaHook | None = None) -> None:
         self.config = config
         self.pc = RTCPeerConnection(config.rtc_configuration())
+        self._media_hook = media
+        self.media: Any = None
         self.channels: dict[str, DataChannelChannel] = {}
         self.failed = asyncio.Event()
         self._opened = asyncio.Event()
@@ -119,6 +130,7 @@ class PeerConnection:
         """Host: create the channels and the offer (ICE gathering included)."""
         for name in CHANNELS:
             self._add(self.pc.createDataChannel(name, ordered=True))
+        self._attach_media()
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self.local_sdp = self.pc.localDescription.sdp
         return self.local_sdp
@@ -136,11 +148,16 @@ class PeerConnection:
         self.remote_sdp = offer_sdp
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            self._attach_media()
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except (ValueError, AssertionError) as exc:
             raise ConnectError(f"the host's offer is not usable: {exc}") from exc
         self.local_sdp = self.pc.localDescription.sdp
         return self.local_sdp
+
+    def _attach_media(self) -> None:
+        if self._media_hook is not None and self.media is None:
+            self.media = self._media_hook(self.pc)
 
     async def wait_open(self, timeout: float) -> None:
         """Wait until all channels are open, then check the DTLS binding."""
@@ -163,5 +180,11 @@ class PeerConnection:
     async def close(self) -> None:
         for channel in self.channels.values():
             channel._on_close()
+        media, self.media = self.media, None
+        if media is not None:
+            try:
+                await media.close()
+            except Exception:  # closing the call must never keep the connection open
+                log.exception("closing the media session failed")
         with contextlib.suppress(Exception):
             await self.pc.close()

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.encoding import b64e
 from ..core.handshake import HandshakeError, HostHandshake, Ignored
@@ -21,6 +23,7 @@ from ..core.identity import Identity, load_or_create_host_identity
 from ..core.integrity import Envelope, IntegrityError, LogVerifier, Receipt, make_receipt
 from ..core.invite import Invite, make_invite
 from ..core.paths import sessions_dir
+from ..core.policy import Policy
 from ..core.seal import seal
 from ..core.store import SessionStore
 from .config import PeerConfig
@@ -28,8 +31,16 @@ from .connection import PeerConnection
 from .datachannel import DataChannelChannel
 from .errors import ConnectError
 from .link import Link
+from .runrequests import handle_run_request
 from .session import PeerSession
 from .signaling_client import SignalingClient
+
+if TYPE_CHECKING:
+    from sandbox import Backend
+    from sandbox.testcases import TestCase
+
+    from ..media import MediaConfig
+    from ..runs import RunLimits, RunService
 
 __all__ = ["Host"]
 
@@ -51,7 +62,7 @@ class Host(PeerSession):
         super().__init__(config)
         self.identity = identity
         self.invite = invite
-        self.store = store
+        self.store: SessionStore = store
         self.handshake = HostHandshake(invite, identity)
         self.verifier: LogVerifier | None = None
         self.events: list[Envelope] = []
@@ -63,6 +74,8 @@ class Host(PeerSession):
         self.advertiser: Any = None
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._attempt_task: asyncio.Task[None] | None = None
+        self.runs: RunService | None = None  # executes run requests (None: runs off)
+        self.received_at: dict[int, float] = {}  # event seq -> when it was verified here
         store.attach(self.doc, local_origin="host", remote_origin="candidate")
 
     @property
@@ -81,11 +94,23 @@ class Host(PeerSession):
         session_path: Path | str | None = None,
         label: str | None = None,
         advertise_interfaces: list[str] | None = None,
+        policy: Policy | None = None,
+        media: MediaConfig | None = None,
+        runs: bool = True,
+        run_backend: Backend | None = None,
+        hidden_tests: Sequence[TestCase] = (),
+        run_limits: RunLimits | None = None,
     ) -> Host:
         """Open a session: start signaling (embedded in LAN mode), write the session file,
-        and wait for the candidate in the background. `host.invite` is what to send them."""
+        and wait for the candidate in the background. `host.invite` is what to send them.
+
+        `policy` (default: the built-in one) is stored in the session file, so verification
+        uses exactly it. `media` adds the call (None: no audio/video). With `runs`, a
+        `RunService` (on `run_backend`, default the local sandbox, with `hidden_tests` and
+        `run_limits`) executes the candidate's run requests and the host's own."""
         identity = identity or load_or_create_host_identity()
         config = config or PeerConfig()
+        policy = policy or Policy.default()
         server = None
         if signaling is None:
             if not lan:
@@ -105,17 +130,28 @@ class Host(PeerSession):
                 "invite": invite.id,
                 "created": time.time(),
                 "label": label or "",
+                "role": "host",
+                "policy": policy.text,
             },
         )
         host = cls(identity, invite, config, store)
         host.server = server
         try:
+            if runs:
+                from ..runs import RunService
+
+                host.runs = RunService(host.doc, store, backend=run_backend,
+                                       hidden_tests=hidden_tests, limits=run_limits,
+                                       origin="host")
+                await host.runs.start()
+            host._setup_call(media)
             host.signaling = SignalingClient(
                 signaling,
                 invite.room,
                 "host",
                 ping_interval=config.signaling_ping_interval,
                 ping_timeout=config.signaling_ping_timeout,
+                app_ping_interval=config.signaling_app_ping_interval,
             )
             await host.signaling.start()
             if lan and server is not None:
@@ -166,7 +202,7 @@ class Host(PeerSession):
         assert self.signaling is not None
         if self.link is not None:
             await self.link.close()  # the candidate started over: its old link is gone
-        conn = PeerConnection(self.config)
+        conn = PeerConnection(self.config, media=self.media_hook)
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._answers = {attempt: answer}
         try:
@@ -211,6 +247,7 @@ class Host(PeerSession):
                 log.warning("host: refused an integrity event: %s", exc)
                 continue
             if new:
+                self.received_at[env.seq] = time.time()
                 self.store.append_envelope(env.raw)
                 receipt = make_receipt(self.identity, env)
                 self.store.append_receipt(receipt.raw)
@@ -218,10 +255,31 @@ class Host(PeerSession):
                 self.events.append(env)
             await channel.send(self.receipts[env.seq].raw)
 
+    # ---- runs --------------------------------------------------------------------------
+
+    async def _on_control(self, message: dict[str, Any]) -> None:
+        await super()._on_control(message)
+        if message["t"] == "run.request":
+            # answered in its own task: it may wait for the candidate's last edits
+            self._spawn(handle_run_request(self, self.runs, message), "host-run-request")
+
+    def run_code(self, *, by: str = "host", language: str | None = None,
+                 source: str | None = None) -> str:
+        """The interviewer presses Run: the current shared code (or `source`) goes through
+        the same `RunService` as the candidate's requests. Returns the run id; raises
+        `RunRefused` with the reason, or `PeerError` when runs are off."""
+        if self.runs is None:
+            from .errors import PeerError
+
+            raise PeerError("this session does not run code (started with runs=False)")
+        return self.runs.submit(by=by, language=language or self.doc.language or "python",
+                                source=self.doc.code_text if source is None else source)
+
     # ---- ending ------------------------------------------------------------------------
 
     async def end(self, reason: str = "the interviewer ended the session") -> Path:
         """Tell the candidate, seal the session file and close everything. Returns its path."""
+        await self.record_call_stats()  # the last figures of the call
         if self.link is not None:
             await self.link.send_control("bye", reason=reason)
             await asyncio.sleep(0.1)  # let the bye leave before the transport closes
@@ -236,6 +294,11 @@ class Host(PeerSession):
     async def close(self) -> None:
         """Stop networking (without sealing)."""
         await self._close_tasks()
+        if self.runs is not None:
+            with contextlib.suppress(Exception):
+                await self.runs.stop()
+        if self.call is not None:
+            self.call.close()
         if self.signaling is not None:
             await self.signaling.close()
         if self.advertiser is not None:

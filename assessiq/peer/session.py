@@ -1,12 +1,12 @@
 """What the host's and the candidate's sessions share: the document, the current link, the
-connected/ended state and the document sync service run on each new link."""
+connected/ended state, the document sync service run on each new link, and the call."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycrdt import Awareness
 
@@ -15,6 +15,12 @@ from .config import PeerConfig
 from .datachannel import DataChannelChannel
 from .errors import ConnectError
 from .link import Link
+
+if TYPE_CHECKING:
+    from ..core.store import SessionStore
+    from ..media import MediaConfig, MediaSession
+    from .call import CallState, Emit
+    from .connection import MediaHook
 
 __all__ = ["PeerSession"]
 
@@ -38,6 +44,62 @@ class PeerSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.awareness = Awareness(self.doc.doc)  # one for the session: its clock must grow
+        self.call: CallState | None = None  # the call across links (None: no media)
+        self.store: SessionStore | None = None
+
+    # ---- the call ----------------------------------------------------------------------
+
+    def _setup_call(self, media: MediaConfig | None, emit: Emit | None = None) -> None:
+        if media is not None:
+            from .call import CallState
+
+            self.call = CallState(media, emit=emit)
+            self._spawn(self._call_stats_loop(), f"{self.role}-call-stats")
+
+    @property
+    def media_hook(self) -> MediaHook | None:
+        return self.call.attach if self.call is not None else None
+
+    @property
+    def media(self) -> MediaSession | None:
+        """The call on the live link: `remote_jpeg()`, `set_muted()`, `await stats()`...
+        None without media, and between links."""
+        link = self.link
+        if link is None or self.call is None:
+            return None
+        media: MediaSession | None = link.conn.media
+        return media
+
+    def set_camera(self, on: bool) -> None:
+        """Turn this side's camera on or off, now and on every later link (the candidate's
+        `camera.off` events follow)."""
+        if self.call is None:
+            from .errors import PeerError
+
+            raise PeerError("this session has no call (start it with media=...)")
+        self.call.set_camera(on)
+
+    async def record_call_stats(self) -> dict[str, Any] | None:
+        """Sample the call statistics of the live link into the session file (private
+        "call_stats"); returns them, or None between links or without media."""
+        if self.call is None or self.media is None:
+            return None
+        try:
+            stats = await self.call.stats()
+        except Exception:  # statistics are a nicety; never let them end the session
+            log.exception("%s: could not sample the call statistics", self.role)
+            return None
+        if stats is not None and self.store is not None:
+            try:
+                self.store.add_private("call_stats", stats)
+            except Exception:
+                log.exception("%s: could not store the call statistics", self.role)
+        return stats
+
+    async def _call_stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.call_stats_interval)
+            await self.record_call_stats()
 
     @property
     def is_connected(self) -> bool:

@@ -26,6 +26,7 @@ __all__ = ["SignalingClient", "ws_endpoint"]
 log = logging.getLogger(__name__)
 
 REPLACED_CLOSE_CODE = 4001
+APP_PING_INTERVAL = 60.0  # the server closes rooms with no client frame for 15 min
 BACKOFF = (0.1, 0.25, 0.5, 1.0)
 FATAL_CODES = {"room-full", "too-many-rooms", "bad-frame"}
 
@@ -55,6 +56,7 @@ class SignalingClient:
         ping_interval: float = 5.0,
         ping_timeout: float = 5.0,
         on_peer: Callable[[str, str], None] | None = None,
+        app_ping_interval: float = APP_PING_INTERVAL,
     ) -> None:
         self.url = ws_endpoint(url)
         self.room = room
@@ -62,6 +64,10 @@ class SignalingClient:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.on_peer = on_peer
+        # An application {"type": "ping"} frame this often: WebSocket keepalive pings do not
+        # count as room activity, so a quiet room (no handshake for 15 min) would be closed.
+        self.app_ping_interval = app_ping_interval
+        self.app_pings = 0
         self.resume: str | None = None
         self.peer_present = False
         self.joined = asyncio.Event()
@@ -149,9 +155,13 @@ class SignalingClient:
                     if self.resume:
                         join["resume"] = self.resume
                     await ws.send(json.dumps(join))
-                    async for message in ws:
-                        if self._on_frame(message):
-                            attempt = 0
+                    pinger = asyncio.create_task(self._app_pings(ws))
+                    try:
+                        async for message in ws:
+                            if self._on_frame(message):
+                                attempt = 0
+                    finally:
+                        pinger.cancel()
                     if ws.close_code == REPLACED_CLOSE_CODE:
                         self._fail("another connection took over this session's place")
             except (InvalidURI, ValueError) as exc:
@@ -166,6 +176,15 @@ class SignalingClient:
             self.reconnects += 1
             await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
             attempt += 1
+
+    async def _app_pings(self, ws: ClientConnection) -> None:
+        """Keep the room alive on the server while nothing else is being said."""
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(self.app_ping_interval)
+                if self.joined.is_set():
+                    await ws.send(json.dumps({"type": "ping"}))
+                    self.app_pings += 1
 
     def _on_frame(self, message: str | bytes) -> bool:
         """Handle one server frame; True when it shows the connection is healthy."""
@@ -189,6 +208,8 @@ class SignalingClient:
             data = frame.get("data")
             if isinstance(data, str):
                 self._relays.put_nowait(data)
+            return True
+        if kind == "pong":
             return True
         if kind in ("peer-joined", "peer-left"):
             self.peer_present = kind == "peer-joined"
