@@ -1,0 +1,90 @@
+"""Code runs inside the real peer session: the candidate asks over `control`, the host runs the
+current shared code in the real local sandbox, results land in both documents; refusals
+(oversized, rate-limited) come back as `run.refused`; hidden results stay in the host store."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from assessiq.core.identity import Identity
+from assessiq.peer import Candidate, Host
+from assessiq.runs import RunLimits
+from sandbox import LocalBackend
+from sandbox.testcases import TestCase
+from tests.peer_helpers import FAST, eventually, signaling_server
+
+SUM = "a, b = map(int, input().split())\nprint(a + b)\n"
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage():
+    """Finalise the session's objects now (see test_integration_call.py)."""
+    yield
+    gc.collect()
+
+
+def result_of(session: Host | Candidate, run_id: str) -> dict | None:
+    return next((r["result"] for r in session.doc.runs() if r["run_id"] == run_id), None)
+
+
+async def test_candidate_runs_over_control(tmp_path):
+    limits = RunLimits(max_source_bytes=2048, burst=1, per_minute=0.5, run_timeout_ms=3000)
+    hidden = [TestCase("hidden-large", "1000000 2345678", "3345678\n", hidden=True)]
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "h.aiq", run_backend=LocalBackend(),
+                                hidden_tests=hidden, run_limits=limits)
+        cand = await Candidate.join(host.invite.encode(), config=FAST,
+                                    session_path=tmp_path / "c.aiq")
+        try:
+            host.doc.set_public_tests([{"name": "one", "stdin": "1 2", "expected": "3\n"}],
+                                      origin="host")
+            host.doc.set_language("python", origin="host")
+            # The candidate types the answer and asks at once: the host waits for the code.
+            cand.doc.set_code(SUM, origin="candidate")
+            ticket = await cand.request_run()
+            await eventually(lambda: ticket.state == "accepted", what="run accepted")
+            assert ticket.run_id is not None
+            run_id = ticket.run_id
+            await eventually(lambda: result_of(cand, run_id) is not None, timeout=30,
+                             what="the result in the candidate's document")
+            for side in (host, cand):
+                result = result_of(side, run_id)
+                assert result is not None
+                assert [(t["name"], t["passed"]) for t in result["tests"]] == [("one", True)]
+                [run] = [r for r in side.doc.runs() if r["run_id"] == run_id]
+                assert run["by"] == "candidate" and run["source"] == SUM
+                # Hidden tests never reach the shared document, on either side.
+                assert "hidden-large" not in side.doc.snapshot_json()
+            [hidden_row] = host.store.private("hidden_results")
+            assert hidden_row["value"]["run_id"] == run_id
+            assert [t["passed"] for t in hidden_row["value"]["tests"]] == [True]
+
+            # Oversized source: refused with the reason, shown to the candidate.
+            cand.doc.set_code("x = 1\n" * 500, origin="candidate")
+            big = await cand.request_run()
+            await eventually(lambda: big.state == "refused", what="oversized refused")
+            assert "limited to 2 KiB" in big.reason
+
+            # Too many runs: the second real run within the minute is rate-limited.
+            cand.doc.set_code(SUM, origin="candidate")
+            again = await cand.request_run()
+            await eventually(lambda: again.state == "refused", what="rate limited")
+            assert "too many runs" in again.reason
+            assert cand.run_refusals == [big.reason, again.reason]
+
+            # An unknown language is refused too, and the interviewer's own Run still works
+            # (the same service, its own allowance).
+            odd = await cand.request_run("cobol")
+            await eventually(lambda: odd.state == "refused", what="language refused")
+            assert "cobol" in odd.reason
+            own = host.run_code()
+            await eventually(lambda: result_of(cand, own) is not None, timeout=30,
+                             what="the host's run in the candidate's document")
+            assert [r["by"] for r in host.doc.runs()] == ["candidate", "host"]
+            assert [r["id"] for r in host.store.runs()] == [run_id, own]
+        finally:
+            await cand.close()
+            await host.close()
