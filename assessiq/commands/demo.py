@@ -2,9 +2,16 @@
 
 It starts a real signaling server on 127.0.0.1, then the host and the candidate as two
 processes (`python -m assessiq.peer.scripted`) that connect over real aiortc on loopback,
-type at the same time, and sign a few integrity events (a tab switch, a paste). The host
-ends and seals the session and writes its session file to FILE; `assessiq verify FILE`
-checks it. Progress lines go to stderr.
+type at the same time, and sign a few integrity events (a tab switch, a paste). Meanwhile
+the candidate's proctor (real MediaPipe analysis) watches a synthetic camera with planted
+conditions — out of view for 5 s, then a second face for 4 s — and signs its events and
+heartbeats. After typing, the candidate asks the host to run a correct answer and a wrong
+one, and the interviewer runs an infinite loop (killed: status TO); the host runs them in the
+local sandbox with public and hidden tests. With --media (the default) synthetic audio and
+video go both ways, the proctor reads the candidate's own outgoing camera, and the host
+records the call statistics. The host ends and seals the session and writes its session
+file to FILE; `assessiq verify FILE` checks it and shows the proctoring findings. Progress
+lines go to stderr. The planted timeline takes 16 s, so the demo lasts at least that.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="how long both sides type (default 10)")
     parser.add_argument("--out", type=Path, default=Path("demo-session.aiq"),
                         help="where to write the host's sealed session file")
+    parser.add_argument("--media", action=argparse.BooleanOptionalAction, default=True,
+                        help="synthetic audio and video both ways (default: on)")
     parser.set_defaults(func=run)
 
 
@@ -51,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         print(f"assessiq: the folder {out.parent} does not exist", file=sys.stderr)
         return 2
-    return asyncio.run(_demo(args.seconds, out))
+    return asyncio.run(_demo(args.seconds, out, media=args.media))
 
 
 def progress(message: str) -> None:
     print(f"[demo] {message}", file=sys.stderr, flush=True)
 
 
-async def _demo(seconds: float, out: Path) -> int:
+async def _demo(seconds: float, out: Path, *, media: bool = True) -> int:
     from signaling import ServerConfig, SignalingServer
 
     async with SignalingServer(ServerConfig(host="127.0.0.1", port=0)) as server:
@@ -67,7 +76,9 @@ async def _demo(seconds: float, out: Path) -> int:
         with tempfile.TemporaryDirectory(prefix="assessiq-demo-") as tmp:
             work = Path(tmp)
             invite = work / "invite.txt"
-            common = ["--seconds", str(seconds), "--loopback"]
+            common = ["--seconds", str(seconds), "--loopback", "--proctor", "--runs"]
+            if media:
+                common.append("--media")
             env = {**os.environ, "ASSESSIQ_DATA_DIR": str(work / "data")}
             host = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "assessiq.peer.scripted", "host", "--signaling", url,
@@ -110,5 +121,21 @@ async def _demo(seconds: float, out: Path) -> int:
     same = h["code"] == c["code"]
     progress(f"host typed {h['typed']} chars, candidate {c['typed']}; documents "
              f"{'identical' if same else 'DIFFERENT'}; {h['events']} events verified by the host")
+    kinds = h.get("kinds") or {}
+    progress("proctoring events verified by the host: " + (", ".join(
+        f"{k} ×{n}" for k, n in sorted(kinds.items())
+        if k.startswith(("face.", "gaze.", "head.", "camera.", "proctor."))) or "none"))
+    for run in h.get("runs") or []:
+        progress(f"run by {run['by']}: status {run['status'] or 'ok'} (exit {run['code']}), "
+                 f"{run['passed']}/{run['tests']} public tests passed")
+    stats = h.get("call_stats")
+    if stats:
+        v, a = stats["video"], stats["audio"]
+        progress(f"call: video sent {v['frames_sent']} frames ({v['fps_sent']} fps, "
+                 f"{v['kbps_sent']} kbit/s), received {v['frames_received']} "
+                 f"({v['fps_received']} fps, {v['kbps_received']} kbit/s); audio frames "
+                 f"sent {a['frames_sent']}, received {a['frames_received']}")
+    elif media:
+        progress("call: no statistics were recorded")
     progress(f"sealed session file: {out}  (check it with `assessiq verify {out}`)")
     return 0 if same and h["converged"] else 1

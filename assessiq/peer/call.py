@@ -32,6 +32,8 @@ __all__ = ["CallState", "Emit"]
 
 log = logging.getLogger(__name__)
 
+MIN_SAMPLE_INTERVAL = 1.0  # seconds between two call-statistics samples of one link
+
 # (kind, data, severity): queue an integrity event to be signed and sent, in order.
 Emit = Callable[[str, dict[str, Any], str], None]
 
@@ -50,6 +52,7 @@ class CallState:
         self.off_since: float | None = None  # when the camera went off (None: it is on)
         self.user_off = False  # the person turned it off (as opposed to lost or missing)
         self.last_stats: dict[str, Any] | None = None
+        self._sampled_at = 0.0
         self.links = 0
 
     def attach(self, pc: RTCPeerConnection) -> MediaSession:
@@ -101,15 +104,22 @@ class CallState:
         if self.emit is not None:
             self.emit(kind, data, severity)
 
-    async def stats(self) -> dict[str, Any] | None:
-        """The live link's call statistics (None between links), also kept in `last_stats`."""
+    async def stats(self) -> tuple[dict[str, Any] | None, bool]:
+        """The live link's call statistics (None between links), also kept in `last_stats`,
+        and whether they are a new sample. Bitrates are deltas between samples, so a sample
+        taken less than `MIN_SAMPLE_INTERVAL` after the last one on the same link is not
+        taken: the last one is returned instead."""
         media = self.current
         if media is None:
-            return None
+            return None, False
+        now = time.monotonic()
+        if (self.last_stats is not None and self.last_stats.get("link") == self.links
+                and now - self._sampled_at < MIN_SAMPLE_INTERVAL):
+            return self.last_stats, False
         stats = await media.stats()
         stats["link"] = self.links
-        self.last_stats = stats
-        return stats
+        self.last_stats, self._sampled_at = stats, now
+        return stats, True
 
     def close(self) -> None:
         """End the proctor's tap (its reader's `frames()` ends)."""

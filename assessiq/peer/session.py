@@ -81,15 +81,16 @@ class PeerSession:
 
     async def record_call_stats(self) -> dict[str, Any] | None:
         """Sample the call statistics of the live link into the session file (private
-        "call_stats"); returns them, or None between links or without media."""
+        "call_stats"); returns them, or None between links or without media. Within a
+        second of the last sample, that one is returned and nothing new is stored."""
         if self.call is None or self.media is None:
             return None
         try:
-            stats = await self.call.stats()
+            stats, new = await self.call.stats()
         except Exception:  # statistics are a nicety; never let them end the session
             log.exception("%s: could not sample the call statistics", self.role)
             return None
-        if stats is not None and self.store is not None:
+        if stats is not None and new and self.store is not None:
             try:
                 self.store.add_private("call_stats", stats)
             except Exception:
