@@ -4,6 +4,11 @@ Rows:
 - invite accepted → connected, direct (loopback) and relay-only through a real coturn:
   from `Candidate.join(invite)` to its return, which includes the signaling join, the signed
   handshake, ICE, DTLS, SCTP, all three data channels open and the first document sync.
+- proctor condition start → event verified at the host: a candidate (in this process) runs
+  the real proctor on a synthetic camera at 15 fps with planted absences; the delay from the
+  planted start to the host verifying the signed face.absent start event. It includes the
+  detector's hysteresis (T_on = 3 s, on purpose: a condition must hold to count). Baseline,
+  same events: the delay to the event being emitted (signed) on the candidate, no peer.
 - keystroke → applied in the other process, p50/p99: the host (this process) inserts one
   character at a time; a candidate in a second process records when each change is applied
   to its document. Both use the system-wide monotonic clock. Baseline, same run, same
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +61,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float =
 
 
 @contextlib.contextmanager
-def _coturn(tmp: Path):
+def _coturn(tmp: Path) -> Iterator[int | None]:
     binary = shutil.which("turnserver")
     if binary is None:
         yield None
@@ -268,6 +274,46 @@ async def _keystrokes_yws(server_js: Path, n: int, tmp: Path) -> list[float]:
     return _latency_stats(sent, received)
 
 
+async def _proctor_delays(url: str, absences: int) -> tuple[list[float], list[float]]:
+    """(planted start → verified at the host, planted start → signed on the candidate), ms."""
+    from assessiq.core.identity import Identity
+    from assessiq.peer import Candidate, Host
+    from assessiq.proctor import Scene, SyntheticCamera
+
+    timeline: list[tuple[float, Scene]] = [(3.5, Scene.PRESENT)]
+    for _ in range(absences):
+        timeline += [(5.0, Scene.ABSENT), (3.0, Scene.PRESENT)]
+    with tempfile.TemporaryDirectory() as tmp:
+        host = await Host.start(identity=Identity.generate(), signaling=url, runs=False,
+                                session_path=Path(tmp) / "h.aiq")
+        cand = await Candidate.join(host.invite.encode(), timeout=30,
+                                    session_path=Path(tmp) / "c.aiq")
+        try:
+            cam = SyntheticCamera(timeline, fps=15)
+            cand.start_proctor(cam.stream())
+            task = cand._proctor_task
+            assert task is not None
+            await asyncio.wait_for(task, cam.duration + 60)
+            await cand.events_sent()
+            deadline = time.monotonic() + 30
+            while cand.outbox and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            plants = [p for p in cam.plants() if p.scene is Scene.ABSENT]
+            starts = [e for e in host.events
+                      if e.kind == "face.absent" and e.data["phase"] == "start"]
+            verified, signed = [], []
+            for plant, env in zip(plants, starts, strict=False):
+                verified.append((host.received_at[env.seq] - plant.start) * 1000)
+                signed.append((env.t - plant.start) * 1000)
+        finally:
+            await cand.close()
+            await host.close()
+            host.store.close()
+    if len(verified) != absences:
+        raise RuntimeError(f"{len(verified)} of {absences} planted absences were reported")
+    return verified, signed
+
+
 async def _run(quick: bool) -> list[Row]:
     import dataclasses
 
@@ -300,6 +346,15 @@ async def _run(quick: bool) -> list[Row]:
                 rows.append(Row(AREA, "invite accepted → connected (TURN relay-only), median",
                                 median(relay), "ms", goal="≤ 700 ms",
                                 note=f"{runs} runs through coturn on 127.0.0.1"))
+        absences = 2 if quick else 5
+        verified, signed = await _proctor_delays(url, absences)
+        rows.append(Row(
+            AREA, "proctor: condition start → event verified at the host (face.absent), median",
+            median(verified), "ms", baseline=median(signed),
+            baseline_name="the same event signed on the candidate (no peer)",
+            goal="T_on (3 s) + ≤ 0.5 s",
+            note=f"{absences} planted 5 s absences, real MediaPipe at up to 15 fps, host and "
+                 f"candidate in one process; max {max(verified):.0f} ms"))
         # Alternate ours and the baseline in rounds so that a burst of load on this shared
         # machine does not land on one side only; report the median over rounds.
         server_js = _ensure_ywebsocket()
