@@ -9,6 +9,7 @@ import gc
 import pytest
 
 from assessiq.core.identity import Identity
+from assessiq.core.policy import Policy, default_policy_text
 from assessiq.peer import Candidate, Host
 from assessiq.runs import RunLimits
 from sandbox import LocalBackend
@@ -32,10 +33,12 @@ def result_of(session: Host | Candidate, run_id: str) -> dict | None:
 async def test_candidate_runs_over_control(tmp_path):
     limits = RunLimits(max_source_bytes=2048, burst=1, per_minute=0.5, run_timeout_ms=3000)
     hidden = [TestCase("hidden-large", "1000000 2345678", "3345678\n", hidden=True)]
+    policy = Policy.from_toml(default_policy_text() + "\n# this session's own policy\n")
     async with signaling_server() as url:
         host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
                                 session_path=tmp_path / "h.aiq", run_backend=LocalBackend(),
-                                hidden_tests=hidden, run_limits=limits)
+                                hidden_tests=hidden, run_limits=limits, policy=policy)
+        assert host.store.meta()["policy"] == policy.text  # verify scores with exactly it
         cand = await Candidate.join(host.invite.encode(), config=FAST,
                                     session_path=tmp_path / "c.aiq")
         try:
