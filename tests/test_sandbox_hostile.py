@@ -19,13 +19,16 @@ import pytest
 
 from sandbox import LocalBackend, RunRequest, RunResult
 from sandbox.isolation import tool
+from sandbox.local import MAX_SLOTS, _uid_for
 
 pytestmark = pytest.mark.skipif(tool("bwrap") is None, reason="bubblewrap is not installed")
 
 SECRET = "assessiq-secret-7f3c9a"
 KEY_MARKER = "FAKE-PRIVATE-KEY-91d2"
 SLEEP_MARKER = "31.4159"
-UID_RANGE = range(1_000_000_000, 1_300_000_000)
+# The uids this test process's sandboxes run as (the sandbox derives them from our pid), so a
+# concurrent test run elsewhere on the machine is never mistaken for a leak of ours.
+OUR_UIDS = {_uid_for(slot) for slot in range(MAX_SLOTS)}
 
 
 @dataclass
@@ -263,7 +266,7 @@ def _sandbox_processes() -> list[str]:
         if fields["State"].strip().startswith("Z"):
             continue  # dead already; reaping orphans is the host init's job
         uid = int(fields["Uid"].split()[0])
-        if uid in UID_RANGE or SLEEP_MARKER.encode() in cmdline:
+        if uid in OUR_UIDS or SLEEP_MARKER.encode() in cmdline:
             found.append(f"{entry}: {cmdline!r}")
     return found
 
