@@ -76,13 +76,16 @@ async def test_call_toggles_tap_jpeg_and_stats():
         assert tap.taken < tap.offered / 3  # 5 of every 30 frames, not all of them
 
         # mute: the other side hears silence; unmute: the tone again
+        def rms() -> float:
+            samples = host.remote_audio.recent()
+            return float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0
+
         cand.set_muted(True)
         assert cand.muted
-        await asyncio.sleep(0.8)
-        assert float(np.sqrt(np.mean(host.remote_audio.recent() ** 2))) < 0.01
+        # wait for the kept window (0.5 s) to hold only audio sent after the mute
+        await until(lambda: rms() < 0.01, what="silence after muting")
         cand.set_muted(False)
-        await asyncio.sleep(0.8)
-        assert float(np.sqrt(np.mean(host.remote_audio.recent() ** 2))) > 0.05
+        await until(lambda: rms() > 0.05, what="the tone after unmuting")
 
         # camera off: black, no stamps, the tap stops, the callback hears it; then back on
         cand.set_camera(False)
