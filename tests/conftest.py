@@ -3,6 +3,7 @@ the user's real data dir."""
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,3 +21,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     path = tmp_path_factory.mktemp("aiq-data")
     monkeypatch.setenv("ASSESSIQ_DATA_DIR", str(path))
     yield str(path)
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Finalise each test's objects before the next starts: on CPython 3.11 a finaliser that
+    runs during a later compile() (pytest importing a plugin module) can trip "SystemError:
+    AST constructor recursion depth mismatch"."""
+    yield
+    gc.collect()

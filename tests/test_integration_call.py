@@ -5,9 +5,6 @@ tap surviving a reconnect."""
 from __future__ import annotations
 
 import dataclasses
-import gc
-
-import pytest
 
 from assessiq.core.identity import Identity
 from assessiq.core.integrity import check_log
@@ -17,16 +14,6 @@ from assessiq.core.verify import verify_record
 from assessiq.media import SYNTHETIC, MediaConfig
 from assessiq.peer import Candidate, Host
 from tests.peer_helpers import FAST, eventually, signaling_server
-
-
-@pytest.fixture(autouse=True)
-def collect_garbage():
-    """Finalise the call's objects now: on CPython 3.11 a finaliser that runs during a later
-    compile() (pytest importing a plugin module) trips "AST constructor recursion depth
-    mismatch"."""
-    yield
-    gc.collect()
-
 
 CONFIG = dataclasses.replace(FAST, call_stats_interval=1.0)
 

@@ -5,10 +5,7 @@ from the candidate's own outgoing camera track, via the tap)."""
 
 from __future__ import annotations
 
-import gc
 import time
-
-import pytest
 
 from assessiq.core.identity import Identity
 from assessiq.media import SYNTHETIC, MediaConfig
@@ -19,14 +16,6 @@ from tests.peer_helpers import FAST, eventually, signaling_server
 
 TIMELINE = [(3.5, Scene.PRESENT), (5.0, Scene.ABSENT), (2.5, Scene.PRESENT)]
 PROCTOR = ProctorConfig(heartbeat_every=2.0)
-
-
-@pytest.fixture(autouse=True)
-def collect_garbage():
-    """Finalise the session's objects now (see test_integration_call.py)."""
-    yield
-    gc.collect()
-
 
 def check_at_host(host: Host, cand: Candidate, absent_start: float, absent_end: float) -> None:
     kinds = [e.kind for e in host.events]

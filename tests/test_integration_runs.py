@@ -4,10 +4,6 @@ current shared code in the real local sandbox, results land in both documents; r
 
 from __future__ import annotations
 
-import gc
-
-import pytest
-
 from assessiq.core.identity import Identity
 from assessiq.core.policy import Policy, default_policy_text
 from assessiq.peer import Candidate, Host
@@ -17,14 +13,6 @@ from sandbox.testcases import TestCase
 from tests.peer_helpers import FAST, eventually, signaling_server
 
 SUM = "a, b = map(int, input().split())\nprint(a + b)\n"
-
-
-@pytest.fixture(autouse=True)
-def collect_garbage():
-    """Finalise the session's objects now (see test_integration_call.py)."""
-    yield
-    gc.collect()
-
 
 def result_of(session: Host | Candidate, run_id: str) -> dict | None:
     return next((r["result"] for r in session.doc.runs() if r["run_id"] == run_id), None)
