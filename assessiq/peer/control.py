@@ -23,7 +23,6 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "pong": {"id": int},
     "bye": {"reason": str},
     "phase": {"phase": str},
-    "run": {"id": str},
 }
 
 
