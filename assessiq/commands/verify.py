@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 from ..core.errors import RecordError
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"host      {verdict.host or '-'}   (compare with the interviewer's fingerprint)")
     print(f"candidate {verdict.candidate or '-'}")
     print(f"events    {verdict.events}")
+    if verdict.log is not None and verdict.log.events:
+        counts = Counter(e.kind for e in verdict.log.events)
+        print("          " + ", ".join(f"{kind} ×{n}" for kind, n in sorted(counts.items())))
     if verdict.valid:
         print("VALID: sealed by the host; every event signed by the candidate's device, in "
               "order, unbroken, receipted")
