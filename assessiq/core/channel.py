@@ -8,11 +8,11 @@ the app.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from .errors import ChannelClosed
 
-__all__ = ["Channel", "MemoryChannel", "memory_pair"]
+__all__ = ["Channel", "ChannelIteration", "MemoryChannel", "memory_pair"]
 
 
 @runtime_checkable
@@ -40,7 +40,23 @@ class Channel(Protocol):
 _CLOSED = object()
 
 
-class MemoryChannel:
+class ChannelIteration:
+    """`async for message in channel` until it closes: what every concrete channel shares."""
+
+    async def recv(self) -> bytes:
+        raise NotImplementedError
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self.recv()
+        except ChannelClosed:
+            raise StopAsyncIteration from None
+
+
+class MemoryChannel(ChannelIteration):
     """One end of an in-memory channel pair. Messages keep their order and are never lost."""
 
     def __init__(
@@ -75,15 +91,6 @@ class MemoryChannel:
         if not self.closed:
             self.closed = True
             self._outbox.put_nowait(_CLOSED)
-
-    def __aiter__(self) -> MemoryChannel:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self.recv()
-        except ChannelClosed:
-            raise StopAsyncIteration from None
 
 
 def memory_pair(name: str = "memory") -> tuple[MemoryChannel, MemoryChannel]:

@@ -12,6 +12,7 @@ import logging
 
 from aiortc import RTCDataChannel
 
+from ..core.channel import ChannelIteration
 from ..core.errors import ChannelClosed
 
 __all__ = ["DataChannelChannel"]
@@ -22,7 +23,7 @@ HIGH_WATER = 1 << 20
 MAX_QUEUED = 10_000
 
 
-class DataChannelChannel:
+class DataChannelChannel(ChannelIteration):
     """One data channel as a `Channel`. `closed` is set when either side closes it."""
 
     def __init__(self, dc: RTCDataChannel, *, max_bytes: int = 256 * 1024) -> None:
@@ -80,12 +81,3 @@ class DataChannelChannel:
     def close(self) -> None:
         self.dc.close()
         self._on_close()
-
-    def __aiter__(self) -> DataChannelChannel:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self.recv()
-        except ChannelClosed:
-            raise StopAsyncIteration from None
