@@ -130,14 +130,7 @@ class Candidate(PeerSession):
         cand.found_by = found_by
         cand.store = _create_store(cand, session_path, url)
         cand._setup_call(media, emit=cand.emit)
-        cand.signaling = SignalingClient(
-            url,
-            invite.room,
-            "candidate",
-            ping_interval=config.signaling_ping_interval,
-            ping_timeout=config.signaling_ping_timeout,
-            app_ping_interval=config.signaling_app_ping_interval,
-        )
+        cand.signaling = SignalingClient.for_peer(url, invite.room, "candidate", config)
         try:
             await cand.signaling.start(timeout=min(timeout, 15.0))
             cand._start_awareness()

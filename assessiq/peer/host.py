@@ -145,14 +145,7 @@ class Host(PeerSession):
                                        origin="host")
                 await host.runs.start()
             host._setup_call(media)
-            host.signaling = SignalingClient(
-                signaling,
-                invite.room,
-                "host",
-                ping_interval=config.signaling_ping_interval,
-                ping_timeout=config.signaling_ping_timeout,
-                app_ping_interval=config.signaling_app_ping_interval,
-            )
+            host.signaling = SignalingClient.for_peer(signaling, invite.room, "host", config)
             await host.signaling.start()
             if lan and server is not None:
                 from ..discovery import Advertiser

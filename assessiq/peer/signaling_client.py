@@ -80,6 +80,14 @@ class SignalingClient:
         self._closing = False
         self._closers: set[asyncio.Task[None]] = set()
 
+
+    @classmethod
+    def for_peer(cls, url: str, room: str, role: str, config: Any) -> SignalingClient:
+        """A client with the keepalive timings of a `PeerConfig`."""
+        return cls(url, room, role, ping_interval=config.signaling_ping_interval,
+                   ping_timeout=config.signaling_ping_timeout,
+                   app_ping_interval=config.signaling_app_ping_interval)
+
     async def __aenter__(self) -> SignalingClient:
         await self.start()
         return self
