@@ -1,5 +1,6 @@
 """Page logic with NiceGUI's simulated `User` (no browser): the host's and the candidate's
-screens in one process, connected through the real peer layer on 127.0.0.1."""
+screens in one process, connected through the real peer layer on 127.0.0.1, with the call
+(synthetic cameras both ways), the candidate's real proctor, and runs in the host's sandbox."""
 
 from __future__ import annotations
 
@@ -7,19 +8,30 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import cv2
+import numpy as np
 import pytest
 from nicegui import ui
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
 from assessiq.ui.app import AppState, register_pages
+from assessiq.ui.call import plan_call
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(90)
+
+# The candidate's synthetic camera: in view (the camera check calibrates on it), then out of
+# view long enough for the proctor's face.absent, then back.
+SCENES = [(9.0, "present"), (7.0, "absent"), (1e7, "present")]
 
 
 @pytest.fixture
 async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
     state = AppState()
+    state.calls["host"] = plan_call("host", camera="synthetic", microphone="synthetic",
+                                    speaker=None)
+    state.calls["candidate"] = plan_call("candidate", camera="synthetic",
+                                         microphone="synthetic", speaker=None, scenes=SCENES)
     async with user_simulation() as user:
         register_pages(state, ("host", "candidate", "replay"))
         try:
@@ -87,9 +99,15 @@ async def test_host_creates_a_session_and_candidate_joins(
         assert go.enabled
         cand_user.find(marker="continue").click()
         await cand_user.should_see("Camera check", retries=100)
-        await cand_user.should_see("camera not available", retries=100)
+        await cand_user.should_see("camera not available", retries=100)  # not joined yet
         cand_user.find(marker="join").click()
         await _until(lambda: state.candidate is not None and state.candidate.connected)
+        # The camera check calibrates the proctor on the call's own frames, then it runs.
+        await cand_user.should_see("Calibrated on", retries=400)
+        await cand_user.should_see("Synthetic camera", retries=100)
+        assert state.candidate.candidate is not None
+        assert state.candidate.candidate.proctor is not None
+        cand_user.find(marker="enter").click()
         await cand_user.should_see("What is sent about you", retries=100)
 
         await host_user.should_see("Candidate connected (Grace)", retries=100)
@@ -100,6 +118,51 @@ async def test_host_creates_a_session_and_candidate_joins(
         await _until(lambda: state.candidate is not None
                      and state.candidate.doc.phase == "interview")
         await cand_user.should_see("phase: interview", retries=100)
+
+        # Video: every tile's frame endpoint serves real JPEGs, under the run's secret only.
+        for name in ("host-remote", "host-self", "candidate-remote", "candidate-self"):
+            await _until(lambda name=name: state.videos[name]() is not None)
+            response = await host_user.http_client.get(f"/{state.token}/video/{name}")
+            assert response.status_code == 200, name
+            assert response.headers["content-type"] == "image/jpeg"
+            image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+            assert image is not None and image.shape[0] > 0 and image.shape[1] > 0, name
+            wrong = await host_user.http_client.get(f"/{state.token[:-1]}x/video/{name}")
+            assert wrong.status_code == 404
+        assert (await host_user.http_client.get(f"/{state.token}/video/nope")).status_code == 404
+        await host_user.should_not_see("camera not available")
+
+        # Runs: the candidate's Run goes to the host's run service; results on both pages,
+        # hidden tests only on the interviewer's.
+        code = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
+        state.candidate.doc.set_code(code, origin="candidate")
+        await _until(lambda: state.host is not None and state.host.doc.code_text == code)
+        cand_user.find(marker="run").click()
+        await host_user.should_see("public tests 2/2 passed", retries=600)
+        await cand_user.should_see("public tests 2/2 passed", retries=100)
+        await host_user.should_see("hidden tests 2/2 passed", retries=100)
+        await cand_user.should_not_see("hidden tests")
+        assert [r["by"] for r in state.host.doc.runs()] == ["candidate"]
+        # A run that is too large is refused by the host, and the candidate is told why.
+        state.candidate.doc.set_code("x = 1\n" * 12000, origin="candidate")
+        cand_user.find(marker="run").click()
+        await cand_user.should_see("This run was not started: the source is", retries=600)
+        assert len(state.host.doc.runs()) == 1
+        # The interviewer's own Run goes through the same service (and its limits).
+        host_user.find(marker="run").click()
+        await host_user.should_see("runs are limited to 64 KiB", retries=100)
+        state.candidate.doc.set_code(code, origin="candidate")
+        await _until(lambda: state.host is not None and state.host.doc.code_text == code)
+        host_user.find(marker="run").click()
+        await _until(lambda: state.host is not None and len(state.host.doc.runs()) == 2)
+        assert state.host.doc.runs()[1]["by"] == "host"
+
+        # The candidate turns the camera off and on: signed camera.off, seen on both sides.
+        cand_user.find(marker="camera-switch").click()
+        await host_user.should_see("camera.off start", retries=200)
+        await cand_user.should_see("camera.off", retries=100)
+        cand_user.find(marker="camera-switch").click()
+        await host_user.should_see("camera.off end", retries=200)
 
         # A tab switch long enough to count reaches the host's log and the candidate's list.
         cand = state.candidate
@@ -112,6 +175,10 @@ async def test_host_creates_a_session_and_candidate_joins(
         await cand_user.should_see("the interview tab was hidden", retries=100)
         await host_user.should_see("tab.hidden end (5.0 s)", retries=100)
         await cand_user.should_see("Please stay on the interview tab", retries=100)
+
+        # The proctor saw the synthetic camera's empty room: signed, verified, on both sides.
+        await host_user.should_see("face.absent start", retries=600)
+        await cand_user.should_see("face.absent", retries=100)
 
         # Private notes stay on the host.
         host_user.find(marker="note").type("strong on invariants")
@@ -153,20 +220,22 @@ class _second_user:
 
 
 async def test_video_tile_lights_up_when_frames_come(data_dir: str) -> None:
-    from assessiq.ui.components import video_tile
-
+    state = AppState()
     frames: list[bytes | None] = [None]
     async with user_simulation() as user:
+        register_pages(state, ("host",))
 
         @ui.page("/tile")
         def tile() -> None:
-            video_tile("Candidate", lambda: frames[0])
+            state.tile("Candidate", "test", lambda: frames[0])
 
         await user.open("/tile")
         await user.should_see("camera not available", retries=100)
-        await user.should_not_see(ui.image)  # hidden until a frame comes
-        frames[0] = b"\xff\xd8\xff\xe0fake-jpeg"
-        await user.should_see(ui.image, retries=100)
-        image = user.find(ui.image).elements.pop()
-        assert isinstance(image, ui.image) and image.source.startswith("data:image/jpeg;base64,")
-        await user.should_not_see("camera not available")
+        response = await user.http_client.get(f"/{state.token}/video/test")
+        assert response.status_code == 204  # no frame yet: the page tries again later
+        _ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))
+        frames[0] = jpeg.tobytes()
+        await user.should_not_see("camera not available", retries=100)
+        response = await user.http_client.get(f"/{state.token}/video/test")
+        assert response.status_code == 200 and response.content == frames[0]
+        assert (await user.http_client.get("/wrong/video/test")).status_code == 404

@@ -1,17 +1,22 @@
-"""`assessiq demo --headless --seconds N --out FILE`: a whole session on this machine.
+"""`assessiq demo`: a whole interview on this machine.
 
-It starts a real signaling server on 127.0.0.1, then the host and the candidate as two
-processes (`python -m assessiq.peer.scripted`) that connect over real aiortc on loopback,
-type at the same time, and sign a few integrity events (a tab switch, a paste). Meanwhile
-the candidate's proctor (real MediaPipe analysis) watches a synthetic camera with planted
-conditions — out of view for 5 s, then a second face for 4 s — and signs its events and
-heartbeats. After typing, the candidate asks the host to run a correct answer and a wrong
-one, and the interviewer runs an infinite loop (killed: status TO); the host runs them in the
-local sandbox with public and hidden tests. With --media (the default) synthetic audio and
-video go both ways, the proctor reads the candidate's own outgoing camera, and the host
-records the call statistics. The host ends and seals the session and writes its session
-file to FILE; `assessiq verify FILE` checks it and shows the proctoring findings. Progress
-lines go to stderr. The planted timeline takes 16 s, so the demo lasts at least that.
+Without --headless, both apps open in the browser from one process (the interviewer's lobby
+and the candidate's consent page, on 127.0.0.1:--port under a per-run secret), with synthetic
+cameras on both sides so the video and the candidate's proctor are live.
+
+`assessiq demo --headless --seconds N --out FILE` starts a real signaling server on
+127.0.0.1, then the host and the candidate as two processes (`python -m
+assessiq.peer.scripted`) that connect over real aiortc on loopback, type at the same time,
+and sign a few integrity events (a tab switch, a paste). Meanwhile the candidate's proctor
+(real MediaPipe analysis) watches a synthetic camera with planted conditions — out of view
+for 5 s, then a second face for 4 s — and signs its events and heartbeats. After typing, the
+candidate asks the host to run a correct answer and a wrong one, and the interviewer runs an
+infinite loop (killed: status TO); the host runs them in the local sandbox with public and
+hidden tests. With --media (the default) synthetic audio and video go both ways, the proctor
+reads the candidate's own outgoing camera, and the host records the call statistics. The
+host ends and seals the session and writes its session file to FILE; `assessiq verify FILE`
+checks it and shows the proctoring findings. Progress lines go to stderr. The planted
+timeline takes 16 s, so the demo lasts at least that.
 """
 
 from __future__ import annotations
@@ -41,15 +46,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--out", type=Path, default=Path("demo-session.aiq"),
                         help="where to write the host's sealed session file")
     parser.add_argument("--media", action=argparse.BooleanOptionalAction, default=True,
-                        help="synthetic audio and video both ways (default: on)")
+                        help="headless: synthetic audio and video both ways (default: on)")
+    parser.add_argument("--port", type=int, default=8730,
+                        help="browser demo: the local port of both apps (default 8730)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="browser demo: print the two URLs, do not open them")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.headless:
-        print("assessiq: the browser demo is not built yet; use `assessiq demo --headless`",
-              file=sys.stderr)
-        return 2
+        from ..ui.demo import run_ui_demo
+
+        return run_ui_demo(args)
     if not 1 <= args.seconds <= 3600:
         print("assessiq: --seconds must be between 1 and 3600", file=sys.stderr)
         return 2

@@ -29,16 +29,21 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..ui.app import AppState, serve
+    from ..ui.call import plan_call
     from ..ui.candidate_session import CandidateController
 
     if not 0 < args.port < 65536:
         print("assessiq join: --port must be 1..65535")
         return 2
     state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling)
+    state.calls["candidate"] = plan_call("candidate")
+    if state.calls["candidate"].synthetic:
+        print("No camera found on this computer: the call uses a synthetic camera.")
     if args.invite:
         # InviteError (an AssessIQError) becomes a one-line message and exit 2.
         state.candidate = CandidateController(args.invite, name=args.name,
-                                              signaling=args.signaling)
+                                              signaling=args.signaling,
+                                              call=state.calls["candidate"])
         print(f"Invite checked. Interviewer's key fingerprint: "
               f"{state.candidate.host_fingerprint} — compare it with what they tell you.")
     serve(state, ("candidate",), port=args.port, start_path="join",

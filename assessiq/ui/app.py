@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Response
 from nicegui import app as nicegui_app
 from nicegui import ui
 
+from .call import CallPlan
 from .candidate_session import CandidateController
-from .components import FrameSource
+from .components import FrameSource, video_tile
 from .host_session import HostController
 from .problems import Problem
 
@@ -45,12 +46,19 @@ class AppState:
     name: str | None = None
     # replay
     replay_path: Path | None = None
-    # video frames (the call layer plugs in here: latest JPEG of each tile)
-    frames: dict[str, FrameSource] = field(default_factory=dict)
+    # the call: media settings per role ("host", "candidate"; None: decided at start)
+    calls: dict[str, CallPlan] = field(default_factory=dict)
+    # video frames served at /<token>/video/<name>: the newest JPEG of each tile
+    videos: dict[str, FrameSource] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def url(self, port: int, path: str) -> str:
         return f"http://127.0.0.1:{port}/{self.token}/{path.lstrip('/')}"
+
+    def tile(self, title: str, name: str, source: FrameSource) -> None:
+        """A video tile showing the frames of `source`, served as `name`."""
+        self.videos[name] = source
+        video_tile(title, f"/{self.token}/video/{name}", source)
 
 
 def check_token(state: AppState, token: str) -> None:
@@ -73,6 +81,19 @@ def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
         from .replay_page import register as register_replay
 
         register_replay(state)
+
+    @nicegui_app.get("/{token}/video/{name}")
+    def video_frame(token: str, name: str) -> Response:
+        """The newest frame of a video tile (404 without the run's secret; 204: no frame)."""
+        check_token(state, token)
+        source = state.videos.get(name)
+        if source is None:
+            raise HTTPException(status_code=404, detail="Not Found")
+        frame = source()
+        headers = {"Cache-Control": "no-store"}
+        if frame is None:
+            return Response(status_code=204, headers=headers)
+        return Response(content=frame, media_type="image/jpeg", headers=headers)
 
     async def shutdown() -> None:
         if state.host is not None:

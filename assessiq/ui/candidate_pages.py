@@ -13,8 +13,9 @@ from nicegui.events import GenericEventArguments
 from ..core.errors import AssessIQError
 from ..core.score import evaluate
 from .app import AppState, check_token
+from .call import plan_call
 from .candidate_session import MONITORED, CandidateController, describe
-from .components import media_source, results_view, timer_label, video_tile
+from .components import call_controls, media_source, results_view, timer_label
 from .editor import SharedEditor
 from .frame import frame
 from .presence import Presence
@@ -68,7 +69,8 @@ def register(state: AppState) -> None:
                     try:
                         state.candidate = CandidateController(
                             invite.value or "", name=(name.value or None),
-                            signaling=state.signaling)
+                            signaling=state.signaling,
+                            call=state.calls.get("candidate") or plan_call("candidate"))
                     except AssessIQError as exc:
                         error.set_text(str(exc))
                         return
@@ -111,41 +113,46 @@ def register(state: AppState) -> None:
             return
         with frame("camera check", role="candidate"):
             ui.label("Camera check").classes("text-h5")
-            video_tile("Your camera", state.frames.get("self"))
-            calibrate = state.extra.get("calibrate")
-            if calibrate is None:
-                ui.label("Camera analysis is not running on this computer, so no camera "
-                         "events will be sent; the interviewer will see that.") \
+            state.tile("Your camera", "candidate-self",
+                       media_source(lambda: cand.candidate, "self"))
+            if cand.candidate is None:
+                ui.label("Joining connects you to the interviewer: the call starts, and "
+                         "your camera's picture is checked and calibrated here (on this "
+                         "computer) before the interview begins.") \
                     .props('data-testid="calibration"')
-            else:
-                status = ui.label("Look at the screen as you normally would, then press "
-                                  "Calibrate.").props('data-testid="calibration"')
+                error = ui.label("").classes("text-negative").props('data-testid="join-error"')
 
-                async def do_calibrate() -> None:
+                async def join() -> None:
+                    button.disable()
+                    error.set_text("connecting…")
                     try:
-                        message = await calibrate()
+                        await cand.connect()
                     except AssessIQError as exc:
-                        status.set_text(f"Calibration failed: {exc}")
+                        error.set_text(str(exc))
+                        button.enable()
                         return
-                    cand.calibrated = True
-                    status.set_text(str(message or "Calibrated."))
+                    ui.navigate.to(f"/{token}/join/check")
 
-                ui.button("Calibrate", on_click=do_calibrate)
-            error = ui.label("").classes("text-negative").props('data-testid="join-error"')
+                button = ui.button("Join the interview", on_click=join) \
+                    .props('data-testid="join"').mark("join")
+                return
+            call_controls(lambda: cand.candidate, cand.call)
+            check = cand.check_camera()
+            status = ui.label("").props('data-testid="calibration"')
+            go = ui.button("Go to the interview",
+                           on_click=lambda: ui.navigate.to(f"/{token}/join/interview")) \
+                .props('data-testid="enter"').mark("enter")
+            go.disable()
 
-            async def join() -> None:
-                button.disable()
-                error.set_text("connecting…")
-                try:
-                    await cand.connect()
-                except AssessIQError as exc:
-                    error.set_text(str(exc))
-                    button.enable()
+            def poll() -> None:
+                if check is None:
                     return
-                ui.navigate.to(f"/{token}/join/interview")
+                status.set_text(check.status)
+                if check.done:
+                    go.enable()
 
-            button = ui.button("Join the interview", on_click=join) \
-                .props('data-testid="join"').mark("join")
+            poll()
+            ui.timer(0.3, poll)
 
     @ui.page(base + "/interview")
     async def interview_page(token: str) -> None:
@@ -156,6 +163,7 @@ def register(state: AppState) -> None:
             return
         session = cand.candidate
         doc = session.doc
+        check = cand.check_camera()  # the proctor runs for the interview
         presence = Presence(session.awareness, "candidate", cand.name or "candidate")
         ui.add_body_html(
             '<div id="aiq-fullscreen-overlay" style="display:flex;position:fixed;inset:0;'
@@ -180,15 +188,26 @@ def register(state: AppState) -> None:
                     current = presence.remote()
                     if current:
                         editor.binding.show_remote_cursor(*current)
-                    ui.button("Run", on_click=cand.request_run) \
-                        .props('data-testid="run"').mark("run")
+                    tickets: list[Any] = []
+
+                    async def run() -> None:
+                        ticket = await cand.request_run()
+                        if ticket is not None:
+                            tickets.append(ticket)
+
+                    with ui.row().classes("items-center"):
+                        ui.button("Run", on_click=run).props('data-testid="run"').mark("run")
+                        refused = ui.label("").classes("text-negative") \
+                            .props('data-testid="run-refused"')
                     results = ui.column().classes("w-full").props('data-testid="results"')
                 with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
                     with ui.row():
-                        video_tile("Interviewer", state.frames.get("remote")
-                                   or media_source(lambda: session, "remote"))
-                        video_tile("You", state.frames.get("self")
-                                   or media_source(lambda: session, "self"))
+                        state.tile("Interviewer", "candidate-remote",
+                                   media_source(lambda: session, "remote"))
+                        state.tile("You", "candidate-self", media_source(lambda: session, "self"))
+                    call_controls(lambda: session, cand.call)
+                    analysis = ui.label("").classes("text-caption") \
+                        .props('data-testid="analysis"')
                     notices = ui.column().classes("w-full").props('data-testid="notices"')
                     with ui.card().classes("w-full q-pa-sm").props('data-testid="transparency"'):
                         ui.label("What is sent about you").classes("text-subtitle1")
@@ -207,6 +226,14 @@ def register(state: AppState) -> None:
             conn.set_text("connected" if cand.connected else (
                 "the interviewer ended the session" if cand.ended else "reconnecting…"))
             phase.set_text(f"phase: {doc.phase}")
+            if check is not None:
+                analysis.set_text(check.status if check.done else "Camera analysis: starting…")
+            if tickets and tickets[-1].state == "refused":
+                reason = str(tickets[-1].reason).rstrip(".")
+                refused.set_text(f"This run was not started: {reason}. Nothing is held "
+                                 "against you for this.")
+            elif tickets:
+                refused.set_text("")
             if doc.problem != seen["problem"]:
                 seen["problem"] = doc.problem
                 problem.set_content(doc.problem)

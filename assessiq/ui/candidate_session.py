@@ -1,6 +1,7 @@
-"""The candidate's session as the pages see it: the checked invite, consent, the connection,
-browser integrity signals (debounced per the policy, signed into the log) and the list of
-every event sent about them."""
+"""The candidate's session as the pages see it: the checked invite, consent, the connection
+with the call, the camera check that calibrates the proctor, runs asked of the host, browser
+integrity signals (debounced per the policy, signed into the log) and the list of every event
+sent about them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from ..core.invite import Invite
 from ..core.kinds import KINDS
 from ..core.policy import Policy
 from ..peer import Candidate, PeerConfig
+from ..peer.runrequests import RunTicket
+from .call import CallPlan
+from .camera_check import CameraCheck
 
 __all__ = ["MONITORED", "BrowserSignals", "CandidateController"]
 
@@ -109,14 +113,16 @@ class CandidateController:
     """One candidate's side: built from an invite (checked at once), connected on consent."""
 
     def __init__(self, invite_text: str, *, name: str | None = None,
-                 config: PeerConfig | None = None, signaling: str | None = None) -> None:
+                 config: PeerConfig | None = None, signaling: str | None = None,
+                 call: CallPlan | None = None) -> None:
         self.invite: Invite = Invite.decode(invite_text)  # InviteError: a one-line reason
         self.invite_text = invite_text
         self.name = name
         self.config = config
         self.signaling = signaling
+        self.call = call  # the media for the call (None: no audio/video)
         self.consented_at: float | None = None
-        self.calibrated = False
+        self.camera_check: CameraCheck | None = None
         self.candidate: Candidate | None = None
         self.signals = BrowserSignals(Policy.default())
         self.pending_local: list[tuple[float, str]] = []  # warnings shown before connecting
@@ -151,9 +157,21 @@ class CandidateController:
         if self.candidate is not None:
             return
         self.consented_at = self.consented_at or time.time()
+        if self.call is not None:
+            self.call.restart_scenes()  # a planted timeline runs from the moment of joining
         self.candidate = await Candidate.join(
             self.invite, name=self.name, config=self.config, signaling=self.signaling,
-            timeout=timeout)
+            timeout=timeout, media=self.call.config if self.call is not None else None)
+
+    def check_camera(self) -> CameraCheck | None:
+        """Start (once) the camera check: calibration on the call's frames, then the
+        proctor for the interview."""
+        if self.candidate is None:
+            return None
+        if self.camera_check is None:
+            self.camera_check = CameraCheck(self.candidate)
+            self.camera_check.start()
+        return self.camera_check
 
     async def send(self, kind: str, data: dict[str, Any]) -> Envelope | None:
         if self.candidate is None:
@@ -197,14 +215,20 @@ class CandidateController:
     async def heartbeat(self) -> None:
         await self.send("browser.heartbeat", {"phase": "instant"})
 
-    def request_run(self) -> str | None:
+    async def request_run(self) -> RunTicket | None:
+        """Ask the host to run the current shared code (its limits apply; a refusal comes
+        back with its reason in the ticket and in `run_refusals`)."""
         if self.candidate is None:
             return None
-        from .host_session import request_run
+        return await self.candidate.request_run()
 
-        return request_run(self.candidate.doc, "candidate")
+    @property
+    def run_refusals(self) -> list[str]:
+        return self.candidate.run_refusals if self.candidate is not None else []
 
     async def close(self) -> None:
+        if self.camera_check is not None:
+            self.camera_check.cancel()
         if self.candidate is not None:
             await self.candidate.close()
 

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from nicegui import ui
 
+from ..core.errors import AssessIQError
 from ..core.integrity import Envelope
 from ..core.score import Evaluation
+from .call import CallPlan, describe_problems
 from .report import clock
 
-__all__ = ["FrameSource", "integrity_panel", "media_source", "results_view", "timer_label",
-           "video_tile"]
+__all__ = ["FrameSource", "call_controls", "integrity_panel", "media_source", "results_view",
+           "timer_label", "video_tile"]
 
 FrameSource = Callable[[], bytes | None]
 """Returns the latest video frame as JPEG bytes, or None while there is none."""
 
+VIDEO_JS = (Path(__file__).parent / "static" / "video.js").read_text(encoding="utf-8")
+
 
 def media_source(session: Callable[[], Any], which: str) -> FrameSource:
-    """Frames from the call layer when the peer session carries one (`session.media`, with
-    `remote_jpeg()` / `self_jpeg()`); None until then, so the tile says so."""
+    """Frames from the call of the peer session `session()` returns (`session.media`, the
+    live link's `MediaSession`: `remote_jpeg()` / `self_jpeg()`); None between links."""
 
     def get() -> bytes | None:
         media = getattr(session(), "media", None)
@@ -33,26 +37,75 @@ def media_source(session: Callable[[], Any], which: str) -> FrameSource:
     return get
 
 
-def video_tile(title: str, source: FrameSource | None) -> None:
-    """A video tile: "camera not available" until frames come, then the latest frame."""
-    with ui.card().classes("q-pa-xs").style("width: 240px"):
+def video_tile(title: str, url: str, source: FrameSource) -> None:
+    """A video tile: "camera not available" until frames come. The page fetches frames from
+    `url` (the app's frame endpoint, under the run's secret) one after another; the server
+    only says whether there is a picture at all, once a second."""
+    testid = "video-" + "-".join(title.lower().split())
+    with ui.card().classes("q-pa-xs").style("width: 240px").props(f'data-testid="{testid}"'):
         ui.label(title).classes("text-caption")
-        image = ui.image().style("width: 230px; height: 172px; background: #222")
-        image.set_visibility(False)
+        ui.element("img").props(f'data-aiq-video="{url}"') \
+            .style("width: 230px; height: 172px; background: #222; object-fit: contain")
         missing = ui.label("camera not available").classes("text-grey-6 text-caption") \
             .props('data-testid="no-camera"')
-        last: list[bytes | None] = [None]
 
         def refresh() -> None:
-            frame = source() if source is not None else None
-            if frame is None or frame is last[0]:
-                return
-            last[0] = frame
-            image.set_source("data:image/jpeg;base64," + base64.b64encode(frame).decode())
-            image.set_visibility(True)
-            missing.set_visibility(False)
+            missing.set_visibility(source() is None)
 
-        ui.timer(0.2, refresh)
+        refresh()
+        ui.timer(1.0, refresh)
+    ui.add_body_html(f"<script>{VIDEO_JS}</script>")
+
+
+def call_controls(session: Callable[[], Any], plan: CallPlan | None) -> None:
+    """Camera and microphone switches, what is wrong with the devices, and whether the
+    picture is a synthetic camera. `session()` is the peer session (Host or Candidate)."""
+    with ui.column().classes("gap-0 w-full").props('data-testid="call"'):
+        if plan is None:
+            ui.label("This session has no audio or video.").classes("text-caption")
+            return
+        if plan.note:
+            ui.label(plan.note).classes("text-caption text-indigo-8") \
+                .props('data-testid="synthetic-note"')
+        message = ui.label("").classes("text-caption text-negative") \
+            .props('data-testid="call-problems"')
+
+        def set_camera(on: bool) -> None:
+            try:
+                session().set_camera(on)
+            except AssessIQError as exc:
+                message.set_text(str(exc))
+
+        def set_microphone(on: bool) -> None:
+            media = getattr(session(), "media", None)
+            if media is None:
+                message.set_text("not connected: the microphone cannot be switched now")
+                return
+            try:
+                media.set_muted(not on)
+            except AssessIQError as exc:
+                message.set_text(f"{exc}.")
+
+        with ui.row().classes("items-center"):
+            ui.switch("Camera", value=True, on_change=lambda e: set_camera(bool(e.value))) \
+                .props('data-testid="camera-switch"').mark("camera-switch")
+            ui.switch("Microphone", value=True,
+                      on_change=lambda e: set_microphone(bool(e.value))) \
+                .props('data-testid="mic-switch"').mark("mic-switch")
+        problems = ui.column().classes("gap-0")
+        shown: list[list[str]] = [[]]
+
+        def refresh() -> None:
+            media = getattr(session(), "media", None)
+            current = list(getattr(media, "problems", None) or [])
+            if current != shown[0]:
+                shown[0] = current
+                problems.clear()
+                with problems:
+                    for line in describe_problems(current):
+                        ui.label(line).classes("text-caption text-warning")
+
+        ui.timer(1.0, refresh)
 
 
 def timer_label(get_timer: Callable[[], dict[str, float] | None]) -> ui.label:
@@ -70,8 +123,10 @@ def timer_label(get_timer: Callable[[], dict[str, float] | None]) -> ui.label:
     return label
 
 
-def results_view(runs: list[dict[str, Any]]) -> None:
-    """The latest runs, newest first: output, and each public test with its diff."""
+def results_view(runs: list[dict[str, Any]],
+                 hidden: dict[str, list[dict[str, Any]]] | None = None) -> None:
+    """The latest runs, newest first: output, each public test with its diff, and (on the
+    interviewer's page only) the hidden tests' outcomes from the host's private store."""
     if not runs:
         ui.label("No runs yet.").classes("text-grey-7")
         return
@@ -81,6 +136,10 @@ def results_view(runs: list[dict[str, Any]]) -> None:
         with ui.card().classes("w-full q-pa-sm").props('data-testid="run"'):
             if result is None:
                 ui.label(f"{head}: running…")
+                continue
+            if "run" not in result:
+                ui.label(f"{head}: {result.get('error', 'could not run')}") \
+                    .props('data-testid="run-summary"')
                 continue
             stage = result.get("run") or {}
             tests = result.get("tests") or []
@@ -96,6 +155,14 @@ def results_view(runs: list[dict[str, Any]]) -> None:
                 ui.label(f"{mark} {test.get('name')}")
                 if not test.get("passed") and test.get("diff"):
                     ui.code(test["diff"], language="diff").classes("w-full")
+            secret = (hidden or {}).get(str(run.get("run_id")))
+            if hidden is not None and secret is not None:
+                ok = sum(1 for t in secret if t.get("passed"))
+                marks = ", ".join(("✅ " if t.get("passed") else "❌ ") + str(t.get("name"))
+                                  for t in secret)
+                ui.label(f"hidden tests {ok}/{len(secret)} passed (only you see this): "
+                         f"{marks}").classes("text-indigo-8") \
+                    .props('data-testid="hidden-summary"')
 
 
 def _event_line(env: Envelope) -> str:

@@ -4,6 +4,12 @@ One process serves both apps (each under the run's secret): a session is created
 with the first problem of the built-in bank and a signaling server embedded on 127.0.0.1; the
 candidate's invite is already checked. Two browser tabs open: the interviewer's lobby and the
 candidate's consent screen. Once the candidate agrees and joins, the interview starts on both.
+
+Both sides use the synthetic camera (and a synthetic tone for a microphone, played nowhere:
+both apps on one machine would echo), so the video tiles and the candidate's proctor are live.
+The candidate's camera plays a planted timeline from the moment they join: present (the
+camera check calibrates on it), then out of view for 6 s and a second face for 5 s, so the
+proctor's events show up in both panels within the first minute.
 """
 
 from __future__ import annotations
@@ -11,13 +17,18 @@ from __future__ import annotations
 import argparse
 import logging
 
-__all__ = ["run_ui_demo"]
+__all__ = ["DEMO_TIMELINE", "run_ui_demo"]
 
 log = logging.getLogger(__name__)
+
+DEMO_TIMELINE: tuple[tuple[float, str], ...] = (
+    (25.0, "present"), (6.0, "absent"), (10.0, "present"), (5.0, "two_faces"),
+    (1e7, "present"))
 
 
 def run_ui_demo(args: argparse.Namespace) -> int:
     from .app import AppState, serve
+    from .call import plan_call
     from .candidate_session import CandidateController
     from .host_session import HostController, HostSetup
     from .problems import BANK
@@ -28,11 +39,19 @@ def run_ui_demo(args: argparse.Namespace) -> int:
         return 2
     state = AppState(name="Demo candidate")
     state.extra["auto_start"] = True
+    state.calls["host"] = plan_call("host", camera="synthetic", microphone="synthetic",
+                                    speaker=None)
+    state.calls["candidate"] = plan_call("candidate", camera="synthetic",
+                                         microphone="synthetic", speaker=None,
+                                         scenes=DEMO_TIMELINE)
+    for plan in state.calls.values():
+        plan.note = "Demo: a synthetic camera (a generated picture) stands in for a camera."
 
     async def prepare() -> None:
         setup = HostSetup(problem=next(iter(BANK.values())), label="demo")
-        state.host = await HostController.start(setup)
-        state.candidate = CandidateController(state.host.invite_text, name="Demo candidate")
+        state.host = await HostController.start(setup, call=state.calls["host"])
+        state.candidate = CandidateController(state.host.invite_text, name="Demo candidate",
+                                              call=state.calls["candidate"])
         log.info("demo: session %s ready", state.host.host.invite.room[:8])
 
     serve(state, ("host", "candidate"), port=port, start_path="host/lobby",

@@ -13,7 +13,8 @@ from nicegui import ui
 from ..core.errors import AssessIQError
 from ..core.policy import Policy
 from .app import AppState, check_token
-from .components import integrity_panel, media_source, results_view, timer_label, video_tile
+from .call import plan_call
+from .components import call_controls, integrity_panel, media_source, results_view, timer_label
 from .editor import SharedEditor
 from .frame import frame
 from .host_session import HostController, HostSetup
@@ -67,7 +68,8 @@ def register(state: AppState) -> None:
                                       lan=state.lan, lan_address=state.lan_address)
                     button.disable()
                     error.set_text("starting…")
-                    state.host = await HostController.start(setup)
+                    call = state.calls.get("host") or plan_call("host")
+                    state.host = await HostController.start(setup, call=call)
                 except (AssessIQError, ValueError, OSError) as exc:
                     error.set_text(str(exc))
                     button.enable()
@@ -98,8 +100,8 @@ def register(state: AppState) -> None:
                 ui.html(invite_qr_svg(host.invite_text)).style("width: 220px") \
                     .props('data-testid="qr"')
             status = ui.label("Waiting for the candidate…").props('data-testid="lobby-status"')
-            video_tile("Candidate camera check",
-                       state.frames.get("remote") or media_source(lambda: host.host, "remote"))
+            state.tile("Candidate camera check", "host-remote",
+                       media_source(lambda: host.host, "remote"))
 
             moved = [False]
 
@@ -160,16 +162,21 @@ def register(state: AppState) -> None:
                     current = presence.remote()
                     if current:
                         editor.binding.show_remote_cursor(*current)
-                    with ui.row():
-                        ui.button("Run", on_click=lambda: host.request_run("host")) \
-                            .props('data-testid="run"').mark("run")
+                    with ui.row().classes("items-center"):
+
+                        def run() -> None:
+                            refused.set_text(host.run() or "")
+
+                        ui.button("Run", on_click=run).props('data-testid="run"').mark("run")
+                        refused = ui.label("").classes("text-negative") \
+                            .props('data-testid="run-refused"')
                     results = ui.column().classes("w-full").props('data-testid="results"')
                 with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
                     with ui.row():
-                        video_tile("Candidate", state.frames.get("remote")
-                                   or media_source(lambda: host.host, "remote"))
-                        video_tile("You", state.frames.get("self")
-                                   or media_source(lambda: host.host, "self"))
+                        state.tile("Candidate", "host-remote",
+                                   media_source(lambda: host.host, "remote"))
+                        state.tile("You", "host-self", media_source(lambda: host.host, "self"))
+                    call_controls(lambda: host.host, host.call)
                     integrity_panel(lambda: host.events, host.evaluation)
                     with ui.card().classes("w-full q-pa-sm"):
                         ui.label("Phase and timer").classes("text-subtitle1")
@@ -219,7 +226,7 @@ def register(state: AppState) -> None:
                 seen_runs[0] = key
                 results.clear()
                 with results:
-                    results_view(runs)
+                    results_view(runs, host.hidden_results())
             if phase.value != doc.phase and doc.phase in ("lobby", "interview", "wrap-up"):
                 phase.set_value(doc.phase)
 

@@ -1,8 +1,10 @@
 """The interviewer's session as the pages see it: set up, admit, watch, run, note, end.
 
-It wraps the peer layer's `Host` (the connection, the document, the verified integrity log)
-and adds what the interviewer's screens need: the run executor, private notes, the live
-evaluation (warnings, flags, score) and the export of the sealed file and a readable report.
+It wraps the peer layer's `Host` (the connection, the call, the document, the verified
+integrity log, and the run service that executes every run — the interviewer's and the
+candidate's — in the sandbox) and adds what the interviewer's screens need: private notes,
+the hidden tests' results, the live evaluation (warnings, flags, score) and the export of the
+sealed file and a readable report.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import AssessIQError
 from ..core.integrity import Envelope
 from ..core.policy import Policy
 from ..core.record import SessionRecord
 from ..core.score import Evaluation, evaluate
 from ..core.verify import Verdict, verify_record
 from ..peer import Host, PeerConfig
+from ..runs import RunRefused
+from .call import CallPlan
 from .problems import Problem
 from .report import write_reports
-from .runner import RunExecutor
 
 __all__ = ["HostController", "HostSetup"]
 
@@ -59,20 +63,24 @@ class Ended:
 class HostController:
     """One hosted interview. `await HostController.start(setup)`."""
 
-    def __init__(self, setup: HostSetup, host: Host, server: Any) -> None:
+    def __init__(self, setup: HostSetup, host: Host, server: Any,
+                 call: CallPlan | None = None) -> None:
         self.setup = setup
         self.host = host
+        self.call = call
         self._server = server
         self.started_at = time.time()
         self.notes: list[tuple[float, str]] = []
         self.ended: Ended | None = None
-        self.executor = RunExecutor(
-            host.doc, public=setup.problem.public, hidden=setup.problem.hidden,
-            private=host.store.add_private, on_result=self._store_run)
-        self._runner = asyncio.create_task(self.executor.serve(), name="host-runs")
+        self.run_refusals: list[str] = []  # why the interviewer's own runs were refused
 
     @classmethod
-    async def start(cls, setup: HostSetup, *, config: PeerConfig | None = None) -> HostController:
+    async def start(cls, setup: HostSetup, *, config: PeerConfig | None = None,
+                    call: CallPlan | None = None) -> HostController:
+        """Open the session: signaling (embedded unless given), the call with `call`'s media
+        (None: no call), and the run service with the problem's hidden tests."""
+        from sandbox.testcases import TestCase as SandboxCase
+
         server = None
         signaling = setup.signaling
         if signaling is None and not setup.lan:
@@ -81,17 +89,20 @@ class HostController:
             server = SignalingServer(ServerConfig(host="127.0.0.1", port=0))
             await server.start()
             signaling = f"ws://127.0.0.1:{server.port}"
+        hidden = [SandboxCase(name=t.name, stdin=t.stdin, expected_stdout=t.expected,
+                              hidden=True) for t in setup.problem.hidden]
         try:
             host = await Host.start(
                 signaling=signaling, lan=setup.lan, lan_address=setup.lan_address,
-                config=config, label=setup.label or None,
+                config=config, label=setup.label or None, policy=setup.policy,
+                media=call.config if call is not None else None, runs=True,
+                hidden_tests=hidden,
                 advertise_interfaces=[setup.lan_address] if setup.lan else None)
         except BaseException:
             if server is not None:
                 await server.stop()
             raise
         problem = setup.problem
-        host.store.set_meta("policy", setup.policy.text)
         host.store.set_meta("problem", problem.title)
         host.store.add_private("hidden_tests", [t.to_json() for t in problem.hidden])
         doc = host.doc
@@ -102,7 +113,7 @@ class HostController:
             doc.set_phase("lobby", origin="host")
             if problem.starter and not doc.code_text:
                 doc.set_code(problem.starter, origin="host")
-        return cls(setup, host, server)
+        return cls(setup, host, server, call)
 
     # --- state for the pages ------------------------------------------------------------
     @property
@@ -158,14 +169,26 @@ class HostController:
     def restart_timer(self, minutes: float) -> None:
         self.host.doc.start_timer(minutes * 60, time.time(), origin="host")
 
-    def request_run(self, by: str = "host") -> str:
-        return request_run(self.host.doc, by)
+    def run(self) -> str | None:
+        """The interviewer's Run: the current shared code through the host's run service.
+        Returns the reason when it is refused (also kept in `run_refusals`), else None."""
+        try:
+            self.host.run_code(by="host")
+        except (RunRefused, AssessIQError) as exc:
+            self.run_refusals.append(str(exc))
+            return str(exc)
+        return None
 
-    def _store_run(self, run_id: str, result: dict[str, Any]) -> None:
-        request = next((r for r in self.host.doc.runs() if r["run_id"] == run_id), None)
-        if request is not None:
-            req = {k: v for k, v in request.items() if k != "result"}
-            self.host.store.put_run(run_id, req, result)
+    def hidden_results(self) -> dict[str, list[dict[str, Any]]]:
+        """The hidden tests' outcomes per run id (from the host's private store only)."""
+        if self.ended is not None:
+            return {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in self.host.store.private("hidden_results"):
+            value = row.get("value")
+            if isinstance(value, dict) and isinstance(value.get("tests"), list):
+                out[str(value.get("run_id"))] = value["tests"]
+        return out
 
     async def end(self) -> Ended:
         """Seal the session file and write the readable reports next to it."""
@@ -173,10 +196,6 @@ class HostController:
             return self.ended
         with contextlib.suppress(Exception):
             self.host.doc.set_phase("ended", origin="host")
-        self._runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._runner
-        self.executor.close()
         evaluation = self.evaluation()
         self.host.store.add_private("score", evaluation.to_json())
         path = await self.host.end()
@@ -194,20 +213,9 @@ class HostController:
         """Stop without sealing (the app is shutting down)."""
         if self.ended is not None:
             return
-        self._runner.cancel()
-        self.executor.close()
         await self.host.close()
         with contextlib.suppress(Exception):
             self.host.store.close()
         if self._server is not None:
             await self._server.stop()
 
-
-def request_run(doc: Any, by: str) -> str:
-    """Ask for a run of the current code (either side may ask; the host executes it)."""
-    import secrets
-
-    run_id = f"{by[0]}{int(time.time() * 1000) % 10**9}{secrets.token_hex(2)}"
-    doc.request_run(run_id, by=by, at=time.time(), language=doc.language, source=doc.code_text,
-                    origin=by)
-    return run_id

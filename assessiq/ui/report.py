@@ -90,12 +90,12 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
             lines.append(_fence(str(stage["output"])[-2000:]))
     if not record.runs:
         lines.append("- no runs")
-    hidden = [p["value"] for p in record.private if p["kind"] == "hidden_tests"
+    hidden = [p["value"] for p in record.private if p["kind"] == "hidden_results"
               and isinstance(p["value"], dict)]
     if hidden:
         lines += ["", "## Hidden tests (interviewer only)", ""]
         for h in hidden:
-            results = h.get("results") or []
+            results = h.get("tests") or []
             ok = sum(1 for r in results if r.get("passed"))
             lines.append(f"- run `{h.get('run_id')}`: {ok}/{len(results)} passed")
     notes = [p for p in record.private if p["kind"] == "note"]

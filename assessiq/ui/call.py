@@ -1,0 +1,96 @@
+"""The call as the apps set it up and describe it: which camera, and what to tell the person.
+
+Both apps ask for the machine's camera ("auto"). When this computer has none (the demo, the
+tests, a desktop without a webcam), the call uses a synthetic camera instead, and the page
+says so: the candidate's synthetic camera shows a photographed person (so the proctor has a
+face to watch), optionally following a planted timeline; the interviewer's shows a test card.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..media import MediaConfig
+    from ..proctor.synthetic import SyntheticCamera
+
+__all__ = ["CallPlan", "describe_problems", "plan_call"]
+
+log = logging.getLogger(__name__)
+
+VIDEO_FPS = 15  # enough for an interview; keeps two calls and a proctor within 2 cores
+TAP_RATE = 15.0
+JPEG_WIDTH = 320  # the page's tiles are 230 px wide
+STEADY: tuple[tuple[float, str], ...] = ((1e7, "present"),)
+
+SYNTHETIC_NOTE = ("Synthetic camera: no camera was found on this computer, so a generated "
+                  "picture is sent instead of your video.")
+
+
+@dataclass
+class CallPlan:
+    """The media settings for one side and what the page should say about them."""
+
+    config: MediaConfig
+    synthetic: bool  # a generated picture instead of a camera
+    note: str = ""  # shown under the video tiles when not empty
+    scenes: SyntheticCamera | None = None  # the candidate's synthetic camera, if any
+
+    def restart_scenes(self) -> None:
+        """Start a planted timeline now (e.g. when the candidate joins)."""
+        if self.scenes is not None:
+            self.scenes.start = time.time()
+
+
+def _have_camera() -> bool:
+    from ..media.devices import list_cameras
+
+    try:
+        return bool(list_cameras())
+    except Exception:  # listing must never stop the app; no camera it is
+        log.exception("listing cameras failed")
+        return False
+
+
+def plan_call(role: str, *, camera: str | None = "auto", microphone: str | None = "auto",
+              speaker: str | None = "auto",
+              scenes: Sequence[tuple[float, str]] | None = None) -> CallPlan:
+    """Media for `role` ("host" or "candidate"). With `camera="auto"` and no camera on this
+    computer, or with `camera="synthetic"`, a synthetic camera is used; `scenes` is the
+    candidate's planted timeline (default: a person sitting still)."""
+    from ..media import MediaConfig
+
+    synthetic = camera == "synthetic" or (camera == "auto" and not _have_camera())
+    tap = TAP_RATE if role == "candidate" else None
+    common: dict[str, Any] = {"microphone": microphone, "speaker": speaker, "fps": VIDEO_FPS,
+                              "tap_rate": tap, "jpeg_max_width": JPEG_WIDTH}
+    if not synthetic:
+        return CallPlan(MediaConfig(camera=camera, **common), synthetic=False)
+    cam = None
+    source = None
+    if role == "candidate":
+        from ..peer.scenes import wall_clock_scenes
+
+        source, cam = wall_clock_scenes(list(scenes or STEADY), fps=VIDEO_FPS)
+    config = MediaConfig(camera="synthetic", synthetic_source=source, stamp=False, **common)
+    return CallPlan(config, synthetic=True, note=SYNTHETIC_NOTE, scenes=cam)
+
+
+def describe_problems(problems: Sequence[str]) -> list[str]:
+    """One plain sentence per media problem, the camera's first."""
+    out: list[str] = []
+    for problem in problems:
+        low = problem.lower()
+        if "camera" in low or "video" in low:
+            out.insert(0, f"No camera found — the interview continues without video. "
+                          f"({problem})")
+        elif "microphone" in low or "audio" in low:
+            out.append(f"No microphone — the interview continues without sound from this "
+                       f"side. ({problem})")
+        else:
+            out.append(problem)
+    return out
