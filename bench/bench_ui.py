@@ -87,6 +87,7 @@ def run(quick: bool) -> list[Row]:
             click(cd, "agree")
             click(cd, "continue")
             click(cd, "join")
+            click(cd, "enter", timeout=60)  # after the camera check
             wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40)
             click(hd, "start")
             wait_for(lambda: hd.current_url.endswith("/host/interview"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,18 @@ def _hide_tab(driver: Any) -> str:
     return original
 
 
+def _video_width(driver: Any, testid: str) -> int:
+    """The natural width of the frame a video tile shows (0: no frame decoded yet)."""
+    width = driver.execute_script(
+        f'const i = document.querySelector("[data-testid={testid}] img");'
+        "return i && i.complete ? i.naturalWidth : 0;")
+    return int(width or 0)
+
+
 def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
     require_browser()
-    host = App(["host"], tmp_path)
-    cand = App(["join"], tmp_path)
+    host = App(["-v", "host"], tmp_path)
+    cand = App(["-v", "join"], tmp_path)
     try:
         with chromium() as hd, chromium() as cd:
             # -- the host creates a session and gets an invite --------------------------------
@@ -71,8 +80,14 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
             click(cd, "continue")
             wait_for(lambda: by_testid(cd, "join"), what="camera check page")
             assert "camera" in text_of(cd, "calibration").lower()
-            screenshot(cd, "candidate-check")
             click(cd, "join")
+            # Joined: the camera check calibrates the proctor on the (synthetic) camera.
+            wait_for(lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=60,
+                     what="calibration on the candidate's camera")
+            assert "Synthetic camera" in text_of(cd, "call")
+            wait_for(lambda: _video_width(cd, "video-your-camera"), what="self view")
+            screenshot(cd, "candidate-check")
+            click(cd, "enter")
             wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40,
                      what="candidate interview page")
             wait_for(lambda: "Ada" in text_of(hd, "lobby-status"), what="host sees candidate")
@@ -97,6 +112,10 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
                 t.start()
             for t in threads:
                 t.join()
+            # Live video on both sides: each tile shows decoded frames from the other side.
+            for d, tile in ((hd, "video-candidate"), (hd, "video-you"),
+                            (cd, "video-interviewer"), (cd, "video-you")):
+                wait_for(partial(_video_width, d, tile), timeout=30, what=f"frames in {tile}")
             expected = host_text + starter + cand_text
             wait_for(lambda: editor_text(hd) == expected, what="host sees both edits")
             wait_for(lambda: editor_text(cd) == expected, what="candidate sees both edits")
@@ -145,7 +164,29 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
                     return "public tests 2/2 passed" in text_of(d, "run-summary")
 
                 wait_for(passed, timeout=60, what="run results with both tests passed")
+            # Hidden tests: on the interviewer's page only.
+            wait_for(lambda: "hidden tests 2/2 passed" in text_of(hd, "hidden-summary"),
+                     what="hidden results on the host")
+            assert "hidden tests" not in text_of(cd, "results")
             screenshot(cd, "candidate-run")
+            screenshot(hd, "host-run")
+
+            # -- a run over the host's size limit is refused; the candidate sees why --------
+            code = editor_text(cd)
+            cd.execute_script(
+                'const ed = document.querySelector("[data-testid=editor]").aiqEditor.editor;'
+                "ed.dispatch({changes: {from: 0, to: ed.state.doc.length, insert: arguments[0]}})",
+                "x = 1\n" * 12000)
+            wait_for(lambda: len(editor_text(hd)) == 72000, timeout=30, what="large code synced")
+            click(cd, "run")
+            wait_for(lambda: "the source is" in text_of(cd, "run-refused"), timeout=30,
+                     what="the refusal's reason on the candidate's page")
+            screenshot(cd, "candidate-run-refused")
+            cd.execute_script(
+                'const ed = document.querySelector("[data-testid=editor]").aiqEditor.editor;'
+                "ed.dispatch({changes: {from: 0, to: ed.state.doc.length, insert: arguments[0]}})",
+                code)
+            wait_for(lambda: editor_text(hd) == code, timeout=30, what="code restored")
 
             # -- a tab switch reaches the host's panel and the candidate's own panel ----------
             original = _hide_tab(cd)

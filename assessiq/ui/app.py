@@ -83,8 +83,10 @@ def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
         register_replay(state)
 
     @nicegui_app.get("/{token}/video/{name}")
-    def video_frame(token: str, name: str) -> Response:
-        """The newest frame of a video tile (404 without the run's secret; 204: no frame)."""
+    async def video_frame(token: str, name: str) -> Response:
+        """The newest frame of a video tile (404 without the run's secret; 204: no frame).
+        Async on purpose: the JPEG is encoded on the event loop's thread, never in two
+        threads at once (PyAV's scaler on one frame is not thread-safe: it crashed)."""
         check_token(state, token)
         source = state.videos.get(name)
         if source is None:

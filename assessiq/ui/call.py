@@ -22,8 +22,8 @@ __all__ = ["CallPlan", "describe_problems", "plan_call"]
 
 log = logging.getLogger(__name__)
 
-VIDEO_FPS = 15  # enough for an interview; keeps two calls and a proctor within 2 cores
-TAP_RATE = 15.0
+VIDEO_FPS = 10  # enough for an interview; two calls, two browsers and a proctor fit 2 cores
+TAP_RATE = 10.0
 JPEG_WIDTH = 320  # the page's tiles are 230 px wide
 STEADY: tuple[tuple[float, str], ...] = ((1e7, "present"),)
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nicegui import ui
+from nicegui import background_tasks, ui
 from nicegui.events import GenericEventArguments
 
 from ..core.errors import AssessIQError
@@ -225,6 +225,9 @@ def register(state: AppState) -> None:
         def refresh() -> None:
             conn.set_text("connected" if cand.connected else (
                 "the interviewer ended the session" if cand.ended else "reconnecting…"))
+            if cand.ended and not seen.get("closed"):
+                seen["closed"] = True  # stop the proctor, the call and signaling; keep the page
+                background_tasks.create(cand.close(), name="candidate-close")
             phase.set_text(f"phase: {doc.phase}")
             if check is not None:
                 analysis.set_text(check.status if check.done else "Camera analysis: starting…")

@@ -4,7 +4,7 @@
 (function () {
   if (window.aiqVideo) return;
   window.aiqVideo = true;
-  const GAP_MS = 100, IDLE_MS = 700;
+  const GAP_MS = 200, IDLE_MS = 700;
   function pump(img) {
     if (!img.isConnected) { img.aiqPumping = false; return; }
     const probe = new Image();
