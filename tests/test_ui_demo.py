@@ -1,9 +1,12 @@
-"""The browser demo: both apps from one command, the candidate consents and joins, and both
-are in the interview, typing into one shared editor."""
+"""The browser demo: both apps from `assessiq demo`, the candidate consents, joins and is
+calibrated on the synthetic camera, both are in the interview with live video, typing into one
+shared editor, and the proctor's planted "out of view" reaches the interviewer's panel."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser_helpers import (
@@ -22,9 +25,16 @@ from browser_helpers import (
 pytestmark = pytest.mark.timeout(150)
 
 
+def _video_width(driver: Any, testid: str) -> int:
+    width = driver.execute_script(
+        f'const i = document.querySelector("[data-testid={testid}] img");'
+        "return i && i.complete ? i.naturalWidth : 0;")
+    return int(width or 0)
+
+
 def test_demo_opens_both_apps_ready_to_type(tmp_path: Path) -> None:
     require_browser()
-    demo = App([], tmp_path, module="assessiq.ui.demo", urls=2)
+    demo = App(["demo"], tmp_path, urls=2)
     try:
         host_url, cand_url = demo.urls
         assert host_url.endswith("/host/lobby") and cand_url.endswith("/join")
@@ -38,6 +48,9 @@ def test_demo_opens_both_apps_ready_to_type(tmp_path: Path) -> None:
             click(cd, "agree")
             click(cd, "continue")
             click(cd, "join")
+            wait_for(lambda: "Calibrated on" in by_testid(cd, "calibration").text, timeout=60,
+                     what="calibrated on the synthetic camera")
+            click(cd, "enter")
             wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40,
                      what="candidate in the interview")
             # The host's lobby moves to the interview by itself in the demo.
@@ -48,6 +61,14 @@ def test_demo_opens_both_apps_ready_to_type(tmp_path: Path) -> None:
             focus_editor_at(cd, 0)
             type_in_editor(cd, "# demo ✓\n")
             wait_for(lambda: editor_text(hd) == "# demo ✓\n" + starter, what="typing arrives")
+            for d, tile in ((hd, "video-candidate"), (hd, "video-you"),
+                            (cd, "video-interviewer"), (cd, "video-you")):
+                wait_for(partial(_video_width, d, tile), timeout=30, what=f"frames in {tile}")
+            # The planted timeline: the candidate leaves the picture 15 s after joining.
+            wait_for(lambda: "face.absent start" in by_testid(hd, "timeline").text, timeout=60,
+                     what="the proctor's face.absent in the interviewer's panel")
+            wait_for(lambda: "face.absent" in by_testid(cd, "transparency").text,
+                     what="face.absent in the candidate's panel")
             screenshot(hd, "demo-host")
             screenshot(cd, "demo-candidate")
     finally:

@@ -22,7 +22,7 @@ __all__ = ["DEMO_TIMELINE", "run_ui_demo"]
 log = logging.getLogger(__name__)
 
 DEMO_TIMELINE: tuple[tuple[float, str], ...] = (
-    (25.0, "present"), (6.0, "absent"), (10.0, "present"), (5.0, "two_faces"),
+    (15.0, "present"), (6.0, "absent"), (8.0, "present"), (5.0, "two_faces"),
     (1e7, "present"))
 
 
