@@ -188,6 +188,7 @@ def test_the_call_falls_back_to_a_synthetic_camera_and_says_so() -> None:
     # a real device asked for by name is kept (it fails at the call, with a problem line)
     assert not plan_call("host", camera="/dev/video9").synthetic
     lines = describe_problems(["no microphone found; the call goes on without audio",
-                               "no camera found at /dev/video9; the call goes on without video"])
+                               "no camera found at /dev/video9; the call goes on without video",
+                               "no audio output device found; the other side is not played"])
     assert lines[0].startswith("No camera found — the interview continues without video")
-    assert lines[1].startswith("No microphone")
+    assert lines[1].startswith("No microphone") and lines[2].startswith("No speaker")

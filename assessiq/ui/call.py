@@ -88,6 +88,8 @@ def describe_problems(problems: Sequence[str]) -> list[str]:
         if "camera" in low or "video" in low:
             out.insert(0, f"No camera found — the interview continues without video. "
                           f"({problem})")
+        elif "output" in low or "speaker" in low or "played" in low:
+            out.append(f"No speaker — the other side's sound is not played here. ({problem})")
         elif "microphone" in low or "audio" in low:
             out.append(f"No microphone — the interview continues without sound from this "
                        f"side. ({problem})")
