@@ -37,8 +37,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling)
     state.calls["candidate"] = plan_call("candidate")
-    if state.calls["candidate"].synthetic:
-        print("No camera found on this computer: the call uses a synthetic camera.")
     if args.invite:
         # InviteError (an AssessIQError) becomes a one-line message and exit 2.
         state.candidate = CandidateController(args.invite, name=args.name,
@@ -46,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
                                               call=state.calls["candidate"])
         print(f"Invite checked. Interviewer's key fingerprint: "
               f"{state.candidate.host_fingerprint} — compare it with what they tell you.")
+    if state.calls["candidate"].synthetic:
+        print("No camera found on this computer: the call uses a synthetic camera.")
     serve(state, ("candidate",), port=args.port, start_path="join",
           open_browser=not args.no_browser, title="candidate")
     return 0
