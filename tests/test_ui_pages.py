@@ -105,8 +105,9 @@ async def test_host_creates_a_session_and_candidate_joins(
         # The camera check calibrates the proctor on the call's own frames, then it runs.
         await cand_user.should_see("Calibrated on", retries=400)
         await cand_user.should_see("Synthetic camera", retries=100)
-        assert state.candidate.candidate is not None
-        assert state.candidate.candidate.proctor is not None
+        controller = state.candidate
+        assert controller is not None and controller.candidate is not None
+        assert controller.candidate.proctor is not None
         cand_user.find(marker="enter").click()
         await cand_user.should_see("What is sent about you", retries=100)
 
@@ -135,7 +136,7 @@ async def test_host_creates_a_session_and_candidate_joins(
         # Runs: the candidate's Run goes to the host's run service; results on both pages,
         # hidden tests only on the interviewer's.
         code = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
-        state.candidate.doc.set_code(code, origin="candidate")
+        controller.doc.set_code(code, origin="candidate")
         await _until(lambda: state.host is not None and state.host.doc.code_text == code)
         cand_user.find(marker="run").click()
         await host_user.should_see("public tests 2/2 passed", retries=600)
@@ -144,14 +145,14 @@ async def test_host_creates_a_session_and_candidate_joins(
         await cand_user.should_not_see("hidden tests")
         assert [r["by"] for r in state.host.doc.runs()] == ["candidate"]
         # A run that is too large is refused by the host, and the candidate is told why.
-        state.candidate.doc.set_code("x = 1\n" * 12000, origin="candidate")
+        controller.doc.set_code("x = 1\n" * 12000, origin="candidate")
         cand_user.find(marker="run").click()
         await cand_user.should_see("This run was not started: the source is", retries=600)
         assert len(state.host.doc.runs()) == 1
         # The interviewer's own Run goes through the same service (and its limits).
         host_user.find(marker="run").click()
         await host_user.should_see("runs are limited to 64 KiB", retries=100)
-        state.candidate.doc.set_code(code, origin="candidate")
+        controller.doc.set_code(code, origin="candidate")
         await _until(lambda: state.host is not None and state.host.doc.code_text == code)
         host_user.find(marker="run").click()
         await _until(lambda: state.host is not None and len(state.host.doc.runs()) == 2)
