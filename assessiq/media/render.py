@@ -13,18 +13,27 @@ import threading
 import cv2
 import numpy as np
 from av import VideoFrame
+from av.video.reformatter import VideoReformatter
 
 __all__ = ["JpegSlot", "frame_to_jpeg"]
 
 
-def frame_to_jpeg(frame: VideoFrame, quality: int = 70, max_width: int | None = None) -> bytes:
-    """Encode one video frame as JPEG (optionally scaled down to `max_width`)."""
+def frame_to_jpeg(frame: VideoFrame, quality: int = 70, max_width: int | None = None,
+                  reformatter: VideoReformatter | None = None) -> bytes:
+    """Encode one video frame as JPEG (optionally scaled down to `max_width`).
+
+    The conversion uses `reformatter` (a fresh one if None), never the frame's own: PyAV keeps
+    one scaler per frame, and aiortc's encoder thread may be converting the same sent frame at
+    that moment — two threads in one libswscale context crash the process.
+    """
     if not 1 <= quality <= 100:
         raise ValueError("quality must be 1..100")
-    if max_width is not None and frame.width > max_width:
-        height = max(2, round(frame.height * max_width / frame.width) // 2 * 2)
-        frame = frame.reformat(width=max_width, height=height)
-    bgr = frame.to_ndarray(format="bgr24")
+    width, height = frame.width, frame.height
+    if max_width is not None and width > max_width:
+        height = max(2, round(height * max_width / width) // 2 * 2)
+        width = max_width
+    bgr = (reformatter or VideoReformatter()).reformat(
+        frame, width=width, height=height, format="bgr24").to_ndarray()
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("OpenCV could not encode the frame as JPEG")
@@ -36,7 +45,9 @@ class JpegSlot:
 
     def __init__(self, quality: int = 70, max_width: int | None = None) -> None:
         self.quality, self.max_width = quality, max_width
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields; never held while encoding
+        self._encode_lock = threading.Lock()  # one encode at a time, with our own scaler
+        self._reformatter = VideoReformatter()
         self._frame: VideoFrame | None = None
         self._seq = 0
         self._cached: tuple[int, bytes] | None = None
@@ -62,7 +73,12 @@ class JpegSlot:
             return None
         if cached is not None and cached[0] == seq:
             return cached[1]
-        data = frame_to_jpeg(frame, self.quality, self.max_width)
+        with self._encode_lock:
+            with self._lock:
+                cached = self._cached
+            if cached is not None and cached[0] == seq:  # another thread just encoded it
+                return cached[1]
+            data = frame_to_jpeg(frame, self.quality, self.max_width, self._reformatter)
         with self._lock:
             if self._cached is None or self._cached[0] < seq:
                 self._cached = (seq, data)
