@@ -102,6 +102,7 @@ def test_compaction_keeps_every_update(tmp_path: Path) -> None:
     code = doc.get("code", type=Text)
     store = SessionStore.create(tmp_path / "c.aiq", META)
     store.attach(doc, local_origin="host")
+    store.compact_high_water = 2 * SEGMENT_SIZE  # no event loop here: the high-water path
     captured: list[bytes] = []
     sub = doc.observe(lambda e: captured.append(e.update))
     for i in range(3 * SEGMENT_SIZE + 100):
@@ -263,3 +264,30 @@ def test_damaged_segments_raise_value_error(garbage: bytes, pos: int, bit: int) 
     blob[pos % len(blob)] ^= 1 << bit  # the xz container's checks catch any flip
     with pytest.raises(ValueError):
         decode_segment(bytes(blob))
+
+
+async def test_compaction_waits_for_the_writer_to_be_idle(tmp_path: Path) -> None:
+    doc: Doc[Any] = Doc()
+    code = doc.get("code", type=Text)
+    store = SessionStore.create(tmp_path / "idle.aiq", META)
+    store.attach(doc, local_origin="host")
+    store.compact_idle_delay = 0.2
+
+    def segments() -> int:
+        return int(store._db.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
+
+    for i in range(3 * SEGMENT_SIZE):
+        with doc.transaction(origin="host"):
+            code.insert(len(code), chr(97 + i % 26))
+        if i % 500 == 0:
+            store.flush()
+    store.flush()
+    assert segments() == 0  # typing: maintenance waits
+    for _ in range(100):  # idle now: one segment at a time
+        await asyncio.sleep(0.05)
+        if segments() >= 1 and store._compaction is not None and store._compaction.done():
+            break
+    store.wait_compaction()
+    assert segments() >= 1
+    assert [r.seq for r in store.updates()] == list(range(3 * SEGMENT_SIZE))
+    store.close()

@@ -15,10 +15,11 @@ Durability policy (WAL mode):
   each is committed with `synchronous=FULL` (fsync) before its call returns, which also makes
   every document update committed before it durable against a power cut.
 
-Compaction: when more than two segments' worth of updates are hot, a background thread (with
-its own connection) moves the oldest `SEGMENT_SIZE` of them into one compressed segment
-(`segments.py`) in a single transaction. Readers always see a consistent snapshot; sealing
-compacts the rest and vacuums the file.
+Compaction: once more than two segments' worth of updates are hot and the writer has been idle
+for a moment (or the hot table passes a high-water mark), a background thread with its own
+connection moves the oldest `SEGMENT_SIZE` of them into one compressed segment (`segments.py`)
+in a single transaction. Readers always see a consistent snapshot; sealing compacts the rest
+and vacuums the file.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ class SessionStore:
         self._compactor: ThreadPoolExecutor | None = None
         self._compaction: Future[None] | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self.compact_idle_delay = 2.0
+        self.compact_high_water = 16 * SEGMENT_SIZE
         self.flush_interval = 0.05
         self.remote_origin = "remote"
         self._subscriptions: list[tuple[Doc[Any] | None, Any]] = []
@@ -157,6 +161,9 @@ class SessionStore:
                 else:
                     doc.unobserve(sub)
         self._subscriptions.clear()
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
         self.flush()
         self.wait_compaction()
         if self._compactor is not None:
@@ -219,24 +226,56 @@ class SessionStore:
         if len(self._pending) >= MAX_PENDING:
             self.flush()
         elif self._flush_handle is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                pass  # no event loop: the caller flushes explicitly
-            else:
+            # (the non-raising lookup: this runs on every keystroke, loop or not)
+            loop = asyncio.events._get_running_loop()
+            if loop is not None:  # without a loop the caller flushes explicitly
                 self._flush_handle = loop.call_later(self.flush_interval, self.flush)
         return seq
 
     def flush(self) -> int:
-        """Commit buffered updates; returns the last durable (acknowledged) update seq."""
+        """Commit buffered updates; returns the last durable (acknowledged) update seq.
+
+        Compaction is maintenance and must not compete with typing (in one process, even a
+        background lzma thread slows the writer): it waits until the writer has been idle for
+        `compact_idle_delay` seconds, then moves one segment at a time; only a hot table past
+        `compact_high_water` is compacted at once. Sealing compacts the rest.
+        """
         self._commit_pending()
+        if self.read_only:
+            return self.durable_seq
         with self._hot_lock:
-            due = self._hot >= 2 * SEGMENT_SIZE
-        if due and not self.read_only and (self._compaction is None or self._compaction.done()):
-            if self._compactor is None:
-                self._compactor = ThreadPoolExecutor(1, thread_name_prefix="store-compact")
-            self._compaction = self._compactor.submit(self._compact, SEGMENT_SIZE)
+            hot = self._hot
+        if hot >= self.compact_high_water:
+            self._start_compaction(SEGMENT_SIZE)
+        elif hot >= 2 * SEGMENT_SIZE:
+            loop = asyncio.events._get_running_loop()
+            if loop is not None:
+                if self._idle_handle is not None:
+                    self._idle_handle.cancel()  # still typing: push maintenance back
+                self._idle_handle = loop.call_later(self.compact_idle_delay, self._idle_compact)
         return self.durable_seq
+
+    def _start_compaction(self, keep_hot: int, max_segments: int | None = None) -> bool:
+        if self._compaction is not None and not self._compaction.done():
+            return False
+        if self._compactor is None:
+            self._compactor = ThreadPoolExecutor(1, thread_name_prefix="store-compact")
+        self._compaction = self._compactor.submit(self._compact, keep_hot, max_segments)
+        return True
+
+    def _idle_compact(self) -> None:
+        """The writer has been idle: compact one segment, and look again shortly after."""
+        self._idle_handle = None
+        if self._closed:
+            return
+        with self._hot_lock:
+            hot = self._hot
+        if hot < 2 * SEGMENT_SIZE:
+            return
+        self._start_compaction(SEGMENT_SIZE, max_segments=1)
+        loop = asyncio.events._get_running_loop()
+        if loop is not None:
+            self._idle_handle = loop.call_later(0.25, self._idle_compact)
 
     def _commit_pending(self) -> None:
         if self._flush_handle is not None:
@@ -268,11 +307,13 @@ class SessionStore:
         self.wait_compaction()
         self._compact(keep_hot)
 
-    def _compact(self, keep_hot: int) -> None:
+    def _compact(self, keep_hot: int, max_segments: int | None = None) -> None:
         # Its own connection: the compactor must not interleave with the writer's transactions.
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        made = 0
         try:
-            while True:
+            while max_segments is None or made < max_segments:
+                made += 1
                 with self._hot_lock:
                     hot = self._hot
                 if hot <= keep_hot or (keep_hot and hot - keep_hot < SEGMENT_SIZE):
@@ -280,7 +321,7 @@ class SessionStore:
                 n = min(SEGMENT_SIZE, hot - keep_hot)
                 rows = [UpdateRow(*r) for r in conn.execute(
                     "SELECT seq, t, origin, data FROM updates ORDER BY seq LIMIT ?", (n,))]
-                blob = encode_segment(rows)  # lzma releases the GIL: the writer keeps going
+                blob = encode_segment(rows)  # the heavy part: off the writer, while it is idle
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)",
                              (rows[0].seq, rows[-1].seq, rows[0].t, rows[-1].t, blob))
