@@ -45,11 +45,14 @@ async def test_two_processes_type_concurrently_and_converge(tmp_path):
     assert "VALID" in verify.stdout
 
 
-def test_demo_without_headless_says_not_built(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "assessiq", "demo", "--out",
-                          str(tmp_path / "x.aiq")], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "not built yet" in out.stderr
-    assert "Traceback" not in out.stderr
+def test_browser_demo_bad_input_is_one_line(tmp_path):
+    for args, msg in ((["--out", str(tmp_path / "x.aiq")], "go with --headless"),
+                      (["--seconds", "5"], "go with --headless"),
+                      (["--port", "70000", "--no-browser"], "--port must be 1..65535")):
+        out = subprocess.run([sys.executable, "-m", "assessiq", "demo", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and msg in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_demo_bad_input_is_one_line(tmp_path):

@@ -41,10 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--headless", action="store_true",
                         help="no browser: two scripted processes type and send events")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="how long both sides type (default 10)")
-    parser.add_argument("--out", type=Path, default=Path("demo-session.aiq"),
-                        help="where to write the host's sealed session file")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="headless: how long both sides type (default 10)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="headless: where to write the host's sealed session file "
+                             "(default demo-session.aiq)")
     parser.add_argument("--media", action=argparse.BooleanOptionalAction, default=True,
                         help="headless: synthetic audio and video both ways (default: on)")
     parser.add_argument("--port", type=int, default=8730,
@@ -56,9 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     if not args.headless:
+        if args.out is not None or args.seconds is not None:
+            print("assessiq: --out and --seconds go with --headless (the browser demo seals "
+                  "from the interviewer's page)", file=sys.stderr)
+            return 2
         from ..ui.demo import run_ui_demo
 
         return run_ui_demo(args)
+    args.seconds = 10.0 if args.seconds is None else args.seconds
+    args.out = Path("demo-session.aiq") if args.out is None else args.out
     if not 1 <= args.seconds <= 3600:
         print("assessiq: --seconds must be between 1 and 3600", file=sys.stderr)
         return 2

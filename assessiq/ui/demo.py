@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 __all__ = ["DEMO_TIMELINE", "run_ui_demo"]
 
@@ -35,7 +36,7 @@ def run_ui_demo(args: argparse.Namespace) -> int:
 
     port = int(getattr(args, "port", None) or 8730)
     if not 0 < port < 65536:
-        print("assessiq demo: --port must be 1..65535")
+        print("assessiq: --port must be 1..65535", file=sys.stderr)
         return 2
     state = AppState(name="Demo candidate")
     state.extra["auto_start"] = True
