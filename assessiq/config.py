@@ -72,6 +72,14 @@ class AppConfig:
     policy_file: Path | None = None
     source: Path | None = None  # the file it came from, if any
 
+    def sandbox_backend_instance(self) -> Any:
+        """The sandbox backend this configuration names (None: the default local one)."""
+        if self.sandbox_backend == "piston":
+            from sandbox.piston import PistonBackend
+
+            return PistonBackend(self.piston_url)
+        return None
+
     def peer_config(self) -> Any:
         """The `assessiq.peer.PeerConfig` this configuration describes."""
         from .peer.config import IceServer, PeerConfig

@@ -74,3 +74,25 @@ def test_cli_path_init_show(tmp_path):
     broken = cli("show")
     assert broken.returncode == 2 and "Traceback" not in broken.stderr
     assert "list of tables" in broken.stderr
+
+
+@pytest.mark.parametrize("argv", [["host", "--no-browser"], ["join", "--no-browser"]])
+def test_apps_refuse_a_broken_config_in_one_line(tmp_path, monkeypatch, capsys, argv):
+    from assessiq.cli import main
+
+    bad = tmp_path / "config.toml"
+    bad.write_text('[sandbox]\nbackend = "docker"\n')
+    monkeypatch.setenv("ASSESSIQ_CONFIG", str(bad))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "backend must be" in err and len(err.splitlines()) == 1
+
+
+def test_config_names_the_sandbox_backend(tmp_path):
+    from sandbox.piston import PistonBackend
+
+    path = tmp_path / "c.toml"
+    path.write_text('[sandbox]\nbackend = "piston"\npiston_url = "http://127.0.0.1:2000"\n')
+    backend = load_config(path).sandbox_backend_instance()
+    assert isinstance(backend, PistonBackend) and backend.base_url == "http://127.0.0.1:2000"
+    assert load_config(tmp_path / "none.toml").sandbox_backend_instance() is None

@@ -32,13 +32,18 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..config import load_config
     from ..ui.app import AppState, serve
     from ..ui.problems import load_problem
 
     if not 0 < args.port < 65536:
-        print("assessiq host: --port must be 1..65535")
+        print("assessiq: --port must be 1..65535", file=sys.stderr)
         return 2
-    state = AppState(signaling=args.signaling)
+    config = load_config()  # ConfigError: one line, exit 2
+    state = AppState(signaling=args.signaling or (None if args.lan else config.signaling_url),
+                     app_config=config)
     if args.problem:
         state.problem_file = load_problem(args.problem)  # ProblemError: one line, exit 2
     if args.lan:

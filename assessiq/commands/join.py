@@ -28,19 +28,25 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..config import load_config
     from ..ui.app import AppState, serve
     from ..ui.call import plan_call
     from ..ui.candidate_session import CandidateController
 
     if not 0 < args.port < 65536:
-        print("assessiq join: --port must be 1..65535")
+        print("assessiq: --port must be 1..65535", file=sys.stderr)
         return 2
-    state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling)
+    config = load_config()  # ConfigError: one line, exit 2
+    state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling,
+                     app_config=config)
     state.calls["candidate"] = plan_call("candidate")
     if args.invite:
         # InviteError (an AssessIQError) becomes a one-line message and exit 2.
         state.candidate = CandidateController(args.invite, name=args.name,
                                               signaling=args.signaling,
+                                              config=state.peer_config(),
                                               call=state.calls["candidate"])
         print(f"Invite checked. Interviewer's key fingerprint: "
               f"{state.candidate.host_fingerprint} — compare it with what they tell you.")

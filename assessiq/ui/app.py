@@ -18,6 +18,8 @@ from fastapi import HTTPException, Response
 from nicegui import app as nicegui_app
 from nicegui import ui
 
+from ..config import AppConfig
+from ..peer import PeerConfig
 from .call import CallPlan
 from .candidate_session import CandidateController
 from .components import FrameSource, video_tile
@@ -51,6 +53,12 @@ class AppState:
     # video frames served at /<token>/video/<name>: the newest JPEG of each tile
     videos: dict[str, FrameSource] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the TOML configuration (`assessiq config`): ICE servers, sandbox backend, policy file
+    app_config: AppConfig = field(default_factory=AppConfig)
+
+    def peer_config(self) -> PeerConfig:
+        config: PeerConfig = self.app_config.peer_config()
+        return config
 
     def url(self, port: int, path: str) -> str:
         return f"http://127.0.0.1:{port}/{self.token}/{path.lstrip('/')}"

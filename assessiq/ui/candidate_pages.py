@@ -69,7 +69,7 @@ def register(state: AppState) -> None:
                     try:
                         state.candidate = CandidateController(
                             invite.value or "", name=(name.value or None),
-                            signaling=state.signaling,
+                            signaling=state.signaling, config=state.peer_config(),
                             call=state.calls.get("candidate") or plan_call("candidate"))
                     except AssessIQError as exc:
                         error.set_text(str(exc))

@@ -60,8 +60,9 @@ def register(state: AppState) -> None:
             async def create() -> None:
                 try:
                     chosen = problems[problem.value]
-                    policy = Policy.load(Path(policy_path.value)) if policy_path.value \
-                        else Policy.default()
+                    policy_file = Path(policy_path.value) if policy_path.value \
+                        else state.app_config.policy_file
+                    policy = Policy.load(policy_file) if policy_file else Policy.default()
                     setup = HostSetup(problem=chosen, language=language.value,
                                       duration_min=float(duration.value or 45), policy=policy,
                                       label=label.value or "", signaling=state.signaling,
@@ -69,7 +70,9 @@ def register(state: AppState) -> None:
                     button.disable()
                     error.set_text("starting…")
                     call = state.calls.get("host") or plan_call("host")
-                    state.host = await HostController.start(setup, call=call)
+                    state.host = await HostController.start(
+                        setup, call=call, config=state.peer_config(),
+                        run_backend=state.app_config.sandbox_backend_instance())
                 except (AssessIQError, ValueError, OSError) as exc:
                     error.set_text(str(exc))
                     button.enable()

@@ -76,7 +76,7 @@ class HostController:
 
     @classmethod
     async def start(cls, setup: HostSetup, *, config: PeerConfig | None = None,
-                    call: CallPlan | None = None) -> HostController:
+                    call: CallPlan | None = None, run_backend: Any = None) -> HostController:
         """Open the session: signaling (embedded unless given), the call with `call`'s media
         (None: no call), and the run service with the problem's hidden tests."""
         from sandbox.testcases import TestCase as SandboxCase
@@ -96,7 +96,7 @@ class HostController:
                 signaling=signaling, lan=setup.lan, lan_address=setup.lan_address,
                 config=config, label=setup.label or None, policy=setup.policy,
                 media=call.config if call is not None else None, runs=True,
-                hidden_tests=hidden,
+                hidden_tests=hidden, run_backend=run_backend,
                 advertise_interfaces=[setup.lan_address] if setup.lan else None)
         except BaseException:
             if server is not None:
