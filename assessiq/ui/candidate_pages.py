@@ -16,9 +16,8 @@ from .app import AppState, check_token
 from .call import plan_call
 from .candidate_session import MONITORED, CandidateController, describe
 from .components import call_controls, media_source, results_view, timer_label
-from .editor import SharedEditor
 from .frame import frame
-from .presence import Presence
+from .presence import Presence, editor_with_presence
 from .report import clock
 
 __all__ = ["register"]
@@ -181,13 +180,7 @@ def register(state: AppState) -> None:
                         conn = ui.label("").props('data-testid="conn"')
                         phase = ui.label("").props('data-testid="phase"')
                         timer_label(doc.timer)
-                    editor = SharedEditor(doc, origin="candidate", language=doc.language,
-                                          on_cursor=presence.set_cursor)
-                    editor.props('data-testid="editor"').style("height: 360px")
-                    presence.on_remote(editor.binding.show_remote_cursor)
-                    current = presence.remote()
-                    if current:
-                        editor.binding.show_remote_cursor(*current)
+                    editor_with_presence(doc, origin="candidate", presence=presence)
                     tickets: list[Any] = []
 
                     async def run() -> None:

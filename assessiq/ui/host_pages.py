@@ -15,10 +15,9 @@ from ..core.policy import Policy
 from .app import AppState, check_token
 from .call import plan_call
 from .components import call_controls, integrity_panel, media_source, results_view, timer_label
-from .editor import SharedEditor
 from .frame import frame
 from .host_session import HostController, HostSetup
-from .presence import Presence
+from .presence import Presence, editor_with_presence
 from .problems import BANK
 
 __all__ = ["invite_qr_svg", "register"]
@@ -158,13 +157,7 @@ def register(state: AppState) -> None:
                     with ui.row().classes("items-center"):
                         conn = ui.label("").props('data-testid="conn"')
                         timer_label(doc.timer)
-                    editor = SharedEditor(doc, origin="host", language=doc.language,
-                                          on_cursor=presence.set_cursor)
-                    editor.props('data-testid="editor"').style("height: 360px")
-                    presence.on_remote(editor.binding.show_remote_cursor)
-                    current = presence.remote()
-                    if current:
-                        editor.binding.show_remote_cursor(*current)
+                    editor_with_presence(doc, origin="host", presence=presence)
                     with ui.row().classes("items-center"):
 
                         def run() -> None:

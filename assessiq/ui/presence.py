@@ -64,3 +64,17 @@ class Presence:
                     callback(*current)
             except Exception:  # a page that went away must not break presence
                 log.exception("presence callback failed")
+
+
+def editor_with_presence(doc: Any, *, origin: str, presence: Presence) -> Any:
+    """The shared editor for one side, showing the other side's cursor and selection."""
+    from .editor import SharedEditor
+
+    editor = SharedEditor(doc, origin=origin, language=doc.language,
+                          on_cursor=presence.set_cursor)
+    editor.props('data-testid="editor"').style("height: 360px")
+    presence.on_remote(editor.binding.show_remote_cursor)
+    current = presence.remote()
+    if current:
+        editor.binding.show_remote_cursor(*current)
+    return editor
