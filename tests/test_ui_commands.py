@@ -15,6 +15,7 @@ from assessiq.cli import main
     (["replay", "/nonexistent/session.aiq"], "no such file"),
     (["host", "--problem", "/nonexistent/p.md"], "cannot read problem file"),
     (["host", "--port", "0"], "--port must be 1..65535"),
+    (["join", "--port", "70000", "--no-browser"], "--port must be 1..65535"),
 ])
 def test_mistakes_are_one_line(argv: list[str], message: str,
                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,3 +39,13 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
         main([command, "--help"])
     assert exc.value.code == 0
     assert "127.0.0.1" in capsys.readouterr().out or command == "replay"
+
+
+def test_replay_refuses_a_bad_port_in_one_line(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from core_factories import build_session
+
+    built = build_session(tmp_path / "s.aiq", seed=5)
+    assert main(["replay", str(built.path), "--port", "0", "--no-browser"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--port must be 1..65535" in err and len(err.splitlines()) == 1

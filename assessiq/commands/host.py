@@ -32,15 +32,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from ..config import load_config
-    from ..ui.app import AppState, serve
+    from ..ui.app import AppState, check_port, serve
     from ..ui.problems import load_problem
 
-    if not 0 < args.port < 65536:
-        print("assessiq: --port must be 1..65535", file=sys.stderr)
-        return 2
+    check_port(args.port)
     config = load_config()  # ConfigError: one line, exit 2
     state = AppState(signaling=args.signaling or (None if args.lan else config.signaling_url),
                      app_config=config)

@@ -28,16 +28,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from ..config import load_config
-    from ..ui.app import AppState, serve
+    from ..ui.app import AppState, check_port, serve
     from ..ui.call import plan_call
     from ..ui.candidate_session import CandidateController
 
-    if not 0 < args.port < 65536:
-        print("assessiq: --port must be 1..65535", file=sys.stderr)
-        return 2
+    check_port(args.port)
     config = load_config()  # ConfigError: one line, exit 2
     state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling,
                      app_config=config)

@@ -27,8 +27,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.record import SessionRecord
-    from ..ui.app import AppState, serve
+    from ..ui.app import AppState, check_port, serve
 
+    check_port(args.port)
     path = Path(args.session)
     SessionRecord.load(path)  # RecordError: a one-line message and exit 2 before serving
     state = AppState(replay_path=path)

@@ -19,6 +19,7 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 
 from ..config import AppConfig
+from ..core.errors import AssessIQError
 from ..peer import PeerConfig
 from .call import CallPlan
 from .candidate_session import CandidateController
@@ -114,11 +115,19 @@ def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
     nicegui_app.on_shutdown(shutdown)
 
 
+def check_port(port: int) -> None:
+    """Refuse a port out of range before any work starts (a user's mistake: one line)."""
+    if not 0 < port < 65536:
+        raise AssessIQError("--port must be 1..65535")
+
+
 def serve(state: AppState, roles: tuple[str, ...], *, port: int, start_path: str,
           open_browser: bool, title: str, extra_paths: tuple[str, ...] = (),
           prepare: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run the app on 127.0.0.1:`port` until interrupted (blocking). `prepare` runs once the
-    server's loop is up, before the browser is opened."""
+    server's loop is up, before the browser is opened. A port out of range is the user's
+    mistake: `AssessIQError`, one line."""
+    check_port(port)
     register_pages(state, roles)
     urls = (state.url(port, start_path), *(state.url(port, p) for p in extra_paths))
 

@@ -28,16 +28,14 @@ DEMO_TIMELINE: tuple[tuple[float, str], ...] = (
 
 
 def run_ui_demo(args: argparse.Namespace) -> int:
-    from .app import AppState, serve
+    from .app import AppState, check_port, serve
     from .call import plan_call
     from .candidate_session import CandidateController
     from .host_session import HostController, HostSetup
     from .problems import BANK
 
     port = int(getattr(args, "port", None) or 8730)
-    if not 0 < port < 65536:
-        print("assessiq: --port must be 1..65535", file=sys.stderr)
-        return 2
+    check_port(port)
     state = AppState(name="Demo candidate")
     state.extra["auto_start"] = True
     state.calls["host"] = plan_call("host", camera="synthetic", microphone="synthetic",
@@ -65,7 +63,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m assessiq.ui.demo", description=__doc__)
     parser.add_argument("--port", type=int, default=8730, help="local port (default 8730)")
     parser.add_argument("--no-browser", action="store_true", help="print the URLs only")
-    return run_ui_demo(parser.parse_args())
+    from ..core.errors import AssessIQError
+
+    try:
+        return run_ui_demo(parser.parse_args())
+    except AssessIQError as exc:
+        print(f"assessiq: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
