@@ -74,8 +74,8 @@ def run(quick: bool) -> list[Row]:
 
     n = 40 if quick else 150
     data = Path(tempfile.mkdtemp(prefix="aiq-bench-ui-"))
-    host = App(["host"], data)
-    cand = App(["join"], data)
+    host = App(["host", "--camera", "synthetic"], data)
+    cand = App(["join", "--camera", "synthetic"], data)
     try:
         with chromium() as hd, chromium() as cd:
             hd.get(host.url)

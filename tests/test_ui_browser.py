@@ -50,8 +50,8 @@ def _video_width(driver: Any, testid: str) -> int:
 
 def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
     require_browser()
-    host = App(["-v", "host"], tmp_path)
-    cand = App(["-v", "join"], tmp_path)
+    host = App(["-v", "host", "--camera", "synthetic"], tmp_path)
+    cand = App(["-v", "join", "--camera", "synthetic"], tmp_path)
     try:
         with chromium() as hd, chromium() as cd:
             # -- the host creates a session and gets an invite --------------------------------
@@ -198,6 +198,8 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
                      what="tab switch in the host's integrity panel")
             wait_for(lambda: "tab.hidden" in text_of(cd, "transparency"), timeout=20,
                      what="tab switch in the candidate's transparency panel")
+            # the candidate's app declared its synthetic camera in the signed log
+            assert "session.note" in text_of(hd, "timeline")
             wait_for(lambda: "tab.hidden end" in text_of(hd, "timeline"), timeout=20,
                      what="the tab switch's end")
             assert "Integrity score" in text_of(hd, "score")

@@ -173,14 +173,14 @@ def test_replay_shows_the_code_as_it_was_typed(tmp_path: Path) -> None:
     assert [i.text for i in replay.items_until(1006.0)] == ["good start"]
 
 
-def test_the_call_falls_back_to_a_synthetic_camera_and_says_so() -> None:
-    from assessiq.media.devices import list_cameras
+def test_a_synthetic_camera_only_when_asked_for_and_it_says_so() -> None:
     from assessiq.ui.call import describe_problems, plan_call
 
-    if list_cameras():
-        pytest.skip("this machine has a camera; the fallback is for machines without one")
-    host = plan_call("host")
-    cand = plan_call("candidate", scenes=[(5, "present"), (5, "absent")])
+    # No silent stand-in: "auto" with no camera means no video (and camera.off is signed).
+    assert not plan_call("candidate").synthetic and plan_call("candidate").config.camera == "auto"
+    assert plan_call("candidate", camera="none").config.camera is None
+    host = plan_call("host", camera="synthetic")
+    cand = plan_call("candidate", camera="synthetic", scenes=[(5, "present"), (5, "absent")])
     assert host.synthetic and host.config.camera == "synthetic" and "Synthetic camera" in host.note
     assert host.config.tap_rate is None  # the interviewer is not proctored
     assert cand.config.tap_rate and cand.scenes is not None

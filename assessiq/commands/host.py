@@ -28,6 +28,9 @@ def register(sub: Any) -> None:
     p.add_argument("--lan", metavar="ADDRESS",
                    help="LAN mode: serve signaling on ADDRESS and advertise it with zeroconf")
     p.add_argument("--no-browser", action="store_true", help="print the URL, do not open it")
+    p.add_argument("--camera", default="auto", metavar="DEVICE",
+                   help="auto (the first camera; none found: no video), none, a device, or "
+                        "synthetic (a generated picture, for demos; the other side is told)")
     p.set_defaults(func=run)
 
 
@@ -35,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import load_config
     from ..ui.app import AppState, check_port, serve
+    from ..ui.call import plan_call
     from ..ui.problems import load_problem
 
     check_port(args.port)
     config = load_config()  # ConfigError: one line, exit 2
     state = AppState(signaling=args.signaling or (None if args.lan else config.signaling_url),
                      app_config=config)
+    state.calls["host"] = plan_call("host", camera=args.camera)
     if args.problem:
         state.problem_file = load_problem(args.problem)  # ProblemError: one line, exit 2
     if args.lan:

@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8732, help="local port (default 8732)")
     p.add_argument("--signaling", metavar="URL", help="override the invite's signaling server")
     p.add_argument("--no-browser", action="store_true", help="print the URL, do not open it")
+    p.add_argument("--camera", default="auto", metavar="DEVICE",
+                   help="auto (the first camera; none found: no video), none, a device, or "
+                        "synthetic (a generated picture, for demos; the other side is told)")
     p.set_defaults(func=run)
 
 
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config()  # ConfigError: one line, exit 2
     state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling,
                      app_config=config)
-    state.calls["candidate"] = plan_call("candidate")
+    state.calls["candidate"] = plan_call("candidate", camera=args.camera)
     if args.invite:
         # InviteError (an AssessIQError) becomes a one-line message and exit 2.
         state.candidate = CandidateController(args.invite, name=args.name,
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"Invite checked. Interviewer's key fingerprint: "
               f"{state.candidate.host_fingerprint} — compare it with what they tell you.")
     if state.calls["candidate"].synthetic:
-        print("No camera found on this computer: the call uses a synthetic camera.")
+        print("Synthetic camera: a generated picture is sent instead of your video, and the "
+              "interviewer is told so.")
     serve(state, ("candidate",), port=args.port, start_path="join",
           open_browser=not args.no_browser, title="candidate")
     return 0

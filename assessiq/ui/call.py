@@ -1,9 +1,12 @@
 """The call as the apps set it up and describe it: which camera, and what to tell the person.
 
-Both apps ask for the machine's camera ("auto"). When this computer has none (the demo, the
-tests, a desktop without a webcam), the call uses a synthetic camera instead, and the page
-says so: the candidate's synthetic camera shows a photographed person (so the proctor has a
-face to watch), optionally following a planted timeline; the interviewer's shows a test card.
+Both apps ask for the machine's camera ("auto"). When this computer has none, the call goes on
+without video: the page says so, and on the candidate's side the peer layer signs `camera.off`
+so the interviewer sees it. A synthetic camera is used only when asked for (`--camera
+synthetic`: the demo, the tests): the candidate's shows a photographed person (so the proctor
+has a face to watch), optionally following a planted timeline; the interviewer's a test card.
+A candidate on a synthetic camera says so in the signed log (`session.note`), so a generated
+face can never pass for a real one unnoticed.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ TAP_RATE = 10.0
 JPEG_WIDTH = 320  # the page's tiles are 230 px wide
 STEADY: tuple[tuple[float, str], ...] = ((1e7, "present"),)
 
-SYNTHETIC_NOTE = ("Synthetic camera: no camera was found on this computer, so a generated "
-                  "picture is sent instead of your video.")
+SYNTHETIC_NOTE = ("Synthetic camera (--camera synthetic): a generated picture is sent instead of "
+                  "your video, and the interviewer is told so.")
+SYNTHETIC_EVENT = "synthetic camera in use: the video is generated, not a camera"
 
 
 @dataclass
@@ -46,25 +50,17 @@ class CallPlan:
             self.scenes.start = time.time()
 
 
-def _have_camera() -> bool:
-    from ..media.devices import list_cameras
-
-    try:
-        return bool(list_cameras())
-    except Exception:  # listing must never stop the app; no camera it is
-        log.exception("listing cameras failed")
-        return False
-
-
 def plan_call(role: str, *, camera: str | None = "auto", microphone: str | None = "auto",
               speaker: str | None = "auto",
               scenes: Sequence[tuple[float, str]] | None = None) -> CallPlan:
-    """Media for `role` ("host" or "candidate"). With `camera="auto"` and no camera on this
-    computer, or with `camera="synthetic"`, a synthetic camera is used; `scenes` is the
-    candidate's planted timeline (default: a person sitting still)."""
+    """Media for `role` ("host" or "candidate"). `camera` is "auto" (the first camera; none:
+    no video), "synthetic", "none", or a device; `scenes` is the candidate's planted timeline
+    for the synthetic camera (default: a person sitting still)."""
     from ..media import MediaConfig
 
-    synthetic = camera == "synthetic" or (camera == "auto" and not _have_camera())
+    synthetic = camera == "synthetic"
+    if camera == "none":
+        camera = None
     tap = TAP_RATE if role == "candidate" else None
     common: dict[str, Any] = {"microphone": microphone, "speaker": speaker, "fps": VIDEO_FPS,
                               "tap_rate": tap, "jpeg_max_width": JPEG_WIDTH}

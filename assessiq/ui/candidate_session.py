@@ -162,6 +162,11 @@ class CandidateController:
         self.candidate = await Candidate.join(
             self.invite, name=self.name, config=self.config, signaling=self.signaling,
             timeout=timeout, media=self.call.config if self.call is not None else None)
+        if self.call is not None and self.call.synthetic:
+            from .call import SYNTHETIC_EVENT
+
+            await self.candidate.send_event("session.note",
+                                            {"phase": "instant", "text": SYNTHETIC_EVENT})
 
     def check_camera(self) -> CameraCheck | None:
         """Start (once) the camera check: calibration on the call's frames, then the
