@@ -221,3 +221,17 @@ def test_no_events() -> None:
     assert ev.score == 100 and ev.explanation
     silent = evaluate([], Policy.default(), start_t=T0, end_t=T0 + 10)
     assert silent.score == 100 and silent.gaps == []
+
+
+def test_a_silent_session_is_one_long_gap() -> None:
+    """A candidate app that sends nothing at all is not a clean record."""
+    ev = evaluate([], POLICY, start_t=T0, end_t=T0 + 3600)
+    assert [(g.start - T0, g.end - T0, g.kind) for g in ev.gaps] == [(0.0, 3600.0, "heartbeat")]
+    assert ev.score < 100 and ev.explanation[-1]["kind"] == "heartbeat.gap"
+
+
+def test_a_stopped_proctor_shows_while_the_page_beats_on() -> None:
+    page = [(t, "browser.heartbeat", {}) for t, _, _ in beats(200)]
+    proctor = beats(200, skip=(60, 200))  # the proctor stops after 55 s
+    ev = evaluate(events(page + proctor), POLICY, start_t=T0, end_t=T0 + 200)
+    assert [(g.start - T0, g.kind) for g in ev.gaps] == [(55.0, "proctor.heartbeat")]

@@ -35,6 +35,7 @@ class Occurrence:
 class Gap:
     start: float
     end: float
+    kind: str = "heartbeat"  # whose heartbeats stopped; "heartbeat" when none came at all
 
     @property
     def duration(self) -> float:
@@ -61,7 +62,8 @@ class Evaluation:
             "score": self.score,
             "warnings": [asdict(o) for o in self.warnings],
             "flags": [asdict(o) for o in self.flags],
-            "gaps": [{"start": g.start, "end": g.end, "duration": g.duration} for g in self.gaps],
+            "gaps": [{"start": g.start, "end": g.end, "duration": g.duration, "kind": g.kind}
+                     for g in self.gaps],
             "explanation": self.explanation,
         }
 
@@ -103,10 +105,21 @@ def _conditions(events: list[Envelope], end_t: float) -> list[tuple[str, int, fl
 
 
 def _gaps(events: list[Envelope], start_t: float, end_t: float, max_gap: float) -> list[Gap]:
-    beats = [e.t for e in events if KINDS.get(e.kind) is not None and
-             KINDS[e.kind].shape == HEARTBEAT]
-    marks = [start_t, *beats, end_t]
-    return [Gap(a, b) for a, b in itertools.pairwise(marks) if b - a > max_gap]
+    """Silences longer than `max_gap`, per heartbeat stream: the proctor and the page beat
+    separately, so a stopped proctor shows even while the page goes on. A session with no
+    heartbeat at all is one silence from its start to its end."""
+    streams: dict[str, list[float]] = {}
+    for e in events:
+        info = KINDS.get(e.kind)
+        if info is not None and info.shape == HEARTBEAT:
+            streams.setdefault(e.kind, []).append(e.t)
+    if not streams:
+        streams["heartbeat"] = []
+    gaps = []
+    for kind, beats in streams.items():
+        marks = [start_t, *beats, end_t]
+        gaps += [Gap(a, b, kind) for a, b in itertools.pairwise(marks) if b - a > max_gap]
+    return sorted(gaps, key=lambda g: (g.start, g.kind))
 
 
 def evaluate(
@@ -156,7 +169,7 @@ def evaluate(
                    f"{rule.per_minute:g}, capped at {rule.max_penalty:g}",
         })
     hb = policy.heartbeats
-    gaps = _gaps(evs, start, end, hb.max_gap) if evs else []
+    gaps = _gaps(evs, start, end, hb.max_gap)
     if gaps:
         penalty = round(min(hb.max_penalty, hb.weight * len(gaps)), 2)
         penalty_total += penalty

@@ -163,7 +163,9 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
     except PolicyError as exc:
         errors.append(f"the session's policy is invalid: {exc}")
     else:
-        start = record.meta.get("created")
+        # heartbeats are due from when the candidate joined (waiting in the lobby is not
+        # silence); sessions without that mark count from their creation
+        start = record.meta.get("joined", record.meta.get("created"))
         end = manifest.get("sealed_at") if manifest else None
         evaluation = evaluate(
             log.events, policy,

@@ -223,6 +223,7 @@ class Host(PeerSession):
         if self.verifier is None:
             self.verifier = LogVerifier(self.invite.room, key)
             self.store.set_meta("device_key", b64e(key))
+            self.store.set_meta("joined", time.time())  # heartbeats are due from here
             join = self.handshake.join
             if join is not None and join.name:
                 self.store.set_meta("candidate_name", join.name)
