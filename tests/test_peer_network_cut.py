@@ -133,7 +133,7 @@ def test_forty_second_cut_reconnects_and_loses_nothing(namespaces, tmp_path):
     assert after, f"no reconnection after the network came back:\n{log}"
     reconnect_s = after[0] - restored_at
     print(f"reconnected {reconnect_s:.2f} s after the network returned")
-    assert reconnect_s < 20, f"reconnect took {reconnect_s:.1f} s"
+    assert reconnect_s < 10, f"reconnect took {reconnect_s:.1f} s"  # measured: 0.8 s
 
     h = json.loads((tmp_path / "host.json").read_text())
     c = json.loads((tmp_path / "cand.json").read_text())
