@@ -98,3 +98,18 @@ async def test_malformed_channel_messages_cannot_crash_the_host(tmp_path):
         finally:
             await cand.close()
             await host.close()
+
+
+async def test_no_event_is_signed_after_the_session_ended():
+    from assessiq.core.identity import Identity
+    from assessiq.core.invite import make_invite
+    from assessiq.peer.candidate import Candidate
+    from assessiq.peer.config import PeerConfig
+    from assessiq.peer.errors import PeerError
+
+    invite = make_invite(Identity.generate(), signaling="ws://127.0.0.1:9/ws")
+    cand = Candidate(invite, Identity.generate(), PeerConfig(), name=None)
+    cand.ended.set()
+    with pytest.raises(PeerError, match="has ended"):
+        await cand.send_event("paste", {"phase": "instant", "chars": 3})
+    assert cand.log == []

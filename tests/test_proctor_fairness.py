@@ -11,6 +11,10 @@ import pytest
 pytest.importorskip("skimage", reason="the synthetic camera composes scikit-image photos")
 pytest.importorskip("matplotlib", reason="grace_hopper.jpg comes from matplotlib")
 
+from assessiq.core.identity import Identity
+from assessiq.core.integrity import EventSigner
+from assessiq.core.policy import Policy
+from assessiq.core.score import evaluate
 from assessiq.proctor.analyzer import FrameAnalyzer
 from assessiq.proctor.pipeline import analyse_stream
 from assessiq.proctor.synthetic import Scene, SyntheticCamera
@@ -60,6 +64,7 @@ def test_honest_sequence_produces_no_event(analyzer, face):
     cam = SyntheticCamera(HONEST, fps=15, face=face)
     events = run(analyzer, cam)
     assert conditions(events) == []
+    assert flagged(events) == set()
     beats = [d for k, d in events if k == "proctor.heartbeat"]
     assert len(beats) >= 8 and all(b["calibrated"] for b in beats[1:])
 
@@ -80,6 +85,14 @@ def check_plants(cam: SyntheticCamera, events: list[tuple[str, dict[str, Any]]])
         assert ends[0]["confidence"] >= 0.3
 
 
+def flagged(events: list[tuple[str, dict]]) -> set[str]:
+    """The kinds the default policy flags, given the detectors' events signed into a log."""
+    signer = EventSigner("fairness", Identity.generate())
+    log = [signer.sign(kind, data, now=data.get("end", data.get("start", 0.0)))
+           for kind, data in events]
+    return {o.kind for o in evaluate(log, Policy.default()).flags}
+
+
 @pytest.mark.parametrize("face", ["astronaut", "grace_hopper"])
 def test_planted_conditions_always_flag_with_their_times(analyzer, face):
     cam = SyntheticCamera(
@@ -91,6 +104,7 @@ def test_planted_conditions_always_flag_with_their_times(analyzer, face):
     )
     events = run(analyzer, cam)
     check_plants(cam, events)
+    assert {"face.absent", "face.multiple", "gaze.away"} <= flagged(events)
     multiple = [d for k, d in events if k == "face.multiple"]
     assert all(d["faces"] == 2 for d in multiple)
 
@@ -106,4 +120,7 @@ def test_plants_at_random_times_are_found(analyzer, seed):
         timeline.append(order[i])
         timeline.append((round(float(rng.uniform(3, 5)), 2), Scene.SMALL_MOVES))
     cam = SyntheticCamera(timeline, fps=15, seed=seed)
-    check_plants(cam, run(analyzer, cam))
+    events = run(analyzer, cam)
+    check_plants(cam, events)
+    # under the default policy, each headline plant is a flag for the interviewer
+    assert {"face.absent", "face.multiple", "gaze.away"} <= flagged(events)

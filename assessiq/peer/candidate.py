@@ -242,7 +242,10 @@ class Candidate(PeerSession):
     async def send_event(
         self, kind: str, data: dict[str, Any] | None = None, *, severity: str = "info"
     ) -> Envelope:
-        """Sign an integrity event, keep it, and send it (now, or after a reconnect)."""
+        """Sign an integrity event, keep it, and send it (now, or after a reconnect).
+        `PeerError` once the session has ended: nothing is signed after the seal."""
+        if self.ended.is_set():
+            raise PeerError("the session has ended; no more events are signed")
         env = self.signer.sign(kind, data, severity=severity)
         self.log.append(env)
         self.outbox[env.seq] = env
@@ -267,7 +270,8 @@ class Candidate(PeerSession):
         while True:
             kind, data, severity = await self._events.get()
             try:
-                await self.send_event(kind, data, severity=severity)
+                if not self.ended.is_set():  # after the end, queued events are dropped
+                    await self.send_event(kind, data, severity=severity)
             except Exception:  # a bad event must not stop the ones after it
                 log.exception("candidate: could not sign a %s event", kind)
             finally:

@@ -179,8 +179,8 @@ class CandidateController:
         return self.camera_check
 
     async def send(self, kind: str, data: dict[str, Any]) -> Envelope | None:
-        if self.candidate is None:
-            return None
+        if self.candidate is None or self.candidate.ended.is_set():
+            return None  # not joined yet, or the interview is over: nothing to sign
         severity = "warn" if kind in BROWSER_KINDS and data.get("phase") in (
             "start", "instant") else "info"
         return await self.candidate.send_event(kind, data, severity=severity)

@@ -194,6 +194,7 @@ class HostController:
         """Seal the session file and write the readable reports next to it."""
         if self.ended is not None:
             return self.ended
+        log.info("host: ending the session")
         with contextlib.suppress(Exception):
             self.host.doc.set_phase("ended", origin="host")
         evaluation = self.evaluation()
