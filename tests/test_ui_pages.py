@@ -121,6 +121,8 @@ async def test_host_creates_a_session_and_candidate_joins(
         await cand_user.should_see("phase: interview", retries=100)
 
         # Video: every tile's frame endpoint serves real JPEGs, under the run's secret only.
+        # A token that differs from the real one in its last character (never equal to it).
+        other = state.token[:-1] + ("y" if state.token.endswith("x") else "x")
         for name in ("host-remote", "host-self", "candidate-remote", "candidate-self"):
             await _until(lambda name=name: state.videos[name]() is not None)
             response = await host_user.http_client.get(f"/{state.token}/video/{name}")
@@ -128,7 +130,7 @@ async def test_host_creates_a_session_and_candidate_joins(
             assert response.headers["content-type"] == "image/jpeg"
             image = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
             assert image is not None and image.shape[0] > 0 and image.shape[1] > 0, name
-            wrong = await host_user.http_client.get(f"/{state.token[:-1]}x/video/{name}")
+            wrong = await host_user.http_client.get(f"/{other}/video/{name}")
             assert wrong.status_code == 404
         assert (await host_user.http_client.get(f"/{state.token}/video/nope")).status_code == 404
         await host_user.should_not_see("camera not available")
