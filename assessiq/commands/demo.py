@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="browser demo: the local port of both apps (default 8730)")
     parser.add_argument("--no-browser", action="store_true",
                         help="browser demo: print the two URLs, do not open them")
+    parser.add_argument("--camera", default="synthetic", metavar="DEVICE",
+                        help="browser demo: both sides' camera — synthetic (default), auto, "
+                             "none, or a device from `assessiq devices`")
+    parser.add_argument("--microphone", default="synthetic", metavar="DEVICE",
+                        help="browser demo: both sides' microphone — synthetic (a tone, the "
+                             "default), auto, none, or a device from `assessiq devices`")
     parser.set_defaults(func=run)
 
 
@@ -64,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
         from ..ui.demo import run_ui_demo
 
         return run_ui_demo(args)
+    if (args.camera, args.microphone) != ("synthetic", "synthetic"):
+        print("assessiq: --camera and --microphone go with the browser demo (the headless demo "
+              "always sends synthetic video and a tone)", file=sys.stderr)
+        return 2
     args.seconds = 10.0 if args.seconds is None else args.seconds
     args.out = Path("demo-session.aiq") if args.out is None else args.out
     if not 1 <= args.seconds <= 3600:

@@ -31,6 +31,10 @@ def register(sub: Any) -> None:
     p.add_argument("--camera", default="auto", metavar="DEVICE",
                    help="auto (the first camera; none found: no video), none, a device, or "
                         "synthetic (a generated picture, for demos; the other side is told)")
+    p.add_argument("--microphone", default="auto", metavar="DEVICE",
+                   help="auto (the first microphone; none found: no sound from this side), "
+                        "none, a device from `assessiq devices` (e.g. hw:1,0), or synthetic "
+                        "(a 440 Hz tone, for demos)")
     p.set_defaults(func=run)
 
 
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config()  # ConfigError: one line, exit 2
     state = AppState(signaling=args.signaling or (None if args.lan else config.signaling_url),
                      app_config=config)
-    state.calls["host"] = plan_call("host", camera=args.camera)
+    state.calls["host"] = plan_call("host", camera=args.camera, microphone=args.microphone)
     if args.problem:
         state.problem_file = load_problem(args.problem)  # ProblemError: one line, exit 2
     if args.lan:

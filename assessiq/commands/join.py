@@ -27,6 +27,10 @@ def register(sub: Any) -> None:
     p.add_argument("--camera", default="auto", metavar="DEVICE",
                    help="auto (the first camera; none found: no video), none, a device, or "
                         "synthetic (a generated picture, for demos; the other side is told)")
+    p.add_argument("--microphone", default="auto", metavar="DEVICE",
+                   help="auto (the first microphone; none found: no sound from this side), "
+                        "none, a device from `assessiq devices` (e.g. hw:1,0), or synthetic "
+                        "(a 440 Hz tone, for demos)")
     p.set_defaults(func=run)
 
 
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config()  # ConfigError: one line, exit 2
     state = AppState(invite_text=args.invite, name=args.name, signaling=args.signaling,
                      app_config=config)
-    state.calls["candidate"] = plan_call("candidate", camera=args.camera)
+    state.calls["candidate"] = plan_call("candidate", camera=args.camera,
+                                           microphone=args.microphone)
     if args.invite:
         # InviteError (an AssessIQError) becomes a one-line message and exit 2.
         state.candidate = CandidateController(args.invite, name=args.name,

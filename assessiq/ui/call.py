@@ -54,13 +54,17 @@ def plan_call(role: str, *, camera: str | None = "auto", microphone: str | None 
               speaker: str | None = "auto",
               scenes: Sequence[tuple[float, str]] | None = None) -> CallPlan:
     """Media for `role` ("host" or "candidate"). `camera` is "auto" (the first camera; none:
-    no video), "synthetic", "none", or a device; `scenes` is the candidate's planted timeline
-    for the synthetic camera (default: a person sitting still)."""
+    no video), "synthetic", "none", or a device; `microphone` likewise ("synthetic": a tone;
+    a missing or busy one leaves the call without sound from this side, never ends it);
+    `scenes` is the candidate's planted timeline for the synthetic camera (default: a person
+    sitting still)."""
     from ..media import MediaConfig
 
     synthetic = camera == "synthetic"
     if camera == "none":
         camera = None
+    if microphone == "none":
+        microphone = None
     tap = TAP_RATE if role == "candidate" else None
     common: dict[str, Any] = {"microphone": microphone, "speaker": speaker, "fps": VIDEO_FPS,
                               "tap_rate": tap, "jpeg_max_width": JPEG_WIDTH}
@@ -84,11 +88,11 @@ def describe_problems(problems: Sequence[str]) -> list[str]:
         if "camera" in low or "video" in low:
             out.insert(0, f"No camera found — the interview continues without video. "
                           f"({problem})")
-        elif "output" in low or "speaker" in low or "played" in low:
-            out.append(f"No speaker — the other side's sound is not played here. ({problem})")
-        elif "microphone" in low or "audio" in low:
+        elif "microphone" in low:  # before "output": FFmpeg says "Input/output error"
             out.append(f"No microphone — the interview continues without sound from this "
                        f"side. ({problem})")
+        elif "output" in low or "speaker" in low or "played" in low:
+            out.append(f"No speaker — the other side's sound is not played here. ({problem})")
         else:
             out.append(problem)
     return out

@@ -38,13 +38,14 @@ def run_ui_demo(args: argparse.Namespace) -> int:
     check_port(port)
     state = AppState(name="Demo candidate")
     state.extra["auto_start"] = True
-    state.calls["host"] = plan_call("host", camera="synthetic", microphone="synthetic",
-                                    speaker=None)
-    state.calls["candidate"] = plan_call("candidate", camera="synthetic",
-                                         microphone="synthetic", speaker=None,
-                                         scenes=DEMO_TIMELINE)
+    camera = getattr(args, "camera", "synthetic")
+    microphone = getattr(args, "microphone", "synthetic")
+    state.calls["host"] = plan_call("host", camera=camera, microphone=microphone, speaker=None)
+    state.calls["candidate"] = plan_call("candidate", camera=camera, microphone=microphone,
+                                         speaker=None, scenes=DEMO_TIMELINE)
     for plan in state.calls.values():
-        plan.note = "Demo: a synthetic camera (a generated picture) stands in for a camera."
+        if plan.synthetic:
+            plan.note = "Demo: a synthetic camera (a generated picture) stands in for a camera."
 
     async def prepare() -> None:
         setup = HostSetup(problem=next(iter(BANK.values())), label="demo")
