@@ -30,19 +30,31 @@ def run_pair(seconds: float = 3.0) -> tuple[dict, dict]:
 
 def test_two_processes_exchange_stamped_video_and_tones():
     offerer, answerer = run_pair()
-    for me, tone_from_peer in ((offerer, 660.0), (answerer, 440.0)):
-        v = me["video"]
-        # frames arrived, each stamp readable, in the sender's order
+    report = {}
+    for me, peer, tone_from_peer in ((offerer, answerer, 660.0), (answerer, offerer, 440.0)):
+        v, sent = me["video"], peer["video_sent"]
+        # frames arrived, each stamp readable, strictly in the sender's order
         assert v["stamped_frames"] >= 20, v
         assert v["unreadable_frames"] <= v["stamped_frames"] // 10, v
         assert v["counters_increasing"], v
-        # one clock on one machine: decoded after captured, within the run
-        assert 0 < v["latency_ms_min"] <= v["latency_ms_p50"] <= v["latency_ms_p95"] < 3000, v
-        assert v["fps"] > 0
-        # the other side's tone, at its own pitch
-        assert abs(me["tone_hz_received"] - tone_from_peer) < 3, me["tone_hz_received"]
+        # few gaps: of the frames the sender stamped between the first and the last one we
+        # read, at least half arrived, and at most a quarter of them follow a jump
+        assert v["stamped_frames"] >= 0.5 * v["counter_span"], v
+        assert v["gaps"] <= 0.25 * v["stamped_frames"], v
+        # the rate we received is close to the rate the other process sent (a proportion of
+        # what it measured on its own side, so a slow machine cannot fail or pass this alone)
+        assert sent["frames"] > 0 and v["fps"] >= 0.5 * sent["fps"], (v, sent)
+        assert v["fps"] <= 1.2 * sent["fps"], (v, sent)
+        # one clock on one machine: every frame decoded after it was captured
+        assert 0 < v["latency_ms_min"] <= v["latency_ms_p50"] <= v["latency_ms_p95"], v
+        # the other side's tone, at its own pitch (±2 %)
+        assert abs(me["tone_hz_received"] - tone_from_peer) <= 0.02 * tone_from_peer, me
         s = me["stats"]
         assert s["video"]["frames_sent"] > 0 and s["video"]["frames_received"] > 0
         assert s["audio"]["packets_received"] > 0 and s["problems"] == []
         assert me["jpeg_bytes"] > 1000
-    print(json.dumps({k: (offerer[k], answerer[k]) for k in ("cpu_percent", "video")}))
+        report[me["role"]] = {"fps_received": v["fps"], "fps_sent_by_peer": sent["fps"],
+                              "gaps": v["gaps"], "latency_ms_p50": v["latency_ms_p50"],
+                              "latency_ms_p95": v["latency_ms_p95"],
+                              "tone_hz": me["tone_hz_received"], "cpu": me["cpu_percent"]}
+    print("two-process call:", json.dumps(report))

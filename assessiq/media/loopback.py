@@ -97,13 +97,17 @@ class StampLog:
         lat = sorted(self.latencies_ms)
         span = (self.last or 0) - (self.first or 0)
         ordered = all(b > a for a, b in zip(self.counters, self.counters[1:], strict=False))
-        missing = (self.counters[-1] - self.counters[0] + 1 - len(self.counters)
-                   if self.counters else 0)
+        span_frames = self.counters[-1] - self.counters[0] + 1 if self.counters else 0
+        missing = span_frames - len(self.counters) if self.counters else 0
+        gaps = sum(1 for a, b in zip(self.counters, self.counters[1:], strict=False)
+                   if b != a + 1)
         return {
             "stamped_frames": len(self.counters),
             "unreadable_frames": self.unreadable,
             "counters_increasing": ordered,
+            "counter_span": span_frames,  # frames the sender stamped from first to last
             "frames_missing": missing,
+            "gaps": gaps,  # places where the counter jumps
             "fps": round((len(self.counters) - 1) / span, 2) if span > 0 else 0.0,
             "latency_ms_p50": round(statistics.median(lat), 1) if lat else None,
             "latency_ms_p95": round(lat[min(len(lat) - 1, round(0.95 * (len(lat) - 1)))], 1)
@@ -199,15 +203,18 @@ async def run_side(
     await media.stats()  # the bitrate baseline
     stamps.recording = True
     wall0, cpu0 = time.monotonic(), time.process_time()
+    sent0 = media.video_out.sent.count if media.video_out is not None else 0
     analysed0 = feed.analysed if feed is not None else 0
     await asyncio.sleep(seconds)
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     stamps.recording = False
+    sent = (media.video_out.sent.count if media.video_out is not None else 0) - sent0
     stats = await media.stats()
     result: dict[str, Any] = {
         "role": role, "seconds": round(wall, 2),
         "cpu_percent": round(100 * cpu / wall, 1),
         "video": stamps.summary(),
+        "video_sent": {"frames": sent, "fps": round(sent / wall, 2)},
         "tone_hz_sent": tone,
         "tone_hz_received": round(dominant_frequency(media.remote_audio.recent()), 1),
         "jpeg_bytes": len(media.remote_jpeg() or b""),
