@@ -43,6 +43,9 @@ EXAMPLE = """\
 # Where candidates' code runs: "local" (bubblewrap, the default on Linux) or "piston".
 # backend = "local"
 # piston_url = "http://127.0.0.1:2000"
+# With backend = "piston": start (or reuse) a local Piston container with Docker when the
+# host starts, and install a language's runtime on its first run (piston_url on 127.0.0.1).
+# launch = false
 
 [policy]
 # An integrity policy file to use instead of the built-in defaults
@@ -69,11 +72,17 @@ class AppConfig:
     relay_only: bool = False
     sandbox_backend: str = "local"
     piston_url: str = "http://127.0.0.1:2000"
+    piston_launch: bool = False
     policy_file: Path | None = None
     source: Path | None = None  # the file it came from, if any
 
     def sandbox_backend_instance(self) -> Any:
         """The sandbox backend this configuration names (None: the default local one)."""
+        if self.sandbox_backend == "piston" and self.piston_launch:
+            from sandbox.piston_launched import LaunchedPistonBackend
+            from sandbox.piston_launcher import PistonLauncher
+
+            return LaunchedPistonBackend(PistonLauncher.for_url(self.piston_url))
         if self.sandbox_backend == "piston":
             from sandbox.piston import PistonBackend
 
@@ -145,14 +154,27 @@ def load_config(path: Path | None = None) -> AppConfig:
     backend = _get(tables["sandbox"], "backend", str, f"{path} [sandbox]") or "local"
     if backend not in ("local", "piston"):
         raise ConfigError(f"{path} [sandbox]: backend must be \"local\" or \"piston\"")
+    piston_url = _get(tables["sandbox"], "piston_url", str, f"{path} [sandbox]") \
+        or AppConfig.piston_url
+    launch = bool(_get(tables["sandbox"], "launch", bool, f"{path} [sandbox]"))
+    if launch:
+        from sandbox.errors import InvalidRequestError
+        from sandbox.piston_launcher import PistonLauncher
+
+        if backend != "piston":
+            raise ConfigError(f"{path} [sandbox]: launch = true needs backend = \"piston\"")
+        try:
+            PistonLauncher.for_url(piston_url)
+        except InvalidRequestError as exc:
+            raise ConfigError(f"{path} [sandbox]: piston_url: {exc}") from exc
     policy = _get(tables["policy"], "file", str, f"{path} [policy]")
     config = AppConfig(
         signaling_url=url,
         ice_servers=tuple(servers),
         relay_only=bool(_get(tables["ice"], "relay_only", bool, f"{path} [ice]")),
         sandbox_backend=backend,
-        piston_url=_get(tables["sandbox"], "piston_url", str, f"{path} [sandbox]")
-        or AppConfig.piston_url,
+        piston_url=piston_url,
+        piston_launch=launch,
         policy_file=Path(policy).expanduser() if policy else None,
         source=path,
     )

@@ -1,4 +1,5 @@
-"""`python -m sandbox run FILE --language L ...` and `python -m sandbox runtimes`.
+"""`python -m sandbox run FILE --language L ...`, `python -m sandbox runtimes` and
+`python -m sandbox piston up [--language L ...]`.
 
 Exit 0 when the run happened (whatever the program's own status), 2 on a user mistake, 1 when
 the backend cannot run; errors are one line on stderr.
@@ -23,6 +24,8 @@ from sandbox.models import (
     check_file_name,
 )
 from sandbox.piston import DEFAULT_URL, PistonBackend
+from sandbox.piston_launched import LaunchedPistonBackend
+from sandbox.piston_launcher import IMAGE, PistonLauncher
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,10 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def backend_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--backend", choices=["local", "piston"], default="local",
+        p.add_argument("--backend", choices=["local", "piston"], default=None,
                        help="where to run: this machine (default) or a Piston server")
         p.add_argument("--piston-url", default=DEFAULT_URL,
                        help=f"Piston's base URL (default {DEFAULT_URL})")
+        p.add_argument("--launch", action="store_true",
+                       help="start or reuse a local Piston container with Docker first and "
+                            "install the language if needed (implies --backend piston; "
+                            "progress on stderr)")
         p.add_argument("--json", action="store_true", help="print JSON (Piston's shape)")
 
     run_p = sub.add_parser("run", help="run one source file and print the result",
@@ -55,10 +62,41 @@ def build_parser() -> argparse.ArgumentParser:
     rt_p = sub.add_parser("runtimes", help="list the languages the backend can run",
                           description="List languages and versions the backend can run.")
     backend_options(rt_p)
+
+    piston_p = sub.add_parser("piston", help="manage the local Piston container (Docker)",
+                              description="Manage the local Piston container.")
+    piston_sub = piston_p.add_subparsers(dest="piston_command", required=True)
+    up_p = piston_sub.add_parser(
+        "up", help="start or reuse the Piston container and install runtimes",
+        description="Start (or reuse) the Piston container on 127.0.0.1 with Docker, pulling "
+                    "the image the first time, wait until it answers, and install the runtimes "
+                    "named with --language that it lacks. Progress goes to stdout.")
+    up_p.add_argument("--language", "-l", action="append", default=[], dest="languages",
+                      metavar="L[=VERSION]",
+                      help="a runtime to install if missing, e.g. python or python=3.12 "
+                           "(repeatable)")
+    up_p.add_argument("--piston-url", default=DEFAULT_URL,
+                      help=f"where Piston listens, on 127.0.0.1 (default {DEFAULT_URL})")
+    up_p.add_argument("--image", default=IMAGE, help=f"the image (default {IMAGE})")
+    up_p.add_argument("--health-timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="how long to wait for Piston to answer (default 60)")
     return parser
 
 
+def _stderr_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _stdout_progress(message: str) -> None:
+    print(message, flush=True)
+
+
 def _backend(args: argparse.Namespace) -> Backend:
+    if args.launch:
+        if args.backend == "local":
+            raise InvalidRequestError("--launch starts Piston; it cannot go with --backend local")
+        return LaunchedPistonBackend(PistonLauncher.for_url(args.piston_url),
+                                     progress=_stderr_progress)
     if args.backend == "piston":
         return PistonBackend(args.piston_url)
     from sandbox.local import LocalBackend
@@ -128,9 +166,24 @@ async def _runtimes(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _piston_up(args: argparse.Namespace) -> int:
+    wanted = []
+    for item in args.languages:
+        language, _, version = item.partition("=")
+        if not language.strip():
+            raise InvalidRequestError(f"--language {item!r}: give a language, e.g. python")
+        wanted.append((language.strip(), version.strip() or "*"))
+    if args.health_timeout <= 0:
+        raise InvalidRequestError("--health-timeout must be positive")
+    launcher = PistonLauncher.for_url(args.piston_url, image=args.image,
+                                      health_timeout=args.health_timeout)
+    await launcher.start(wanted, progress=_stdout_progress)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = _run if args.command == "run" else _runtimes
+    handler = {"run": _run, "runtimes": _runtimes, "piston": _piston_up}[args.command]
     try:
         return asyncio.run(handler(args))
     except InvalidRequestError as exc:

@@ -2,133 +2,275 @@
 
 Piston needs a privileged container (it runs isolate, which needs cgroup v2). The container
 publishes its port on 127.0.0.1 only and keeps its packages in a named volume, so runtimes
-survive restarts.
+survive restarts. Every step reports a line through `progress` (pull progress, "installing
+python 3.12.0 ... done"); every failure is one `BackendUnavailableError` line (no engine, a
+failed pull, a container that will not start or never answers) or Piston's own `message`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from sandbox.errors import BackendUnavailableError, DockerUnavailableError, ImagePullError
-from sandbox.piston import PistonClient
+from sandbox.errors import (
+    BackendUnavailableError,
+    DockerUnavailableError,
+    ImagePullError,
+    InvalidRequestError,
+    PistonError,
+)
+from sandbox.piston import Package, PistonClient
+from sandbox.pull_progress import PullProgress
 
 IMAGE = "ghcr.io/engineer-man/piston"
+CONTAINER_PORT = "2000/tcp"
 Progress = Callable[[str], None]
+# Piston installs packages, and a package provides runtimes under other names: `node` gives
+# javascript, `gcc` gives c and c++.
+PACKAGE_FOR = {"javascript": "node", "js": "node", "c": "gcc", "c++": "gcc", "cpp": "gcc",
+               "py": "python", "python3": "python"}
+PROVIDES = {"python": ("python",), "node": ("javascript",), "gcc": ("c", "c++"),
+            "java": ("java",)}
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _quiet(message: str) -> None:
     pass
 
 
+def one_line(exc: object) -> str:
+    """An exception's text on one line (Docker's errors carry newlines and response dumps)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def package_name(language: str) -> str:
+    """The Piston package that provides `language`."""
+    return PACKAGE_FOR.get(language.lower(), language.lower())
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in re.split(r"[.\-+]", version))
+
+
+def pick_package(packages: Sequence[Package], language: str, version: str) -> Package | None:
+    """The newest package for `language` whose version is `version`, a dotted prefix or "*"."""
+    name = package_name(language)
+    match = [p for p in packages if p.language == name and (
+        version in ("*", p.language_version) or p.language_version.startswith(version + "."))]
+    return max(match, key=lambda p: version_key(p.language_version)) if match else None
+
+
 @dataclass
 class PistonLauncher:
-    """Where and how the container runs."""
+    """Where and how the container runs. `client_factory` makes the Docker client
+    (default `docker.from_env`)."""
 
     image: str = IMAGE
+    tag: str = "latest"
     container_name: str = "assessiq-piston"
     port: int = 2000
     volume: str = "assessiq-piston-packages"
     health_timeout: float = 60.0
+    poll_interval: float = 0.5
+    install_timeout: float = 900.0
+    client_factory: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def for_url(cls, url: str, **kwargs: Any) -> PistonLauncher:
+        """A launcher serving `url`, which must be http on this machine's loopback."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme != "http" or parts.hostname not in LOOPBACK or port is None \
+                or parts.path.strip("/"):
+            raise InvalidRequestError(
+                f"a launched Piston listens on http://127.0.0.1:PORT; {url!r} is not that")
+        return cls(port=port, **kwargs)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _docker(self) -> Any:
+    def _client(self) -> Any:
         try:
             import docker
             import docker.errors
+            import requests
         except ImportError as exc:
             raise DockerUnavailableError(
                 "the `docker` Python package is missing: pip install docker") from exc
+        factory = self.client_factory or docker.from_env
         try:
-            client = docker.from_env()
+            client = factory()
             client.ping()
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
             raise DockerUnavailableError(
                 "no Docker engine is reachable (is Docker installed and running, and may this "
-                f"user use it?): {exc}") from exc
+                f"user use it?): {one_line(exc)}") from exc
         return client
 
-    def ensure_container(self, progress: Progress = _quiet) -> str:
-        """Start (or reuse) the container; blocking. Returns the container id."""
+    def ensure_container(self, progress: Progress = _quiet) -> Any:
+        """Start (or reuse) the container; blocking. Returns the docker container object."""
         import docker.errors
 
-        client = self._docker()
+        client = self._client()
+        name = self.container_name
         try:
-            container = client.containers.get(self.container_name)
+            container = client.containers.get(name)
         except docker.errors.NotFound:
             container = None
+        except docker.errors.APIError as exc:
+            raise DockerUnavailableError(
+                f"Docker could not look up container {name}: {one_line(exc)}") from exc
         if container is not None:
-            if container.status != "running":
-                progress(f"starting existing container {self.container_name}")
-                container.start()
-            else:
-                progress(f"reusing running container {self.container_name}")
-            return str(container.id)
-        try:
-            client.images.get(self.image)
-        except docker.errors.ImageNotFound:
-            progress(f"pulling {self.image} (first time only)")
+            self._check_port(container)
+            if container.status == "running":
+                progress(f"reusing running container {name}")
+                return container
+            progress(f"starting stopped container {name} (it was {container.status})")
             try:
-                client.images.pull(self.image, tag="latest")
+                container.start()
             except docker.errors.APIError as exc:
-                raise ImagePullError(f"could not pull {self.image}: {exc}") from exc
-        progress(f"starting {self.image} as {self.container_name}")
+                raise BackendUnavailableError(
+                    f"could not start container {name}: {one_line(exc)}") from exc
+            return container
+        self._ensure_image(client, progress)
+        progress(f"starting {self.image}:{self.tag} as {name} on 127.0.0.1:{self.port}")
         try:
-            container = client.containers.run(
-                self.image, name=self.container_name, detach=True, privileged=True,
-                ports={"2000/tcp": ("127.0.0.1", self.port)},
+            return client.containers.run(
+                f"{self.image}:{self.tag}", name=name, detach=True, privileged=True,
+                ports={CONTAINER_PORT: ("127.0.0.1", self.port)},
                 volumes={self.volume: {"bind": "/piston/packages", "mode": "rw"}},
                 tmpfs={"/piston/jobs": "exec,uid=1000,gid=1000,mode=711"},
                 restart_policy={"Name": "unless-stopped"})
+        except docker.errors.ImageNotFound as exc:
+            raise ImagePullError(f"the image {self.image}:{self.tag} is gone: "
+                                 f"{one_line(exc)}") from exc
         except docker.errors.APIError as exc:
-            raise BackendUnavailableError(f"could not start Piston: {exc}") from exc
-        return str(container.id)
+            raise BackendUnavailableError(f"could not start Piston: {one_line(exc)}") from exc
 
-    async def wait_healthy(self, progress: Progress = _quiet) -> None:
-        """Poll GET /api/v2/runtimes until it answers, or fail after `health_timeout`."""
+    def _check_port(self, container: Any) -> None:
+        bindings = ((container.attrs or {}).get("HostConfig") or {}).get("PortBindings") or {}
+        ports = {str(b.get("HostPort")) for b in bindings.get(CONTAINER_PORT) or []
+                 if isinstance(b, dict)}
+        if ports and str(self.port) not in ports:
+            other = sorted(ports)[0]
+            raise BackendUnavailableError(
+                f"container {self.container_name} publishes Piston on port {other}, not "
+                f"{self.port}: use http://127.0.0.1:{other}, or remove it "
+                f"(docker rm -f {self.container_name})")
+
+    def _ensure_image(self, client: Any, progress: Progress) -> None:
+        import docker.errors
+        import requests
+
+        ref = f"{self.image}:{self.tag}"
+        try:
+            client.images.get(ref)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise DockerUnavailableError(f"Docker could not look up {ref}: "
+                                         f"{one_line(exc)}") from exc
+        progress(f"pulling {ref} (first time only)")
+        meter = PullProgress(ref, progress)
+        try:
+            for event in client.api.pull(self.image, tag=self.tag, stream=True, decode=True):
+                if isinstance(event, dict) and event.get("error"):
+                    raise ImagePullError(f"could not pull {ref}: {one_line(event['error'])}")
+                meter.update(event)
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            raise ImagePullError(f"could not pull {ref}: {one_line(exc)}") from exc
+        meter.finish()
+
+    @staticmethod
+    def _state(container: Any) -> tuple[str | None, str]:
+        """The container's status now and its last log line ("" when unknown)."""
+        try:
+            container.reload()
+            status = str(container.status)
+        except Exception:  # any Docker failure here just means: unknown
+            return None, ""
+        try:
+            lines = container.logs(tail=5).decode(errors="replace").strip().splitlines()
+        except Exception:
+            lines = []
+        return status, (lines[-1].strip() if lines else "")
+
+    async def wait_healthy(self, container: Any = None, progress: Progress = _quiet) -> None:
+        """Poll GET /api/v2/runtimes until it answers; fail after `health_timeout`, or at once
+        if the container stops."""
         deadline = time.monotonic() + self.health_timeout
-        progress(f"waiting for Piston at {self.url}")
+        progress(f"waiting for Piston at {self.url} (up to {self.health_timeout:.0f} s)")
         while True:
+            remaining = deadline - time.monotonic()
             try:
-                async with PistonClient(self.url, timeout=5.0) as client:
-                    await client.runtimes()
-                    return
-            except BackendUnavailableError:
-                if time.monotonic() > deadline:
+                async with PistonClient(self.url, timeout=max(0.2, min(5.0, remaining))) as c:
+                    await c.runtimes()
+                progress("Piston answers")
+                return
+            except (BackendUnavailableError, PistonError) as exc:
+                last = exc
+            if container is not None:
+                status, log_line = await asyncio.to_thread(self._state, container)
+                if status in ("exited", "dead"):
                     raise BackendUnavailableError(
-                        f"Piston did not become healthy at {self.url} within "
-                        f"{self.health_timeout:.0f} s") from None
-                await asyncio.sleep(0.5)
+                        f"the Piston container stopped ({status}) while starting"
+                        + (f": {log_line}" if log_line else ""))
+            if time.monotonic() >= deadline:
+                raise BackendUnavailableError(
+                    f"Piston did not become healthy at {self.url} within "
+                    f"{self.health_timeout:g} s ({one_line(last)})")
+            await asyncio.sleep(self.poll_interval)
 
-    async def install(self, wanted: list[tuple[str, str]], progress: Progress = _quiet) -> None:
-        """Install the (language, version) packages not yet installed, one by one."""
-        async with PistonClient(self.url, timeout=600.0) as client:
-            packages = await client.packages()
+    async def install(self, wanted: Sequence[tuple[str, str]],
+                      progress: Progress = _quiet) -> list[str]:
+        """Install the packages for the (language, version) pairs that Piston cannot run yet,
+        one by one; returns the packages installed ("python-3.12.0")."""
+        done: list[str] = []
+        async with PistonClient(self.url, timeout=self.install_timeout) as client:
+            runtimes = await client.runtimes()
+            packages: list[Package] | None = None
             for i, (language, version) in enumerate(wanted, 1):
-                match = [p for p in packages if p.language == language
-                         and (version == "*" or p.language_version.startswith(version))]
-                if not match:
-                    raise BackendUnavailableError(
-                        f"Piston has no package {language}-{version}")
-                newest = sorted(match, key=lambda p: p.language_version)[-1]
-                if any(p.installed for p in match):
-                    progress(f"[{i}/{len(wanted)}] {language} already installed")
+                step = f"[{i}/{len(wanted)}]"
+                have = [rt for rt in runtimes if rt.matches(language, version)]
+                if have:
+                    progress(f"{step} {have[0].language} {have[0].version} already installed")
                     continue
-                progress(f"[{i}/{len(wanted)}] installing {language}-"
-                         f"{newest.language_version}")
-                await client.install(language, newest.language_version)
+                if packages is None:
+                    packages = await client.packages()
+                pkg = pick_package(packages, language, version)
+                if pkg is None:
+                    raise InvalidRequestError(
+                        f"Piston has no package for {language} (version {version})")
+                what = f"{pkg.language} {pkg.language_version}"
+                if pkg.installed:
+                    progress(f"{step} {what} already installed")
+                    continue
+                progress(f"{step} installing {what} ...")
+                began = time.monotonic()
+                await client.install(pkg.language, pkg.language_version)
+                progress(f"{step} installing {what} ... done "
+                         f"({time.monotonic() - began:.1f} s)")
+                packages = [Package(p.language, p.language_version, True) if p == pkg else p
+                            for p in packages]
+                done.append(f"{pkg.language}-{pkg.language_version}")
+        return done
 
-    async def start(self, wanted: list[tuple[str, str]] | None = None,
+    async def start(self, wanted: Sequence[tuple[str, str]] = (),
                     progress: Progress = _quiet) -> str:
         """Container up, healthy, runtimes installed; returns the URL for `PistonBackend`."""
-        await asyncio.to_thread(self.ensure_container, progress)
-        await self.wait_healthy(progress)
+        container = await asyncio.to_thread(self.ensure_container, progress)
+        await self.wait_healthy(container, progress)
         if wanted:
             await self.install(wanted, progress)
+        progress(f"Piston is ready at {self.url}")
         return self.url

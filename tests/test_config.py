@@ -48,6 +48,10 @@ def test_the_example_parses_and_a_full_file_is_used(tmp_path):
     ('[ice]\nrelay_only = true', "relay-only needs"),
     ('[ice]\nrelay_only = "yes"', "relay_only must be a bool"),
     ('[sandbox]\nbackend = "docker"', "backend must be"),
+    ('[sandbox]\nbackend = "piston"\nlaunch = "yes"', "launch must be a bool"),
+    ('[sandbox]\nlaunch = true', 'launch = true needs backend = "piston"'),
+    ('[sandbox]\nbackend = "piston"\nlaunch = true\npiston_url = "http://10.0.0.9:2000"',
+     "http://127.0.0.1:PORT"),
 ])
 def test_bad_files_give_one_line_errors(tmp_path, text, words):
     path = tmp_path / "bad.toml"
@@ -96,3 +100,17 @@ def test_config_names_the_sandbox_backend(tmp_path):
     backend = load_config(path).sandbox_backend_instance()
     assert isinstance(backend, PistonBackend) and backend.base_url == "http://127.0.0.1:2000"
     assert load_config(tmp_path / "none.toml").sandbox_backend_instance() is None
+
+
+def test_config_launch_names_the_launched_piston_backend(tmp_path):
+    from sandbox.piston_launched import LaunchedPistonBackend
+
+    path = tmp_path / "c.toml"
+    path.write_text('[sandbox]\nbackend = "piston"\npiston_url = "http://127.0.0.1:2358"\n'
+                    "launch = true\n")
+    config = load_config(path)
+    assert config.piston_launch is True
+    backend = config.sandbox_backend_instance()
+    assert isinstance(backend, LaunchedPistonBackend) and backend.launcher.port == 2358
+    path.write_text('[sandbox]\nbackend = "piston"\nlaunch = false\n')
+    assert load_config(path).piston_launch is False

@@ -54,6 +54,97 @@ def test_unreachable_piston_is_one_line():
 
 
 def test_help_for_each_command():
-    for args in (("--help",), ("run", "--help"), ("runtimes", "--help")):
+    for args in (("--help",), ("run", "--help"), ("runtimes", "--help"), ("piston", "--help"),
+                 ("piston", "up", "--help")):
         done = cli(*args)
         assert done.returncode == 0 and "usage:" in done.stdout
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:  # any failure means: no engine
+        return False
+    return True
+
+
+@pytest.mark.skipif(_docker_engine_answers(), reason="a Docker engine is running here")
+@pytest.mark.parametrize("args", [
+    ("piston", "up", "--language", "python"),
+    ("run", __file__, "--language", "python", "--launch"),
+    ("runtimes", "--launch"),
+])
+def test_launch_without_docker_is_one_line_and_exit_1(args):
+    done = cli(*args)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error: no Docker engine is reachable")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (("run", __file__, "-l", "python", "--launch", "--backend", "local"), "--launch starts"),
+    (("run", __file__, "-l", "python", "--launch", "--piston-url", "https://127.0.0.1:2000"),
+     "http://127.0.0.1:PORT"),
+    (("piston", "up", "--language", "=3"), "give a language"),
+    (("piston", "up", "--health-timeout", "0"), "must be positive"),
+    (("piston", "up", "--piston-url", "http://127.0.0.1:2000/x"), "http://127.0.0.1:PORT"),
+])
+def test_launch_mistakes_are_one_line_and_exit_2(args, words):
+    done = cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and words in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.fixture
+def piston_in_fake_docker(monkeypatch):
+    """`docker.from_env()` answers with the launcher tests' Docker stand-in (no engine can run
+    here), whose container start serves the Piston contract double on 127.0.0.1."""
+    import docker
+    from sandbox_fixtures.fake_docker import FakeDocker
+    from sandbox_fixtures.piston_double import RunningDouble
+
+    from sandbox import LocalBackend
+    from sandbox.piston_launcher import IMAGE
+
+    running = RunningDouble(LocalBackend())
+    fake = FakeDocker(on_start=running.__enter__)
+    fake.images.present.add(IMAGE)
+    monkeypatch.setattr(docker, "from_env", lambda **kw: fake)
+    try:
+        yield running, fake
+    finally:
+        running.__exit__(None, None, None)
+
+
+def test_piston_up_starts_and_installs_with_progress(piston_in_fake_docker, capsys):
+    from sandbox.cli import main
+
+    running, fake = piston_in_fake_docker
+    running.double.only_runtimes = {"python"}
+    assert main(["piston", "up", "-l", "python", "-l", "ruby=3.0",
+                 "--piston-url", running.url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("starting ghcr.io/engineer-man/piston:latest as assessiq-piston")
+    assert "[2/2] installing ruby 3.0.1 ... done" in " ".join(out)
+    assert out[-1] == f"Piston is ready at {running.url}"
+    assert running.double.install_log == ["ruby-3.0.1"]
+    assert main(["piston", "up", "-l", "ruby", "--piston-url", running.url]) == 0
+    again = capsys.readouterr().out
+    assert "reusing running container assessiq-piston" in again
+    assert "ruby 3.0.1 already installed" in again and len(fake.containers.run_calls) == 1
+
+
+def test_run_with_launch_keeps_json_on_stdout(piston_in_fake_docker, capsys, tmp_path):
+    from sandbox.cli import main
+
+    running, _ = piston_in_fake_docker
+    src = tmp_path / "hi.py"
+    src.write_text("print(input() * 2)\n")
+    assert main(["run", str(src), "-l", "python", "--stdin", "ab", "--launch",
+                 "--piston-url", running.url, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["run"]["stdout"] == "abab\n"
+    assert f"Piston is ready at {running.url}" in captured.err

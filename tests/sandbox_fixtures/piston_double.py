@@ -26,6 +26,8 @@ from sandbox import InvalidRequestError, LocalBackend, RunRequest
 CONFIGURED = {"timeout": {"compile": 10000, "run": 3000},
               "cpu_time": {"compile": 10000, "run": 3000},
               "memory_limit": {"compile": -1, "run": -1}}
+# What Piston's packages provide (their metadata.json `provides`), where the names differ.
+PROVIDES = {"node": ["javascript"], "gcc": ["c", "c++"]}
 
 
 def _bad(message: str, status: int = 400) -> JSONResponse:
@@ -39,6 +41,11 @@ class PistonDouble:
             {"language": "ruby", "language_version": "3.0.1", "installed": False},
             {"language": "python", "language_version": "3.12.0", "installed": False},
         ]
+        # Test knobs: the packages POSTed, install failures (Piston's 500 with the error's
+        # message), and which runtimes to list (None: all the local backend has).
+        self.install_log: list[str] = []
+        self.fail_install: dict[str, str] = {}
+        self.only_runtimes: set[str] | None = None
         self.app = Starlette(routes=[
             Route("/api/v2/runtimes", self.runtimes, methods=["GET"]),
             Route("/api/v2/execute", self.execute, methods=["POST"]),
@@ -48,8 +55,12 @@ class PistonDouble:
         ])
         self.app.add_middleware(_RequireJson)
 
+    async def _runtimes(self) -> list[Any]:
+        return [rt for rt in await self.backend.runtimes()
+                if self.only_runtimes is None or rt.language in self.only_runtimes]
+
     async def runtimes(self, request: Request) -> JSONResponse:
-        return JSONResponse([rt.to_dict() for rt in await self.backend.runtimes()])
+        return JSONResponse([rt.to_dict() for rt in await self._runtimes()])
 
     async def execute(self, request: Request) -> JSONResponse:
         try:
@@ -68,7 +79,7 @@ class PistonDouble:
         for i, f in enumerate(files):
             if not isinstance(f, dict) or not isinstance(f.get("content"), str):
                 return _bad(f"files[{i}].content is required as a string")
-        runtimes = await self.backend.runtimes()
+        runtimes = await self._runtimes()
         if not any(rt.matches(language, version) for rt in runtimes):
             return _bad(f"{language}-{version} runtime is unknown")
         if not any(f.get("encoding") in (None, "utf8") for f in files):
@@ -114,7 +125,13 @@ class PistonDouble:
                         "does not exist", 404)
         if pkg["installed"]:
             return _bad("Already installed", 500)
+        name = f"{pkg['language']}-{pkg['language_version']}"
+        self.install_log.append(name)
+        if name in self.fail_install:
+            return _bad(self.fail_install[name], 500)
         pkg["installed"] = True
+        if self.only_runtimes is not None:  # the package's runtimes are listed from now on
+            self.only_runtimes.update(PROVIDES.get(pkg["language"], [pkg["language"]]))
         return JSONResponse({"language": pkg["language"], "version": pkg["language_version"]})
 
     async def uninstall(self, request: Request) -> JSONResponse:
@@ -168,7 +185,18 @@ class RunningDouble:
             time.sleep(0.01)
         return self
 
+    def start_later(self, delay: float) -> None:
+        """Begin serving after `delay` seconds (until then the bound port refuses)."""
+        timer = threading.Timer(delay, self.__enter__)
+        timer.daemon = True
+        timer.start()
+        self._timer = timer
+
     def __exit__(self, *exc: object) -> None:
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.join(timeout=10)
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         self._sock.close()
