@@ -37,7 +37,7 @@ def test_sealed_session_verifies_with_its_findings(tmp_path: Path) -> None:
         built.record)
     # the file is fully compacted
     store = SessionStore.open(built.path)
-    assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 0
+    assert store.hot_count() == 0
     store.close()
 
 

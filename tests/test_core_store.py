@@ -4,6 +4,7 @@ any time is right, and the seal compacts everything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
-from assessiq.core.errors import StoreError
-from assessiq.core.segments import quantize_time
+from assessiq.core.errors import RecordError, StoreError
+from assessiq.core.record import SessionRecord
+from assessiq.core.segments import decode_batch, encode_batch, quantize_time
 from assessiq.core.store import (
     SEGMENT_SIZE,
     SessionStore,
@@ -115,7 +117,7 @@ def test_compaction_keeps_every_update(tmp_path: Path) -> None:
     store.wait_compaction()  # compaction runs in the background
     db = store._db
     n_seg = db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
-    hot = db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+    hot = store.hot_count()
     assert n_seg >= 1 and hot < 2 * SEGMENT_SIZE  # the flush policy compacted
     rows = list(store.updates())
     assert [r.data for r in rows] == captured
@@ -165,9 +167,9 @@ def test_put_seal_compacts_everything(tmp_path: Path) -> None:
     _fill(doc, SEGMENT_SIZE + 77)
     store.flush()
     before = list(store.updates())
-    assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] > 0
+    assert store.hot_count() > 0
     store.put_seal(b"seal-bytes")
-    assert store._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0] == 0
+    assert store.hot_count() == 0
     assert list(store.updates()) == before
     assert store.seal_raw() == b"seal-bytes"
     with pytest.raises(StoreError, match="already sealed"):
@@ -264,6 +266,85 @@ def test_damaged_segments_raise_value_error(garbage: bytes, pos: int, bit: int) 
     blob[pos % len(blob)] ^= 1 << bit  # the xz container's checks catch any flip
     with pytest.raises(ValueError):
         decode_segment(bytes(blob))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows_strategy, st.integers(min_value=0, max_value=2**40))
+def test_batches_are_lossless(rows: list[tuple[float, str, bytes]], seq0: int) -> None:
+    original = [UpdateRow(seq0 + i, t, o, d) for i, (t, o, d) in enumerate(rows)]
+    times, origins, datas = zip(*rows, strict=True)
+    assert decode_batch(encode_batch(times, origins, datas), seq0) == original
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(min_value=0), st.integers(min_value=0, max_value=7),
+       st.integers(min_value=0))
+def test_damaged_batches_raise_value_error_or_differ(garbage: bytes, pos: int, bit: int,
+                                                     cut: int) -> None:
+    """A batch has no checksum of its own (the seal protects a finished session): damage
+    is either refused with ValueError or reads as different rows, never anything else."""
+    with pytest.raises(ValueError):
+        decode_batch(b"AQB1" + garbage, 0)
+    rows = [UpdateRow(0, 1.5, "host", b"\x01\x02abc"), UpdateRow(1, 1.75, "remote", b"\x07")]
+    blob = encode_batch((1.5, 1.75), ("host", "remote"), (b"\x01\x02abc", b"\x07"))
+    with pytest.raises(ValueError):
+        decode_batch(blob[: cut % len(blob)], 0)  # any truncation
+    flipped = bytearray(blob)
+    flipped[pos % len(blob)] ^= 1 << bit
+    with contextlib.suppress(ValueError):
+        assert decode_batch(bytes(flipped), 0) != rows
+
+
+def test_each_flush_is_one_batch_row_and_a_damaged_one_is_a_clear_error(
+        tmp_path: Path) -> None:
+    path = tmp_path / "b.aiq"
+    store = SessionStore.create(path, META)
+    doc: Doc[Any] = Doc()
+    store.attach(doc, local_origin="host")
+    _fill(doc, 300)
+    store.flush()
+    _fill(doc, 5)
+    store.flush()
+    batches = store._db.execute("SELECT first_seq, last_seq FROM batches ORDER BY 1").fetchall()
+    assert len(batches) == 2 and batches[0][0] == 0 and batches[1][0] == batches[0][1] + 1
+    assert store.hot_count() == batches[1][1] + 1 == len(list(store.updates()))
+    store.close()
+    with sqlite3.connect(path) as db:  # a torn or edited batch row
+        db.execute("UPDATE batches SET blob = substr(blob, 1, 40) WHERE first_seq = 0")
+    with pytest.raises(StoreError, match=r"truncated batch|damaged batch"):
+        list(SessionStore.open(path).updates())
+    with pytest.raises(RecordError, match="not a readable session file") as info:
+        SessionRecord.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_files_without_a_batches_table_still_open(tmp_path: Path) -> None:
+    """Files written before batches existed keep one row per update in `updates`."""
+    path = tmp_path / "old.aiq"
+    store = SessionStore.create(path, META)
+    doc: Doc[Any] = Doc()
+    store.attach(doc, local_origin="host")
+    _fill(doc, 50)
+    store.flush()
+    rows = list(store.updates())
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO updates VALUES (?, ?, ?, ?)",
+                       [(r.seq, r.t, r.origin, r.data) for r in rows])
+        db.execute("DROP TABLE batches")
+    reopened = SessionStore.open(path)
+    assert list(reopened.updates()) == rows and reopened.hot_count() == len(rows)
+    doc2: Doc[Any] = Doc()
+    reopened.load_into(doc2)
+    reopened.attach(doc2, local_origin="host")
+    _fill(doc2, 20)  # new updates go into a batch after the old rows
+    reopened.flush()
+    everything = list(reopened.updates())
+    assert everything[: len(rows)] == rows
+    assert [r.seq for r in everything] == list(range(len(everything)))
+    reopened.compact(keep_hot=0)
+    assert list(reopened.updates()) == everything and reopened.hot_count() == 0
+    reopened.close()
 
 
 async def test_compaction_waits_for_the_writer_to_be_idle(tmp_path: Path) -> None:

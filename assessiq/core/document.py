@@ -180,11 +180,15 @@ class SharedDoc:
         if not self._own_txn and self._code_subscription is None:
             self._mirror = None
             self._ascii_len = None
-        if self._update_callbacks:
+        callbacks = self._update_callbacks
+        if callbacks:
             update = event.update
             if update != _EMPTY_UPDATE:
-                for callback in list(self._update_callbacks):
-                    callback(update, self._origin)
+                if len(callbacks) == 1:  # the usual case: the store alone
+                    callbacks[0](update, self._origin)
+                else:
+                    for callback in list(callbacks):
+                        callback(update, self._origin)
 
     def observe_updates(self, callback: UpdateCallback) -> Callable[[], None]:
         """Call `callback(update, origin)` for every change; returns an unsubscribe function.
@@ -274,10 +278,38 @@ class SharedDoc:
 
     def insert_code(self, index: int, text: str, *, origin: str | None = None) -> None:
         """Insert `text` at code-point `index`."""
+        n = self._ascii_len
+        # The keystroke fast path (ASCII code, ASCII text, in range, not nested, no code
+        # observer): indices need no conversion and nothing else is checked or copied.
+        if n is not None and type(index) is int and type(text) is str and 0 <= index <= n \
+                and text.isascii() and not self._depth and self._code_subscription is None \
+                and (origin is None or type(origin) is str):
+            # (`_txn` without the generator, inlined: this runs on every key press)
+            self._origin, self._own_txn, self._depth = origin, True, 1
+            try:
+                with self._doc.transaction(origin=origin):
+                    self._code.insert(index, text)
+            finally:
+                self._origin, self._own_txn, self._depth = None, False, 0
+            self._mirror, self._ascii_len = None, n + len(text)
+            return
         self._edit_code([CodeOp(index, 0, _text(text, "inserted text"))], origin)
 
     def delete_code(self, index: int, length: int, *, origin: str | None = None) -> None:
         """Delete `length` code points at code-point `index`."""
+        n = self._ascii_len
+        if n is not None and type(index) is int and type(length) is int and index >= 0 \
+                and length >= 0 and index + length <= n and not self._depth \
+                and self._code_subscription is None and (origin is None or type(origin) is str):
+            self._origin, self._own_txn, self._depth = origin, True, 1
+            try:
+                with self._doc.transaction(origin=origin):
+                    if length:
+                        del self._code[index : index + length]
+            finally:
+                self._origin, self._own_txn, self._depth = None, False, 0
+            self._mirror, self._ascii_len = None, n - length
+            return
         self._edit_code([CodeOp(index, length, "")], origin)
 
     def set_code(self, text: str, *, origin: str | None = None) -> None:

@@ -7,6 +7,10 @@ each kind of value; raw float timestamps, by contrast, cost ~6 bytes per keystro
 
 Times are kept to the millisecond: the store rounds them when it records an update
 (`quantize_time`), so a segment reproduces its rows exactly.
+
+A *batch* is the uncompressed form the store commits first: one row per group commit, the
+same columns as fixed-width little-endian arrays, cheap to write on every flush (one SQLite
+row instead of one per keystroke) and compacted into segments later.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from __future__ import annotations
 import json
 import lzma
 import math
+import struct
+import sys
+from array import array
 from dataclasses import dataclass
 
-__all__ = ["UpdateRow", "decode_segment", "encode_segment", "quantize_time"]
+__all__ = ["UpdateRow", "decode_batch", "decode_segment", "encode_batch", "encode_segment",
+           "quantize_time"]
 
 LZMA_PRESET = 6
 
@@ -125,4 +133,76 @@ def decode_segment(blob: bytes) -> list[UpdateRow]:
         pos += ln
     if pos != len(buf) or tp != len(times) or wp != len(who) or lp != len(lengths):
         raise ValueError("damaged segment: trailing data")
+    return rows
+
+
+_BATCH_MAGIC = b"AQB1"
+_BATCH_HEAD = struct.Struct("<4sII")  # magic, rows, origin-table length
+
+
+def _le(values: array) -> bytes:  # type: ignore[type-arg]
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tobytes()
+
+
+def encode_batch(times: tuple[float, ...], origins: tuple[str, ...],
+                 datas: tuple[bytes, ...]) -> bytes:
+    """Pack one group commit's rows (parallel columns) for the store's hot table."""
+    n = len(times)
+    if not n or len(origins) != n or len(datas) != n:
+        raise ValueError("a batch needs equally long, non-empty columns")
+    table = sorted(set(origins))
+    if len(table) > 0xFFFF:
+        raise ValueError("too many distinct origins in one batch")
+    if len(table) == 1:  # the usual batch: one person typing
+        who = bytes(2 * n)
+    else:
+        index = {o: i for i, o in enumerate(table)}
+        who = _le(array("H", [index[o] for o in origins]))
+    names = json.dumps(table).encode()
+    return b"".join((
+        _BATCH_HEAD.pack(_BATCH_MAGIC, n, len(names)), names,
+        _le(array("d", times)), who, _le(array("I", map(len, datas))), *datas,
+    ))
+
+
+def _column(kind: str, buf: bytes, pos: int, n: int) -> tuple[array, int]:  # type: ignore[type-arg]
+    values = array(kind)
+    end = pos + n * values.itemsize
+    if end > len(buf):
+        raise ValueError("truncated batch")
+    values.frombytes(buf[pos:end])
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values, end
+
+
+def decode_batch(blob: bytes, first_seq: int) -> list[UpdateRow]:
+    """Unpack `encode_batch` (rows numbered from `first_seq`); `ValueError` if damaged."""
+    if len(blob) < _BATCH_HEAD.size:
+        raise ValueError("truncated batch")
+    magic, n, names_len = _BATCH_HEAD.unpack_from(blob)
+    pos = _BATCH_HEAD.size
+    if magic != _BATCH_MAGIC or n == 0 or pos + names_len > len(blob):
+        raise ValueError("damaged batch header")
+    try:
+        table = json.loads(blob[pos : pos + names_len])
+    except ValueError as exc:
+        raise ValueError("damaged batch header") from exc
+    if not isinstance(table, list) or not all(isinstance(o, str) for o in table):
+        raise ValueError("damaged batch header")
+    pos += names_len
+    times, pos = _column("d", blob, pos, n)
+    who, pos = _column("H", blob, pos, n)
+    lengths, pos = _column("I", blob, pos, n)
+    if pos + sum(lengths) != len(blob):
+        raise ValueError("damaged batch: its rows do not add up to its size")
+    rows: list[UpdateRow] = []
+    for i in range(n):
+        t, oi, ln = times[i], who[i], lengths[i]
+        if oi >= len(table) or not math.isfinite(t):
+            raise ValueError("damaged batch row")
+        rows.append(UpdateRow(first_seq + i, t, table[oi], blob[pos : pos + ln]))
+        pos += ln
     return rows

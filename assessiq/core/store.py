@@ -1,6 +1,6 @@
 """The session store: one SQLite file per session, local-first and crash-safe.
 
-What it holds: every CRDT update with its time (to the millisecond) and origin, one row per
+What it holds: every CRDT update with its time (to the millisecond) and origin, one per
 transaction, so a replay shows the code as it was typed; every integrity envelope and receipt;
 run results; the session's metadata and policy; host-only notes, hidden tests and score; and
 finally the seal.
@@ -14,6 +14,10 @@ Durability policy (WAL mode):
 - Integrity envelopes, receipts, runs, host-only entries and the seal are the record itself:
   each is committed with `synchronous=FULL` (fsync) before its call returns, which also makes
   every document update committed before it durable against a power cut.
+
+Each group commit writes its updates as one *batch* row (uncompressed columns,
+`segments.encode_batch`): one SQLite row per commit, not one per keystroke. The `updates`
+table holds single rows (record copies write them; older files have them).
 
 Compaction: once more than two segments' worth of updates are hot and the writer has been idle
 for a moment (or the hot table passes a high-water mark), a background thread with its own
@@ -39,7 +43,14 @@ from typing import Any
 from pycrdt import Doc, TransactionEvent
 
 from .errors import StoreError
-from .segments import UpdateRow, decode_segment, encode_segment, quantize_time
+from .segments import (
+    UpdateRow,
+    decode_batch,
+    decode_segment,
+    encode_batch,
+    encode_segment,
+    quantize_time,
+)
 
 __all__ = ["SEGMENT_SIZE", "SessionStore", "UpdateRow", "decode_segment", "encode_segment"]
 
@@ -48,7 +59,11 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 MAX_PENDING = 4096
 
-SCHEMA = """
+SCHEMA_BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, blob BLOB NOT NULL);
+"""
+SCHEMA = SCHEMA_BATCHES + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
     seq INTEGER PRIMARY KEY, t REAL NOT NULL, origin TEXT NOT NULL, data BLOB NOT NULL);
@@ -82,13 +97,24 @@ class SessionStore:
         self.read_only = read_only
         self._db = conn
         self._pending: list[tuple[float, str, bytes]] = []
+        # (files written before batches existed have no such table: read it as empty)
+        self._batches = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='batches'").fetchone() \
+            is not None
+        if not self._batches and not read_only:
+            conn.execute(SCHEMA_BATCHES)
+            self._batches = True
+        batch_max, batch_rows = conn.execute(
+            "SELECT MAX(last_seq), TOTAL(last_seq - first_seq + 1) FROM batches"
+        ).fetchone() if self._batches else (None, 0)
         row = conn.execute(
             "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM updates "
             "UNION ALL SELECT MAX(last_seq) FROM segments)"
         ).fetchone()
-        self.durable_seq: int = -1 if row[0] is None else int(row[0])
-        self._next_seq = self.durable_seq + 1
-        self._hot: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+        last = max((int(v) for v in (row[0], batch_max) if v is not None), default=-1)
+        self.durable_seq: int = last
+        self._hot: int = conn.execute("SELECT COUNT(*) FROM updates").fetchone()[0] + \
+            int(batch_rows)
         self._hot_lock = threading.Lock()
         self._compactor: ThreadPoolExecutor | None = None
         self._compaction: Future[None] | None = None
@@ -195,10 +221,17 @@ class SessionStore:
         """
         self.remote_origin = remote_origin
         if hasattr(doc, "observe_updates"):
+            pending, clock = self._pending, time.time
+
             def on_update(update: bytes, origin: str | None) -> None:
-                who = local_origin if origin is None else (
-                    remote_origin if origin == "remote" else origin)
-                self.record_update(update, origin=who)
+                # `record_update`, inlined for the keystroke path (a SharedDoc reports only
+                # non-empty `bytes` updates; time.time() is finite, so rounding is enough)
+                if self._closed:
+                    raise StoreError("the session store is closed")
+                pending.append((round(clock() * 1000) / 1000, local_origin if origin is None
+                                else (remote_origin if origin == "remote" else origin), update))
+                if self._flush_handle is None or len(pending) >= MAX_PENDING:
+                    self._after_record()
 
             unsubscribe = doc.observe_updates(on_update)
             self._subscriptions.append((None, unsubscribe))
@@ -218,11 +251,15 @@ class SessionStore:
         if self._closed:
             raise StoreError("the session store is closed")
         if len(update) <= 2:  # an empty transaction (no changes): nothing to keep
-            return self._next_seq - 1
-        seq = self._next_seq
-        self._next_seq += 1
+            return self.durable_seq + len(self._pending)
         when = quantize_time(time.time() if t is None else t)
         self._pending.append((when, origin, bytes(update)))
+        seq = self.durable_seq + len(self._pending)
+        self._after_record()
+        return seq
+
+    def _after_record(self) -> None:
+        """Flush a full buffer at once; otherwise make sure a flush is scheduled."""
         if len(self._pending) >= MAX_PENDING:
             self.flush()
         elif self._flush_handle is None:
@@ -230,7 +267,6 @@ class SessionStore:
             loop = asyncio.events._get_running_loop()
             if loop is not None:  # without a loop the caller flushes explicitly
                 self._flush_handle = loop.call_later(self.flush_interval, self.flush)
-        return seq
 
     def flush(self) -> int:
         """Commit buffered updates; returns the last durable (acknowledged) update seq.
@@ -284,15 +320,14 @@ class SessionStore:
         if not self._pending or self._closed:
             return
         first = self.durable_seq + 1
-        rows = [(first + i, t, o, d) for i, (t, o, d) in enumerate(self._pending)]
-        cur = self._db.cursor()
-        cur.execute("BEGIN")
-        cur.executemany("INSERT INTO updates VALUES (?, ?, ?, ?)", rows)
-        cur.execute("COMMIT")
+        n = len(self._pending)
+        times, origins, datas = zip(*self._pending, strict=True)
+        self._db.execute("INSERT INTO batches VALUES (?, ?, ?)",
+                         (first, first + n - 1, encode_batch(times, origins, datas)))
         self._pending.clear()
-        self.durable_seq = rows[-1][0]
+        self.durable_seq = first + n - 1
         with self._hot_lock:
-            self._hot += len(rows)
+            self._hot += n
 
     def wait_compaction(self) -> None:
         """Wait for a background compaction to finish (re-raising its error, if any)."""
@@ -318,28 +353,74 @@ class SessionStore:
                     hot = self._hot
                 if hot <= keep_hot or (keep_hot and hot - keep_hot < SEGMENT_SIZE):
                     return
-                n = min(SEGMENT_SIZE, hot - keep_hot)
-                rows = [UpdateRow(*r) for r in conn.execute(
-                    "SELECT seq, t, origin, data FROM updates ORDER BY seq LIMIT ?", (n,))]
+                rows = self._oldest_hot(conn, min(SEGMENT_SIZE, hot - keep_hot))
                 blob = encode_segment(rows)  # the heavy part: off the writer, while it is idle
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)",
                              (rows[0].seq, rows[-1].seq, rows[0].t, rows[-1].t, blob))
                 conn.execute("DELETE FROM updates WHERE seq <= ?", (rows[-1].seq,))
+                if self._batches:
+                    conn.execute("DELETE FROM batches WHERE last_seq <= ?", (rows[-1].seq,))
                 conn.execute("COMMIT")
                 with self._hot_lock:
                     self._hot -= len(rows)
         finally:
             conn.close()
 
+    def hot_count(self) -> int:
+        """How many committed updates are not yet compacted into segments (read from the file)."""
+        single = self._db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+        batched = self._db.execute(
+            "SELECT TOTAL(last_seq - first_seq + 1) FROM batches").fetchone()[0] \
+            if self._batches else 0
+        return int(single) + int(batched)
+
+    def _batch_rows(self, batches: list[tuple[int, int, bytes]]) -> list[UpdateRow]:
+        rows: list[UpdateRow] = []
+        for first, last, blob in batches:
+            try:
+                decoded = decode_batch(blob, first)
+            except ValueError as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+            if decoded[-1].seq != last:
+                raise StoreError(f"{self.path}: damaged batch (its rows do not match its range)")
+            rows += decoded
+        return rows
+
+    def _oldest_hot(self, conn: sqlite3.Connection, n: int) -> list[UpdateRow]:
+        """At least the `n` oldest hot updates, ending on a batch boundary (a batch row is
+        moved whole)."""
+        single = [UpdateRow(*r) for r in conn.execute(
+            "SELECT seq, t, origin, data FROM updates ORDER BY seq LIMIT ?", (n,))]
+        batches: list[tuple[int, int, bytes]] = []
+        if self._batches:
+            count = 0
+            for first, last, blob in conn.execute(
+                    "SELECT first_seq, last_seq, blob FROM batches ORDER BY first_seq"):
+                batches.append((first, last, blob))
+                count += last - first + 1
+                if count >= n:
+                    break
+        rows = sorted(single + self._batch_rows(batches), key=lambda r: r.seq)
+        cut = rows[min(n, len(rows)) - 1].seq
+        cut = max([cut] + [last for first, last, _ in batches if first <= cut])
+        if single and len(single) == n and single[-1].seq < cut:  # more single rows below cut
+            single = [UpdateRow(*r) for r in conn.execute(
+                "SELECT seq, t, origin, data FROM updates WHERE seq <= ? ORDER BY seq", (cut,))]
+            rows = sorted(single + self._batch_rows(batches), key=lambda r: r.seq)
+        return [r for r in rows if r.seq <= cut]
+
     def updates(self) -> Iterator[UpdateRow]:
-        """Every durable update in order (segments first, then the hot table), read in one
+        """Every durable update in order (segments first, then the hot rows), read in one
         snapshot so a concurrent compaction can neither hide nor repeat a row."""
         self._db.execute("BEGIN")
         try:
             blobs = self._db.execute("SELECT blob FROM segments ORDER BY first_seq").fetchall()
             hot = self._db.execute(
                 "SELECT seq, t, origin, data FROM updates ORDER BY seq").fetchall()
+            batches = self._db.execute(
+                "SELECT first_seq, last_seq, blob FROM batches ORDER BY first_seq"
+            ).fetchall() if self._batches else []
         finally:
             self._db.execute("COMMIT")
         for (blob,) in blobs:
@@ -347,8 +428,10 @@ class SessionStore:
                 yield from decode_segment(blob)
             except ValueError as exc:
                 raise StoreError(f"{self.path}: {exc}") from exc
-        for row in hot:
-            yield UpdateRow(*row)
+        rows = [UpdateRow(*row) for row in hot] + self._batch_rows(batches)
+        if hot and batches:
+            rows.sort(key=lambda r: r.seq)
+        yield from rows
 
     def load_into(self, doc: Any) -> int:
         """Apply every stored update to `doc` (a pycrdt Doc or a SharedDoc) before attaching
