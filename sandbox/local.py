@@ -133,9 +133,11 @@ class LocalBackend:
             detail = outcome.stderr.decode(errors="replace").strip().splitlines()
             raise BackendUnavailableError(
                 "bubblewrap cannot create a sandbox here ("
-                + (detail[-1] if detail else f"status {outcome.wait_status}")
-                + "); unprivileged user namespaces may be disabled "
-                "(sysctl kernel.unprivileged_userns_clone=1, or an AppArmor profile for bwrap)")
+                + (detail[-1].strip() if detail else f"status {outcome.wait_status}")
+                + "); this user may not create user namespaces: allow them (sysctl "
+                "user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 on older "
+                "Debian/Ubuntu kernels; an AppArmor profile for bwrap on Ubuntu 23.10+) or "
+                "install bwrap setuid root")
         self._checked = True
 
     def _prefix(self, uid: int | None, limits: Limits) -> list[str]:
