@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, Response
+from fastapi import HTTPException
 from nicegui import app as nicegui_app
 from nicegui import ui
 
@@ -26,6 +26,7 @@ from .candidate_session import CandidateController
 from .components import FrameSource, video_tile
 from .host_session import HostController
 from .problems import Problem
+from .video_stream import add_video_routes
 
 __all__ = ["AppState", "check_token", "register_pages", "serve"]
 
@@ -91,20 +92,8 @@ def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
 
         register_replay(state)
 
-    @nicegui_app.get("/{token}/video/{name}")
-    async def video_frame(token: str, name: str) -> Response:
-        """The newest frame of a video tile (404 without the run's secret; 204: no frame).
-        Async on purpose: the JPEG is encoded on the event loop's thread, never in two
-        threads at once (PyAV's scaler on one frame is not thread-safe: it crashed)."""
-        check_token(state, token)
-        source = state.videos.get(name)
-        if source is None:
-            raise HTTPException(status_code=404, detail="Not Found")
-        frame = source()
-        headers = {"Cache-Control": "no-store"}
-        if frame is None:
-            return Response(status_code=204, headers=headers)
-        return Response(content=frame, media_type="image/jpeg", headers=headers)
+    # the video tiles' frames: GET /<token>/video/<name> and WS /<token>/video/<name>/ws
+    add_video_routes(nicegui_app, lambda: state.token, state.videos)
 
     async def shutdown() -> None:
         if state.host is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,9 +39,11 @@ def media_source(session: Callable[[], Any], which: str) -> FrameSource:
 
 
 def video_tile(title: str, url: str, source: FrameSource) -> None:
-    """A video tile: "camera not available" until frames come. The page fetches frames from
-    `url` (the app's frame endpoint, under the run's secret) one after another; the server
-    only says whether there is a picture at all, once a second."""
+    """A video tile: "camera not available" until frames come. `video.js` shows the frames
+    of `url` (under the run's secret): pushed over the websocket `url + "/ws"` as each new
+    one arrives (the default, measured faster), or fetched from the frame endpoint `url`
+    one after another; the server only says whether there is a picture at all, once a
+    second."""
     testid = "video-" + "-".join(title.lower().split())
     with ui.card().classes("q-pa-xs").style("width: 240px").props(f'data-testid="{testid}"'):
         ui.label(title).classes("text-caption")
@@ -117,8 +120,12 @@ def timer_label(get_timer: Callable[[], dict[str, float] | None]) -> ui.label:
             label.set_text("timer not started")
             return
         left = max(0.0, t["started_at"] + t["duration_s"] - time.time())
+        if left <= 0:
+            label.set_text("time is up")
+            return
         label.set_text(f"time left {int(left // 60):02d}:{int(left % 60):02d}")
 
+    tick()
     ui.timer(1.0, tick)
     return label
 
@@ -172,6 +179,14 @@ def _event_line(env: Envelope) -> str:
         extra = f" ({float(data.get('duration', 0)):.1f} s)"
     elif "chars" in data:
         extra = f" ({data['chars']} chars)"
+        if isinstance(data.get("text"), str):  # the policy asks for pasted text
+            shown = data["text"] if len(data["text"]) <= 60 else data["text"][:57] + "…"
+            extra = f" ({data['chars']} chars: {json.dumps(shown, ensure_ascii=False)}" \
+                    f"{', truncated' if data.get('truncated') else ''})"
+    elif env.kind == "devtools.shortcut" and isinstance(data.get("key"), str):
+        extra = f" ({data['key']})"
+    elif env.kind == "camera.check" and isinstance(data.get("result"), str):
+        extra = f" ({data['result']})"
     start = data.get("start")
     when = start if data.get("phase") == "start" and isinstance(start, int | float) else env.t
     return f"{clock(when)} #{env.seq} {env.kind} {data.get('phase', '')}{extra}"

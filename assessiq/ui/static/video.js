@@ -1,23 +1,63 @@
-// Video tiles: each <img data-aiq-video="/<secret>/video/<name>"> fetches the newest frame
-// from its own app process, one after another (the next request only after the previous
-// frame has loaded), so a slow page never queues frames. No frame yet: retry a bit later.
+// Video tiles: each <img data-aiq-video="/<secret>/video/<name>"> shows the newest frame of
+// its own app process, one frame in flight at a time, so a slow page never queues frames.
+//   "ws"   (default): a websocket at <url>/ws pushes the newest JPEG when there is a new one;
+//          the page answers "next" once the frame is shown.
+//   "poll": fetch <url> again as soon as the last frame is shown, at most MAX_FPS a second.
+// ?aiq_render=poll|ws in the page's address (or data-aiq-render on the img) picks one; a
+// websocket that never opens falls back to polling. No frame yet: try again a bit later.
 (function () {
   if (window.aiqVideo) return;
   window.aiqVideo = true;
-  const GAP_MS = 200, IDLE_MS = 700;
-  function pump(img) {
-    if (!img.isConnected) { img.aiqPumping = false; return; }
-    const probe = new Image();
-    probe.onload = () => {
-      img.src = probe.src;
-      setTimeout(() => pump(img), GAP_MS);
-    };
-    probe.onerror = () => setTimeout(() => pump(img), IDLE_MS);
-    probe.src = img.dataset.aiqVideo + "?n=" + Date.now();
+  const DEFAULT_MODE = "ws", IDLE_MS = 700, MAX_FPS = 30;
+  const chosen = new URLSearchParams(location.search).get("aiq_render");
+
+  function later(img, fn, ms) {
+    setTimeout(() => {
+      if (img.isConnected) fn(img); else img.aiqPumping = false;
+    }, Math.max(0, ms));
   }
+
+  // Show one JPEG (a Blob), then call done() once it is decoded and on screen.
+  function show(img, blob, done) {
+    const url = URL.createObjectURL(blob);
+    img.onload = () => {
+      if (img.aiqUrl) URL.revokeObjectURL(img.aiqUrl);
+      img.aiqUrl = url;
+      img.aiqShown = (img.aiqShown || 0) + 1;
+      requestAnimationFrame(() => done());
+    };
+    img.onerror = () => { URL.revokeObjectURL(url); done(); };
+    img.src = url;
+  }
+
+  function poll(img) {
+    const started = performance.now();
+    fetch(img.dataset.aiqVideo + "?n=" + Date.now(), { cache: "no-store" })
+      .then((r) => { if (r.status !== 200) throw new Error("no frame"); return r.blob(); })
+      .then((blob) => show(img, blob,
+        () => later(img, poll, 1000 / MAX_FPS - (performance.now() - started))))
+      .catch(() => later(img, poll, IDLE_MS));
+  }
+
+  function stream(img) {
+    const url = new URL(img.dataset.aiqVideo + "/ws", location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    let opened = false;
+    const ws = new WebSocket(url);
+    ws.binaryType = "blob";
+    ws.onopen = () => { opened = true; };
+    ws.onmessage = (event) => {
+      if (!img.isConnected) { ws.close(); return; }
+      show(img, event.data, () => { if (ws.readyState === WebSocket.OPEN) ws.send("next"); });
+    };
+    ws.onclose = () => later(img, opened ? stream : poll, IDLE_MS);
+  }
+
   function scan() {
     document.querySelectorAll("img[data-aiq-video]").forEach((img) => {
-      if (!img.aiqPumping) { img.aiqPumping = true; pump(img); }
+      if (img.aiqPumping) return;
+      img.aiqPumping = true;
+      (((chosen || img.dataset.aiqRender || DEFAULT_MODE) === "poll") ? poll : stream)(img);
     });
   }
   setInterval(scan, 500);
