@@ -4,7 +4,8 @@ Layout of the pycrdt document (root types, by name):
 
 - `code` (`Text`): the candidate's code. pycrdt indexes it in UTF-8 bytes; this class
   takes and reports code points (and UTF-16 for the browser editor).
-- `meta` (`Map`): `language`, `problem` (markdown), `phase`, `timer` and `public_tests`.
+- `meta` (`Map`): `language`, `problem` (markdown), `phase`, `timer`, `public_tests` and
+  `policy` (the session's integrity policy as TOML text, set once by the host).
   Structured values (`timer`, `public_tests`) are canonical JSON strings: pycrdt would turn
   every int into a float, and a JSON string keeps the value exact and replaces it whole.
 - `runs` (`Array` of run ids, in request order), `run_requests` and `run_results`
@@ -39,6 +40,7 @@ Phase: TypeAlias = Literal["lobby", "interview", "wrap-up", "ended"]
 PHASES: Final[tuple[str, ...]] = get_args(Phase)
 DEFAULT_LANGUAGE: Final = "python"
 MAX_LANGUAGE_LEN: Final = 64
+MAX_POLICY_LEN: Final = 64 * 1024
 _EMPTY_UPDATE: Final = b"\x00\x00"
 
 UpdateCallback: TypeAlias = Callable[[bytes, str | None], None]
@@ -396,6 +398,23 @@ class SharedDoc:
 
     def set_problem(self, value: str, *, origin: str | None = None) -> None:
         self._set_meta("problem", _text(value, "problem"), origin)
+
+    @property
+    def policy_text(self) -> str | None:
+        """The session's integrity policy (TOML text) as the host set it, or None (not set
+        yet, or not text). The candidate's app debounces and warns by it."""
+        value = self._meta_str("policy")
+        return value if value and len(value) <= MAX_POLICY_LEN else None
+
+    def set_policy(self, text: str, *, origin: str | None = None) -> None:
+        """Set the session's policy text, once (the host, when it creates the session)."""
+        text = _text(text, "policy")
+        if not text or len(text) > MAX_POLICY_LEN:
+            raise ValueError(f"the policy must be 1..{MAX_POLICY_LEN} characters of TOML")
+        current = self._meta_str("policy")
+        if current is not None and current != text:
+            raise ValueError("the session's policy is set once and cannot change")
+        self._set_meta("policy", text, origin)
 
     @property
     def phase(self) -> Phase:

@@ -10,18 +10,21 @@ Condition kinds (a state that starts and ends) carry in `data`:
 
 Instant kinds (something that happened once) carry `phase: "instant"` plus their own fields.
 `proctor.heartbeat` and `browser.heartbeat` prove the producer is alive; a gap between
-heartbeats longer than the policy allows is itself a finding.
+heartbeats longer than the policy allows is itself a finding. Info kinds (`camera.check`)
+report a fact once, with `phase: "instant"`; the policy has no rule for them and they never
+count towards warnings, flags or the score.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CONDITION", "HEARTBEAT", "INSTANT", "KINDS", "KindInfo", "is_known"]
+__all__ = ["CONDITION", "HEARTBEAT", "INFO", "INSTANT", "KINDS", "KindInfo", "is_known"]
 
 CONDITION = "condition"
 INSTANT = "instant"
 HEARTBEAT = "heartbeat"
+INFO = "info"  # a fact reported once (the camera check's result): no policy rule, no score
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,11 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("tab.hidden", CONDITION, "the interview tab was hidden (another tab or app)"),
         KindInfo("window.blur", CONDITION, "the interview window lost focus"),
         KindInfo("fullscreen.exit", CONDITION, "the candidate left fullscreen"),
-        KindInfo("paste", INSTANT, "text pasted into the editor", "chars: int (never the text)"),
+        KindInfo(
+            "paste", INSTANT, "text pasted into the editor",
+            "chars: int; text: str only when the policy's [paste] include_text is on "
+            "(at most its max_chars; truncated: bool)",
+        ),
         KindInfo("copy", INSTANT, "text copied from the page", "chars: int"),
         KindInfo("devtools.shortcut", INSTANT, "a developer-tools shortcut was pressed", "key"),
         KindInfo("screens.multiple", INSTANT, "the browser reports more than one screen", "n"),
@@ -59,6 +66,11 @@ KINDS: dict[str, KindInfo] = {
             "fps: float, analysed: int, dropped: int, cpu: float share of one core",
         ),
         KindInfo("browser.heartbeat", HEARTBEAT, "the candidate's page is open and watching"),
+        KindInfo(
+            "camera.check", INFO, "the result of the camera check before the interview",
+            "result: \"calibrated\" | \"not calibrated\" | \"no camera\" | \"unavailable\"; "
+            "text: str; frames: int; yaw, pitch: float degrees (when calibrated)",
+        ),
         KindInfo("session.note", INSTANT, "a free-form note from the candidate's app", "text"),
     ]
 }

@@ -12,7 +12,9 @@ from typing import Any
 
 from .errors import PolicyError
 
-__all__ = ["HeartbeatRule", "KindRule", "Policy", "default_policy_text"]
+__all__ = ["HeartbeatRule", "KindRule", "PasteRule", "Policy", "default_policy_text"]
+
+MAX_PASTE_CHARS = 4000  # a signed envelope is at most 16 KiB
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,26 @@ class HeartbeatRule:
 
 
 @dataclass(frozen=True)
+class PasteRule:
+    """Whether a `paste` event carries the pasted text itself (capped), not only its size."""
+
+    include_text: bool = False
+    max_chars: int = 1000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.include_text, bool):
+            raise PolicyError("include_text must be true or false")
+        if isinstance(self.max_chars, bool) or not isinstance(self.max_chars, int) \
+                or not 1 <= self.max_chars <= MAX_PASTE_CHARS:
+            raise PolicyError(f"max_chars must be a whole number from 1 to {MAX_PASTE_CHARS}")
+
+
+@dataclass(frozen=True)
 class Policy:
     kinds: dict[str, KindRule]
     heartbeats: HeartbeatRule
     text: str
+    paste: PasteRule = PasteRule()
 
     def rule(self, kind: str) -> KindRule | None:
         return self.kinds.get(kind)
@@ -90,7 +108,22 @@ def _parse_policy(text: str) -> Policy:
     for kind, fields in tables.items():
         kinds[kind] = _build(KindRule, fields, f"kinds.{kind}")
     heartbeats = _build(HeartbeatRule, data.get("heartbeats") or {}, "heartbeats")
-    return Policy(kinds=kinds, heartbeats=heartbeats, text=text)
+    return Policy(kinds=kinds, heartbeats=heartbeats, text=text, paste=_paste(data.get("paste")))
+
+
+def _paste(fields: Any) -> PasteRule:
+    if fields is None:
+        return PasteRule()
+    if not isinstance(fields, dict):
+        raise PolicyError("[paste] must be a table")
+    unknown = set(fields) - {"include_text", "max_chars"}
+    if unknown:
+        raise PolicyError(f"[paste]: unknown key {sorted(unknown)[0]!r} "
+                          "(known: include_text, max_chars)")
+    try:
+        return PasteRule(**fields)
+    except PolicyError as exc:
+        raise PolicyError(f"[paste]: {exc}") from exc
 
 
 def _build(cls: type[Any], fields: Any, where: str) -> Any:

@@ -105,9 +105,10 @@ class Host(PeerSession):
         and wait for the candidate in the background. `host.invite` is what to send them.
 
         `policy` (default: the built-in one) is stored in the session file, so verification
-        uses exactly it. `media` adds the call (None: no audio/video). With `runs`, a
-        `RunService` (on `run_backend`, default the local sandbox, with `hidden_tests` and
-        `run_limits`) executes the candidate's run requests and the host's own."""
+        uses exactly it, and in the shared document, so the candidate's app uses it too.
+        `media` adds the call (None: no audio/video). With `runs`, a `RunService` (on
+        `run_backend`, default the local sandbox, with `hidden_tests` and `run_limits`)
+        executes the candidate's run requests and the host's own."""
         identity = identity or load_or_create_host_identity()
         config = config or PeerConfig()
         policy = policy or Policy.default()
@@ -136,6 +137,8 @@ class Host(PeerSession):
         )
         host = cls(identity, invite, config, store)
         host.server = server
+        # The candidate's app debounces its browser signals and warns by the same policy.
+        host.doc.set_policy(policy.text, origin="host")
         try:
             if runs:
                 from ..runs import RunService

@@ -4,7 +4,8 @@ After consent and joining, the frames the candidate's camera sends (the call's p
 before encoding) are analysed here with the proctor's own `FrameAnalyzer` and `Calibration`:
 a few seconds of one frontal face fix the candidate's natural head pose and gaze. Then the
 proctor starts for the interview with that baseline. Nothing is signed or sent during the
-check itself; the proctor's events start with the interview.
+check itself; when it ends its result is signed once, as a `camera.check` event (the
+interviewer's lobby shows it), and the proctor's events start with the interview.
 
 Where no analysis can run (no camera, MediaPipe missing, no face in time) the check says so
 in one plain sentence, and the proctor still starts if there is a camera (it then calibrates
@@ -40,6 +41,7 @@ class CameraCheck:
         self.baseline: Baseline | None = None
         self.frames = 0
         self.available = True  # False: no camera analysis can run on this computer
+        self.result = "unavailable"  # for the signed camera.check event (see `report`)
         self.done = False
         self._stop = False
         self._task: asyncio.Task[None] | None = None
@@ -64,6 +66,18 @@ class CameraCheck:
             self.status = f"Camera analysis is not running on this computer ({exc})."
         finally:
             self.done = True
+            self.report()
+
+    def report(self) -> None:
+        """Sign the check's result into the log once (not when cancelled or ended)."""
+        cand = self.candidate
+        if self._stop or cand.ended.is_set():
+            return
+        data: dict[str, object] = {"phase": "instant", "result": self.result,
+                                   "text": self.status, "frames": self.frames}
+        if self.baseline is not None:
+            data.update(yaw=round(self.baseline.yaw, 1), pitch=round(self.baseline.pitch, 1))
+        cand.emit("camera.check", data)
 
     async def _check(self) -> None:
         cand = self.candidate
@@ -71,6 +85,7 @@ class CameraCheck:
         media = cand.media
         if call is None or call.tap is None or media is None or not media.has_camera:
             self.available = False
+            self.result = "no camera"
             self.status = ("There is no camera to analyse, so camera analysis is not running "
                            "and no camera events will be sent; the interviewer sees that.")
             return
@@ -90,11 +105,13 @@ class CameraCheck:
         proctor = cand.start_proctor(config=config)
         if self.baseline is not None:
             proctor.bank.calibration.set(self.baseline)
+            self.result = "calibrated"
             b = self.baseline
             self.status = (f"Calibrated on {b.frames} frames: your natural head pose is "
                            f"{b.yaw:+.0f}° sideways, {b.pitch:+.0f}° up/down. Camera analysis "
                            "is running on this computer.")
         else:
+            self.result = "not calibrated"
             self.status = ("No face was seen steadily enough to calibrate; camera analysis "
                            "is running and will calibrate on the first seconds it sees you.")
 

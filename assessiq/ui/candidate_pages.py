@@ -14,7 +14,12 @@ from ..core.errors import AssessIQError
 from ..core.score import evaluate
 from .app import AppState, check_token
 from .call import plan_call
-from .candidate_session import MONITORED, CandidateController, describe
+from .candidate_session import (
+    MONITORED,
+    CandidateController,
+    describe,
+    paste_text_words,
+)
 from .components import call_controls, media_source, results_view, timer_label
 from .frame import frame
 from .presence import Presence, editor_with_presence
@@ -47,6 +52,19 @@ KIND_WORDS = {
     "camera.frozen": "Your camera picture seems frozen.",
     "camera.off": "Your camera is off. Please turn it back on.",
 }
+
+
+SENT_COLUMNS = [
+    {"name": "seq", "label": "#", "field": "seq", "align": "right"},
+    {"name": "time", "label": "time (UTC)", "field": "time", "align": "left"},
+    {"name": "kind", "label": "kind", "field": "kind", "align": "left"},
+    {"name": "what", "label": "what", "field": "what", "align": "left"},
+]
+
+
+def sent_row(env: Any) -> dict[str, Any]:
+    """One row of the transparency table."""
+    return {"seq": env.seq, "time": clock(env.t), "kind": env.kind, "what": describe(env)}
 
 
 def register(state: AppState) -> None:
@@ -138,6 +156,29 @@ def register(state: AppState) -> None:
             call_controls(lambda: cand.candidate, cand.call)
             check = cand.check_camera()
             status = ui.label("").props('data-testid="calibration"')
+            policy = cand.policy
+            with ui.column().classes("gap-1").props('data-testid="session-policy"'):
+                if cand.policy_note:
+                    ui.label(cand.policy_note).classes("text-warning") \
+                        .props('data-testid="policy-note"')
+                if policy.paste.include_text:
+                    # The consent screen could not know this before joining: ask again here.
+                    ui.label("One more thing this interviewer's policy asks for") \
+                        .classes("text-h6")
+                    ui.label(paste_text_words(policy.paste.max_chars)) \
+                        .props('data-testid="paste-text-consent"')
+                    ui.label("Nothing you paste is sent with its text until you agree. If you "
+                             "do not agree, tell your interviewer before going on.") \
+                        .classes("text-caption")
+                    agree = ui.checkbox("I agree that the text I paste is sent",
+                                        value=cand.paste_text_agreed) \
+                        .props('data-testid="agree-paste"').mark("agree-paste")
+                    agree.on_value_change(
+                        lambda e: setattr(cand, "paste_text_agreed", bool(e.value)))
+                else:
+                    ui.label("This interviewer's policy records only the size of what you "
+                             "paste or copy, never its text.").classes("text-caption") \
+                        .props('data-testid="paste-size-only"')
             go = ui.button("Go to the interview",
                            on_click=lambda: ui.navigate.to(f"/{token}/join/interview")) \
                 .props('data-testid="enter"').mark("enter")
@@ -147,8 +188,7 @@ def register(state: AppState) -> None:
                 if check is None:
                     return
                 status.set_text(check.status)
-                if check.done:
-                    go.enable()
+                go.set_enabled(check.done and not cand.paste_text_needs_consent)
 
             poll()
             ui.timer(0.3, poll)
@@ -205,15 +245,25 @@ def register(state: AppState) -> None:
                     with ui.card().classes("w-full q-pa-sm").props('data-testid="transparency"'):
                         ui.label("What is sent about you").classes("text-subtitle1")
                         ui.label("Every event this computer signed and sent to the "
-                                 "interviewer, newest first.").classes("text-caption")
+                                 "interviewer, newest first (all of them, page by page)."
+                                 ).classes("text-caption")
+                        ui.label(cand.policy_note or "Warnings follow the interviewer's "
+                                 "policy for this session.").classes("text-caption") \
+                            .props('data-testid="policy-source"')
                         sent_summary = ui.label("").classes("text-caption")
-                        sent_list = ui.column().classes("gap-0")
+                        beats = ui.switch("Show heartbeats too", value=False) \
+                            .props('data-testid="show-heartbeats"').mark("show-heartbeats")
+                        sent_table = ui.table(
+                            columns=SENT_COLUMNS, rows=[], row_key="seq",
+                            pagination={"rowsPerPage": 10}) \
+                            .props('dense flat wrap-cells data-testid="sent-table"') \
+                            .classes("w-full").mark("sent-table")
 
         async def on_signal(e: GenericEventArguments) -> None:
             await cand.on_signal(e.args)
 
         ui.on("aiq_signal", on_signal)
-        seen: dict[str, Any] = {"events": -1, "runs": "", "warned": 0, "problem": doc.problem}
+        seen: dict[str, Any] = {"events": None, "runs": "", "warned": 0, "problem": doc.problem}
 
         def refresh() -> None:
             conn.set_text("connected" if cand.connected else (
@@ -241,19 +291,18 @@ def register(state: AppState) -> None:
                 with results:
                     results_view(runs)
             sent = cand.sent
-            if len(sent) != seen["events"]:
-                seen["events"] = len(sent)
-                beats = sum(1 for e in sent if e.kind.endswith("heartbeat"))
-                sent_summary.set_text(f"{len(sent)} events sent ({beats} heartbeats: \"this "
-                                      f"page is open\"), {cand.receipted} receipted by the "
+            sent_key = (len(sent), bool(beats.value), cand.receipted)
+            if sent_key != seen["events"]:
+                seen["events"] = sent_key
+                n_beats = sum(1 for e in sent if e.kind.endswith("heartbeat"))
+                sent_summary.set_text(f"{len(sent)} events sent ({n_beats} heartbeats: "
+                                      "\"this page is open\" and \"the camera analysis "
+                                      f"runs\"), {cand.receipted} receipted by the "
                                       "interviewer")
-                sent_list.clear()
-                with sent_list:
-                    for env in reversed([e for e in sent if not e.kind.endswith("heartbeat")]
-                                        [-40:]):
-                        ui.label(f"{clock(env.t)} #{env.seq} {env.kind}: {describe(env)}") \
-                            .classes("text-body2")
-                warnings = [w for w in evaluate(sent, cand.signals.policy).warnings]
+                sent_table.rows = [sent_row(env) for env in reversed(sent)
+                                   if beats.value or not env.kind.endswith("heartbeat")]
+                sent_table.update()
+                warnings = [w for w in evaluate(sent, cand.policy).warnings]
                 if len(warnings) > seen["warned"]:
                     seen["warned"] = len(warnings)
                     notices.clear()
@@ -274,4 +323,8 @@ def register(state: AppState) -> None:
         ui.timer(5.0, heartbeat)
         ui.context.client.on_disconnect(presence.close)
         await ui.context.client.connected()
-        ui.run_javascript(SIGNALS_JS)
+        # The page sends pasted text to this computer's own process only when the session's
+        # policy asks for it and the candidate agreed (the process checks both again).
+        paste_max = cand.policy.paste.max_chars if cand.policy.paste.include_text \
+            and cand.paste_text_agreed else 0
+        ui.run_javascript(f"window.__aiqPasteMax = {int(paste_max)};" + SIGNALS_JS)

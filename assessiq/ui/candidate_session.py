@@ -5,11 +5,14 @@ sent about them."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.errors import PolicyError
 from ..core.integrity import Envelope
 from ..core.invite import Invite
 from ..core.kinds import KINDS
@@ -19,32 +22,63 @@ from ..peer.runrequests import RunTicket
 from .call import CallPlan
 from .camera_check import CameraCheck
 
-__all__ = ["MONITORED", "BrowserSignals", "CandidateController"]
+__all__ = ["MONITORED", "BrowserSignals", "CandidateController", "monitored",
+           "read_session_policy"]
 
 log = logging.getLogger(__name__)
 
 # What the consent screen states. Keep it exact: it is a promise.
-MONITORED = [
+_CAMERA = [
     ("Your camera, analysed on this computer",
      "Face presence, more than one face, head turn and gaze direction, a covered or frozen "
      "camera. The analysis runs here; only the resulting events (like \"no face for 5 s\") "
-     "are sent, never frames for analysis."),
+     "are sent, never frames for analysis. The camera check's result (face found and "
+     "calibrated, or no camera) is sent once, before the interview."),
     ("Your camera and microphone, sent to the interviewer",
      "Live video and audio go directly to the interviewer's computer, encrypted (WebRTC), "
      "like any video call. Nothing is recorded by AssessIQ."),
     ("This browser tab",
      "Switching away from the tab, the window losing focus, leaving fullscreen, "
      "developer-tools shortcuts, and whether the browser reports more than one screen."),
-    ("Copy and paste",
-     "The size of anything pasted into the editor or copied from the page — never its text."),
-    ("Your code",
-     "Everything typed in the shared editor, with its timing, is shared with the interviewer "
-     "and kept in the session record, like a shared document's history."),
 ]
+_CODE = ("Your code",
+         "Everything typed in the shared editor, with its timing, is shared with the "
+         "interviewer and kept in the session record, like a shared document's history.")
+PASTE_UNKNOWN = (
+    "The size of anything pasted into the editor or copied from the page — never its text, "
+    "unless the interviewer's policy asks for the pasted text: you are then told after "
+    "joining and asked again before the interview starts, and no pasted text is sent "
+    "until you agree.")
+PASTE_SIZE_ONLY = ("The size of anything pasted into the editor or copied from the page — "
+                   "never its text.")
+
+
+def paste_text_words(max_chars: int) -> str:
+    return (f"This interviewer's policy records the TEXT of anything you paste into the "
+            f"editor (its first {max_chars} characters), not only its size. It is signed "
+            "into the log and sent to the interviewer. Copying from the page still sends "
+            "only its size.")
+
+
+def monitored(policy: Policy | None) -> list[tuple[str, str]]:
+    """What the consent screen states: with `policy` None (not known before joining) the
+    pasted text is promised to be asked about again; with the session's policy, exactly
+    what it records."""
+    if policy is None:
+        paste = PASTE_UNKNOWN
+    elif policy.paste.include_text:
+        paste = paste_text_words(policy.paste.max_chars)
+    else:
+        paste = PASTE_SIZE_ONLY
+    return [*_CAMERA, ("Copy and paste", paste), _CODE]
+
+
+MONITORED = monitored(None)
 
 BROWSER_KINDS = ("tab.hidden", "window.blur", "fullscreen.exit", "paste", "copy",
                  "devtools.shortcut", "screens.multiple")
 _INSTANT_GAP = 1.0  # at most one instant event of a kind per second (a held key, a burst)
+_MAX_PASTE_JSON = 8 * 1024  # the pasted text's JSON in a signed event (envelopes: 16 KiB)
 
 
 @dataclass
@@ -103,6 +137,22 @@ class BrowserSignals:
         return [(kind, {"phase": "instant", **data})]
 
 
+def read_session_policy(text: str) -> tuple[Policy, str]:
+    """The session's policy from the text the host shared, and "" — or, when the text does
+    not parse, the documented defaults and a note for the page (logged). Not refused: the
+    candidate cannot fix the host's policy, the defaults are what they agreed to, and the
+    interviewer's app scores by its own copy of the policy in any case."""
+    try:
+        policy = Policy.from_toml(text)
+    except PolicyError as exc:
+        log.warning("the session's policy cannot be read (%s); using the defaults", exc)
+        return Policy.default(), ("The interviewer's policy could not be read on this "
+                                  f"computer ({exc}); this page warns you by the documented "
+                                  "defaults.")
+    log.info("using the session's policy (%d kinds)", len(policy.kinds))
+    return policy, ""
+
+
 def _int(value: Any, limit: int = 10**9) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
@@ -124,8 +174,49 @@ class CandidateController:
         self.consented_at: float | None = None
         self.camera_check: CameraCheck | None = None
         self.candidate: Candidate | None = None
+        # The session's policy arrives with the shared document after joining; until then
+        # (and if it cannot be read) the documented defaults apply, and `policy_note` says so.
         self.signals = BrowserSignals(Policy.default())
+        self.policy_source = "default"  # "session" once the host's policy is in use
+        self.policy_note = ""
+        self._policy_text: str | None = None
+        self.paste_text_agreed = False  # the candidate agreed to send pasted text
         self.pending_local: list[tuple[float, str]] = []  # warnings shown before connecting
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this side debounces and warns by: the session's (from the shared
+        document), or the defaults while there is none or it cannot be read."""
+        self.refresh_policy()
+        return self.signals.policy
+
+    def refresh_policy(self) -> None:
+        """Take the session's policy from the shared document when it arrives or changes
+        (text that does not parse: the defaults, see `read_session_policy`)."""
+        doc = self.doc
+        text = doc.policy_text if doc is not None else None
+        if text is None or text == self._policy_text:
+            return
+        self._policy_text = text
+        self.signals.policy, self.policy_note = read_session_policy(text)
+        self.policy_source = "default" if self.policy_note else "session"
+
+    @property
+    def paste_text_needs_consent(self) -> bool:
+        return self.policy.paste.include_text and not self.paste_text_agreed
+
+    async def wait_for_policy(self, timeout: float = 10.0) -> None:
+        """After joining: wait (bounded) for the host's policy to arrive with the document."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.doc is not None and self.doc.policy_text is None \
+                and loop.time() < deadline and not self.ended:
+            await asyncio.sleep(0.05)
+        self.refresh_policy()
+        if self.doc is not None and self.doc.policy_text is None and not self.policy_note:
+            log.warning("the host shared no policy; using the defaults")
+            self.policy_note = ("The interviewer's app did not share its policy; this page "
+                                "warns you by the documented defaults.")
 
     @property
     def host_fingerprint(self) -> str:
@@ -167,6 +258,7 @@ class CandidateController:
 
             await self.candidate.send_event("session.note",
                                             {"phase": "instant", "text": SYNTHETIC_EVENT})
+        await self.wait_for_policy()
 
     def check_camera(self) -> CameraCheck | None:
         """Start (once) the camera check: calibration on the call's frames, then the
@@ -192,6 +284,7 @@ class CandidateController:
         if not isinstance(raw, dict) or raw.get("kind") not in BROWSER_KINDS:
             log.warning("ignored a malformed browser signal")
             return []
+        self.refresh_policy()
         kind, state = str(raw["kind"]), raw.get("state")
         if state == "on":
             self.signals.begin(kind, now)
@@ -202,6 +295,8 @@ class CandidateController:
             data: dict[str, Any] = {}
             if kind in ("paste", "copy"):
                 data["chars"] = _int(raw.get("chars"))
+            if kind == "paste":
+                data.update(self._paste_text(raw.get("text"), data["chars"]))
             elif kind == "devtools.shortcut":
                 data["key"] = str(raw.get("key", ""))[:32]
             elif kind == "screens.multiple":
@@ -214,8 +309,23 @@ class CandidateController:
     async def tick(self, now: float | None = None) -> list[Envelope]:
         """Send conditions that have lasted long enough (called about once a second)."""
         now = time.time() if now is None else now
+        self.refresh_policy()
         return [e for e in [await self.send(k, d) for k, d in self.signals.due(now)]
                 if e is not None]
+
+    def _paste_text(self, text: Any, chars: int) -> dict[str, Any]:
+        """The pasted text for the event: only when the session's policy asks for it AND
+        the candidate agreed; capped at the policy's `max_chars` and so that the signed
+        event stays well under its size limit."""
+        rule = self.policy.paste
+        if not (rule.include_text and self.paste_text_agreed) or not isinstance(text, str):
+            return {}
+        text = text.encode("utf-8", "ignore").decode("utf-8")  # drop lone surrogates
+        kept = text[:rule.max_chars]
+        while len(json.dumps(kept)) > _MAX_PASTE_JSON:
+            kept = kept[:len(kept) * 3 // 4]
+        utf16 = len(kept.encode("utf-16-le")) // 2  # `chars` counts as the browser does
+        return {"text": kept, "truncated": len(kept) < len(text) or chars > utf16}
 
     async def heartbeat(self) -> None:
         await self.send("browser.heartbeat", {"phase": "instant"})
@@ -248,6 +358,10 @@ def describe(env: Envelope) -> str:
     if phase == "end":
         return f"{what} — ended after {float(env.data.get('duration', 0)):.1f} s"
     extra = ""
-    if "chars" in env.data:
+    if env.kind == "camera.check" and isinstance(env.data.get("text"), str):
+        extra = f": {env.data['text']}"
+    elif "chars" in env.data and isinstance(env.data.get("text"), str):
+        extra = f" ({env.data['chars']} characters; the text was sent, as the policy asks)"
+    elif "chars" in env.data:
         extra = f" ({env.data['chars']} characters; the text itself is not sent)"
     return what + extra

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,8 +120,12 @@ def timer_label(get_timer: Callable[[], dict[str, float] | None]) -> ui.label:
             label.set_text("timer not started")
             return
         left = max(0.0, t["started_at"] + t["duration_s"] - time.time())
+        if left <= 0:
+            label.set_text("time is up")
+            return
         label.set_text(f"time left {int(left // 60):02d}:{int(left % 60):02d}")
 
+    tick()
     ui.timer(1.0, tick)
     return label
 
@@ -174,6 +179,14 @@ def _event_line(env: Envelope) -> str:
         extra = f" ({float(data.get('duration', 0)):.1f} s)"
     elif "chars" in data:
         extra = f" ({data['chars']} chars)"
+        if isinstance(data.get("text"), str):  # the policy asks for pasted text
+            shown = data["text"] if len(data["text"]) <= 60 else data["text"][:57] + "…"
+            extra = f" ({data['chars']} chars: {json.dumps(shown, ensure_ascii=False)}" \
+                    f"{', truncated' if data.get('truncated') else ''})"
+    elif env.kind == "devtools.shortcut" and isinstance(data.get("key"), str):
+        extra = f" ({data['key']})"
+    elif env.kind == "camera.check" and isinstance(data.get("result"), str):
+        extra = f" ({data['result']})"
     start = data.get("start")
     when = start if data.get("phase") == "start" and isinstance(start, int | float) else env.t
     return f"{clock(when)} #{env.seq} {env.kind} {data.get('phase', '')}{extra}"

@@ -52,7 +52,7 @@ def register(state: AppState) -> None:
             language = ui.select(LANGUAGES, value="python", label="Language").classes("w-96")
             duration = ui.number("Duration (minutes)", value=45, min=1, max=600).classes("w-96")
             policy_path = ui.input("Policy file (empty: the documented defaults)") \
-                .classes("w-96")
+                .classes("w-96").props('data-testid="policy-file"').mark("policy-file")
             label = ui.input("Candidate label (optional, e.g. their name)").classes("w-96")
             error = ui.label("").classes("text-negative")
 
@@ -102,6 +102,7 @@ def register(state: AppState) -> None:
                 ui.html(invite_qr_svg(host.invite_text)).style("width: 220px") \
                     .props('data-testid="qr"')
             status = ui.label("Waiting for the candidate…").props('data-testid="lobby-status"')
+            camera = ui.label("").props('data-testid="lobby-camera"')
             state.tile("Candidate camera check", "host-remote",
                        media_source(lambda: host.host, "remote"))
 
@@ -125,6 +126,11 @@ def register(state: AppState) -> None:
                 if host.doc.phase != "lobby" or (host.connected and state.extra.get("auto_start")):
                     start()
                     return
+                check = host.camera_check
+                if check is not None:
+                    camera.set_text(check)
+                elif host.connected:
+                    camera.set_text("Camera check: the candidate is checking their camera…")
                 if host.connected:
                     name = f" ({host.candidate_name})" if host.candidate_name else ""
                     status.set_text(f"Candidate connected{name}: device "
@@ -177,13 +183,18 @@ def register(state: AppState) -> None:
                     with ui.card().classes("w-full q-pa-sm"):
                         ui.label("Phase and timer").classes("text-subtitle1")
                         phase = ui.toggle(["lobby", "interview", "wrap-up"], value=doc.phase,
-                                          on_change=lambda e: host.set_phase(e.value))
-                        with ui.row():
+                                          on_change=lambda e: host.set_phase(e.value)) \
+                            .props('data-testid="phase-toggle"').mark("phase")
+                        with ui.row().classes("items-center"):
                             extra = ui.number("minutes", value=host.setup.duration_min,
-                                              min=1, max=600).classes("w-24")
+                                              min=1, max=600).classes("w-24") \
+                                .props('data-testid="timer-minutes"').mark("timer-minutes")
                             ui.button("Restart timer",
                                       on_click=lambda: host.restart_timer(
-                                          float(extra.value or 1)))
+                                          float(extra.value or 1))) \
+                                .props('data-testid="restart-timer"').mark("restart-timer")
+                            ui.button("+5 min", on_click=lambda: host.extend_timer(5)) \
+                                .props('data-testid="extend-timer"').mark("extend-timer")
                     with ui.card().classes("w-full q-pa-sm"):
                         ui.label("Private notes (never shared)").classes("text-subtitle1")
                         note = ui.textarea(placeholder="a note…").classes("w-full") \

@@ -29,7 +29,7 @@ from .call import CallPlan
 from .problems import Problem
 from .report import write_reports
 
-__all__ = ["HostController", "HostSetup"]
+__all__ = ["HostController", "HostSetup", "describe_camera_check"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,25 @@ class HostSetup:
     def __post_init__(self) -> None:
         if not 1 <= self.duration_min <= 600:
             raise ValueError("the duration must be between 1 and 600 minutes")
+
+
+def describe_camera_check(data: dict[str, Any]) -> str:
+    """The lobby's sentence for a `camera.check` event's data (as the candidate sent it)."""
+    result = data.get("result")
+    frames = data.get("frames")
+    n = frames if isinstance(frames, int) and not isinstance(frames, bool) else 0
+    if result == "calibrated":
+        yaw, pitch = data.get("yaw"), data.get("pitch")
+        pose = ""
+        if isinstance(yaw, int | float) and isinstance(pitch, int | float):
+            pose = f" (natural pose {yaw:+.0f}° sideways, {pitch:+.0f}° up/down)"
+        return f"Camera check: face found, calibrated on {n} frames{pose}."
+    if result == "not calibrated":
+        return ("Camera check: no face seen steadily enough to calibrate; camera analysis "
+                "runs and calibrates later.")
+    if result == "no camera":
+        return "Camera check: no camera — no camera analysis and no video from the candidate."
+    return "Camera check: camera analysis cannot run on the candidate's computer."
 
 
 @dataclass
@@ -146,6 +165,15 @@ class HostController:
     def events(self) -> list[Envelope]:
         return self.host.events
 
+    @property
+    def camera_check(self) -> str | None:
+        """The candidate's camera-check result (their signed, verified `camera.check`
+        event) as a sentence for the lobby; None until it arrives."""
+        for env in reversed(self.host.events):
+            if env.kind == "camera.check":
+                return describe_camera_check(env.data)
+        return None
+
     def evaluation(self, now: float | None = None) -> Evaluation:
         return evaluate(self.host.events, self.setup.policy, start_t=self.started_at,
                         end_t=time.time() if now is None else now)
@@ -168,6 +196,15 @@ class HostController:
 
     def restart_timer(self, minutes: float) -> None:
         self.host.doc.start_timer(minutes * 60, time.time(), origin="host")
+
+    def extend_timer(self, minutes: float) -> None:
+        """Give `minutes` more (a timer that is not running starts with that much)."""
+        timer = self.host.doc.timer()
+        if timer is None:
+            self.restart_timer(minutes)
+            return
+        self.host.doc.start_timer(timer["duration_s"] + minutes * 60, timer["started_at"],
+                                  origin="host")
 
     def run(self) -> str | None:
         """The interviewer's Run: the current shared code through the host's run service.

@@ -1,6 +1,7 @@
 // Browser integrity signals for the candidate's page. Each change of state is sent to the
 // candidate's own AssessIQ process (which debounces it per the policy and signs it into the
-// log); nothing here talks to anyone else. Paste and copy report only a character count.
+// log); nothing here talks to anyone else. Paste and copy report a character count; paste
+// its text too only when the session's policy asks for it and the candidate agreed.
 (() => {
   if (window.__aiqSignals) return;
   window.__aiqSignals = true;
@@ -34,7 +35,15 @@
 
   document.addEventListener(
     "paste",
-    (e) => send("paste", "instant", { chars: ((e.clipboardData && e.clipboardData.getData("text")) || "").length }),
+    (e) => {
+      const text = (e.clipboardData && e.clipboardData.getData("text")) || "";
+      const extra = { chars: text.length };
+      // The text itself only when the session's policy asks for it and the candidate agreed
+      // (the page sets __aiqPasteMax; the process checks both again and caps it).
+      const max = window.__aiqPasteMax || 0;
+      if (max > 0) extra.text = Array.from(text).slice(0, max).join("");
+      send("paste", "instant", extra);
+    },
     true,
   );
   document.addEventListener(
