@@ -97,7 +97,7 @@ def test_two_faces_in_a_side_by_side_composite(still):
 
 def test_two_faces_in_video_mode_too():
     """Video mode tracks one face with the mesh; full-range detection counts the second."""
-    with FrameAnalyzer(AnalyzerConfig(detect_every=1)) as video:
+    with FrameAnalyzer(AnalyzerConfig(detect_interval=0.0, stable_interval=0.0)) as video:
         composite = cv2.resize(_side_by_side(), (640, 328))
         counts = [video.analyse(composite, t=i / 10).faces for i in range(3)]
     assert counts[-1] == 2
@@ -183,6 +183,6 @@ def test_a_distant_second_person_is_counted_in_video_mode():
     cam = SyntheticCamera([(1, Scene.PRESENT)])
     # a ~60 px face behind the candidate: the mesh follows only the candidate
     scene = _distant(photo("grace_hopper"), 0.3, cam.render(Scene.PRESENT, 0), x=540)
-    with FrameAnalyzer(AnalyzerConfig(detect_every=1)) as video:
+    with FrameAnalyzer(AnalyzerConfig(detect_interval=0.0, stable_interval=0.0)) as video:
         counts = [video.analyse(scene, t=i / 10).faces for i in range(3)]
     assert counts[-1] == 2

@@ -2,8 +2,12 @@
 
 FaceMesh (refined, 478 landmarks) follows the main face cheaply from frame to frame; the
 full-range face detector counts faces, including small or distant ones the mesh does not
-track, every few frames (and on every frame without a mesh face). Nothing is downloaded: both
-models ship inside the mediapipe 0.10.21 wheel.
+track. The detector costs more than the mesh, so in a video it runs when it can tell
+something: at once when the mesh loses its face or the picture outside the candidate's face
+changes (someone walks in or leaves); every `detect_interval` seconds while the mesh has no
+face or the detector last saw a face the mesh does not follow; otherwise every
+`stable_interval` seconds. Nothing is downloaded: both models ship inside the mediapipe
+0.10.21 wheel.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -20,14 +25,17 @@ import numpy.typing as npt
 
 from .config import AnalyzerConfig
 from .findings import FaceBox, FrameFindings, Gaze, HeadPose
-from .geometry import gaze_from_landmarks, head_pose
+from .geometry import PoseSolver, gaze_from_landmarks
+from .mpgraph import LeanSolution, landmarks_from_bytes
 
 __all__ = ["FrameAnalyzer", "load_mediapipe"]
 
 log = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
-_THUMB = (160, 120)
+_THUMB = (160, 120)  # light, texture and freeze are measured on this grey thumbnail
+_GRID = (40, 30)  # scene changes are judged on this coarser grid (16×16 px cells at 640×480)
+_KERNEL = np.ones((3, 3), np.uint8)
 
 
 def load_mediapipe() -> Any:
@@ -40,11 +48,21 @@ def load_mediapipe() -> Any:
     return mp.solutions
 
 
+@dataclass(frozen=True)
+class _LastDetection:
+    t: float
+    boxes: tuple[FaceBox, ...]
+    extra: bool  # it found a face the mesh did not
+    low: npt.NDArray[np.int16]  # the scene grid then, eroded and dilated (shift-tolerant)
+    high: npt.NDArray[np.int16]
+
+
 class FrameAnalyzer:
     """Analyses BGR frames one at a time. Not thread-safe: use it from one thread.
 
-    `still_images=True` treats every frame as unrelated (photos); otherwise frames are a
-    video and the mesh tracks the face between them.
+    `still_images=True` treats every frame as unrelated (photos; tiny ones are enlarged
+    first); otherwise frames are a video and the mesh tracks the face between them.
+    `detections` counts the full-range detector's runs.
     """
 
     def __init__(self, config: AnalyzerConfig | None = None, *, still_images: bool = False) -> None:
@@ -52,27 +70,31 @@ class FrameAnalyzer:
         self.still_images = still_images
         t0 = time.perf_counter()
         solutions = load_mediapipe()
-        self._mesh = solutions.face_mesh.FaceMesh(
+        self._mesh_solution = solutions.face_mesh.FaceMesh(
             static_image_mode=still_images,
             max_num_faces=4 if still_images else 1,
             refine_landmarks=True,
             min_detection_confidence=self.config.min_face_confidence,
             min_tracking_confidence=0.5,
         )
-        self._detector = solutions.face_detection.FaceDetection(
+        self._detector_solution = solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=self.config.min_face_confidence
         )
+        self._mesh = LeanSolution(self._mesh_solution, "image", "multi_face_landmarks")
+        self._detector = LeanSolution(self._detector_solution, "image", "detections")
         log.info("face models loaded in %.2f s", time.perf_counter() - t0)
-        self._prev_thumb: npt.NDArray[np.float32] | None = None
-        self._count = 0
-        self._detections: tuple[float, tuple[FaceBox, ...]] | None = None
+        self._pose = PoseSolver()
+        self._prev_thumb: Image | None = None
+        self._last: _LastDetection | None = None
+        self._had_mesh_face = False
+        self.detections = 0
         self._closed = False
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._mesh.close()
-            self._detector.close()
+            self._mesh_solution.close()
+            self._detector_solution.close()
 
     def __enter__(self) -> FrameAnalyzer:
         return self
@@ -85,7 +107,9 @@ class FrameAnalyzer:
     def reset(self) -> None:
         """Forget the previous frame (call between unrelated inputs)."""
         self._prev_thumb = None
-        self._detections = None
+        self._last = None
+        self._had_mesh_face = False
+        self._pose.reset()
 
     def analyse(self, frame: Image, t: float = 0.0) -> FrameFindings:
         """Analyse one BGR frame taken at time `t` (seconds)."""
@@ -98,28 +122,28 @@ class FrameAnalyzer:
             scale = cfg.max_width / w
             frame = np.asarray(cv2.resize(frame, (cfg.max_width, max(1, round(h * scale))),
                                           interpolation=cv2.INTER_AREA), dtype=np.uint8)
-            h, w = frame.shape[:2]
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        thumb = cv2.resize(gray, _THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
-        brightness = float(thumb.mean())
-        texture = float(thumb.std())
-        if self._prev_thumb is None:
+        elif self.still_images and min(h, w) < cfg.min_still_side:
+            frame = enlarge(frame, cfg.min_still_side)
+        h, w = frame.shape[:2]
+        # light and freeze on a small grey thumbnail: every 4th pixel of a 640×480 frame
+        # (sampling, not averaging, keeps sensor noise in it: a live camera never repeats it)
+        small = cv2.resize(frame, _THUMB, interpolation=cv2.INTER_NEAREST)
+        thumb = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+        mean, std = cv2.meanStdDev(thumb)
+        brightness, texture = float(mean[0, 0]), float(std[0, 0])
+        if self._prev_thumb is None or self.still_images:
             motion = float("inf")
         else:
-            motion = float(np.abs(thumb - self._prev_thumb).mean())
+            motion = float(cv2.mean(cv2.absdiff(thumb, self._prev_thumb))[0])
         self._prev_thumb = thumb
 
         rgb = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-        rgb.flags.writeable = False
-        meshes = self._mesh.process(rgb).multi_face_landmarks or []
-        faces_px = [
-            np.array([(p.x * w, p.y * h) for p in m.landmark], dtype=np.float64) for m in meshes
-        ]
+        faces_px = [self._pixels(landmarks_from_bytes(b), w, h) for b in self._mesh.run(rgb)]
         mesh_boxes = [self._box_of(p, w, h) for p in faces_px]
         order = sorted(range(len(faces_px)), key=lambda i: -mesh_boxes[i].w * mesh_boxes[i].h)
-        self._count += 1
-        detected = self._detect(rgb, t, run=self.still_images or not meshes
-                                or self._count % cfg.detect_every == 1 or cfg.detect_every == 1)
+        main_box = mesh_boxes[order[0]] if order else None
+        detected = self._detect(rgb, thumb, t, main_box, mesh_boxes)
+        self._had_mesh_face = main_box is not None
         boxes = [mesh_boxes[i] for i in order]
         boxes += [d for d in detected if not any(_same_face(d, m) for m in mesh_boxes)]
 
@@ -127,9 +151,13 @@ class FrameAnalyzer:
         gaze: Gaze | None = None
         if faces_px:
             main = faces_px[order[0]]
-            pose = head_pose(main, w, h)
+            if self.still_images:
+                self._pose.reset()
+            pose = self._pose.solve(main, w, h)
             if main.shape[0] >= 478:
                 gaze = gaze_from_landmarks(main, cfg.eyes_closed_ratio)
+        else:
+            self._pose.reset()
         dark = brightness < cfg.dark_level
         covered = not boxes and (
             (brightness < cfg.covered_level and texture < cfg.covered_texture)
@@ -143,36 +171,97 @@ class FrameAnalyzer:
             cpu_ms=round((time.process_time() - cpu0) * 1000, 3),
         )
 
-    def _detect(self, rgb: Image, t: float, run: bool) -> tuple[FaceBox, ...]:
-        if not run:
-            if self._detections and t - self._detections[0] <= self.config.detection_memory:
-                return self._detections[1]
-            return ()
-        found = self._detector.process(rgb).detections or []
+    def _detect(self, rgb: Image, thumb: Image, t: float, main: FaceBox | None,
+                mesh_boxes: list[FaceBox]) -> tuple[FaceBox, ...]:
+        """Full-range detection now, or what the last run found while it is still valid."""
+        cfg = self.config
+        last = self._last
+        if not self.still_images and last is not None and t >= last.t:
+            since = t - last.t
+            if main is None and self._had_mesh_face:
+                due = True  # the mesh just lost its face: count what is there now
+            else:
+                every = cfg.detect_interval if last.extra or main is None else cfg.stable_interval
+                due = since >= every or (
+                    since >= cfg.detect_interval / 2
+                    and _changed_share(_grid(thumb), last, main) >= cfg.change_share
+                )
+            if not due:
+                return last.boxes if since <= cfg.detection_memory else ()
+        self.detections += 1
         boxes = []
-        for d in found:
-            score = float(d.score[0])
-            if score < self.config.min_face_confidence:
+        from mediapipe.framework.formats import detection_pb2
+
+        for blob in self._detector.run(rgb):
+            d = detection_pb2.Detection.FromString(blob)
+            score = float(d.score[0]) if d.score else 0.0
+            if score < cfg.min_face_confidence:
                 continue
             r = d.location_data.relative_bounding_box
             boxes.append(FaceBox(round(r.xmin, 4), round(r.ymin, 4), round(r.width, 4),
                                  round(r.height, 4), round(score, 3), "detection"))
-        self._detections = (t, tuple(boxes))
-        return self._detections[1]
+        extra = any(not any(_same_face(b, m) for m in mesh_boxes) for b in boxes)
+        grid = _grid(thumb)
+        level = np.int16(round(cfg.change_level))
+        low = np.asarray(cv2.erode(grid, _KERNEL), dtype=np.int16) - level
+        high = np.asarray(cv2.dilate(grid, _KERNEL), dtype=np.int16) + level
+        self._last = _LastDetection(t, tuple(boxes), extra, low, high)
+        return self._last.boxes
+
+    @staticmethod
+    def _pixels(rows: npt.NDArray[np.float64], w: int, h: int) -> npt.NDArray[np.float64]:
+        """Normalized landmark rows (3, n) → points (n, 3) in pixels (z in x's scale)."""
+        rows[0] *= w
+        rows[1] *= h
+        rows[2] *= w
+        return rows.T
 
     @staticmethod
     def _box_of(points: npt.NDArray[np.float64], w: int, h: int) -> FaceBox:
-        x0, y0 = points[:, 0].min() / w, points[:, 1].min() / h
-        x1, y1 = points[:, 0].max() / w, points[:, 1].max() / h
-        return FaceBox(round(float(x0), 4), round(float(y0), 4), round(float(x1 - x0), 4),
-                       round(float(y1 - y0), 4), 1.0, "mesh")
+        xs, ys = points[:, 0], points[:, 1]
+        x0, x1, y0, y1 = float(xs.min()) / w, float(xs.max()) / w, float(ys.min()) / h, \
+            float(ys.max()) / h
+        return FaceBox(round(x0, 4), round(y0, 4), round(x1 - x0, 4), round(y1 - y0, 4),
+                       1.0, "mesh")
 
     def landmarks(self, frame: Image) -> list[npt.NDArray[np.float64]]:
         """FaceMesh landmarks (x, y in pixels, z in the same scale) of every face in `frame`."""
         h, w = frame.shape[:2]
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        meshes = self._mesh.process(rgb).multi_face_landmarks or []
-        return [np.array([(p.x * w, p.y * h, p.z * w) for p in m.landmark]) for m in meshes]
+        rgb = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        return [self._pixels(landmarks_from_bytes(b), w, h) for b in self._mesh.run(rgb)]
+
+
+def enlarge(image: Image, side: int) -> Image:
+    """A tiny photo (a 25×25 face crop) made into one the models can read: scaled up so its
+    shorter side is `side` px, then given a border of replicated edge pixels half as wide on
+    every side (a tight crop leaves the detectors no context around the face)."""
+    h, w = image.shape[:2]
+    scale = side / min(h, w)
+    big = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                     interpolation=cv2.INTER_CUBIC)
+    pad = side // 2
+    return np.asarray(cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE),
+                      dtype=np.uint8)
+
+
+def _grid(thumb: Image) -> npt.NDArray[np.int16]:
+    return np.asarray(cv2.resize(thumb, _GRID, interpolation=cv2.INTER_AREA), dtype=np.int16)
+
+
+def _changed_share(grid: npt.NDArray[np.int16], last: _LastDetection,
+                   face: FaceBox | None) -> float:
+    """The share of grid cells outside the (enlarged) face box whose grey level left the range
+    its 3×3 neighbourhood had at the last detection: a shift of a cell or less (sway, camera
+    shake) is not a change; a new object is."""
+    out = (grid < last.low) | (grid > last.high)
+    if face is None:
+        return float(np.count_nonzero(out)) / out.size
+    gh, gw = grid.shape
+    mx, my = face.w * 0.3, face.h * 0.3
+    x0, x1 = int((face.x - mx) * gw), int(np.ceil((face.x + face.w + mx) * gw))
+    y0, y1 = int((face.y - my) * gh), int(np.ceil((face.y + face.h + my) * gh))
+    out[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = False
+    return float(np.count_nonzero(out)) / out.size
 
 
 def _same_face(a: FaceBox, b: FaceBox) -> bool:

@@ -35,8 +35,16 @@ class AnalyzerConfig:
     """Per-frame analysis settings.
 
     min_face_confidence   score a face detection needs to count (0..1)
-    detect_every          run full-range face detection (to count small or extra faces) on
-                          every n-th analysed frame, and on every frame without a mesh face
+    detect_interval       seconds between full-range face detections (which count small or
+                          extra faces) while the mesh has no face or the last detection found
+                          a face the mesh does not follow; also right after the mesh loses
+                          its face
+    stable_interval       seconds between detections while the picture outside the
+                          candidate's face stays as it was at the last one
+    change_level          grey levels a cell of the 40×30 scene grid must move beyond its
+                          3×3 neighbourhood at the last detection to count as changed
+    change_share          share of grid cells outside the face that must change to run the
+                          detector early (at most every detect_interval / 2 seconds)
     detection_memory      seconds a face count from full-range detection stays valid
     dark_level            mean grey level (0..255) below which a frame is dark
     covered_level         mean grey level below which a nearly featureless frame is a covered lens
@@ -47,10 +55,15 @@ class AnalyzerConfig:
     eyes_closed_ratio     eyelid gap / eye width below which the eyes count as closed (a blink:
                           gaze is not measured)
     max_width             frames wider than this are scaled down before analysis
+    min_still_side        photos whose shorter side is smaller are enlarged to it (bicubic)
+                          and given a border of half that width before analysis
     """
 
     min_face_confidence: float = 0.5
-    detect_every: int = 5
+    detect_interval: float = 0.4
+    stable_interval: float = 1.5
+    change_level: float = 12.0
+    change_share: float = 0.02
     detection_memory: float = 0.6
     dark_level: float = 40.0
     covered_level: float = 60.0
@@ -58,12 +71,19 @@ class AnalyzerConfig:
     frozen_diff: float = 0.02
     eyes_closed_ratio: float = 0.12
     max_width: int = 960
+    min_still_side: int = 160
 
     def __post_init__(self) -> None:
         if not 0 < self.min_face_confidence <= 1:
             raise ValueError("min_face_confidence must be in (0, 1]")
-        if self.detect_every < 1:
-            raise ValueError("detect_every must be >= 1")
+        if not 0 <= self.detect_interval <= self.stable_interval:
+            raise ValueError("need 0 <= detect_interval <= stable_interval (seconds)")
+        if self.detection_memory < self.detect_interval:
+            raise ValueError("detection_memory must be >= detect_interval")
+        if not 0 < self.change_share <= 1 or self.change_level < 0:
+            raise ValueError("change_share must be in (0, 1] and change_level >= 0")
+        if not 16 <= self.min_still_side <= self.max_width:
+            raise ValueError("min_still_side must be in [16, max_width]")
         if self.max_width < 160:
             raise ValueError("max_width must be >= 160")
 

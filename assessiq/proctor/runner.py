@@ -5,8 +5,8 @@
 
 At most one frame is being analysed at a time; frames that arrive meanwhile are dropped
 (counted), and frames arriving sooner than the current rate allows are skipped. The rate adapts
-between min_fps and max_fps so analysis uses about `cpu_budget` of one core. The sink is
-called on the event loop's thread.
+between min_fps and max_fps so analysis uses about `cpu_budget` of one core (`RateController`,
+fed each analysis' CPU cost). The sink is called on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -15,35 +15,50 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from .analyzer import FrameAnalyzer
 from .config import ProctorConfig
 from .detectors import DetectorBank, EventSink
 from .findings import FrameFindings
-from .frames import Frame
+from .frames import Frame, Image
 from .meter import Meter, ProctorStats
+from .rate import RateController
 
-__all__ = ["Proctor"]
+__all__ = ["Analyzer", "Proctor"]
 
 log = logging.getLogger(__name__)
+
+
+class Analyzer(Protocol):
+    """What the proctor needs of a frame analyser (`FrameAnalyzer` is the real one)."""
+
+    def analyse(self, frame: Image, t: float = 0.0) -> FrameFindings: ...
+
+    def close(self) -> None: ...
 
 
 class Proctor:
     """Watches a frame source and sends integrity events to `sink`."""
 
     def __init__(self, sink: EventSink, config: ProctorConfig | None = None, *,
-                 analyzer: FrameAnalyzer | None = None) -> None:
+                 analyzer: Analyzer | None = None) -> None:
         self.config = config or ProctorConfig()
         self.sink = sink
         self._analyzer = analyzer
         self._own_analyzer = analyzer is None
         self.bank = DetectorBank(sink, self.config)
         self.meter = Meter(self.config.heartbeat_every)
-        self.rate = self.config.max_fps
-        self._cost: float | None = None  # smoothed CPU seconds per analysed frame
+        cfg = self.config
+        self.rate_control = RateController(cfg.min_fps, cfg.max_fps, cfg.cpu_budget)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="proctor")
         self._stopping = False
         self.last: FrameFindings | None = None
+
+    @property
+    def rate(self) -> float:
+        """The current analysis rate (frames per second of frame time)."""
+        return self.rate_control.rate
 
     @property
     def stats(self) -> ProctorStats:
@@ -58,7 +73,7 @@ class Proctor:
         if self._analyzer is None:
             self._analyzer = await loop.run_in_executor(
                 self._pool, lambda: FrameAnalyzer(self.config.analyzer))
-        analyzer = self._analyzer
+        analyzer: Analyzer = self._analyzer
         pending: asyncio.Future[FrameFindings] | None = None
         next_due: float | None = None
         last_t = 0.0
@@ -105,10 +120,7 @@ class Proctor:
         self.last = f
         cost = f.cpu_ms / 1000
         self.meter.analysed(cost)
-        self._cost = cost if self._cost is None else 0.9 * self._cost + 0.1 * cost
-        if self._cost > 0:
-            cfg = self.config
-            self.rate = min(cfg.max_fps, max(cfg.min_fps, cfg.cpu_budget / self._cost))
+        self.rate_control.update(cost)
         self.bank.update(f)
         beat = self.meter.heartbeat(f.t, self.rate, self.bank.calibration.done)
         if beat is not None:
