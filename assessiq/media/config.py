@@ -31,6 +31,7 @@ class MediaConfig:
     jpeg_quality: int = 70
     jpeg_max_width: int | None = None
     keep_audio_seconds: float = 0.0  # keep the last seconds of received audio (analysis)
+    adapt: bool = True  # step the sent picture down/up with reported loss and RTT (adapt.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 60:

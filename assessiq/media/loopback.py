@@ -29,6 +29,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from av import VideoFrame
 
 from .config import SYNTHETIC, MediaConfig
+from .lossy_link import LossyRelay
 from .session import MediaSession, attach_media
 from .sinks import dominant_frequency
 from .stamp import read_stamp
@@ -51,18 +52,26 @@ async def connect_pair(
     answer_config: MediaConfig,
     *,
     on_camera_off: tuple[Any, Any] = (None, None),
+    relay: LossyRelay | None = None,
 ) -> tuple[tuple[RTCPeerConnection, MediaSession], tuple[RTCPeerConnection, MediaSession]]:
     """Two peer connections in this process, connected on 127.0.0.1, each with its media
-    attached: ((offer_pc, offer_media), (answer_pc, answer_media)). Close both pcs after."""
+    attached: ((offer_pc, offer_media), (answer_pc, answer_media)). Close both pcs after.
+    With `relay`, all their packets go through it (a lossy link; the offerer is side a)."""
     restrict_to_loopback()
     a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     media_a = attach_media(a, offer_config, on_camera_off=on_camera_off[0])
     await a.setLocalDescription(await a.createOffer())
-    await b.setRemoteDescription(a.localDescription)
+    offer = a.localDescription
+    if relay is not None:
+        offer = RTCSessionDescription(await relay.rewrite(offer.sdp), offer.type)
+    await b.setRemoteDescription(offer)
     media_b = attach_media(b, answer_config, on_camera_off=on_camera_off[1])
     await b.setLocalDescription(await b.createAnswer())
-    await a.setRemoteDescription(b.localDescription)
+    answer = b.localDescription
+    if relay is not None:
+        answer = RTCSessionDescription(await relay.rewrite(answer.sdp), answer.type)
+    await a.setRemoteDescription(answer)
     return (a, media_a), (b, media_b)
 
 

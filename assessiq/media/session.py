@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamTrack
 
+from .adapt import QualityController, ladder
 from .config import AUTO, SYNTHETIC, MediaConfig
 from .devices import open_camera, open_microphone
 from .errors import DeviceError, MediaError, PlaybackError
@@ -86,6 +88,8 @@ class MediaSession:
         self._sampler = StatsSampler()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self.adapter: QualityController | None = None  # steps the picture with the link
+        self._last_report: tuple[Any, ...] | None = None
 
     # -- setting up -------------------------------------------------------------------------
 
@@ -111,7 +115,10 @@ class MediaSession:
         for t in self.pc.getTransceivers():  # the answerer's remote tracks exist already
             if t.receiver.track is not None:
                 self._on_track(t.receiver.track)
-        self._task = asyncio.get_running_loop().create_task(self._cap_bitrate())
+        if self.video_out is not None and cfg.adapt:
+            self.adapter = QualityController(
+                ladder(cfg.width, cfg.height, cfg.fps, cfg.max_video_bitrate))
+        self._task = asyncio.get_running_loop().create_task(self._watch_link())
         if cfg.camera is not None and self.video_out is None:
             self._notify_camera_off(True)
 
@@ -175,11 +182,59 @@ class MediaSession:
             except Exception:
                 log.exception("on_camera_off callback failed")
 
-    async def _cap_bitrate(self) -> None:
-        """Keep VP8's target bitrate under the cap (aiortc raises it on REMB up to 1.5 M)."""
+    async def _watch_link(self) -> None:
+        """Keep VP8's target bitrate under the cap (aiortc raises it on REMB up to 1.5 M),
+        twice a second; once a second, step the sent picture down or up with the loss and
+        round-trip time the other side reports (adapt.py)."""
+        tick = 0
         while not self._closed:
-            _clamp_bitrate(self._video_sender, self.config.max_video_bitrate)
+            _clamp_bitrate(self._video_sender, self.max_video_bitrate)
+            if self.adapter is not None and tick % 2 == 0:
+                try:
+                    await self._adapt()
+                except Exception:  # the stats of a closing connection: try again later
+                    log.debug("link quality sample failed", exc_info=True)
+            tick += 1
             await asyncio.sleep(0.5)
+
+    async def _adapt(self) -> None:
+        assert self.adapter is not None and self.video_out is not None
+        loss, rtt = await self._video_report()
+        before = self.adapter.rung
+        rung = self.adapter.update(loss, rtt, time.monotonic())
+        if rung != before:
+            q = self.adapter.quality
+            log.info("link %s (loss %.0f%%, rtt %s): sending %sx%s at %s fps, %s kbit/s",
+                     "poorer" if rung > before else "better", 100 * (loss or 0),
+                     "?" if rtt is None else f"{rtt * 1000:.0f} ms", q.width, q.height, q.fps,
+                     q.max_bitrate // 1000)
+            self.video_out.set_quality(q if rung else None)
+            _clamp_bitrate(self._video_sender, q.max_bitrate)
+
+    @property
+    def max_video_bitrate(self) -> int:
+        """The bitrate cap now: the configured one, or the link's rung's when lower."""
+        cap = self.config.max_video_bitrate
+        return cap if self.adapter is None else min(cap, self.adapter.quality.max_bitrate)
+
+    async def _video_report(self) -> tuple[float | None, float | None]:
+        """(fraction lost, RTT s) from the other side's newest report on our video; (None,
+        None) when no new report came since the last call."""
+        if self._video_sender is None:
+            return None, None
+        report = await self._video_sender.getStats()
+        for stat in report.values():
+            if stat.type != "remote-inbound-rtp":
+                continue
+            stamp = (stat.timestamp, stat.packetsLost, stat.packetsReceived)
+            if stamp == self._last_report:
+                return None, None
+            self._last_report = stamp
+            lost = stat.fractionLost
+            # RTCP carries it as n/256 (aiortc passes that on); the W3C stats as 0..1
+            loss = lost / 256 if isinstance(lost, int) else float(lost)
+            return min(1.0, max(0.0, loss)), stat.roundTripTime
+        return None, None
 
     # -- the controls -----------------------------------------------------------------------
 
@@ -241,6 +296,12 @@ class MediaSession:
         video["target_kbps"] = (encoder.target_bitrate // 1000
                                 if encoder is not None and hasattr(encoder, "target_bitrate")
                                 else None)
+        adapter = self.adapter
+        video["quality"] = None if adapter is None else {
+            "rung": adapter.rung, "width": adapter.quality.width,
+            "height": adapter.quality.height, "fps": adapter.quality.fps,
+            "max_kbps": adapter.quality.max_bitrate // 1000,
+            "steps_down": adapter.steps_down, "steps_up": adapter.steps_up}
         tap = None if self.tap is None else {
             "offered": self.tap.offered, "taken": self.tap.taken, "skipped": self.tap.skipped}
         return {"video": video, "audio": audio, "camera_on": self.camera_on,
