@@ -45,7 +45,7 @@ def free_port() -> int:
 class App:
     """One `assessiq <command>` process serving its app on 127.0.0.1."""
 
-    def __init__(self, args: list[str], data_dir: Path, *, timeout: float = 40.0,
+    def __init__(self, args: list[str], data_dir: Path, *, timeout: float = 90.0,
                  module: str = "assessiq", urls: int = 1) -> None:
         self.port = free_port()
         # NiceGUI takes over the port when it believes it runs under pytest: hide pytest.
@@ -92,8 +92,11 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_for(check: Callable[[], T], *, timeout: float = 20.0, what: str = "condition",
+def wait_for(check: Callable[[], T], *, timeout: float = 60.0, what: str = "condition",
              interval: float = 0.05) -> T:
+    """Poll `check` until it returns something true (returned) or `timeout` passes (an
+    AssertionError naming `what`). Timeouts are generous bounds for a busy 2-core CI
+    machine, not expectations: a passing wait returns as soon as its condition holds."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -108,9 +111,16 @@ def wait_for(check: Callable[[], T], *, timeout: float = 20.0, what: str = "cond
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
+TWO_SCREENS = "{0,0 1600x1200}{1600,0 1280x1024}"
+"""Headless Chromium's `--screen-info`: two side-by-side screens (`screen.isExtended` is
+then true; with the default single screen it is false)."""
+
+
 @contextlib.contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """A headless Chromium with a fresh profile and no background networking."""
+def chromium(width: int = 1400, height: int = 1000, *, screens: str | None = None
+             ) -> Iterator[Any]:
+    """A headless Chromium with a fresh profile and no background networking; `screens`
+    sets the screens it reports (headless `--screen-info`, e.g. `TWO_SCREENS`)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -123,9 +133,11 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[Any]:
                  "--disable-dev-shm-usage", f"--user-data-dir={profile}",
                  f"--window-size={width},{height}"):
         options.add_argument(flag)
+    if screens is not None:
+        options.add_argument(f"--screen-info={screens}")
     os.environ.setdefault("SE_AVOID_STATS", "true")
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(90)
     try:
         yield driver
     finally:
@@ -140,7 +152,7 @@ def by_testid(driver: Any, testid: str) -> Any:
     return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]')
 
 
-def click(driver: Any, testid: str, timeout: float = 20.0) -> None:
+def click(driver: Any, testid: str, timeout: float = 60.0) -> None:
     def attempt() -> bool:
         el = by_testid(driver, testid)
         if not el.is_enabled() or el.get_attribute("disabled"):

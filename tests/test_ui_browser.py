@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from browser_helpers import (
+    TWO_SCREENS,
     App,
     by_testid,
     chromium,
@@ -25,8 +26,10 @@ from browser_helpers import (
     type_in_editor,
     wait_for,
 )
+from selenium.webdriver.common.keys import Keys
+from test_ui_session_policy import custom_policy_text
 
-pytestmark = pytest.mark.timeout(200)
+pytestmark = pytest.mark.timeout(500)
 
 
 def _utf16_len(s: str) -> int:
@@ -48,15 +51,92 @@ def _video_width(driver: Any, testid: str) -> int:
     return int(width or 0)
 
 
+def _overlay_shown(driver: Any) -> bool:
+    return bool(driver.execute_script(
+        'const o = document.getElementById("aiq-fullscreen-overlay");'
+        'return !!o && getComputedStyle(o).display !== "none";'))
+
+
+def _in_fullscreen(driver: Any) -> bool:
+    return bool(driver.execute_script("return !!document.fullscreenElement"))
+
+
+def _signed_on_both(hd: Any, cd: Any, host_line: str, listed: str, what: str) -> None:
+    """`host_line` in the host's integrity panel (verified) and `listed` (the event's
+    description) in the candidate's transparency panel (its first page: the newest)."""
+    wait_for(lambda: host_line in text_of(hd, "timeline"), what=f"{what} on the host")
+    wait_for(lambda: listed in text_of(cd, "transparency"), what=f"{what} on the candidate")
+
+
+def _browser_signals(hd: Any, cd: Any) -> None:
+    """Fullscreen exit with its overlay, copy, paste (with its text: the session's policy
+    asks for it and the candidate agreed), devtools shortcuts: each from real browser
+    input, signed by the candidate's app and shown on both sides."""
+    # Fullscreen: the page is in it since "Enter fullscreen"; leaving it (the Fullscreen API
+    # call the Escape key makes) shows the overlay until the candidate returns.
+    wait_for(lambda: _in_fullscreen(cd), what="the candidate's page in fullscreen")
+    assert not _overlay_shown(cd)
+    cd.execute_script("document.exitFullscreen()")
+    wait_for(lambda: _overlay_shown(cd), what="the fullscreen overlay")
+    _signed_on_both(hd, cd, "fullscreen.exit start", "the candidate left fullscreen (started)",
+                    "fullscreen left")
+    screenshot(cd, "candidate-fullscreen-overlay")
+    click(cd, "fullscreen")  # the overlay's button: back to fullscreen
+    wait_for(lambda: _in_fullscreen(cd) and not _overlay_shown(cd), what="back in fullscreen")
+    _signed_on_both(hd, cd, "fullscreen.exit end", "the candidate left fullscreen — ended",
+                    "fullscreen back")
+
+    # Copy a line typed into the editor, then paste it: sizes, and the pasted text.
+    from selenium.webdriver.common.by import By
+
+    content = cd.find_element(By.CSS_SELECTOR, "[data-testid=editor] .cm-content")
+    focus_editor_at(cd, _utf16_len(editor_text(cd)))
+    type_in_editor(cd, "\n# note")
+    wait_for(lambda: editor_text(cd).endswith("# note"), what="the line typed")
+    end = _utf16_len(editor_text(cd))
+    cd.execute_script(
+        'const ed = document.querySelector("[data-testid=editor]").aiqEditor.editor;'
+        "ed.focus(); ed.dispatch({selection: {anchor: arguments[0], head: arguments[1]}});",
+        end - 6, end)
+    content.send_keys(Keys.CONTROL, "c")
+    _signed_on_both(hd, cd, "copy instant (6 chars)",
+                    "text copied from the page (6 characters; the text itself is not sent)",
+                    "copy")
+    focus_editor_at(cd, end)
+    content.send_keys(Keys.CONTROL, "v")
+    wait_for(lambda: editor_text(cd).endswith("# note# note"), what="the paste in the editor")
+    _signed_on_both(hd, cd, 'paste instant (6 chars: "# note")',
+                    "(6 characters; the text was sent, as the policy asks)", "paste")
+
+    # Developer-tools shortcuts, as key presses in the page. One event of a kind per
+    # second is kept (a held key), so the second shortcut waits out that second.
+    content.send_keys(Keys.F12)
+    first = time.monotonic()
+    _signed_on_both(hd, cd, "devtools.shortcut instant (F12)",
+                    "a developer-tools shortcut was pressed", "F12")
+    wait_for(lambda: time.monotonic() - first > 1.2, what="the per-second debounce")
+    content.send_keys(Keys.CONTROL, Keys.SHIFT, "i")
+    _signed_on_both(hd, cd, "devtools.shortcut instant (Mod-Shift-I)",
+                    "a developer-tools shortcut was pressed", "Ctrl+Shift+I")
+    shortcuts = text_of(cd, "transparency").count("a developer-tools shortcut was pressed")
+    assert shortcuts == 2, shortcuts
+
+
 def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
     require_browser()
     host = App(["-v", "host", "--camera", "synthetic"], tmp_path)
     cand = App(["-v", "join", "--camera", "synthetic"], tmp_path)
+    # The session's own policy: a window blur counts from 0.5 s and the pasted text is
+    # recorded (the candidate is asked about it after joining).
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text(custom_policy_text(), encoding="utf-8")
     try:
-        with chromium() as hd, chromium() as cd:
+        # The candidate's browser reports two screens (headless Chromium's --screen-info).
+        with chromium() as hd, chromium(screens=TWO_SCREENS) as cd:
             # -- the host creates a session and gets an invite --------------------------------
             hd.get(host.url)
             wait_for(lambda: by_testid(hd, "create"), what="setup page")
+            by_testid(hd, "policy-file").send_keys(str(policy_file))
             screenshot(hd, "host-setup")
             click(hd, "create")
             invite = wait_for(lambda: by_testid(hd, "invite").get_attribute("value"),
@@ -82,22 +162,32 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
             assert "camera" in text_of(cd, "calibration").lower()
             click(cd, "join")
             # Joined: the camera check calibrates the proctor on the (synthetic) camera.
-            wait_for(lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=60,
+            wait_for(lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=120,
                      what="calibration on the candidate's camera")
             assert "Synthetic camera" in text_of(cd, "call")
             wait_for(lambda: _video_width(cd, "video-your-camera"), what="self view")
+            # The session's policy records pasted text: asked here, after joining.
+            assert "records the TEXT of anything you paste" in text_of(cd, "session-policy")
+            assert not by_testid(cd, "enter").is_enabled()
             screenshot(cd, "candidate-check")
+            click(cd, "agree-paste")
             click(cd, "enter")
-            wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40,
+            wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=90,
                      what="candidate interview page")
             wait_for(lambda: "Ada" in text_of(hd, "lobby-status"), what="host sees candidate")
             status = text_of(hd, "lobby-status")
             assert "device" in status
+            wait_for(lambda: "face found, calibrated" in text_of(hd, "lobby-camera"),
+                     what="the camera check's result in the lobby")
+            screenshot(hd, "host-lobby-candidate")
             click(hd, "start")
             wait_for(lambda: hd.current_url.endswith("/host/interview"), what="host interview")
             starter = wait_for(lambda: editor_text(hd), what="host editor")
             wait_for(lambda: editor_text(cd) == starter, what="candidate has the starter code")
             click(cd, "fullscreen")
+            # Two screens, as the candidate's browser reports them (screen.isExtended).
+            _signed_on_both(hd, cd, "screens.multiple instant",
+                            "the browser reports more than one screen", "two screens")
 
             # -- both type at once, emoji and CJK, and see each other's text --------------------
             focus_editor_at(hd, 0)
@@ -115,7 +205,7 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
             # Live video on both sides: each tile shows decoded frames from the other side.
             for d, tile in ((hd, "video-candidate"), (hd, "video-you"),
                             (cd, "video-interviewer"), (cd, "video-you")):
-                wait_for(partial(_video_width, d, tile), timeout=30, what=f"frames in {tile}")
+                wait_for(partial(_video_width, d, tile), timeout=90, what=f"frames in {tile}")
             expected = host_text + starter + cand_text
             wait_for(lambda: editor_text(hd) == expected, what="host sees both edits")
             wait_for(lambda: editor_text(cd) == expected, what="candidate sees both edits")
@@ -163,7 +253,7 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
                 def passed(d: Any = d) -> bool:
                     return "public tests 2/2 passed" in text_of(d, "run-summary")
 
-                wait_for(passed, timeout=60, what="run results with both tests passed")
+                wait_for(passed, timeout=120, what="run results with both tests passed")
             # Hidden tests: on the interviewer's page only.
             wait_for(lambda: "hidden tests 2/2 passed" in text_of(hd, "hidden-summary"),
                      what="hidden results on the host")
@@ -177,38 +267,53 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
                 'const ed = document.querySelector("[data-testid=editor]").aiqEditor.editor;'
                 "ed.dispatch({changes: {from: 0, to: ed.state.doc.length, insert: arguments[0]}})",
                 "x = 1\n" * 12000)
-            wait_for(lambda: len(editor_text(hd)) == 72000, timeout=30, what="large code synced")
+            wait_for(lambda: len(editor_text(hd)) == 72000, timeout=90, what="large code synced")
             click(cd, "run")
-            wait_for(lambda: "the source is" in text_of(cd, "run-refused"), timeout=30,
+            wait_for(lambda: "the source is" in text_of(cd, "run-refused"), timeout=90,
                      what="the refusal's reason on the candidate's page")
             screenshot(cd, "candidate-run-refused")
             cd.execute_script(
                 'const ed = document.querySelector("[data-testid=editor]").aiqEditor.editor;'
                 "ed.dispatch({changes: {from: 0, to: ed.state.doc.length, insert: arguments[0]}})",
                 code)
-            wait_for(lambda: editor_text(hd) == code, timeout=30, what="code restored")
+            wait_for(lambda: editor_text(hd) == code, timeout=90, what="code restored")
 
-            # -- a tab switch reaches the host's panel and the candidate's own panel ----------
+            # -- browser signals: fullscreen, copy, paste, devtools shortcuts ---------------
+            _browser_signals(hd, cd)
+
+            # -- a tab switch reaches the host's panel and the candidate's own panel; the
+            # window loses focus with it (headless Chromium gives a second window no focus of
+            # its own, so the tab switch is how a real blur happens here) -------------------
             original = _hide_tab(cd)
-            assert cd.execute_script("return document.visibilityState") is not None
-            time.sleep(2.6)  # the policy forgives a tab hidden for less than 2 s
+            # Hidden until the host has verified both conditions (the policy forgives a tab
+            # hidden less than 2 s, and this session's a blur under 0.5 s).
+            wait_for(lambda: "tab.hidden start" in text_of(hd, "timeline")
+                     and "window.blur start" in text_of(hd, "timeline"),
+                     what="tab switch and blur in the host's integrity panel")
             cd.close()
             cd.switch_to.window(original)
-            wait_for(lambda: "tab.hidden" in text_of(hd, "timeline"), timeout=20,
-                     what="tab switch in the host's integrity panel")
-            wait_for(lambda: "tab.hidden" in text_of(cd, "transparency"), timeout=20,
+            wait_for(lambda: "the interview tab was hidden" in text_of(cd, "transparency"),
                      what="tab switch in the candidate's transparency panel")
             # the candidate's app declared its synthetic camera in the signed log
             assert "session.note" in text_of(hd, "timeline")
-            wait_for(lambda: "tab.hidden end" in text_of(hd, "timeline"), timeout=20,
+            wait_for(lambda: "tab.hidden end" in text_of(hd, "timeline"),
                      what="the tab switch's end")
+            wait_for(lambda: "window.blur end" in text_of(hd, "timeline"),
+                     what="focus back: the blur's end")
+            wait_for(lambda: "the interview window lost focus — ended" in
+                     text_of(cd, "transparency"), what="the blur in the candidate's panel")
             assert "Integrity score" in text_of(hd, "score")
+            if _overlay_shown(cd):  # Chromium leaves fullscreen when its tab is switched away
+                click(cd, "fullscreen")
+                wait_for(lambda: not _overlay_shown(cd), what="back in fullscreen")
+            for d, panel in ((hd, "integrity-panel"), (cd, "transparency")):
+                d.execute_script("arguments[0].scrollIntoView()", by_testid(d, panel))
             screenshot(hd, "host-integrity")
             screenshot(cd, "candidate-transparency")
 
             # -- the host ends: sealed, valid ------------------------------------------------
             click(hd, "end")
-            wait_for(lambda: hd.current_url.endswith("/host/ended"), timeout=30,
+            wait_for(lambda: hd.current_url.endswith("/host/ended"), timeout=90,
                      what="ended page")
             verdict = text_of(hd, "verdict")
             assert verdict.startswith("VALID"), verdict
