@@ -263,7 +263,8 @@ def register(state: AppState) -> None:
             await cand.on_signal(e.args)
 
         ui.on("aiq_signal", on_signal)
-        seen: dict[str, Any] = {"events": None, "runs": "", "warned": 0, "problem": doc.problem}
+        seen: dict[str, Any] = {"events": None, "listed": None, "runs": "", "warned": 0,
+                                "problem": doc.problem}
 
         def refresh() -> None:
             conn.set_text("connected" if cand.connected else (
@@ -299,9 +300,12 @@ def register(state: AppState) -> None:
                                       "\"this page is open\" and \"the camera analysis "
                                       f"runs\"), {cand.receipted} receipted by the "
                                       "interviewer")
-                sent_table.rows = [sent_row(env) for env in reversed(sent)
-                                   if beats.value or not env.kind.endswith("heartbeat")]
-                sent_table.update()
+                listed = [env for env in sent
+                          if beats.value or not env.kind.endswith("heartbeat")]
+                if (len(listed), bool(beats.value)) != seen["listed"]:  # not on every beat
+                    seen["listed"] = (len(listed), bool(beats.value))
+                    sent_table.rows = [sent_row(env) for env in reversed(listed)]
+                    sent_table.update()
                 warnings = [w for w in evaluate(sent, cand.policy).warnings]
                 if len(warnings) > seen["warned"]:
                     seen["warned"] = len(warnings)
