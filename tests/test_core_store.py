@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import lzma
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -237,17 +239,53 @@ async def test_updates_flush_by_themselves_in_an_event_loop(tmp_path: Path) -> N
 
 
 rows_strategy = st.lists(
-    # the store keeps times to the millisecond (quantize_time), in any order
-    st.tuples(st.integers(min_value=-2**43, max_value=2**43).map(lambda ms: ms / 1000),
+    # the store keeps times to 10 ms (quantize_time), in any order
+    st.tuples(st.integers(min_value=-2**43, max_value=2**43).map(lambda c: c / 100),
               st.text(max_size=12), st.binary(max_size=64)),
     min_size=1, max_size=40,
 )
 
 
-def test_segment_times_must_be_on_the_millisecond_grid() -> None:
-    with pytest.raises(ValueError, match="millisecond"):
-        encode_segment([UpdateRow(0, 1.0005, "host", b"x")])
-    assert quantize_time(1.0004) == 1.0 and quantize_time(2.5) == 2.5
+def test_segment_times_must_be_on_the_10ms_grid() -> None:
+    with pytest.raises(ValueError, match="10 ms grid"):
+        encode_segment([UpdateRow(0, 1.005, "host", b"x")])
+    assert quantize_time(1.004) == 1.0 and quantize_time(2.5) == 2.5
+    assert quantize_time(1234567890.126) == 1234567890.13
+
+
+def _v2_segment(rows: list[UpdateRow]) -> bytes:
+    """A segment as the previous format wrote it (1 ms ticks, lengths, raw update bytes)."""
+    def varint(n: int, out: bytearray) -> None:
+        while True:
+            out.append((n & 0x7F) | (0x80 if n >> 7 else 0))
+            n >>= 7
+            if not n:
+                return
+    origins = sorted({r.origin for r in rows})
+    ms = [round(r.t * 1000) for r in rows]
+    header = json.dumps({"v": 2, "origins": origins, "n": len(rows), "seq0": rows[0].seq,
+                         "ms0": ms[0]}).encode()
+    times, who, lengths, body = bytearray(), bytearray(), bytearray(), bytearray()
+    prev = ms[0]
+    for m, r in zip(ms, rows, strict=True):
+        delta = m - prev
+        varint((delta << 1) ^ (delta >> 63), times)
+        prev = m
+        varint(origins.index(r.origin), who)
+        varint(len(r.data), lengths)
+    varint(len(header), body)
+    body += header
+    for column in (times, who, lengths):
+        varint(len(column), body)
+        body += column
+    body += b"".join(r.data for r in rows)
+    return lzma.compress(bytes(body))
+
+
+def test_segments_of_the_previous_format_still_read() -> None:
+    rows = [UpdateRow(7, 1.001, "host", b"\x01\x02"), UpdateRow(8, 1.002, "remote", b"xyz"),
+            UpdateRow(9, 0.999, "host", b"")]
+    assert decode_segment(_v2_segment(rows)) == rows
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,12 +1,16 @@
 """Compressed segments of document updates: how the session file keeps every keystroke small.
 
 A segment holds consecutive update rows (sequence number, time, origin, bytes), laid out in
-columns before lzma compression: time deltas in whole milliseconds (zigzag varints), origin
-indices, update lengths, then the update bytes. Column order lets lzma see the repetition in
-each kind of value; raw float timestamps, by contrast, cost ~6 bytes per keystroke compressed.
+columns before lzma compression: time deltas in 10 ms ticks (zigzag varints), origin indices,
+then the updates re-encoded column-wise by `updatecodec` (lossless). Column order lets lzma see
+the repetition in each kind of value; raw float timestamps, by contrast, cost ~6 bytes per
+keystroke compressed.
 
-Times are kept to the millisecond: the store rounds them when it records an update
-(`quantize_time`), so a segment reproduces its rows exactly.
+Times are kept to 10 ms (`TIME_STEP`): the store rounds them when it records an update
+(`quantize_time`), so a segment reproduces its rows exactly. A replay at 100 steps a second is
+finer than a screen refreshes, and human key timing at 1 ms costs ~1.1 bytes per keystroke
+after compression, at 10 ms ~0.7 (measured on the benchmark trace). Version-2 segments (1 ms
+ticks, raw update bytes) still read.
 
 A *batch* is the uncompressed form the store commits first: one row per group commit, the
 same columns as fixed-width little-endian arrays, cheap to write on every flush (one SQLite
@@ -23,8 +27,10 @@ import sys
 from array import array
 from dataclasses import dataclass
 
-__all__ = ["UpdateRow", "decode_batch", "decode_segment", "encode_batch", "encode_segment",
-           "quantize_time"]
+from .updatecodec import decode_updates, encode_updates
+
+__all__ = ["TIME_STEP", "UpdateRow", "decode_batch", "decode_segment", "encode_batch",
+           "encode_segment", "quantize_time"]
 
 LZMA_PRESET = 6
 
@@ -39,11 +45,16 @@ class UpdateRow:
     data: bytes
 
 
+TIME_STEP = 0.01
+"""The resolution of document update times in the session file, in seconds."""
+_TICKS_PER_S = 100  # 1 / TIME_STEP, as the exact integer the rounding uses
+
+
 def quantize_time(t: float) -> float:
-    """`t` rounded to the millisecond, the resolution the session file keeps."""
+    """`t` rounded to `TIME_STEP` (10 ms), the resolution the session file keeps."""
     if not math.isfinite(t):
         raise ValueError("an update's time must be a finite number")
-    return round(t * 1000) / 1000
+    return round(t * _TICKS_PER_S) / _TICKS_PER_S
 
 
 def _varint(n: int, out: bytearray) -> None:
@@ -71,31 +82,30 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def encode_segment(rows: list[UpdateRow]) -> bytes:
-    """Pack consecutive rows (times on the millisecond grid) into one compressed blob."""
+    """Pack consecutive rows (times on the `TIME_STEP` grid) into one compressed blob."""
     if not rows:
         raise ValueError("a segment needs at least one row")
     origins = sorted({r.origin for r in rows})
     index = {o: i for i, o in enumerate(origins)}
-    ms = [round(r.t * 1000) for r in rows]
-    if any(m / 1000 != r.t for m, r in zip(ms, rows, strict=True)):
-        raise ValueError("segment times must be on the millisecond grid (quantize_time)")
-    header = json.dumps({"v": 2, "origins": origins, "n": len(rows), "seq0": rows[0].seq,
-                         "ms0": ms[0]}).encode()
-    times, who, lengths = bytearray(), bytearray(), bytearray()
+    ms = [round(r.t * _TICKS_PER_S) for r in rows]  # (ticks of TIME_STEP in version 3)
+    if any(m / _TICKS_PER_S != r.t for m, r in zip(ms, rows, strict=True)):
+        raise ValueError("segment times must be on the 10 ms grid (quantize_time)")
+    header = json.dumps({"v": 3, "origins": origins, "n": len(rows), "seq0": rows[0].seq,
+                         "tick0": ms[0]}).encode()
+    times, who = bytearray(), bytearray()
     prev = ms[0]
     for m, r in zip(ms, rows, strict=True):
         delta = m - prev
         _varint((delta << 1) ^ (delta >> 63), times)  # zigzag: times may step back
         prev = m
         _varint(index[r.origin], who)
-        _varint(len(r.data), lengths)
     body = bytearray()
     _varint(len(header), body)
     body += header
-    for column in (times, who, lengths):
+    columns: list[bytes] = [bytes(times), bytes(who), *encode_updates(r.data for r in rows)]
+    for column in columns:
         _varint(len(column), body)
         body += column
-    body += b"".join(r.data for r in rows)
     return lzma.compress(bytes(body), preset=LZMA_PRESET)
 
 
@@ -108,30 +118,45 @@ def decode_segment(blob: bytes) -> list[UpdateRow]:
     hlen, pos = _read_varint(buf, 0)
     try:
         header = json.loads(buf[pos : pos + hlen])
-        if header.get("v") != 2:
+        version = header.get("v")
+        if version not in (2, 3):
             raise ValueError("unknown segment version")
         origins = [str(o) for o in header["origins"]]
-        n, seq0, ms = int(header["n"]), int(header["seq0"]), int(header["ms0"])
+        n, seq0 = int(header["n"]), int(header["seq0"])
+        ms = int(header["ms0" if version == 2 else "tick0"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError("damaged segment header") from exc
     pos += hlen
     columns = []
-    for _ in range(3):
+    for _ in range(3 if version == 2 else 6):
         clen, pos = _read_varint(buf, pos)
-        columns.append(buf[pos : pos + clen])
+        if pos + clen > len(buf):
+            raise ValueError("truncated segment")
+        columns.append(bytes(buf[pos : pos + clen]))
         pos += clen
-    times, who, lengths = columns
-    rows, tp, wp, lp = [], 0, 0, 0
+    times, who = columns[:2]
+    ticks = 1000 if version == 2 else _TICKS_PER_S
+    if version == 2:  # lengths, then the update bytes after the columns
+        datas, lp, lengths = [], 0, columns[2]
+        for _ in range(n):
+            ln, lp = _read_varint(lengths, lp)
+            if pos + ln > len(buf):
+                raise ValueError("damaged segment row")
+            datas.append(bytes(buf[pos : pos + ln]))
+            pos += ln
+        if lp != len(lengths):
+            raise ValueError("damaged segment: trailing data")
+    else:
+        datas = decode_updates(columns[2:], n)
+    rows, tp, wp = [], 0, 0
     for i in range(n):
         zz, tp = _read_varint(times, tp)
         ms += (zz >> 1) ^ -(zz & 1)
         oi, wp = _read_varint(who, wp)
-        ln, lp = _read_varint(lengths, lp)
-        if oi >= len(origins) or pos + ln > len(buf):
+        if oi >= len(origins):
             raise ValueError("damaged segment row")
-        rows.append(UpdateRow(seq0 + i, ms / 1000, origins[oi], bytes(buf[pos : pos + ln])))
-        pos += ln
-    if pos != len(buf) or tp != len(times) or wp != len(who) or lp != len(lengths):
+        rows.append(UpdateRow(seq0 + i, ms / ticks, origins[oi], datas[i]))
+    if pos != len(buf) or tp != len(times) or wp != len(who):
         raise ValueError("damaged segment: trailing data")
     return rows
 
