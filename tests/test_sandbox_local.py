@@ -97,3 +97,21 @@ def test_diff_is_readable_and_empty_on_match():
     diff = output_diff("a\nb\n", "a\nc\n")
     assert diff.splitlines()[:2] == ["--- expected", "+++ actual"]
     assert "-b" in diff and "+c" in diff
+
+
+@pytest.mark.parametrize(("bwrapped", "cpu_ms", "status"), [
+    (True, 600.0, "TO"), (True, 400.0, "SG"), (False, 900.0, "TO"), (False, 600.0, "SG")])
+def test_a_sigkill_near_the_cpu_limit_is_a_time_limit(bwrapped: bool, cpu_ms: float,
+                                                      status: str) -> None:
+    # The kernel's RLIMIT_CPU kill was reported by wait4 at 85-97 % of the limit on a loaded
+    # machine; under bubblewrap nothing else can SIGKILL the namespace's pid 1.
+    import signal
+
+    from sandbox.isolation import Limits
+    from sandbox.process import ProcessOutcome
+
+    outcome = ProcessOutcome(wait_status=signal.SIGKILL, cpu_ms=cpu_ms,
+                             extra={"status": b'{"child-pid": 42}\n'})
+    limits = Limits(wall_ms=2000, cpu_seconds=1, address_space=1 << 30)
+    result = LocalBackend()._result(outcome, limits, bwrapped=bwrapped)
+    assert result.status == status and result.signal == "SIGKILL"
