@@ -22,6 +22,7 @@ import asyncio
 import ctypes
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -92,6 +93,13 @@ def _marker_processes() -> list[str]:
 
 async def containment() -> None:
     home = tempfile.mkdtemp(prefix="nonroot-home-")
+    try:
+        await _containment(home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _containment(home: str) -> None:
     secret = os.path.join(home, "id_ed25519")
     with open(secret, "w") as fh:
         fh.write(SECRET)
