@@ -11,7 +11,7 @@ pytest.importorskip("skimage", reason="the sample photos come from scikit-image"
 pytest.importorskip("matplotlib", reason="grace_hopper.jpg comes from matplotlib")
 
 from assessiq.cli import main
-from assessiq.proctor.photos import photo
+from assessiq.proctor.photos import lfw_faces, photo
 
 
 def test_analyze_images_and_a_video(tmp_path, capsys):
@@ -44,6 +44,15 @@ def test_analyze_text_output(tmp_path, capsys):
     assert main(["proctor", "analyze", str(face)]) == 0
     out = capsys.readouterr().out
     assert "1 face(s)" in out and "yaw" in out
+
+
+def test_analyze_a_tiny_photo(tmp_path, capsys):
+    """A 25×25 face crop (lfw_subset) as a file: the analyser enlarges it and finds the face."""
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), lfw_faces(1)[0])
+    assert main(["proctor", "analyze", str(tiny), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["faces"] == 1 and row["yaw"] is not None
 
 
 @pytest.mark.parametrize("make", ["missing", "text", "directory"])

@@ -55,8 +55,8 @@ class AnalyzerConfig:
     eyes_closed_ratio     eyelid gap / eye width below which the eyes count as closed (a blink:
                           gaze is not measured)
     max_width             frames wider than this are scaled down before analysis
-    min_still_side        photos whose shorter side is smaller are enlarged to it (bicubic)
-                          and given a border of half that width before analysis
+    min_still_side        photos whose shorter side is smaller are enlarged to it (bilinear)
+                          and given a border 0.6 times that wide before analysis
     """
 
     min_face_confidence: float = 0.5

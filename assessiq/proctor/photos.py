@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from .errors import SampleDataError
 
-__all__ = ["FACE_PHOTOS", "NON_FACE_PHOTOS", "lfw_faces", "photo"]
+__all__ = ["FACE_PHOTOS", "NON_FACE_PHOTOS", "lfw_faces", "lfw_non_faces", "photo"]
 
 Image = npt.NDArray[np.uint8]
 
@@ -64,29 +64,22 @@ def _lfw() -> npt.NDArray[np.float64]:
     return np.asarray(_skimage_data().lfw_subset(), dtype=np.float64)
 
 
-def lfw_faces(n: int = 100, size: int = 160, pad: float = 0.6) -> list[Image]:
-    """The first `n` face images of scikit-image's `lfw_subset` (25×25 grey crops, 100 faces
-    then 100 non-faces), upscaled to `size` px and padded with `pad`×size of plain border on
-    each side (tight crops give detectors no context), as BGR."""
-    data = _lfw()
+def lfw_faces(n: int = 100) -> list[Image]:
+    """The first `n` face images of scikit-image's `lfw_subset` (25×25 grey crops; the set
+    holds 100 faces then 100 non-faces) as BGR, at their own size: the analyser enlarges
+    tiny photos itself (`AnalyzerConfig.min_still_side`)."""
     if not 0 < n <= 100:
         raise ValueError("lfw_subset holds 100 faces")
-    border = round(size * pad)
-    out = []
-    for face in data[:n]:
-        img = cv2.resize((face * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
-        img = cv2.copyMakeBorder(img, border, border, border, border, cv2.BORDER_REPLICATE)
-        out.append(np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), dtype=np.uint8))
-    return out
+    return [_grey_to_bgr(img) for img in _lfw()[:n]]
 
 
-def lfw_non_faces(n: int = 100, size: int = 160) -> list[Image]:
-    """The non-face half of `lfw_subset`, at the same size as `lfw_faces` (without padding)."""
-    data = _lfw()
-    out = []
-    for img_f in data[100 : 100 + n]:
-        img = cv2.resize(
-            (img_f * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_CUBIC
-        )
-        out.append(np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), dtype=np.uint8))
-    return out
+def lfw_non_faces(n: int = 100) -> list[Image]:
+    """The non-face half of `lfw_subset`, as `lfw_faces` gives the faces."""
+    if not 0 < n <= 100:
+        raise ValueError("lfw_subset holds 100 non-faces")
+    return [_grey_to_bgr(img) for img in _lfw()[100 : 100 + n]]
+
+
+def _grey_to_bgr(grey: npt.NDArray[np.float64]) -> Image:
+    return np.asarray(cv2.cvtColor((grey * 255).round().astype(np.uint8), cv2.COLOR_GRAY2BGR),
+                      dtype=np.uint8)
