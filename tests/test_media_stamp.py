@@ -71,3 +71,17 @@ async def test_synthetic_track_stamps_consecutive_counters():
         counters.append(s.counter)
     assert counters == [0, 1, 2, 3, 4]
     track.stop()
+
+
+def test_stamp_reads_from_a_frame_the_sender_scaled_down():
+    import cv2
+
+    img = np.full((480, 640, 3), 90, dtype=np.uint8)
+    stamp_bgr(img, counter=4321, t_ms=1_700_000_000_777)
+    for width, height in ((480, 360), (320, 240), (160, 120)):
+        small = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+        ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 70])
+        assert ok
+        s = read_stamp(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+        assert s is not None and (s.counter, s.t_ms) == (4321, 1_700_000_000_777), width
+    assert read_stamp(cv2.resize(img, (64, 48))) is None  # too small to read: no guess

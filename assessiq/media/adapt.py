@@ -21,7 +21,15 @@ It steps down one rung after `down_after` bad samples in a row (loss ≥ `loss_b
 ≥ `rtt_bad`; the count restarts after each step, so a further step needs fresh reports),
 and back up one rung after `up_after` good ones in a row (loss ≤ `loss_good` and RTT below
 `rtt_good`), never sooner than `hold` seconds after its last step, so one burst or one
-good second does not make it flap. The controller is pure (numbers in, a rung out); the media
+good second does not make it flap.
+
+Why 15 % and 300 ms: stepping down is for a link that is full (queues: the round trip
+grows; loss from overflowing queues) or badly broken. Moderate random loss is better left
+to NACK retransmission and the bounded jitter buffer (jitter.py): measured on 127.0.0.1 at
+10 % random loss, 30 fps, stepping down raised capture→decoded p50 from ~44 ms to 80–140 ms
+(fewer packets a second make each unrecovered loss cost more), with no gain in frame rate.
+
+The controller is pure (numbers in, a rung out); the media
 session samples the stats about once a second and applies the rung to the outgoing track.
 """
 
@@ -77,10 +85,10 @@ class QualityController:
         self,
         rungs: tuple[Quality, ...],
         *,
-        loss_bad: float = 0.08,
-        loss_good: float = 0.02,
-        rtt_bad: float = 0.4,
-        rtt_good: float = 0.2,
+        loss_bad: float = 0.15,
+        loss_good: float = 0.03,
+        rtt_bad: float = 0.3,
+        rtt_good: float = 0.15,
         down_after: int = 2,
         up_after: int = 5,
         hold: float = 4.0,

@@ -32,6 +32,7 @@ class MediaConfig:
     jpeg_max_width: int | None = None
     keep_audio_seconds: float = 0.0  # keep the last seconds of received audio (analysis)
     adapt: bool = True  # step the sent picture down/up with reported loss and RTT (adapt.py)
+    bounded_jitter: float | None = 0.25  # s a lost packet may hold video back (jitter.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 60:

@@ -1,6 +1,7 @@
 """A lossy link between two peer connections on 127.0.0.1, for tests and benchmarks.
 
     relay = LossyRelay(loss_ab=0.2)                 # drop 20 % of a's media packets to b
+    relay = LossyRelay(rate_ab=400_000)              # or: a 400 kbit/s bottleneck a→b
     offer_for_b = await relay.rewrite(offer_sdp)     # a's candidates → relay ports
     answer_for_a = await relay.rewrite(answer_sdp)
     relay.loss_ab = 0.0                              # heal the link mid-call
@@ -10,7 +11,10 @@ Every host candidate in an SDP passed through `rewrite` is replaced by a UDP soc
 relay on 127.0.0.1; a packet arriving there is sent on to the real port, from the relay
 socket that stands for its sender, so each side only ever sees the relay. Only RTP and
 RTCP (first byte 128..191, RFC 7983) are dropped — STUN and DTLS pass, so ICE, the
-handshake and the data channels are not the thing under test. Nothing leaves 127.0.0.1.
+handshake and the data channels are not the thing under test. With `rate_ab`, a→b goes
+through a bottleneck of that many bits/s with a drop-tail queue of `queue_ms`: what does
+not fit is delayed, and dropped (any packet) once the queue is full, as on a slow uplink.
+Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -45,11 +49,17 @@ class LossyRelay:
     """Relays UDP between side "a" (the offer's candidates) and side "b" (the answer's),
     dropping `loss_ab` of a→b and `loss_ba` of b→a media packets (seeded, repeatable)."""
 
-    def __init__(self, loss_ab: float = 0.0, loss_ba: float = 0.0, seed: int = 1) -> None:
+    def __init__(self, loss_ab: float = 0.0, loss_ba: float = 0.0, seed: int = 1, *,
+                 rate_ab: float | None = None, queue_ms: float = 150.0) -> None:
         for loss in (loss_ab, loss_ba):
             if not 0 <= loss <= 1:
                 raise ValueError("loss must be a fraction 0..1")
+        if rate_ab is not None and rate_ab <= 0:
+            raise ValueError("rate_ab must be > 0 bits/s")
         self.loss_ab, self.loss_ba = loss_ab, loss_ba
+        self.rate_ab = rate_ab  # bits/s a→b: a bottleneck with a drop-tail queue
+        self.queue_s = queue_ms / 1000
+        self._free_at = 0.0  # when the a→b bottleneck has sent what it holds
         self._rng = random.Random(seed)
         self._ports: dict[int, _Port] = {}  # real port → its stand-in
         self._opening: dict[int, asyncio.Future[_Port]] = {}
@@ -100,9 +110,22 @@ class LossyRelay:
                 self.loss_ab if way == "ab" else self.loss_ba):
             self.dropped[way] += 1
             return
+        transport = via.transport
+        if transport is None:
+            return
+        if way == "ab" and self.rate_ab is not None:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            start = max(now, self._free_at)
+            if start - now > self.queue_s:  # the queue is full: drop, as a router would
+                self.dropped[way] += 1
+                return
+            self._free_at = start + len(data) * 8 / self.rate_ab
+            self.forwarded[way] += 1
+            loop.call_at(self._free_at, _send, transport, data, to.real)
+            return
         self.forwarded[way] += 1
-        if via.transport is not None:
-            via.transport.sendto(data, (HOST, to.real))
+        transport.sendto(data, (HOST, to.real))
 
     async def _forward_later(self, data: bytes, source: int, to: _Port) -> None:
         opening = self._opening.get(source)
@@ -117,3 +140,8 @@ class LossyRelay:
             if port.transport is not None:
                 port.transport.close()
         self._ports.clear()
+
+
+def _send(transport: asyncio.DatagramTransport, data: bytes, port: int) -> None:
+    if not transport.is_closing():  # the relay may have closed while this was queued
+        transport.sendto(data, (HOST, port))

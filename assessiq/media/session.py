@@ -31,6 +31,7 @@ from .adapt import QualityController, ladder
 from .config import AUTO, SYNTHETIC, MediaConfig
 from .devices import open_camera, open_microphone
 from .errors import DeviceError, MediaError, PlaybackError
+from .jitter import install as install_jitter
 from .playback import AudioPlayer
 from .render import JpegSlot
 from .sinks import RemoteAudioSink, RemoteVideoSink
@@ -111,6 +112,8 @@ class MediaSession:
         self._video_sender = vt.sender
         _transceiver(self.pc, "audio", self.audio_out)
 
+        if cfg.bounded_jitter is not None and not install_jitter(vt.receiver, cfg.bounded_jitter):
+            log.info("aiortc's jitter buffer has moved: lost packets may freeze the video")
         self.pc.on("track", self._on_track)
         for t in self.pc.getTransceivers():  # the answerer's remote tracks exist already
             if t.receiver.track is not None:

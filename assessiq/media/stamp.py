@@ -80,13 +80,25 @@ def stamp_luma(plane: npt.NDArray[np.uint8], counter: int, t_ms: int) -> None:
 
 
 def read_stamp(image: npt.NDArray[np.uint8]) -> Stamp | None:
-    """Read the stamp from a luma plane (h, w) or a BGR image; None if absent or damaged."""
+    """Read the stamp from a luma plane (h, w) or a BGR image; None if absent or damaged.
+    A frame narrower than 640 px is taken as a 640-wide stamped frame scaled down (the
+    sender stepped its picture down on a poor link): its strip is scaled back up first."""
     if image.ndim == 3:
         image = image[:, :, 1]  # green follows luma closely enough for two levels
     h, w = image.shape[:2]
-    if w < COLUMNS * BLOCK or h < STRIP_HEIGHT:
+    width = COLUMNS * BLOCK
+    if w < width:
+        rows = round(STRIP_HEIGHT * w / width)
+        if w < width // 8 or h < rows:
+            return None
+        import cv2
+
+        image = np.asarray(cv2.resize(np.ascontiguousarray(image[:rows]),
+                                      (width, STRIP_HEIGHT), interpolation=cv2.INTER_LINEAR),
+                           dtype=np.uint8)
+    elif h < STRIP_HEIGHT:
         return None
-    strip = image[:STRIP_HEIGHT, : COLUMNS * BLOCK].astype(np.float32)
+    strip = image[:STRIP_HEIGHT, :width].astype(np.float32)
     # the mean of each block's inner 8×8, away from edges the codec may smear
     blocks = strip.reshape(ROWS, BLOCK, COLUMNS, BLOCK)[:, 4:12, :, 4:12].mean(axis=(1, 3))
     mid = (_LOW + _HIGH) / 2
