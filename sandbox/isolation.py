@@ -13,9 +13,12 @@ CPU limit is enforced by the hard limit's SIGKILL (SIGXCPU is ignored by a names
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
+import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +70,54 @@ def require_tool(name: str, package: str) -> str:
 
 
 def drop_privileges(setpriv: str, uid: int) -> list[str]:
+    # --pdeathsig is applied after the uid change (which would clear it) and survives the
+    # execs down to GNU time, whose death then takes bubblewrap (--die-with-parent) along.
     return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--pdeathsig=KILL",
+            "--"]
+
+
+def die_with_parent(setpriv: str) -> list[str]:
+    """For a host that is not root: only the parent-death signal (see `drop_privileges`)."""
+    return [setpriv, "--pdeathsig=KILL", "--"]
+
+
+GNU_TIME = "/usr/bin/time"
+_PEAK = re.compile(rb"([0-9]{1,12})\n?")
+
+
+@functools.lru_cache(maxsize=8)
+def gnu_time(path: str = GNU_TIME) -> str | None:
+    """`path` if it is GNU time (which has `-q`, `-f %M` and `-o`), else None."""
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        return None
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, timeout=10,
+                              env={"PATH": SYSTEM_PATH, "LANG": "C"}, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if b"GNU Time" in done.stdout + done.stderr else None
+
+
+def peak_memory_report(time_path: str, report_fd: int) -> list[str]:
+    """GNU time writing only the peak RSS (KiB) of the tree it waits for to `report_fd`.
+
+    It is the parent of bubblewrap, so the figure is the larger of bubblewrap's monitor and the
+    program (which the monitor reaps); not of the host-side chain, which a spawned child's
+    inherited high-water mark inflates."""
+    return [time_path, "-q", "-f", "%M", "-o", f"/dev/fd/{report_fd}", "--"]
+
+
+def parse_peak(report: bytes, ceiling: int) -> int | None:
+    """Bytes from GNU time's report; None for anything but one plausible number.
+
+    The sandboxed program inherits the report's fd and can write to it, so the figure is
+    informative only; this makes sure forged or broken reports never do more than vanish."""
+    match = _PEAK.fullmatch(report)
+    if match is None:
+        return None
+    peak = int(match.group(1)) * 1024
+    return peak if 0 < peak <= ceiling else None
 
 
 def resource_limits(prlimit: str, limits: Limits) -> list[str]:

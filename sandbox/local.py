@@ -20,9 +20,14 @@ from sandbox.isolation import (
     BWRAP_INSTALL_HINT,
     FALLBACK_WARNING,
     FALLBACK_WARNING_NONROOT,
+    GNU_TIME,
     Limits,
     bwrap_argv,
+    die_with_parent,
     drop_privileges,
+    gnu_time,
+    parse_peak,
+    peak_memory_report,
     require_tool,
     resource_limits,
     tool,
@@ -35,7 +40,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_LIMIT = 256 * 1024  # bytes per stream and stage
 COMPILE_MEMORY = 512 * MB
-ARTIFACT_FD, STATUS_FD, EXECUTABLE_FD, FIRST_FILE_FD = 3, 4, 5, 6
+ARTIFACT_FD, STATUS_FD, EXECUTABLE_FD, REPORT_FD, FIRST_FILE_FD = 3, 4, 5, 6, 7
+REPORT_MAX = 64  # bytes; GNU time writes one number of KiB and a newline
 MAX_SLOTS = 64
 
 Isolation = Literal["auto", "bwrap", "fallback"]
@@ -57,13 +63,16 @@ def _signal_name(signum: int) -> str:
 
 
 class LocalBackend:
-    """Runs requests on this machine. `isolation="auto"` uses bubblewrap when present."""
+    """Runs requests on this machine. `isolation="auto"` uses bubblewrap when present.
+
+    `time_tool` is GNU time, which measures each stage's peak memory; when it is missing (or
+    not GNU time) results carry `memory: null` and are otherwise the same."""
 
     name = "local"
 
     def __init__(self, *, isolation: Isolation = "auto", max_concurrency: int | None = None,
-                 output_limit: int = DEFAULT_OUTPUT_LIMIT, workdir_parent: str | None = None
-                 ) -> None:
+                 output_limit: int = DEFAULT_OUTPUT_LIMIT, workdir_parent: str | None = None,
+                 time_tool: str | None = GNU_TIME) -> None:
         if isolation not in ("auto", "bwrap", "fallback"):
             raise ValueError(f"unknown isolation {isolation!r}")
         self._bwrap = tool("bwrap")
@@ -77,6 +86,14 @@ class LocalBackend:
         self._root = os.geteuid() == 0
         self._setpriv = require_tool("setpriv", "util-linux") if self._root else None
         self._env_tool = require_tool("env", "coreutils")
+        # GNU time sits between the host and bubblewrap, so it must die with the host as
+        # bubblewrap would: setpriv --pdeathsig (util-linux) sees to that; without setpriv,
+        # no memory figure rather than a sandbox that could outlive the host.
+        self._setpriv_any = self._setpriv or tool("setpriv")
+        self._time = gnu_time(time_tool) if time_tool and self._setpriv_any else None
+        if time_tool and self._time is None:
+            log.info("no GNU time at %s (Debian/Ubuntu package `time`): memory is not reported",
+                     time_tool)
         self.output_limit = output_limit
         self.max_concurrency = max_concurrency or os.cpu_count() or 1
         self._workdir_parent = workdir_parent
@@ -140,9 +157,17 @@ class LocalBackend:
                 "install bwrap setuid root")
         self._checked = True
 
-    def _prefix(self, uid: int | None, limits: Limits) -> list[str]:
-        prefix = drop_privileges(self._setpriv, uid) if self._setpriv and uid is not None else []
-        return prefix + resource_limits(self._prlimit, limits)
+    def _prefix(self, uid: int | None, limits: Limits, *, report: bool = False) -> list[str]:
+        if self._setpriv and uid is not None:
+            prefix = drop_privileges(self._setpriv, uid)
+        elif report and self._setpriv_any:
+            prefix = die_with_parent(self._setpriv_any)
+        else:
+            prefix = []
+        prefix += resource_limits(self._prlimit, limits)
+        if report and self._time is not None:
+            prefix += peak_memory_report(self._time, REPORT_FD)
+        return prefix
 
     async def run(self, request: RunRequest) -> RunResult:
         """Compile (if the language needs it) and run the request; never raises for what the
@@ -189,9 +214,17 @@ class LocalBackend:
                      workdir: HostWorkdir | None, artifact: int | None) -> StageResult:
         pass_fds: dict[int, int] = {}
         owned: list[int] = []
+        report = self._time is not None
+        memory: int | None = None
         try:
             if artifact is not None:
                 pass_fds[ARTIFACT_FD] = artifact
+            if report:
+                # A memory file, not a pipe: GNU time reopens it by path (/dev/fd/N) as the
+                # sandbox's uid, and a memory file's mode (0777) allows that.
+                report_fd = os.memfd_create("report", os.MFD_CLOEXEC)
+                owned.append(report_fd)
+                pass_fds[REPORT_FD] = report_fd
             if workdir is None:
                 file_fds: dict[str, int] = {}
                 for i, (name, data) in enumerate(files.items()):
@@ -203,13 +236,13 @@ class LocalBackend:
                 if executable is not None:
                     pass_fds[EXECUTABLE_FD] = executable
                     exe = {"a.out": EXECUTABLE_FD}
-                full = self._prefix(uid, limits) + bwrap_argv(
+                full = self._prefix(uid, limits, report=report) + bwrap_argv(
                     self._bwrap or "bwrap", limits, file_fds, status_fd=STATUS_FD,
                     executable=exe) + argv
                 env = {"PATH": SYSTEM_PATH}
             else:
-                full = [*self._prefix(uid, limits), self._env_tool, "-C", str(workdir.path),
-                        "--", *argv]
+                full = [*self._prefix(uid, limits, report=report), self._env_tool, "-C",
+                        str(workdir.path), "--", *argv]
                 env = {"PATH": SYSTEM_PATH, "HOME": str(workdir.path),
                        "TMPDIR": str(workdir.path), "LANG": "C.UTF-8"}
             outcome = await run_process(
@@ -218,23 +251,29 @@ class LocalBackend:
                 status_target=STATUS_FD if workdir is None else None)
             if workdir is not None and uid is not None:
                 await asyncio.to_thread(_kill_uid, uid)
+            if report:
+                memory = _read_peak(report_fd, limits.address_space)
         finally:
             for fd in owned:
                 os.close(fd)
-        result = self._result(outcome, limits, bwrapped=workdir is None)
+        result = self._result(outcome, limits, bwrapped=workdir is None, memory=memory,
+                              timed=report)
         if self.warning:
             message = f"{result.message}; {self.warning}" if result.message else self.warning
             result = replace(result, message=message)
         return result
 
-    def _result(self, out: ProcessOutcome, limits: Limits, *, bwrapped: bool) -> StageResult:
+    def _result(self, out: ProcessOutcome, limits: Limits, *, bwrapped: bool,
+                memory: int | None = None, timed: bool = False) -> StageResult:
+        """The stage's result. `timed`: GNU time was the direct child, which reports a death
+        by signal N as exit code 128 + N (as bubblewrap does)."""
         code, sig = out.exit_code, out.term_signal
         stdout = out.stdout.decode(errors="replace")
         stderr = out.stderr.decode(errors="replace")
         common = {"stdout": stdout, "stderr": stderr,
                   "output": out.output.decode(errors="replace"),
                   "wall_time": round(out.wall_ms, 1), "cpu_time": round(out.cpu_ms, 1),
-                  "memory": out.max_rss}
+                  "memory": memory}
         if bwrapped and not out.timed_out and out.overflow is None:
             status = out.extra.get("status", b"")
             if b'"child-pid"' not in status:
@@ -243,6 +282,8 @@ class LocalBackend:
                                    message=f"sandbox setup failed: {line[0]}")
             if code is not None and 128 < code < 128 + 65:
                 sig, code = code - 128, None  # bwrap reports a signal death as 128 + signal
+        elif timed and code is not None and 128 < code < 128 + 65:
+            sig, code = code - 128, None  # GNU time, likewise
         status_msg: tuple[str | None, str | None]
         if out.overflow is not None:
             stream = "stdout" if out.overflow == "OL" else "stderr"
@@ -263,6 +304,16 @@ class LocalBackend:
         return StageResult(**common, code=code,  # type: ignore[arg-type]
                            signal=_signal_name(sig) if sig is not None else None,
                            status=status_msg[0], message=status_msg[1])
+
+
+def _read_peak(fd: int, ceiling: int) -> int | None:
+    """GNU time's report, read without trusting it (the program could write to it too)."""
+    try:
+        if os.fstat(fd).st_size > REPORT_MAX:
+            return None
+        return parse_peak(os.pread(fd, REPORT_MAX, 0), ceiling)
+    except OSError:
+        return None
 
 
 def _cpu_kill_share(bwrapped: bool) -> float:

@@ -3,7 +3,9 @@
 The child is started with `posix_spawn` in a new session (so its process group can be killed as a
 whole); stdin comes from a sealed memory file; stdout and stderr are read as they arrive and the
 tree is killed the moment either passes its cap. The exit is watched through a pidfd and reaped
-with `wait4`, which gives the CPU time and peak memory of the whole (reaped) tree.
+with `wait4`, which gives the CPU time of the whole (reaped) tree. Not its peak memory: a child
+spawned from this process starts with our RSS high-water mark (the kernel keeps it across
+`exec`), so `ru_maxrss` here is mostly ours; the local backend measures memory with GNU time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import fcntl
 import json
 import logging
 import os
-import resource
 import signal
 import time
 from dataclasses import dataclass, field
@@ -43,7 +44,6 @@ class ProcessOutcome:
     output: bytes = b""
     wait_status: int = 0
     cpu_ms: float = 0.0
-    max_rss: int | None = None  # bytes; None when hidden by the spawn artefact (see below)
     wall_ms: float = 0.0
     timed_out: bool = False
     overflow: str | None = None  # "OL" (stdout) or "EL" (stderr)
@@ -199,9 +199,6 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
         combined = bytearray()
         out = _Reader(out_r, output_limit, combined, overflow)
         err = _Reader(err_r, output_limit, combined, overflow)
-        # A child spawned from this process starts with our peak RSS as its own (the kernel
-        # keeps the pre-exec high-water mark), so only a peak above ours is the program's.
-        rss_floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         start = time.perf_counter()
         pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
         # Close our copies of the child's ends at once, so EOF means the tree is gone.
@@ -242,7 +239,6 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
         finally:
             loop.remove_reader(pidfd)
         _, wait_status, usage = os.wait4(pid, 0)
-        peak = usage.ru_maxrss * 1024
         wall = (time.perf_counter() - start) * 1000
         kill_group(pid)  # anything still in the group (the fallback has no pid namespace)
         if watcher is not None:
@@ -261,7 +257,6 @@ async def run_process(argv: list[str], env: dict[str, str], *, stdin: bytes,
             stdout=bytes(out.data), stderr=bytes(err.data), output=bytes(combined),
             wait_status=wait_status, wall_ms=wall, timed_out=timed_out,
             cpu_ms=(usage.ru_utime + usage.ru_stime) * 1000,
-            max_rss=peak if peak > rss_floor else None,
             overflow="OL" if out.overflowed else ("EL" if err.overflowed else None),
         )
         if watcher is not None:
