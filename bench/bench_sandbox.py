@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.common import Row, median
 from sandbox import LocalBackend, RunRequest, SourceFile
+from sandbox.isolation import GNU_TIME
 from sandbox.languages import SYSTEM_PATH, installed
 
 AREA = "sandbox"
@@ -75,7 +76,7 @@ async def _round_trips(quick: bool) -> list[Row]:
             what = "compile + run" if lang.compiled else "run"
             rows.append(Row(AREA, f"hello world {lang.name} {rt.version} ({what}), n={n}",
                             median(sandboxed), "ms", median(bare), "bare toolchain", goal,
-                            "local backend: setpriv+prlimit+bwrap, median"))
+                            "local backend: setpriv+prlimit+GNU time+bwrap, median"))
     return rows
 
 
@@ -111,8 +112,43 @@ async def _throughput(quick: bool) -> list[Row]:
                 f"{cores} cores")]
 
 
+async def _memory_report(quick: bool) -> list[Row]:
+    """What GNU time's memory report costs, and the figure next to GNU time on the bare
+    interpreter."""
+    with_time = LocalBackend(isolation="bwrap")
+    without = LocalBackend(isolation="bwrap", time_tool=None)
+    request = RunRequest.single("python", HELLO["python"][1])
+    await with_time.run(request)
+    await without.run(request)
+    n = 5 if quick else 30
+    timed: list[float] = []
+    plain: list[float] = []
+    peaks: list[float] = []
+    for _ in range(n):  # interleaved
+        timed.append(await _sandbox_once(with_time, request))
+        plain.append(await _sandbox_once(without, request))
+        peaks.append((await with_time.run(request)).run.memory or 0)
+    bare_peaks: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hello.py"
+        path.write_text(HELLO["python"][1])
+        for _ in range(5 if quick else 10):
+            out = subprocess.run([GNU_TIME, "-f", "%M", "python3", str(path)], check=True,
+                                 capture_output=True, text=True, env={"PATH": SYSTEM_PATH})
+            bare_peaks.append(int(out.stderr.strip().splitlines()[-1]) * 1024)
+    return [
+        Row(AREA, f"python hello world with the memory report (GNU time), n={n}",
+            median(timed), "ms", median(plain), "same backend, time_tool=None", "",
+            "interleaved, median"),
+        Row(AREA, "python hello world: reported memory", median(peaks) / 2**20, "MiB",
+            median(bare_peaks) / 2**20, "GNU time on bare python3", "",
+            "peak RSS, median"),
+    ]
+
+
 def run(quick: bool) -> list[Row]:
     async def main() -> list[Row]:
-        return await _round_trips(quick) + await _throughput(quick)
+        return (await _round_trips(quick) + await _memory_report(quick)
+                + await _throughput(quick))
 
     return asyncio.run(main())

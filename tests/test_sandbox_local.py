@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ def backend() -> LocalBackend:
 
 
 @pytest.mark.parametrize("language", LANGS)
-async def test_each_installed_language_runs(backend: LocalBackend, language: str):
+async def test_each_installed_language_runs(backend: LocalBackend, language: str) -> None:
     request = RunRequest(language=language, files=(SourceFile(HELLO[language]),),
                          stdin="world", args=("x",), run_timeout=10_000)
     result = await backend.run(request)
@@ -50,7 +51,7 @@ async def test_each_installed_language_runs(backend: LocalBackend, language: str
             assert stage.memory is not None and 512 * 1024 < stage.memory < 1024 ** 3, stage
 
 
-async def test_multiple_files_in_subdirectories(backend: LocalBackend):
+async def test_multiple_files_in_subdirectories(backend: LocalBackend) -> None:
     request = RunRequest(language="python", files=(
         SourceFile("from pkg.util import f\nprint(f())\n", "main.py"),
         SourceFile("", "pkg/__init__.py"),
@@ -59,14 +60,14 @@ async def test_multiple_files_in_subdirectories(backend: LocalBackend):
     assert result.run.stdout == "from util\n", result.to_dict()
 
 
-async def test_unknown_language_and_version(backend: LocalBackend):
+async def test_unknown_language_and_version(backend: LocalBackend) -> None:
     with pytest.raises(UnknownRuntimeError, match=r"cobol-\* runtime is unknown"):
         await backend.run(RunRequest.single("cobol", "x"))
     with pytest.raises(UnknownRuntimeError, match=r"python-1\.0 runtime is unknown"):
         await backend.run(RunRequest.single("python", "x", version="1.0"))
 
 
-def test_memory_is_reported_for_a_big_allocation(tmp_path):
+def test_memory_is_reported_for_a_big_allocation(tmp_path: Path) -> None:
     # Through the CLI, as a user sees it.
     program = tmp_path / "big.py"
     program.write_text("x = bytearray(150 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])\n")
@@ -78,7 +79,7 @@ def test_memory_is_reported_for_a_big_allocation(tmp_path):
     assert run["memory"] is not None and run["memory"] > 150 * 1024 * 1024
 
 
-async def test_run_tests_reports_pass_fail_and_diff(backend: LocalBackend):
+async def test_run_tests_reports_pass_fail_and_diff(backend: LocalBackend) -> None:
     submission = RunRequest.single("python", "n = int(input())\nprint(n * 2)\nprint('end')\n")
     tests = [TestCase("doubles", "21", "42\nend\n"),
              TestCase("trailing space ok", "1", "2  \nend\n\n"),
@@ -92,7 +93,7 @@ async def test_run_tests_reports_pass_fail_and_diff(backend: LocalBackend):
     assert outcomes[3].status == "RE" and outcomes[0].time is not None
 
 
-def test_diff_is_readable_and_empty_on_match():
+def test_diff_is_readable_and_empty_on_match() -> None:
     assert output_diff("a\nb\n", "a\nb") == ""
     diff = output_diff("a\nb\n", "a\nc\n")
     assert diff.splitlines()[:2] == ["--- expected", "+++ actual"]
