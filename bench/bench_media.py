@@ -10,11 +10,13 @@ cards and no proctor. Medians over the repetitions; each process measures its ow
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from bench.common import Row, median
 AREA = "media"
 
 
-def _pair(seconds: float, candidate_args: list[str]) -> tuple[dict, dict]:
+def _pair(seconds: float, candidate_args: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     cmd = [sys.executable, "-m", "assessiq.media.loopback"]
     common = ["--seconds", str(seconds), "--warmup", "1.5"]
     offer = subprocess.Popen([*cmd, "offer", "--tone", "440", *common],
@@ -62,6 +64,73 @@ def _jpeg_ms(repeats: int) -> float:
     return median(times)
 
 
+async def _lossy_call(loss: float, shipped: bool, warmup: float, seconds: float) -> dict[str, Any]:
+    """One sender → receiver call in this process through a relay on 127.0.0.1 that drops
+    `loss` of the sender's media packets. `shipped`: AssessIQ's defaults (bounded jitter
+    buffer, step controller); else aiortc as it comes (neither)."""
+    from assessiq.media import SYNTHETIC, MediaConfig
+    from assessiq.media.loopback import StampLog, connect_pair
+    from assessiq.media.lossy_link import LossyRelay
+
+    extra: dict[str, Any] = {} if shipped else {"adapt": False, "bounded_jitter": None}
+    relay = LossyRelay(loss_ab=loss, seed=11)
+    sender = MediaConfig(camera=SYNTHETIC, microphone=None, speaker=None, fps=30, **extra)
+    receiver = MediaConfig(camera=None, microphone=None, speaker=None, fps=30, **extra)
+    (pa, a), (pb, b) = await connect_pair(sender, receiver, relay=relay)
+    stamps = StampLog()
+    b.remote_video.on_frame.append(stamps)
+    try:
+        deadline = time.monotonic() + 30
+        while b.remote_video.received.count < 5:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no video through the lossy relay")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(warmup)
+        stamps.recording = True
+        await asyncio.sleep(seconds)
+        stamps.recording = False
+        stats = await a.stats()
+        out = stamps.summary()
+        # the longest wait between two shown frames: a freeze
+        out["freeze_ms"] = stamps.longest_gap_ms()
+        out["rung"] = (stats["video"]["quality"] or {}).get("rung", 0)
+        return out
+    finally:
+        for closing in (a.close(), b.close(), pa.close(), pb.close()):
+            await closing
+        relay.close()
+
+
+def _lossy_rows(quick: bool) -> list[Row]:
+    reps, warmup, seconds = (1, 4.0, 8.0) if quick else (3, 6.0, 15.0)
+    rows: list[Row] = []
+    for loss in (0.1, 0.3):
+        shipped, aiortc = [], []
+        for _ in range(reps):
+            aiortc.append(asyncio.run(_lossy_call(loss, False, warmup, seconds)))
+            shipped.append(asyncio.run(_lossy_call(loss, True, warmup, seconds)))
+
+        def med(runs: list[dict[str, Any]], key: str) -> float:
+            return statistics.median(float(r[key] or 0) for r in runs)
+
+        pct = f"{loss:.0%}"
+        note = (f"{reps} run(s) × {seconds:.0f} s, medians; 640×480@30 VP8, {pct} of the "
+                f"sender's RTP/RTCP dropped by a relay on 127.0.0.1; rung reached "
+                f"{med(shipped, 'rung'):.0f}")
+        base = "aiortc as is (512-packet jitter buffer, no steps)"
+        rows += [
+            Row(AREA, f"{pct} loss: received fps", med(shipped, "fps"), "fps",
+                med(aiortc, "fps"), base, "30", note),
+            Row(AREA, f"{pct} loss: capture→decoded latency p50", med(shipped, "latency_ms_p50"),
+                "ms", med(aiortc, "latency_ms_p50"), base, "", ""),
+            Row(AREA, f"{pct} loss: capture→decoded latency p95", med(shipped, "latency_ms_p95"),
+                "ms", med(aiortc, "latency_ms_p95"), base, "", ""),
+            Row(AREA, f"{pct} loss: longest freeze", med(shipped, "freeze_ms"), "ms",
+                med(aiortc, "freeze_ms"), base, "", "longest gap between decoded frames"),
+        ]
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
     reps, seconds = (1, 4.0) if quick else (3, 10.0)
     try:
@@ -72,13 +141,13 @@ def run(quick: bool) -> list[Row]:
     except ImportError:
         proctor_args = ["--tap-rate", "15"]
         with_proctor = "proctor not importable: tap only, no analysis"
-    runs: list[tuple[dict, dict]] = []
-    bases: list[tuple[dict, dict]] = []
+    runs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    bases: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for _ in range(reps):
         bases.append(_pair(seconds, []))
         runs.append(_pair(seconds, proctor_args))
 
-    def med(pairs: list[tuple[dict, dict]], side: int, *path: str) -> float:
+    def med(pairs: list[tuple[dict[str, Any], dict[str, Any]]], side: int, *path: str) -> float:
         vals = []
         for p in pairs:
             v: object = p[side]
@@ -120,4 +189,5 @@ def run(quick: bool) -> list[Row]:
                         f"{med(runs, 1, 'proctor', 'analysed'):.0f}"))
     rows.append(Row(AREA, "remote frame → JPEG (cv2.imencode, q70, 640×480)",
                     _jpeg_ms(30 if quick else 200), "ms", None, "", "", "per UI refresh"))
+    rows += _lossy_rows(quick)
     return rows

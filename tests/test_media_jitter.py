@@ -18,8 +18,8 @@ class Clock:
         return self.t
 
 
-def packet(seq: int, ts: int) -> RtpPacket:
-    p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=ts)
+def packet(seq: int, ts: int, marker: int = 0) -> RtpPacket:
+    p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=ts, marker=marker)
     p._data = bytes([seq % 256])  # type: ignore[attr-defined]  # what depayloading sets
     return p
 
@@ -47,6 +47,23 @@ def test_without_loss_it_matches_aiortc():
     theirs = run(JitterBuffer(512, is_video=True), packets)
     ours = run(BoundedJitterBuffer(512, 0.25, Clock()), packets, Clock())
     assert ours == theirs and len(ours[0]) == 39  # each frame once the next one starts
+
+
+def test_a_frame_goes_out_with_its_last_packet_not_with_the_next_frame():
+    packets = [packet(500 + f * 3 + i, 3000 * f, marker=int(i == 2))
+               for f in range(10) for i in range(3)]
+    ours = BoundedJitterBuffer(512, 0.25, Clock())
+    theirs = JitterBuffer(512, is_video=True)
+    for n, p in enumerate(packets):
+        _, mine = ours.add(p)
+        _, aiortcs = theirs.add(p)
+        f, i = divmod(n, 3)
+        # ours: frame f on its last packet; aiortc's: frame f-1 on frame f's first packet
+        assert (mine.timestamp if mine else None) == (3000 * f if i == 2 else None)
+        assert (aiortcs.timestamp if aiortcs else None) == (3000 * (f - 1) if i == 0 and f
+                                                            else None)
+        if mine is not None:
+            assert mine.data == bytes((500 + f * 3 + k) % 256 for k in range(3))
 
 
 def test_a_lost_packet_costs_one_frame_not_512_packets():

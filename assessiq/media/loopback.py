@@ -82,6 +82,7 @@ class StampLog:
         self.recording = False
         self.counters: list[int] = []
         self.latencies_ms: list[float] = []
+        self.arrivals_ms: list[float] = []
         self.unreadable = 0
         self.first: float | None = None
         self.last: float | None = None
@@ -97,8 +98,14 @@ class StampLog:
             return
         self.counters.append(stamp.counter)
         self.latencies_ms.append(now_ms - stamp.t_ms)
+        self.arrivals_ms.append(now_ms)
         self.first = self.first or now_ms / 1000
         self.last = now_ms / 1000
+
+    def longest_gap_ms(self) -> float:
+        """The longest time between two stamped frames read (a freeze), ms."""
+        gaps = [b - a for a, b in zip(self.arrivals_ms, self.arrivals_ms[1:], strict=False)]
+        return round(max(gaps), 1) if gaps else 0.0
 
     def summary(self) -> dict[str, Any]:
         import statistics
