@@ -1,10 +1,11 @@
 """Proctoring cost and delay.
 
 - ms per 640×480 frame on one core (the process pinned with os.sched_setaffinity before the
-  models start their threads): FaceMesh refined alone (baseline: FaceMesh without iris
-  refinement) and the proctor's whole per-frame analysis, exactly what the proctor runs per
-  frame (`FrameAnalyzer.analyse`: mesh, full-range detection when due, pose, gaze, light,
-  freeze; baseline: FaceMesh refined alone), on the synthetic camera's small head movements.
+  models start their threads, OpenCV's pool set to one thread to match): FaceMesh refined
+  alone (baseline: FaceMesh without iris refinement) and the proctor's whole per-frame
+  analysis, exactly what the proctor runs per frame (`FrameAnalyzer.analyse`: mesh,
+  full-range detection when due, pose, gaze, light, freeze; baseline: FaceMesh refined
+  alone), on the synthetic camera's small head movements.
 - CPU share of the live proctor at its default adaptive rate, fed a 30 fps camera stand-in
   in real time (process CPU time / wall time; baseline: the same at a fixed 15 fps).
 - Delay from a condition starting to its event being verified at the host: the real host and
@@ -132,12 +133,14 @@ def run(quick: bool) -> list[Row]:
     from assessiq.proctor.config import ProctorConfig
 
     rows: list[Row] = []
-    before = os.sched_getaffinity(0)
+    before, cv_threads = os.sched_getaffinity(0), cv2.getNumThreads()
     os.sched_setaffinity(0, {min(before)})
+    cv2.setNumThreads(1)  # OpenCV sized its pool before the pinning: one core, one thread
     try:
         rows += _per_frame(quick)
     finally:
         os.sched_setaffinity(0, before)
+        cv2.setNumThreads(cv_threads)
     frames = _frames(60)
     seconds = 8.0 if quick else 20.0
     share, fps = _cpu_share(seconds, frames, None)

@@ -13,6 +13,7 @@ face or the detector last saw a face the mesh does not follow; otherwise every
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ __all__ = ["FrameAnalyzer", "load_mediapipe"]
 log = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
-_THUMB = (160, 120)  # light, texture and freeze are measured on this grey thumbnail
+_THUMB = (80, 60)  # light, texture and freeze are measured on this grey thumbnail
 _GRID = (40, 30)  # scene changes are judged on this coarser grid (16×16 px cells at 640×480)
 _KERNEL = np.ones((3, 3), np.uint8)
 _BORDERS = (0.6, 0.4, 0.8)  # tiny photos: borders (× their enlarged side) tried in turn
@@ -88,6 +89,7 @@ class FrameAnalyzer:
         self._prev_thumb: Image | None = None
         self._last: _LastDetection | None = None
         self._had_mesh_face = False
+        self._checked = -math.inf  # when the picture was last compared with the last detection
         self.detections = 0
         self._closed = False
 
@@ -110,6 +112,7 @@ class FrameAnalyzer:
         self._prev_thumb = None
         self._last = None
         self._had_mesh_face = False
+        self._checked = -math.inf
         self._pose.reset()
 
     def analyse(self, frame: Image, t: float = 0.0) -> FrameFindings:
@@ -137,7 +140,7 @@ class FrameAnalyzer:
     def _analyse(self, frame: Image, t: float, cpu0: float) -> FrameFindings:
         cfg = self.config
         h, w = frame.shape[:2]
-        # light and freeze on a small grey thumbnail: every 4th pixel of a 640×480 frame
+        # light and freeze on a small grey thumbnail: every 8th pixel of a 640×480 frame
         # (sampling, not averaging, keeps sensor noise in it: a live camera never repeats it)
         small = cv2.resize(frame, _THUMB, interpolation=cv2.INTER_NEAREST)
         thumb = np.asarray(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
@@ -154,7 +157,7 @@ class FrameAnalyzer:
         mesh_boxes = [self._box_of(p, w, h) for p in faces_px]
         order = sorted(range(len(faces_px)), key=lambda i: -mesh_boxes[i].w * mesh_boxes[i].h)
         main_box = mesh_boxes[order[0]] if order else None
-        detected = self._detect(rgb, thumb, t, main_box, mesh_boxes)
+        detected = self._detect(frame, rgb, t, main_box, mesh_boxes)
         self._had_mesh_face = main_box is not None
         boxes = [mesh_boxes[i] for i in order]
         boxes += [d for d in detected if not any(_same_face(d, m) for m in mesh_boxes)]
@@ -183,7 +186,7 @@ class FrameAnalyzer:
             cpu_ms=round((time.process_time() - cpu0) * 1000, 3),
         )
 
-    def _detect(self, rgb: Image, thumb: Image, t: float, main: FaceBox | None,
+    def _detect(self, frame: Image, rgb: Image, t: float, main: FaceBox | None,
                 mesh_boxes: list[FaceBox]) -> tuple[FaceBox, ...]:
         """Full-range detection now, or what the last run found while it is still valid."""
         cfg = self.config
@@ -194,10 +197,7 @@ class FrameAnalyzer:
                 due = True  # the mesh just lost its face: count what is there now
             else:
                 every = cfg.detect_interval if last.extra or main is None else cfg.stable_interval
-                due = since >= every or (
-                    since >= cfg.detect_interval / 2
-                    and _changed_share(_grid(thumb), last, main) >= cfg.change_share
-                )
+                due = since >= every or self._changed(frame, t, last, main)
             if not due:
                 return last.boxes if since <= cfg.detection_memory else ()
         self.detections += 1
@@ -213,12 +213,24 @@ class FrameAnalyzer:
             boxes.append(FaceBox(round(r.xmin, 4), round(r.ymin, 4), round(r.width, 4),
                                  round(r.height, 4), round(score, 3), "detection"))
         extra = any(not any(_same_face(b, m) for m in mesh_boxes) for b in boxes)
-        grid = _grid(thumb)
+        grid = _grid(frame)
         level = np.int16(round(cfg.change_level))
         low = np.asarray(cv2.erode(grid, _KERNEL), dtype=np.int16) - level
         high = np.asarray(cv2.dilate(grid, _KERNEL), dtype=np.int16) + level
         self._last = _LastDetection(t, tuple(boxes), extra, low, high)
         return self._last.boxes
+
+    def _changed(self, frame: Image, t: float, last: _LastDetection, main: FaceBox | None
+                 ) -> bool:
+        """Whether the picture outside the face changed since the last detection; looked at
+        every detect_interval / 2 seconds at most."""
+        cfg = self.config
+        if self._checked > t:  # the clock went back: a new stream
+            self._checked = -math.inf
+        if t - max(last.t, self._checked) < cfg.detect_interval / 2:
+            return False
+        self._checked = t
+        return _changed_share(_grid(frame), last, main) >= cfg.change_share
 
     @staticmethod
     def _pixels(rows: npt.NDArray[np.float64], w: int, h: int) -> npt.NDArray[np.float64]:
@@ -262,8 +274,12 @@ def enlarge(image: Image, side: int, border: float = 0.6) -> Image:
                       dtype=np.uint8)
 
 
-def _grid(thumb: Image) -> npt.NDArray[np.int16]:
-    return np.asarray(cv2.resize(thumb, _GRID, interpolation=cv2.INTER_AREA), dtype=np.int16)
+def _grid(frame: Image) -> npt.NDArray[np.int16]:
+    """The coarse grey scene grid: each cell averages 16 pixels sampled 4 apart (the 80×60
+    thumbnail, sampled 8 apart, would let a 4 px line flicker in and out as the picture sways)."""
+    sampled = cv2.resize(frame, (4 * _GRID[0], 4 * _GRID[1]), interpolation=cv2.INTER_NEAREST)
+    grey = cv2.cvtColor(sampled, cv2.COLOR_BGR2GRAY)
+    return np.asarray(cv2.resize(grey, _GRID, interpolation=cv2.INTER_AREA), dtype=np.int16)
 
 
 def _changed_share(grid: npt.NDArray[np.int16], last: _LastDetection,

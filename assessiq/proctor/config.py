@@ -49,9 +49,9 @@ class AnalyzerConfig:
     dark_level            mean grey level (0..255) below which a frame is dark
     covered_level         mean grey level below which a nearly featureless frame is a covered lens
     covered_texture       grey-level standard deviation below which a frame is featureless
-    frozen_diff           mean absolute difference (grey levels, on a 160×120 thumbnail) at or
-                          below which a frame repeats the previous one; live sensors never get
-                          this low
+    frozen_diff           mean absolute difference (grey levels, on an 80×60 sampled thumbnail)
+                          at or below which a frame repeats the previous one; live sensors
+                          never get this low
     eyes_closed_ratio     eyelid gap / eye width below which the eyes count as closed (a blink:
                           gaze is not measured)
     max_width             frames wider than this are scaled down before analysis

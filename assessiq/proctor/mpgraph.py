@@ -30,20 +30,18 @@ _TICK = 33333  # SolutionBase's simulated timestamp step (µs), kept so both pat
 # FaceMesh never sets visibility/presence; proto3 leaves out a coordinate that is exactly 0.0,
 # so any other layout is parsed the slow way.
 _SIZE = 17
-_TAG_AT = np.array([0, 1, 2, 7, 12])
-_TAGS = np.array([0x0A, 15, 0x0D, 0x15, 0x1D], np.uint8)
+_TAGS = ((0, 0x0A), (1, 15), (2, 0x0D), (7, 0x15), (12, 0x1D))  # (offset in a point, byte)
 
 
 def landmarks_from_bytes(blob: bytes) -> npt.NDArray[np.float64]:
     """A serialized NormalizedLandmarkList → array (3, n): rows of normalized x, y and z, each
     contiguous (`.T` gives points as rows)."""
     n = len(blob) // _SIZE
-    if n and len(blob) == n * _SIZE:
-        raw = np.frombuffer(blob, np.uint8).reshape(n, _SIZE)
-        if bool((raw[:, _TAG_AT] == _TAGS).all()):
-            rows: npt.NDArray[np.float32] = np.ndarray((3, n), "<f4", blob, offset=3,
-                                                       strides=(5, _SIZE))
-            return rows.astype(np.float64)
+    if n and len(blob) == n * _SIZE and all(
+            blob[at::_SIZE] == bytes((byte,)) * n for at, byte in _TAGS):
+        rows: npt.NDArray[np.float32] = np.ndarray((3, n), "<f4", blob, offset=3,
+                                                   strides=(5, _SIZE))
+        return rows.astype(np.float64)
     from mediapipe.framework.formats import landmark_pb2
 
     lm = landmark_pb2.NormalizedLandmarkList.FromString(blob).landmark
@@ -51,8 +49,9 @@ def landmarks_from_bytes(blob: bytes) -> npt.NDArray[np.float64]:
 
 
 class LeanSolution:
-    """Runs one image through a legacy solution's graph; returns one output stream's serialized
-    protos (an empty list when the graph produced none)."""
+    """Runs one image through a legacy solution's graph (one whose `process` takes the image,
+    as FaceMesh and FaceDetection do); returns one output stream's serialized protos (an empty
+    list when the graph produced none)."""
 
     def __init__(self, solution: Any, input_stream: str, output_stream: str) -> None:
         self.solution = solution
@@ -79,7 +78,7 @@ class LeanSolution:
         """`rgb`: a contiguous RGB uint8 image."""
         s = self.solution
         if not self.lean:
-            found = getattr(s.process({self.input_stream: rgb}), self.output_stream) or []
+            found = getattr(s.process(rgb), self.output_stream) or []
             return [m.SerializeToString() for m in found]
         s._graph_outputs.clear()
         s._simulated_timestamp += _TICK
