@@ -23,11 +23,14 @@ and back up one rung after `up_after` good ones in a row (loss ≤ `loss_good` a
 `rtt_good`), never sooner than `hold` seconds after its last step, so one burst or one
 good second does not make it flap.
 
-Why 15 % and 300 ms: stepping down is for a link that is full (queues: the round trip
-grows; loss from overflowing queues) or badly broken. Moderate random loss is better left
-to NACK retransmission and the bounded jitter buffer (jitter.py): measured on 127.0.0.1 at
-10 % random loss, 30 fps, stepping down raised capture→decoded p50 from ~44 ms to 80–140 ms
-(fewer packets a second make each unrecovered loss cost more), with no gain in frame rate.
+Why 300 ms and 40 %: stepping down is for a slow link — a full queue makes the round trip
+grow — or one that is all but broken. Random loss, even heavy, is better left to NACK
+retransmission and the bounded jitter buffer (jitter.py). Measured on 127.0.0.1, 640×480
+at 30 fps through a relay dropping 30 % of the sender's packets (two runs each): bounded
+jitter buffer alone, capture→decoded p50 74–105 ms, p95 206–306 ms, 28–29 fps; the same
+plus stepping down on that loss, p50 668–806 ms, p95 876–1138 ms, 15–17 fps. Fewer
+packets a second make every unrecovered loss cost more (NACKs go out when a new gap is
+seen), and every skipped frame's keyframe request weighs more at 250 kbit/s.
 
 The controller is pure (numbers in, a rung out); the media
 session samples the stats about once a second and applies the rung to the outgoing track.
@@ -85,8 +88,8 @@ class QualityController:
         self,
         rungs: tuple[Quality, ...],
         *,
-        loss_bad: float = 0.15,
-        loss_good: float = 0.03,
+        loss_bad: float = 0.4,
+        loss_good: float = 0.05,
         rtt_bad: float = 0.3,
         rtt_good: float = 0.15,
         down_after: int = 2,

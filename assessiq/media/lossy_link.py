@@ -2,6 +2,7 @@
 
     relay = LossyRelay(loss_ab=0.2)                 # drop 20 % of a's media packets to b
     relay = LossyRelay(rate_ab=400_000)              # or: a 400 kbit/s bottleneck a→b
+    relay.delay_ab = 0.35                            # and/or: 350 ms more on the way a→b
     offer_for_b = await relay.rewrite(offer_sdp)     # a's candidates → relay ports
     answer_for_a = await relay.rewrite(answer_sdp)
     relay.loss_ab = 0.0                              # heal the link mid-call
@@ -58,6 +59,7 @@ class LossyRelay:
             raise ValueError("rate_ab must be > 0 bits/s")
         self.loss_ab, self.loss_ba = loss_ab, loss_ba
         self.rate_ab = rate_ab  # bits/s a→b: a bottleneck with a drop-tail queue
+        self.delay_ab = 0.0  # extra seconds on every a→b packet (a slow, far link)
         self.queue_s = queue_ms / 1000
         self._free_at = 0.0  # when the a→b bottleneck has sent what it holds
         self._rng = random.Random(seed)
@@ -125,6 +127,10 @@ class LossyRelay:
             loop.call_at(self._free_at, _send, transport, data, to.real)
             return
         self.forwarded[way] += 1
+        if way == "ab" and self.delay_ab > 0:
+            asyncio.get_running_loop().call_later(self.delay_ab, _send, transport, data,
+                                                  to.real)
+            return
         transport.sendto(data, (HOST, to.real))
 
     async def _forward_later(self, data: bytes, source: int, to: _Port) -> None:
