@@ -12,11 +12,13 @@ from .findings import FaceBox, FrameFindings, Gaze, HeadPose
 from .frames import CameraSource, Frame, ImageSequenceSource, VideoFileSource, read_image
 from .meter import ProctorStats
 from .pipeline import analyse_stream
-from .runner import Proctor
+from .rate import RateController
+from .runner import Analyzer, Proctor
 from .synthetic import Plant, Scene, SyntheticCamera, parse_timeline
 
 __all__ = [
     "CONDITION_KINDS",
+    "Analyzer",
     "AnalyzerConfig",
     "Baseline",
     "Calibration",
@@ -38,6 +40,7 @@ __all__ = [
     "ProctorConfig",
     "ProctorError",
     "ProctorStats",
+    "RateController",
     "SampleDataError",
     "Scene",
     "SyntheticCamera",
