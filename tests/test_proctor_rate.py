@@ -101,11 +101,11 @@ class DeclaredCost:
 
 
 async def camera(seconds: float, fps: float = 30.0) -> AsyncIterator[Frame]:
-    """A 30 fps camera on a simulated clock, handed over quickly (2 ms real per frame)."""
+    """A 30 fps camera on a simulated clock, handed over quickly (3 ms real per frame)."""
     image = np.full((48, 64, 3), 120, np.uint8)
     for i in range(round(seconds * fps)):
         yield i / fps, image
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.003)
 
 
 def analysed_in(times: list[float], start: float, end: float) -> int:
