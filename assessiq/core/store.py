@@ -123,7 +123,7 @@ class SessionStore:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self.compact_idle_delay = 2.0
-        self.compact_high_water = 16 * SEGMENT_SIZE
+        self.compact_high_water = 64 * SEGMENT_SIZE
         self.flush_interval = 0.05
         # where update times come from (a benchmark or test may replay a recorded timing)
         self.clock: Callable[[], float] = time.time
