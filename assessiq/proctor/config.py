@@ -61,7 +61,7 @@ class AnalyzerConfig:
 
     min_face_confidence: float = 0.5
     detect_interval: float = 0.4
-    stable_interval: float = 1.5
+    stable_interval: float = 1.0
     change_level: float = 12.0
     change_share: float = 0.02
     detection_memory: float = 0.6
