@@ -248,7 +248,10 @@ rows_strategy = st.lists(
 
 def test_segment_times_must_be_on_the_10ms_grid() -> None:
     with pytest.raises(ValueError, match="10 ms grid"):
-        encode_segment([UpdateRow(0, 1.005, "host", b"x")])
+        encode_segment([UpdateRow(0, 1.0005, "host", b"x")])
+    # rows from files written before times were kept to 10 ms (1 ms) still compact, exactly
+    legacy = [UpdateRow(0, 1.005, "host", b"x"), UpdateRow(1, 1.007, "remote", b"y")]
+    assert decode_segment(encode_segment(legacy)) == legacy
     assert quantize_time(1.004) == 1.0 and quantize_time(2.5) == 2.5
     assert quantize_time(1234567890.126) == 1234567890.13
 

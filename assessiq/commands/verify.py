@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     except RecordError as exc:
         if args.json:
             print(json.dumps({"valid": False, "events": 0, "errors": [str(exc)], "warnings": [],
-                              "flags": [], "score": None, "explanation": []}))
+                              "flags": [], "score": None, "explanation": [], "gaps": [],
+                              "session": None, "host": None, "candidate": None,
+                              "sealed": False}))
         else:
             print(f"assessiq verify: {exc}", file=sys.stderr)
         return 2

@@ -32,7 +32,8 @@ import pycrdt
 
 from .textindex import CodeOp, TextChange, TextIndex, editor_changes_to_ops, utf8_delta_to_changes
 
-__all__ = ["PHASES", "CodeChange", "Phase", "SharedDoc", "UpdateCallback"]
+__all__ = ["PHASES", "CodeChange", "Phase", "SharedDoc", "UpdateCallback", "apply_update_checked",
+           "pycrdt_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,25 @@ class CodeChange:
     changes_utf16: tuple[TextChange, ...]
     text: str
     origin: str | None
+
+
+def pycrdt_failure(exc: BaseException) -> bool:
+    """Whether `exc` is pycrdt refusing bad input: a Python exception, or a panic inside yrs
+    (pyo3's PanicException derives from BaseException, so `except Exception` misses it —
+    measured: a few bit flips in a keystroke's update can panic `apply_update`)."""
+    if isinstance(exc, Exception):
+        return True
+    return type(exc).__name__ == "PanicException"
+
+
+def apply_update_checked(doc: pycrdt.Doc[Any], update: bytes) -> None:
+    """`doc.apply_update(update)`, with any failure (a panic in yrs included) as ValueError."""
+    try:
+        doc.apply_update(update)
+    except BaseException as exc:
+        if not pycrdt_failure(exc):
+            raise
+        raise ValueError(f"the update cannot be applied ({type(exc).__name__})") from None
 
 
 def _canonical_json(value: object, what: str) -> str:
@@ -168,7 +188,7 @@ class SharedDoc:
         if update == _EMPTY_UPDATE:
             return
         with self._txn(origin, own=False):
-            self._doc.apply_update(update)
+            apply_update_checked(self._doc, update)
 
     def get_update(self, state: bytes | None = None) -> bytes:
         """The whole document as one update, or what a peer with `state` is missing."""

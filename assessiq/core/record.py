@@ -60,7 +60,8 @@ class SessionRecord:
         try:
             store = SessionStore(path, conn, read_only=True)
             return cls.from_store(store)
-        except (sqlite3.DatabaseError, StoreError, ValueError, KeyError, TypeError) as exc:
+        except (sqlite3.DatabaseError, StoreError, ValueError, KeyError, TypeError,
+                OverflowError, RecursionError) as exc:
             raise RecordError(f"{path} is not a readable session file ({exc})") from exc
         finally:
             conn.close()

@@ -48,6 +48,7 @@ class UpdateRow:
 TIME_STEP = 0.01
 """The resolution of document update times in the session file, in seconds."""
 _TICKS_PER_S = 100  # 1 / TIME_STEP, as the exact integer the rounding uses
+MAX_TIME = 10**11  # seconds since 1970 (the year ~5138): a later time is a damaged segment
 
 
 def quantize_time(t: float) -> float:
@@ -81,40 +82,77 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("bad varint in segment")
 
 
-def encode_segment(rows: list[UpdateRow]) -> bytes:
-    """Pack consecutive rows (times on the `TIME_STEP` grid) into one compressed blob."""
-    if not rows:
-        raise ValueError("a segment needs at least one row")
+def _zigzag(n: int, out: bytearray) -> None:
+    _varint(n << 1 if n >= 0 else (-n << 1) - 1, out)
+
+
+def _grid(rows: list[UpdateRow]) -> tuple[int, list[int]]:
+    """The tick rate the rows' times sit on (100 Hz; 1000 Hz for rows from files written
+    before times were kept to 10 ms) and the times in ticks."""
+    for hz in (_TICKS_PER_S, 1000):
+        ticks = [round(r.t * hz) for r in rows]
+        if all(k / hz == r.t for k, r in zip(ticks, rows, strict=True)):
+            return hz, ticks
+    raise ValueError("segment times must be on the 10 ms grid (quantize_time)")
+
+
+def _pack(rows: list[UpdateRow], hz: int, ticks: list[int], *, raw_only: bool) -> bytes:
     origins = sorted({r.origin for r in rows})
     index = {o: i for i, o in enumerate(origins)}
-    ms = [round(r.t * _TICKS_PER_S) for r in rows]  # (ticks of TIME_STEP in version 3)
-    if any(m / _TICKS_PER_S != r.t for m, r in zip(ms, rows, strict=True)):
-        raise ValueError("segment times must be on the 10 ms grid (quantize_time)")
     header = json.dumps({"v": 3, "origins": origins, "n": len(rows), "seq0": rows[0].seq,
-                         "tick0": ms[0]}).encode()
+                         "hz": hz, "tick0": ticks[0]}).encode()
     times, who = bytearray(), bytearray()
-    prev = ms[0]
-    for m, r in zip(ms, rows, strict=True):
-        delta = m - prev
-        _varint((delta << 1) ^ (delta >> 63), times)  # zigzag: times may step back
-        prev = m
+    prev = ticks[0]
+    for k, r in zip(ticks, rows, strict=True):
+        _zigzag(k - prev, times)  # times may step back
+        prev = k
         _varint(index[r.origin], who)
     body = bytearray()
     _varint(len(header), body)
     body += header
-    columns: list[bytes] = [bytes(times), bytes(who), *encode_updates(r.data for r in rows)]
+    columns = [bytes(times), bytes(who),
+               *encode_updates((r.data for r in rows), raw_only=raw_only)]
     for column in columns:
         _varint(len(column), body)
         body += column
     return lzma.compress(bytes(body), preset=LZMA_PRESET)
 
 
+def encode_segment(rows: list[UpdateRow]) -> bytes:
+    """Pack consecutive rows (times on the `TIME_STEP` grid) into one compressed blob.
+
+    The blob is decoded and compared with `rows` before it is returned (the store deletes
+    the rows it replaces): should the update codec ever not give back the exact bytes, the
+    segment keeps the updates raw instead."""
+    if not rows:
+        raise ValueError("a segment needs at least one row")
+    hz, ticks = _grid(rows)
+    for raw_only in (False, True):
+        blob = _pack(rows, hz, ticks, raw_only=raw_only)
+        try:
+            if decode_segment(blob) == rows:
+                return blob
+        except ValueError:
+            pass
+    raise ValueError("a segment did not decode back to its rows")
+
+
 def decode_segment(blob: bytes) -> list[UpdateRow]:
     """Unpack `encode_segment`; `ValueError` if the blob is damaged."""
     try:
-        buf = lzma.decompress(blob)
+        return _decode_segment(blob)
+    except (OverflowError, MemoryError, RecursionError) as exc:  # crafted numbers
+        raise ValueError(f"damaged segment ({type(exc).__name__})") from None
+
+
+def _decode_segment(blob: bytes) -> list[UpdateRow]:
+    unpacker = lzma.LZMADecompressor()
+    try:
+        buf = unpacker.decompress(blob)
     except lzma.LZMAError as exc:
         raise ValueError("damaged segment") from exc
+    if not unpacker.eof or unpacker.unused_data:
+        raise ValueError("damaged segment: truncated, or bytes after its end")
     hlen, pos = _read_varint(buf, 0)
     try:
         header = json.loads(buf[pos : pos + hlen])
@@ -124,6 +162,9 @@ def decode_segment(blob: bytes) -> list[UpdateRow]:
         origins = [str(o) for o in header["origins"]]
         n, seq0 = int(header["n"]), int(header["seq0"])
         ms = int(header["ms0" if version == 2 else "tick0"])
+        ticks = 1000 if version == 2 else int(header.get("hz", _TICKS_PER_S))
+        if ticks not in (_TICKS_PER_S, 1000) or n < 1 or seq0 < 0:
+            raise ValueError("damaged segment header")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError("damaged segment header") from exc
     pos += hlen
@@ -135,7 +176,6 @@ def decode_segment(blob: bytes) -> list[UpdateRow]:
         columns.append(bytes(buf[pos : pos + clen]))
         pos += clen
     times, who = columns[:2]
-    ticks = 1000 if version == 2 else _TICKS_PER_S
     if version == 2:  # lengths, then the update bytes after the columns
         datas, lp, lengths = [], 0, columns[2]
         for _ in range(n):
@@ -149,11 +189,12 @@ def decode_segment(blob: bytes) -> list[UpdateRow]:
     else:
         datas = decode_updates(columns[2:], n)
     rows, tp, wp = [], 0, 0
+    limit = MAX_TIME * ticks
     for i in range(n):
         zz, tp = _read_varint(times, tp)
         ms += (zz >> 1) ^ -(zz & 1)
         oi, wp = _read_varint(who, wp)
-        if oi >= len(origins):
+        if oi >= len(origins) or not -limit <= ms <= limit:
             raise ValueError("damaged segment row")
         rows.append(UpdateRow(seq0 + i, ms / ticks, origins[oi], datas[i]))
     if pos != len(buf) or tp != len(times) or wp != len(who):

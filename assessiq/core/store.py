@@ -42,6 +42,7 @@ from typing import Any
 
 from pycrdt import Doc, TransactionEvent
 
+from .document import SharedDoc, apply_update_checked
 from .errors import StoreError
 from .segments import (
     UpdateRow,
@@ -358,7 +359,10 @@ class SessionStore:
                 if hot <= keep_hot or (keep_hot and hot - keep_hot < SEGMENT_SIZE):
                     return
                 rows = self._oldest_hot(conn, min(SEGMENT_SIZE, hot - keep_hot))
-                blob = encode_segment(rows)  # the heavy part: off the writer, while it is idle
+                try:  # the heavy part: off the writer, while it is idle
+                    blob = encode_segment(rows)
+                except ValueError as exc:
+                    raise StoreError(f"{self.path}: cannot compact: {exc}") from exc
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)",
                              (rows[0].seq, rows[-1].seq, rows[0].t, rows[-1].t, blob))
@@ -419,7 +423,8 @@ class SessionStore:
         snapshot so a concurrent compaction can neither hide nor repeat a row."""
         self._db.execute("BEGIN")
         try:
-            blobs = self._db.execute("SELECT blob FROM segments ORDER BY first_seq").fetchall()
+            blobs = self._db.execute(
+                "SELECT first_seq, last_seq, blob FROM segments ORDER BY first_seq").fetchall()
             hot = self._db.execute(
                 "SELECT seq, t, origin, data FROM updates ORDER BY seq").fetchall()
             batches = self._db.execute(
@@ -427,11 +432,14 @@ class SessionStore:
             ).fetchall() if self._batches else []
         finally:
             self._db.execute("COMMIT")
-        for (blob,) in blobs:
+        for first, last, blob in blobs:
             try:
-                yield from decode_segment(blob)
+                rows = decode_segment(blob)
             except ValueError as exc:
                 raise StoreError(f"{self.path}: {exc}") from exc
+            if rows[0].seq != first or rows[-1].seq != last:
+                raise StoreError(f"{self.path}: damaged segment (its rows do not match its range)")
+            yield from rows
         rows = [UpdateRow(*row) for row in hot] + self._batch_rows(batches)
         if hot and batches:
             rows.sort(key=lambda r: r.seq)
@@ -442,7 +450,10 @@ class SessionStore:
         the store to it; returns how many."""
         n = 0
         for row in self.updates():
-            doc.apply_update(row.data)
+            if isinstance(doc, SharedDoc):
+                doc.apply_update(row.data)  # (checked: ValueError if malformed)
+            else:
+                apply_update_checked(doc, row.data)
             n += 1
         return n
 
@@ -452,7 +463,7 @@ class SessionStore:
         for row in self.updates():
             if row.t > t:
                 break
-            doc.apply_update(row.data)
+            apply_update_checked(doc, row.data)
         return doc
 
     # --- integrity log, receipts, runs, private ------------------------------------------
@@ -529,12 +540,19 @@ class SessionStore:
             if len(blobs) > 1:
                 rows: list[UpdateRow] = []
                 for (blob,) in blobs:
-                    rows += decode_segment(blob)
+                    try:
+                        rows += decode_segment(blob)
+                    except ValueError as exc:
+                        raise StoreError(f"{self.path}: {exc}") from exc
                 cur.execute("DELETE FROM segments")
                 for i in range(0, len(rows), SEALED_SEGMENT_ROWS):
                     part = rows[i : i + SEALED_SEGMENT_ROWS]
+                    try:
+                        blob = encode_segment(part)
+                    except ValueError as exc:
+                        raise StoreError(f"{self.path}: cannot compact: {exc}") from exc
                     cur.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?)", (
-                        part[0].seq, part[-1].seq, part[0].t, part[-1].t, encode_segment(part)))
+                        part[0].seq, part[-1].seq, part[0].t, part[-1].t, blob))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")

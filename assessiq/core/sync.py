@@ -41,7 +41,7 @@ from pycrdt import (
 )
 
 from .channel import Channel
-from .document import SharedDoc
+from .document import SharedDoc, pycrdt_failure
 from .errors import ChannelClosed
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "DocSync", "SyncProtocol"]
@@ -236,9 +236,12 @@ class SyncProtocol:
         """Handle one message from the peer. Malformed ones are logged and dropped."""
         try:
             self._receive(message)
-        except Exception as exc:
+        except BaseException as exc:  # pycrdt may panic on bad update bytes (BaseException)
+            if not pycrdt_failure(exc):
+                raise
             self.dropped += 1
-            log.warning("dropped a malformed message from %s: %s", self.name, exc)
+            log.warning("dropped a malformed message from %s: %s", self.name,
+                        exc if isinstance(exc, Exception) else type(exc).__name__)
 
     def _receive(self, message: bytes) -> None:
         if not isinstance(message, bytes | bytearray | memoryview):

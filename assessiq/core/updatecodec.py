@@ -12,8 +12,10 @@ that make up nearly every keystroke are split into columns before compression:
 with client ids replaced by an index into a table and clocks stored as small differences from
 what the previous update predicts. Anything else (a first insert, a map write, a remote update
 with several structs) is kept as raw bytes. Every update is re-serialised from its parsed form
-and compared before it is accepted into a column, so decoding always gives back the exact bytes:
-the session's seal hashes the original updates and must still verify.
+and compared before it is accepted into a column (values above 64 bits stay raw, so every
+difference fits the decoder's varints), and `segments.encode_segment` decodes each new segment
+and compares it with its rows before the store lets go of them: decoding gives back the exact
+bytes, which the session's seal hashes.
 """
 
 from __future__ import annotations
@@ -67,7 +69,21 @@ Insert = tuple[int, int, int, int, tuple[int, int] | None, tuple[int, int] | Non
 Delete = tuple[int, int, int, int]
 
 
+_U64 = 1 << 64  # yrs clocks and client ids are at most 64 bits: larger stays raw
+
+
 def _parse(update: bytes) -> Insert | Delete | None:
+    parsed = _parse_shape(update)
+    if parsed is None:
+        return None
+    numbers = [v for v in parsed[1:] if isinstance(v, int)]
+    for ref in parsed[4:6] if parsed[0] == INSERT else ():
+        if isinstance(ref, tuple):
+            numbers += ref
+    return parsed if all(v < _U64 for v in numbers) else None
+
+
+def _parse_shape(update: bytes) -> Insert | Delete | None:
     try:
         if update[:2] == b"\x01\x01":
             client, pos = _read_varint(update, 2)
@@ -129,8 +145,9 @@ def _serialise(parsed: Insert | Delete) -> bytes:
     return bytes(out)
 
 
-def encode_updates(updates: Iterable[bytes]) -> list[bytes]:
-    """The updates as columns (kinds, numbers, text, raw); `decode_updates` inverts it."""
+def encode_updates(updates: Iterable[bytes], *, raw_only: bool = False) -> list[bytes]:
+    """The updates as columns (kinds, numbers, text, raw); `decode_updates` inverts it.
+    `raw_only` keeps every update as raw bytes (the fallback the segment format uses)."""
     kinds, nums, text, raw = bytearray(), bytearray(), bytearray(), bytearray()
     clients: dict[int, int] = {}
     last_insert: dict[int, int] = {}  # client -> clock of its previous insert
@@ -146,7 +163,7 @@ def encode_updates(updates: Iterable[bytes]) -> list[bytes]:
             _varint(index, nums)
 
     for update in updates:
-        parsed = _parse(update)
+        parsed = None if raw_only else _parse(update)
         if parsed is None or _serialise(parsed) != update:
             kinds.append(RAW)
             _varint(len(update), raw)

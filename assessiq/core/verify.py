@@ -13,6 +13,7 @@ from typing import Any
 
 from pycrdt import Doc
 
+from .document import apply_update_checked
 from .encoding import b64d
 from .errors import PolicyError
 from .identity import fingerprint
@@ -110,11 +111,11 @@ def _check_history(record: SessionRecord) -> list[str]:
         if row.seq != expected:
             return [f"the document history has a hole or reorder at update {expected}"]
     doc: Doc[Any] = Doc()
-    try:
-        for row in record.updates:
-            doc.apply_update(row.data)
-    except Exception as exc:  # pycrdt raises plain exceptions for bad update bytes
-        return [f"the document history cannot be replayed ({type(exc).__name__})"]
+    for row in record.updates:
+        try:
+            apply_update_checked(doc, row.data)
+        except ValueError as exc:  # bad update bytes (pycrdt may even panic on them)
+            return [f"the document history cannot be replayed at update {row.seq}: {exc}"]
     return []
 
 

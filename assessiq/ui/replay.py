@@ -8,7 +8,7 @@ from typing import Any
 
 from pycrdt import Doc
 
-from ..core.document import SharedDoc
+from ..core.document import SharedDoc, apply_update_checked
 from ..core.record import SessionRecord
 from ..core.verify import Verdict, verify_record
 
@@ -37,7 +37,11 @@ class Replay:
         for i, row in enumerate(record.updates):
             if i % _CHECKPOINT == 0:
                 self._checkpoints.append((i, doc.get_update()))
-            doc.apply_update(row.data)
+            try:
+                apply_update_checked(doc, row.data)
+            except ValueError:  # a damaged history: the verdict says so; replay what reads
+                self.times = self.times[:i]
+                break
         self.final = SharedDoc(doc)
         items: list[TimelineItem] = []
         events = self.verdict.log.events if self.verdict.log else []
@@ -77,7 +81,7 @@ class Replay:
         else:
             applied = 0
         for row in self.record.updates[applied:n]:
-            doc.apply_update(row.data)
+            apply_update_checked(doc, row.data)
         return SharedDoc(doc).code_text
 
     def items_until(self, t: float) -> list[TimelineItem]:
