@@ -55,13 +55,15 @@ def test_analyze_a_tiny_photo(tmp_path, capsys):
     assert row["faces"] == 1 and row["yaw"] is not None
 
 
-@pytest.mark.parametrize("make", ["missing", "text", "directory"])
+@pytest.mark.parametrize("make", ["missing", "text", "directory", "unreadable"])
 def test_bad_files_exit_2_with_one_line(tmp_path, capsys, make):
     path = tmp_path / "x.png"
     if make == "text":
         path.write_text("hello")
     elif make == "directory":
         path.mkdir()
+    elif make == "unreadable":  # reading it fails with an OSError (EIO), even as root
+        path.symlink_to("/proc/self/mem")
     assert main(["proctor", "analyze", str(path)]) == 2
     err_lines = [ln for ln in capsys.readouterr().err.splitlines()
                  if ln.startswith("assessiq proctor:")]

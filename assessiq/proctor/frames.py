@@ -41,7 +41,10 @@ def read_image(path: str | Path) -> Image:
         raise FrameSourceError(f"no such file: {p}")
     if p.is_dir():
         raise FrameSourceError(f"{p} is a directory, not an image")
-    data = np.fromfile(str(p), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(p), dtype=np.uint8)
+    except OSError as exc:  # unreadable (permissions, I/O error)
+        raise FrameSourceError(f"cannot read {p}: {exc.strerror or exc}") from exc
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         raise FrameSourceError(f"{p} is not an image OpenCV can read")
