@@ -129,3 +129,24 @@ def test_bytes_after_a_segment_or_a_wrong_range_are_refused(tmp_path: Path) -> N
     with pytest.raises(Exception, match="not a readable session file") as info:
         SessionRecord.load(built.path)
     assert "do not match its range" in str(info.value)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_flipped_bytes_in_a_sealed_files_segment_never_pass(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int) -> None:
+    """The real file, not the decoded record: the segment blob itself is edited."""
+    import random
+    import sqlite3
+    built = build_session(tmp_path / "f.aiq", seed=seed, n_updates=120)
+    rng = random.Random(seed)
+    with sqlite3.connect(built.path) as db:
+        (blob,) = db.execute("SELECT blob FROM segments ORDER BY first_seq LIMIT 1").fetchone()
+        damaged = bytearray(blob)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        db.execute("UPDATE segments SET blob = ? WHERE first_seq = 0", (bytes(damaged),))
+    capsys.readouterr()
+    code = cli_main(["verify", str(built.path)])
+    err = capsys.readouterr().err
+    assert code in (1, 2)
+    assert "Traceback" not in err and len([ln for ln in err.splitlines() if ln]) <= 1
