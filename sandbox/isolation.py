@@ -1,9 +1,16 @@
 """The command line that wraps a program: prlimit, setpriv and bubblewrap.
 
 Order: `setpriv` (root only: drop to the run's own unprivileged uid, no groups, no capabilities,
-no new privileges) → `prlimit` (CPU, address space, processes, file size, open files, no core)
+no new privileges) → `prlimit` (CPU, address space, file size, open files, no core)
 → `bwrap` (new user, pid, net, ipc, uts and cgroup namespaces; read-only system; a private size
-limited tmpfs as workdir filled from memory files; only `lo`; dies with its parent) → program.
+limited tmpfs as workdir filled from memory files; only `lo`; dies with its parent)
+→ `prlimit --nproc` → program.
+
+The process limit is set inside bubblewrap's user namespace: RLIMIT_NPROC counts every task of
+the real uid, and since Linux 5.14 it counts them per (user namespace, uid), so inside the
+namespace only the sandbox's own tasks count. Set outside, it would count every process of a
+desktop user (hundreds) and bubblewrap could not even start. The namespace's parent level is
+still held to the limit its creator had, so nothing inside can exceed the user's own limit.
 
 The program is pid 1 of its namespace (`--as-pid-1`), so bubblewrap's monitor reaps it and its
 CPU time reaches us through `wait4`; when it exits the kernel kills everything it left behind.
@@ -120,10 +127,34 @@ def parse_peak(report: bytes, ceiling: int) -> int | None:
     return peak if 0 < peak <= ceiling else None
 
 
-def resource_limits(prlimit: str, limits: Limits) -> list[str]:
-    return [prlimit, f"--cpu={limits.cpu_seconds}", f"--as={limits.address_space}",
-            f"--nproc={limits.processes}", f"--fsize={limits.file_size}",
-            f"--nofile={limits.open_files}", "--core=0", "--"]
+def resource_limits(prlimit: str, limits: Limits, *, processes: int | None = None) -> list[str]:
+    """prlimit's argv: the per-process limits, and `--nproc` only when `processes` is given
+    (under bubblewrap it goes inside the namespace instead: see `process_limit`)."""
+    nproc = [] if processes is None else [f"--nproc={processes}"]
+    return [prlimit, f"--cpu={limits.cpu_seconds}", f"--as={limits.address_space}", *nproc,
+            f"--fsize={limits.file_size}", f"--nofile={limits.open_files}", "--core=0", "--"]
+
+
+def process_limit(prlimit: str, limits: Limits) -> list[str]:
+    """The process limit, run as the first command inside bubblewrap (it execs the program,
+    which stays the namespace's pid 1). Counted per user namespace (Linux >= 5.14)."""
+    return [prlimit, f"--nproc={limits.processes}", "--"]
+
+
+def user_tasks(uid: int) -> int:
+    """How many tasks (threads included, as RLIMIT_NPROC counts them) `uid` has now."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            continue
+    return count
 
 
 def _system_binds() -> list[str]:

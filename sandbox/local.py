@@ -28,9 +28,11 @@ from sandbox.isolation import (
     gnu_time,
     parse_peak,
     peak_memory_report,
+    process_limit,
     require_tool,
     resource_limits,
     tool,
+    user_tasks,
 )
 from sandbox.languages import MB, SYSTEM_PATH, Language, installed
 from sandbox.models import RunRequest, RunResult, Runtime, StageResult
@@ -142,29 +144,37 @@ class LocalBackend:
         limits = Limits(wall_ms=10_000, cpu_seconds=5, address_space=512 * MB)
         async with self._slot() as uid:
             argv = self._prefix(uid, limits) + bwrap_argv(
-                self._bwrap or "bwrap", limits, {}, status_fd=STATUS_FD) + ["true"]
+                self._bwrap or "bwrap", limits, {}, status_fd=STATUS_FD) + process_limit(
+                self._prlimit, limits) + ["true"]
             outcome = await run_process(argv, {"PATH": SYSTEM_PATH}, stdin=b"", pass_fds={},
                                         wall_ms=10_000, output_limit=4096,
                                         status_target=STATUS_FD)
         if outcome.exit_code != 0:
-            detail = outcome.stderr.decode(errors="replace").strip().splitlines()
+            lines = outcome.stderr.decode(errors="replace").strip().splitlines()
+            detail = lines[-1].strip() if lines else f"status {outcome.wait_status}"
+            if "Resource temporarily unavailable" in detail:
+                raise BackendUnavailableError(
+                    f"bubblewrap cannot create a sandbox here ({detail}); this user is at "
+                    "its process limit (`ulimit -u`): close some programs or raise the limit")
             raise BackendUnavailableError(
-                "bubblewrap cannot create a sandbox here ("
-                + (detail[-1].strip() if detail else f"status {outcome.wait_status}")
-                + "); this user may not create user namespaces: allow them (sysctl "
+                f"bubblewrap cannot create a sandbox here ({detail}); this user may not "
+                "create user namespaces: allow them (sysctl "
                 "user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 on older "
                 "Debian/Ubuntu kernels; an AppArmor profile for bwrap on Ubuntu 23.10+) or "
                 "install bwrap setuid root")
         self._checked = True
 
-    def _prefix(self, uid: int | None, limits: Limits, *, report: bool = False) -> list[str]:
+    def _prefix(self, uid: int | None, limits: Limits, *, report: bool = False,
+                processes: int | None = None) -> list[str]:
+        """Everything before bubblewrap (or before the program, in the fallback); the process
+        limit only when `processes` is given (the fallback: see `_fallback_processes`)."""
         if self._setpriv and uid is not None:
             prefix = drop_privileges(self._setpriv, uid)
         elif report and self._setpriv_any:
             prefix = die_with_parent(self._setpriv_any)
         else:
             prefix = []
-        prefix += resource_limits(self._prlimit, limits)
+        prefix += resource_limits(self._prlimit, limits, processes=processes)
         if report and self._time is not None:
             prefix += peak_memory_report(self._time, REPORT_FD)
         return prefix
@@ -238,11 +248,12 @@ class LocalBackend:
                     exe = {"a.out": EXECUTABLE_FD}
                 full = self._prefix(uid, limits, report=report) + bwrap_argv(
                     self._bwrap or "bwrap", limits, file_fds, status_fd=STATUS_FD,
-                    executable=exe) + argv
+                    executable=exe) + process_limit(self._prlimit, limits) + argv
                 env = {"PATH": SYSTEM_PATH}
             else:
-                full = [*self._prefix(uid, limits, report=report), self._env_tool, "-C",
-                        str(workdir.path), "--", *argv]
+                processes = await _fallback_processes(uid, limits)
+                full = [*self._prefix(uid, limits, report=report, processes=processes),
+                        self._env_tool, "-C", str(workdir.path), "--", *argv]
                 env = {"PATH": SYSTEM_PATH, "HOME": str(workdir.path),
                        "TMPDIR": str(workdir.path), "LANG": "C.UTF-8"}
             outcome = await run_process(
@@ -304,6 +315,15 @@ class LocalBackend:
         return StageResult(**common, code=code,  # type: ignore[arg-type]
                            signal=_signal_name(sig) if sig is not None else None,
                            status=status_msg[0], message=status_msg[1])
+
+
+async def _fallback_processes(uid: int | None, limits: Limits) -> int:
+    """The fallback's process limit. Under a uid of its own (root host) the limit itself; as
+    the host user, whose every task counts against it, the tasks that user has now plus the
+    limit (racy, but without a namespace there is nothing to count the run alone)."""
+    if uid is not None:
+        return limits.processes
+    return await asyncio.to_thread(user_tasks, os.getuid()) + limits.processes
 
 
 def _read_peak(fd: int, ceiling: int) -> int | None:

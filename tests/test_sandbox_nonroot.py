@@ -147,3 +147,43 @@ def test_no_user_namespaces_gives_a_clear_message(place: tuple[str, Path]) -> No
     assert message.startswith("bubblewrap cannot create a sandbox here")
     assert "max_*_namespaces exceeded" in message  # bubblewrap's own reason, passed on
     assert "user.max_user_namespaces" in message and "\n" not in message
+
+
+CROWD_MARKER = "31.4159"
+
+
+def _kill_crowd() -> None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if CROWD_MARKER.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    os.kill(int(entry), 9)
+            except OSError:
+                pass
+
+
+@pytest.mark.timeout(180)
+def test_a_user_with_many_processes_can_still_run_and_is_still_protected(
+        place: tuple[str, Path]) -> None:
+    """A desktop user has hundreds of processes; the process limit must count only the
+    sandbox's own (it is set inside bubblewrap's user namespace), so hello world runs and a
+    fork bomb is still stopped at the limit, without touching the user's other processes."""
+    try:
+        [line] = _run(place, "crowded", _as_user())
+    finally:
+        _kill_crowd()
+    assert line["euid"] != 0
+    assert line["tasks_before"] > 100  # more than the sandbox's limit of 64, as on a desktop
+    hello = line["hello"]
+    assert "error" not in hello, hello.get("error", hello)
+    assert hello["run"]["stdout"] == "hello\n" and hello["run"]["status"] is None, hello
+    bomb = line["fork_bomb"]
+    assert "error" not in bomb, bomb
+    out = bomb["run"]["stdout"]
+    assert bomb["run"]["status"] is None and "fork refused after" in out, bomb
+    # Stopped by the sandbox's own limit (pid 1 plus 63 children), not by the user's.
+    assert int(out.split()[3]) <= 64, out
+    spawn = line["fallback_spawn"]["run"]  # the fallback: the user's count + 64
+    assert spawn["stdout"] == "child\n\n" and spawn["status"] is None, spawn
+    assert line["sleepers_alive"] == 100 and line["can_start"] is True, line
+    assert line["tasks_after"] <= line["tasks_before"] + 2, line  # the bomb left nothing

@@ -7,7 +7,13 @@ secret, a listener on 127.0.0.1), runs each case, checks the host after each one
 one JSON object per case for the test to judge. Programs only ever address 127.0.0.1.
 
     python nonroot_runner.py containment     # the hostile subset
+    python nonroot_runner.py crowded         # the same user already has ~100 processes
     python nonroot_runner.py no-userns       # expects bubblewrap to be refused (see below)
+
+`crowded` is a desktop user's situation: far more processes than the sandbox's process limit
+(RLIMIT_NPROC counts every task of the real uid). It starts CROWD `sleep`s, then runs hello
+world and a fork bomb under bubblewrap, a program starting one child in the weak fallback, and
+reports whether the sleepers survived and the user can still start a process afterwards.
 
 `no-userns`, started as root: a machine where an unprivileged user may not create user
 namespaces. The runner forks a child into a new user namespace mapping only root and nobody,
@@ -24,10 +30,11 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 
-from sandbox import BackendUnavailableError, LocalBackend, RunRequest
+from sandbox import BackendUnavailableError, LocalBackend, RunRequest, SandboxError
 
 SECRET = "nonroot-secret-5e1b"
 MARKER = "27.1828"
@@ -134,6 +141,65 @@ async def _containment(home: str) -> None:
     listener.close()
 
 
+CROWD = 100
+SPAWN_CHILD = ("import subprocess\n"
+               "print(subprocess.run(['echo', 'child'], capture_output=True, text=True).stdout)")
+CROWD_MARKER = "31.4159"
+
+
+def _alive(pids: list[int]) -> int:
+    alive = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                alive += fh.read().split(") ", 1)[1][0] != "Z"
+        except OSError:
+            pass
+    return alive
+
+
+async def crowded() -> None:
+    sleepers = [subprocess.Popen(["sleep", CROWD_MARKER]) for _ in range(CROWD)]
+    try:
+        line: dict[str, object] = {"euid": os.geteuid(), "tasks_before": _tasks()}
+        backend = LocalBackend(isolation="bwrap", output_limit=64 * 1024)
+        for name, source in (("hello", "print('hello')\n"), ("fork_bomb", CASES["fork_bomb"])):
+            request = RunRequest.single("python", source, run_timeout=4000, run_cpu_time=2000,
+                                        run_memory_limit=256 * 1024 * 1024)
+            try:
+                line[name] = (await backend.run(request)).to_dict()
+            except SandboxError as exc:  # the pre-fix failure: report it, do not crash
+                line[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        # The weak fallback counts the user's tasks too: a program starting one child works.
+        fallback = LocalBackend(isolation="fallback", output_limit=64 * 1024)
+        spawn = RunRequest.single("python", SPAWN_CHILD, run_timeout=4000)
+        line["fallback_spawn"] = (await fallback.run(spawn)).to_dict()
+        line["sleepers_alive"] = _alive([s.pid for s in sleepers])
+        line["can_start"] = subprocess.run(["true"], check=False).returncode == 0
+        line["tasks_after"] = _tasks()
+        print(json.dumps(line), flush=True)
+    finally:
+        for s in sleepers:
+            s.kill()
+        for s in sleepers:
+            s.wait()
+
+
+def _tasks() -> int:
+    """Tasks of this uid now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status") as fh:
+                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
+                if int(fields["Uid"].split()[0]) == os.getuid():
+                    count += int(fields["Threads"])
+            except (OSError, KeyError, ValueError):
+                pass
+    return count
+
+
 async def no_userns() -> None:
     try:
         await LocalBackend(isolation="bwrap").run(RunRequest.single("python", "print(1)"))
@@ -178,4 +244,5 @@ def enter_userns_without_nesting() -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "no-userns" and os.geteuid() == 0:
         enter_userns_without_nesting()
-    asyncio.run({"containment": containment, "no-userns": no_userns}[sys.argv[1]]())
+    modes = {"containment": containment, "crowded": crowded, "no-userns": no_userns}
+    asyncio.run(modes[sys.argv[1]]())
