@@ -23,7 +23,7 @@ from sandbox.models import (
     StageResult,
     check_file_name,
 )
-from sandbox.piston import DEFAULT_URL, PistonBackend
+from sandbox.piston import DEFAULT_URL, PistonBackend, check_piston_url
 from sandbox.piston_launched import LaunchedPistonBackend
 from sandbox.piston_launcher import IMAGE, PistonLauncher
 
@@ -92,6 +92,7 @@ def _stdout_progress(message: str) -> None:
 
 
 def _backend(args: argparse.Namespace) -> Backend:
+    check_piston_url(args.piston_url)  # a bad URL is a user mistake, whichever backend
     if args.launch:
         if args.backend == "local":
             raise InvalidRequestError("--launch starts Piston; it cannot go with --backend local")

@@ -8,17 +8,56 @@ reached becomes `BackendUnavailableError`.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from sandbox.errors import BackendUnavailableError, PistonError
+from sandbox.errors import BackendUnavailableError, InvalidRequestError, PistonError
 from sandbox.models import RunRequest, RunResult, Runtime
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:2000"
+
+
+_HOST = re.compile(r"[A-Za-z0-9.\-_:%]+")
+
+
+def check_piston_url(url: str) -> str:
+    """`url` if it can be Piston's base URL (http or https, a host, a port in 1..65535, no
+    query); otherwise `InvalidRequestError` with a one-line reason."""
+    if not isinstance(url, str):
+        raise InvalidRequestError("the Piston URL must be text")
+    parts = urlsplit(url.strip())
+    shown = url if len(url) <= 80 else url[:77] + "..."
+    if parts.scheme not in ("http", "https"):
+        raise InvalidRequestError(
+            f"the Piston URL must start with http:// or https:// (got {shown!r})")
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidRequestError(
+            f"the Piston URL's port must be a number from 1 to 65535 (got {shown!r})") from None
+    if port == 0:
+        raise InvalidRequestError(
+            f"the Piston URL's port must be a number from 1 to 65535 (got {shown!r})")
+    if not parts.hostname or not _HOST.fullmatch(parts.hostname):
+        raise InvalidRequestError(f"the Piston URL has no valid host (got {shown!r})")
+    if parts.query or parts.fragment:
+        raise InvalidRequestError(f"the Piston URL must not have a query or fragment "
+                                  f"(got {shown!r})")
+    return url.strip()
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception (or the first of a group) as one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
 
 
 @dataclass(frozen=True)
@@ -35,7 +74,7 @@ class PistonClient:
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = 60.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_piston_url(base_url).rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.base_url + "/api/v2", timeout=timeout,
                                        transport=transport)
 
@@ -54,9 +93,11 @@ class PistonClient:
         except httpx.TimeoutException as exc:
             raise BackendUnavailableError(
                 f"Piston at {self.base_url} did not answer in time") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError, ValueError, OverflowError, ExceptionGroup) as exc:
+            # httpx wraps most transport failures; a few (an odd address, a failed connect
+            # inside anyio's happy-eyeballs group) arrive raw: all are "cannot reach".
             raise BackendUnavailableError(
-                f"cannot reach Piston at {self.base_url}: {exc}") from exc
+                f"cannot reach Piston at {self.base_url}: {_one_line(exc)}") from exc
         if response.status_code >= 400:
             message = response.reason_phrase or "error"
             try:
@@ -104,7 +145,7 @@ class PistonBackend:
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = 60.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url = base_url
+        self.base_url = check_piston_url(base_url)
         self._timeout = timeout
         self._transport = transport
 

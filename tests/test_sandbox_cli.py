@@ -53,6 +53,25 @@ def test_unreachable_piston_is_one_line():
     assert done.returncode == 1 and done.stderr.startswith("error: cannot reach Piston")
 
 
+@pytest.mark.parametrize(("url", "words"), [
+    ("http://127.0.0.1:99999", "port must be a number from 1 to 65535"),
+    ("http://127.0.0.1:0", "port must be a number from 1 to 65535"),
+    ("http://127.0.0.1:http", "port must be a number from 1 to 65535"),
+    ("ftp://127.0.0.1:2000", "must start with http:// or https://"),
+    ("127.0.0.1:2000", "must start with http:// or https://"),
+    ("http://:2000", "no valid host"),
+    ("http://a b:2000", "no valid host"),
+    ("http://127.0.0.1:2000/?x=1", "must not have a query"),
+])
+@pytest.mark.parametrize("command", ["runtimes", "run"])
+def test_bad_piston_url_is_one_line_and_exit_2(url, words, command):
+    args = ("run", __file__, "-l", "python") if command == "run" else ("runtimes",)
+    done = cli(*args, "--backend", "piston", "--piston-url", url)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: the Piston URL") and words in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
 def test_help_for_each_command():
     for args in (("--help",), ("run", "--help"), ("runtimes", "--help"), ("piston", "--help"),
                  ("piston", "up", "--help")):

@@ -14,6 +14,7 @@ from sandbox_fixtures.piston_double import RunningDouble
 
 from sandbox import (
     BackendUnavailableError,
+    InvalidRequestError,
     LocalBackend,
     PistonError,
     RunRequest,
@@ -21,7 +22,7 @@ from sandbox import (
     run,
 )
 from sandbox.isolation import tool
-from sandbox.piston import PistonBackend, PistonClient
+from sandbox.piston import PistonBackend, PistonClient, check_piston_url
 
 pytestmark = pytest.mark.skipif(tool("bwrap") is None, reason="the double runs code with bwrap")
 
@@ -134,3 +135,38 @@ async def test_unreachable_server_is_a_clear_error():
     sock.close()  # nothing listens there now
     with pytest.raises(BackendUnavailableError, match="cannot reach Piston"):
         await PistonBackend(f"http://127.0.0.1:{port}").runtimes()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:2000", "https://piston.example:443/base",
+                                 "http://localhost", "http://[::1]:2000/"])
+def test_good_piston_urls_pass(url):
+    assert check_piston_url(url) == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:0", "ws://x:1",
+                                 "127.0.0.1:2000", "http://", "http://h:1/#frag", ""])
+def test_bad_piston_urls_are_refused_up_front(url):
+    with pytest.raises(InvalidRequestError, match="the Piston URL") as info:
+        PistonBackend(url)
+    assert "\n" not in str(info.value)
+    with pytest.raises(InvalidRequestError, match="the Piston URL"):
+        PistonClient(url)
+
+
+@pytest.mark.parametrize("raised", [
+    OverflowError("connect(): port must be 0-65535."),
+    ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError(111, "refused"),
+                                                       OSError(101, "unreachable")]),
+    OSError(113, "No route to host"),
+])
+async def test_raw_transport_errors_become_one_line(raised):
+    """Transport failures httpx does not wrap (what a bad address raised from anyio's
+    connect) reach the caller as one `BackendUnavailableError` line, via httpx's own mock
+    transport seam."""
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    backend = PistonBackend("http://127.0.0.1:2000", transport=httpx.MockTransport(fail))
+    with pytest.raises(BackendUnavailableError, match="cannot reach Piston at") as info:
+        await backend.runtimes()
+    assert "\n" not in str(info.value)
