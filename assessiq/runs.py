@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox import Backend, RunRequest, SandboxError, default_backend
+from sandbox import Backend, RunRequest, Runtime, SandboxError, default_backend
+from sandbox.languages import canonical_name
 from sandbox.testcases import TestCase, run_tests
 
 from .core.document import SharedDoc
@@ -28,8 +29,6 @@ __all__ = ["RunLimits", "RunRefused", "RunService"]
 
 log = logging.getLogger(__name__)
 
-# Piston's language names, which the sandbox speaks; the document may say "python" or "js".
-LANGUAGE_ALIASES = {"js": "javascript", "node": "javascript", "c++": "cpp", "py": "python"}
 MAX_OUTPUT_IN_DOC = 16 * 1024
 
 
@@ -109,7 +108,27 @@ class RunService:
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._done: dict[str, asyncio.Event] = {}
-        self.languages: set[str] = set()
+        self.runtimes: list[Runtime] = []
+        self.backend_error: str | None = None  # why the runtimes could not be listed
+
+    @property
+    def languages(self) -> set[str]:
+        """The names of the languages the host can run (empty until `start` has listed them)."""
+        return {r.language for r in self.runtimes}
+
+    def language_for(self, name: str) -> str:
+        """The runtime's name for a language the document or a requester gives ("cpp", "C++",
+        "js"...): the sandbox's aliases first, then the backend's own (a runtime's name or
+        aliases, as Piston lists them). Raises `RunRefused` when the host has no such runtime;
+        before the runtimes are known, the sandbox's name is passed on as it is."""
+        wanted = {canonical_name(name), name.strip().lower()}
+        if not self.runtimes:
+            return canonical_name(name)
+        for rt in self.runtimes:
+            if any(rt.matches(w, "*") for w in wanted):
+                return rt.language
+        raise RunRefused(f"the host cannot run {canonical_name(name)!r} "
+                         f"(it has: {', '.join(sorted(self.languages))})")
 
     async def __aenter__(self) -> RunService:
         await self.start()
@@ -119,13 +138,22 @@ class RunService:
         await self.stop()
 
     async def start(self) -> None:
-        """Learn which languages the host can run, then start taking runs."""
+        """Learn which languages the host can run, then start taking runs.
+
+        A backend that cannot list its runtimes (Piston unreachable, a bad URL) does not stop
+        the session: the reason is kept in `backend_error` (one line) and logged, and each run
+        then ends with the backend's own one-line error."""
         if self._worker is None:
-            backend = self.backend or default_backend()
             try:
-                self.languages = {r.language for r in await backend.runtimes()}
+                backend = self.backend or default_backend()
+                self.runtimes = list(await backend.runtimes())
+                self.backend_error = None
             except SandboxError as exc:
+                self.backend_error = str(exc)
                 log.warning("cannot list the host's runtimes: %s", exc)
+            except Exception as exc:  # a backend bug must not reach the UI as a traceback
+                self.backend_error = f"the sandbox backend failed: {type(exc).__name__}: {exc}"
+                log.exception("cannot list the host's runtimes")
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="runs")
 
     async def stop(self) -> None:
@@ -155,10 +183,7 @@ class RunService:
         if size > self.limits.max_source_bytes:
             raise RunRefused(f"the source is {size // 1024} KiB; runs are limited to "
                              f"{self.limits.max_source_bytes // 1024} KiB")
-        language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
-        if self.languages and language not in self.languages:
-            raise RunRefused(f"the host cannot run {language!r} "
-                             f"(it has: {', '.join(sorted(self.languages))})")
+        language = self.language_for(language)
         if self._waiting.get(by, 0) >= self.limits.max_waiting:
             raise RunRefused("runs are already waiting; try again when they finish")
         if not self._take_token(by):

@@ -88,6 +88,16 @@ LANGUAGES: tuple[Language, ...] = (
 )
 
 
+def canonical_name(name: str) -> str:
+    """The sandbox's name for a language name or alias ("cpp" → "c++", "js" → "javascript",
+    "Py" → "python"); a name it does not know is returned stripped and lower-cased."""
+    low = name.strip().lower()
+    for lang in LANGUAGES:
+        if low == lang.name or low in lang.aliases:
+            return lang.name
+    return low
+
+
 def _probe_version(lang: Language) -> str | None:
     if shutil.which(lang.binary, path=SYSTEM_PATH) is None:
         return None

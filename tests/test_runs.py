@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from assessiq.core.document import SharedDoc
 from assessiq.core.store import SessionStore
 from assessiq.runs import RunLimits, RunRefused, RunService
 from sandbox import LocalBackend
+from sandbox.piston import PistonBackend
 from sandbox.testcases import TestCase
 
 ECHO_SUM = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
@@ -100,3 +102,82 @@ def test_queue_limit_per_requester(doc):
     runs.submit(by="c", language="python", source="print(2)")
     with pytest.raises(RunRefused, match="already waiting"):
         runs.submit(by="c", language="python", source="print(3)")
+
+
+CPP_SUM = ("#include <iostream>\nint main(){long a,b; std::cin>>a>>b; "
+           "std::cout<<a+b<<std::endl;}\n")
+JS_SUM = ("const s = require('fs').readFileSync(0, 'utf8').split(/\\s+/).filter(Boolean);\n"
+          "console.log(s.map(Number).reduce((a, b) => a + b, 0));\n")
+
+
+def _installed(language: str) -> bool:
+    from sandbox.languages import installed
+    return any(lang.name == language for lang, _ in installed())
+
+
+@pytest.mark.parametrize(("names", "source", "runtime"), [
+    (("c++", "cpp", "C++"), CPP_SUM, "c++"),
+    (("javascript", "js", "node"), JS_SUM, "javascript"),
+], ids=["c++", "javascript"])
+async def test_each_name_the_app_uses_runs_on_the_local_backend(names, source, runtime):
+    """The setup screen and problem files say "c++" / "cpp" / "js"; every spelling reaches
+    the runtime the host listed and runs (it used to be refused as 'cpp')."""
+    if not _installed(runtime):
+        pytest.skip(f"no {runtime} toolchain on this machine")
+    doc = SharedDoc()  # no public tests: one compile per run
+    async with RunService(doc, backend=LocalBackend(),
+                          limits=RunLimits(burst=5, max_waiting=5)) as runs:
+        ids = [runs.submit(by="host", language=name, source=source, stdin="40 2")
+               for name in names]
+        for run_id in ids:
+            await runs.wait(run_id)
+    results = {r["run_id"]: r for r in doc.runs()}
+    for run_id in ids:
+        run = results[run_id]
+        assert run["language"] == runtime
+        assert "error" not in run["result"], run["result"]
+        assert run["result"]["run"]["stdout"] == "42\n", run["result"]
+        assert run["result"]["language"] == runtime
+
+
+async def test_language_names_resolve_through_the_listed_runtimes(doc):
+    runs = RunService(doc, backend=LocalBackend())
+    assert runs.language_for("CPP") == "c++"  # before the listing: the sandbox's own name
+    await runs.start()
+    await runs.stop()
+    assert runs.backend_error is None
+    assert runs.language_for(" Py ") == "python"
+    with pytest.raises(RunRefused, match=r"cannot run 'cobol' \(it has: .*python") as info:
+        runs.language_for("COBOL")
+    assert "\n" not in str(info.value)
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _overflowing(request: httpx.Request) -> httpx.Response:
+    raise OverflowError("connect(): port must be 0-65535.")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PistonBackend(f"http://127.0.0.1:{_closed_port()}"),
+    lambda: PistonBackend("http://127.0.0.1:2000", transport=httpx.MockTransport(
+        _overflowing)),
+], ids=["nothing-listens", "raw-transport-error"])
+async def test_a_piston_that_cannot_be_reached_is_one_line_not_a_crash(doc, make):
+    """From the config (`backend = "piston"`): the session starts, the reason is one line,
+    and a run ends with that line as its result instead of an exception in the UI."""
+    runs = RunService(doc, backend=make())
+    async with runs:
+        assert runs.runtimes == [] and runs.backend_error is not None
+        assert runs.backend_error.startswith("cannot reach Piston at")
+        assert "\n" not in runs.backend_error
+        run_id = runs.submit(by="candidate", language="python", source="print(1)")
+        await runs.wait(run_id)
+    [run] = doc.runs()
+    assert run["result"]["error"].startswith("cannot reach Piston at")
+    assert "\n" not in run["result"]["error"]
