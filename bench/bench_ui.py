@@ -13,6 +13,7 @@ edit → the confirmation is back in the browser), i.e. one websocket hop each w
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -94,6 +95,7 @@ def run(quick: bool) -> list[Row]:
             wait_for(lambda: editor_text(hd) and editor_text(cd) == editor_text(hd))
             h2c, h_own = _measure(hd, cd, n)
             c2h, c_own = _measure(cd, hd, n)
+            cpu = _process_cpu([host.proc.pid, cand.proc.pid], 5.0 if quick else 15.0)
     finally:
         host.stop()
         cand.stop()
@@ -107,4 +109,25 @@ def run(quick: bool) -> list[Row]:
                         "ms", baseline=percentile(own, 95),
                         baseline_name="own ack round trip p95", goal="p95 ≤ 50 ms",
                         note=f"max {max(lat):.1f} ms"))
+    for who, share in (("candidate", cpu[1]), ("interviewer", cpu[0])):
+        rows.append(Row("ui", f"{who}'s app process CPU in the interview", share * 100,
+                        "% of a core", goal="≤ 60" if who == "candidate" else "",
+                        note="whole process: the call at the apps' 640×480, 10 fps, both ways"
+                             + (", the proctor on the tap" if who == "candidate" else "")
+                             + ", video tiles pushed to its open page; idle typing"))
     return rows
+
+
+def _process_cpu(pids: list[int], seconds: float) -> list[float]:
+    """Each process's CPU (user + system, all threads) over `seconds`, as a share of a core."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    before = [used(p) for p in pids]
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - t0
+    return [(used(p) - b) / wall for p, b in zip(pids, before, strict=True)]
