@@ -186,4 +186,5 @@ def test_a_user_with_many_processes_can_still_run_and_is_still_protected(
     spawn = line["fallback_spawn"]["run"]  # the fallback: the user's count + 64
     assert spawn["stdout"] == "child\n\n" and spawn["status"] is None, spawn
     assert line["sleepers_alive"] == 100 and line["can_start"] is True, line
-    assert line["tasks_after"] <= line["tasks_before"] + 2, line  # the bomb left nothing
+    # The bomb's 63 children are gone (the runner's own worker threads may add a few tasks).
+    assert line["tasks_after"] <= line["tasks_before"] + 8, line
