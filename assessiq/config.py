@@ -157,8 +157,14 @@ def load_config(path: Path | None = None) -> AppConfig:
     piston_url = _get(tables["sandbox"], "piston_url", str, f"{path} [sandbox]") \
         or AppConfig.piston_url
     launch = bool(_get(tables["sandbox"], "launch", bool, f"{path} [sandbox]"))
+    from sandbox.errors import InvalidRequestError
+    from sandbox.piston import check_piston_url
+
+    try:
+        check_piston_url(piston_url)
+    except InvalidRequestError as exc:
+        raise ConfigError(f"{path} [sandbox]: piston_url: {exc}") from exc
     if launch:
-        from sandbox.errors import InvalidRequestError
         from sandbox.piston_launcher import PistonLauncher
 
         if backend != "piston":

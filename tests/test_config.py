@@ -52,6 +52,8 @@ def test_the_example_parses_and_a_full_file_is_used(tmp_path):
     ('[sandbox]\nlaunch = true', 'launch = true needs backend = "piston"'),
     ('[sandbox]\nbackend = "piston"\nlaunch = true\npiston_url = "http://10.0.0.9:2000"',
      "http://127.0.0.1:PORT"),
+    ('[sandbox]\nbackend = "piston"\npiston_url = "http://127.0.0.1:99999"', "piston_url"),
+    ('[sandbox]\npiston_url = "ftp://127.0.0.1:2000"', "piston_url"),
 ])
 def test_bad_files_give_one_line_errors(tmp_path, text, words):
     path = tmp_path / "bad.toml"
