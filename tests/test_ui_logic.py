@@ -192,3 +192,65 @@ def test_a_synthetic_camera_only_when_asked_for_and_it_says_so() -> None:
                                "no audio output device found; the other side is not played"])
     assert lines[0].startswith("No camera found — the interview continues without video")
     assert lines[1].startswith("No microphone") and lines[2].startswith("No speaker")
+
+
+def test_each_media_problem_is_worded_as_what_it_is() -> None:
+    """A busy camera or a refused permission is not "no camera found" (the media layer's own
+    messages, as `assessiq.media.devices` and `playback` word them)."""
+    from assessiq.ui.call import describe_problems
+
+    video = "; the call goes on without video from this side"
+    audio = "; the call goes on without audio from this side"
+    lines = describe_problems([
+        "microphone busy: hw:1,0 is in use by another app; close it and try again" + audio,
+        "camera busy: /dev/video0 is in use by another app; close it and try again" + video,
+        "microphone hw:1,0: permission denied (allow access to the microphone in your "
+        "system settings)" + audio,
+        "camera /dev/video0: permission denied (allow access to the camera in your system "
+        "settings)" + video,
+        "no camera found on this machine" + video,
+        "the camera stopped sending frames; sending black instead",
+        "no known camera input for platform 'plan9'" + video,
+        "no microphone found at hw:9,0" + audio,
+        "the microphone stopped sending audio; sending silence instead",
+        "audio output default cannot be opened: Error opening RawOutputStream: Device "
+        "unavailable [PaErrorCode -9985]",
+        "no audio output device found; the other side is not played",
+        "no audio output: the PortAudio library is missing (install libportaudio2)",
+    ])
+    heads = [line.split(" (", 1)[0] for line in lines]
+    assert heads == [
+        # the camera's lines first, in their order
+        "The camera is busy",
+        "No permission to use the camera",
+        "No camera found — the interview continues without video.",
+        "The camera stopped — the other side sees a black picture.",
+        "The camera cannot be used — the interview continues without video.",
+        "The microphone is busy",
+        "No permission to use the microphone",
+        "No microphone — the interview continues without sound from this side.",
+        "The microphone stopped — the other side hears silence from you.",
+        "The speaker is busy",
+        "No speaker — the other side's sound is not played here.",
+        "The speaker cannot be used — the other side's sound is not played here.",
+    ]
+    assert not any("No camera found" in line for line in lines[:2] + lines[3:])
+    # every sentence keeps the device's own message, on one line
+    assert all(line.endswith(")") and "\n" not in line for line in lines)
+    assert "busy: /dev/video0 is in use" in lines[0]
+
+
+def test_a_problem_keeps_its_language_and_its_starter_only_in_it() -> None:
+    from assessiq.ui.problems import canonical_language, starter_for
+
+    text = "# Echo\nEcho the input.\n\n## Starter code\n```cpp\nint main() {}\n```\n"
+    problem = parse_problem(text)
+    assert problem.language == "cpp" and canonical_language(problem.language) == "c++"
+    assert [canonical_language(n) for n in ("js", "Node", "py", "python3", "g++", "Rust")] \
+        == ["javascript", "javascript", "python", "python", "c++", "rust"]
+    assert starter_for(problem, "c++") == "int main() {}\n"
+    assert starter_for(problem, "cpp") == "int main() {}\n"
+    # another language: a comment in that language's syntax, never the C++ code
+    assert starter_for(problem, "python") == ("# Your Python solution: read standard input, "
+                                              "print to standard output.\n")
+    assert starter_for(problem, "javascript").startswith("// Your JavaScript solution")

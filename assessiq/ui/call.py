@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..media import MediaConfig
     from ..proctor.synthetic import SyntheticCamera
 
-__all__ = ["CallPlan", "describe_problems", "plan_call"]
+__all__ = ["CallPlan", "describe_problem", "describe_problems", "plan_call"]
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,71 @@ def plan_call(role: str, *, camera: str | None = "auto", microphone: str | None 
     return CallPlan(config, synthetic=True, note=SYNTHETIC_NOTE, scenes=cam)
 
 
+# By device: what its absence is called (the words docs/call.md quotes), what follows.
+_DEVICES = {
+    "camera": ("No camera found", "the interview continues without video"),
+    "microphone": ("No microphone", "the interview continues without sound from this side"),
+    "speaker": ("No speaker", "the other side's sound is not played here"),
+}
+
+
+def _device(low: str) -> str | None:
+    """Which device a problem line is about (the media layer's messages name it)."""
+    if "camera" in low or "video" in low:
+        return "camera"
+    if "microphone" in low:  # before "output": FFmpeg says "Input/output error"
+        return "microphone"
+    if "output" in low or "speaker" in low or "played" in low:
+        return "speaker"
+    return None
+
+
+def _trouble(low: str) -> str:
+    """What is wrong: "busy", "permission", "stopped", "missing" or "other". The busy and
+    permission checks come first: a "not found, or it cannot be opened (Device or resource
+    busy)" line is about a busy device, not a missing one."""
+    if "busy" in low or "in use" in low or "unavailable" in low:
+        return "busy"
+    if "permission" in low or "not permitted" in low or "access denied" in low:
+        return "permission"
+    if "stopped" in low:
+        return "stopped"
+    if "no " in low and ("found" in low or "device" in low):
+        return "missing"
+    return "other"
+
+
+def describe_problem(problem: str) -> str:
+    """One plain sentence for one media problem line, saying what it is: no device, a busy
+    one, no permission, a device that stopped, or another failure (the line itself follows
+    in brackets)."""
+    low = problem.lower()
+    device = _device(low)
+    if device is None:
+        return problem
+    missing, effect = _DEVICES[device]
+    trouble = _trouble(low)
+    if trouble == "missing":
+        head = f"{missing} — {effect}."
+    elif trouble == "busy":
+        head = f"The {device} is busy (another app is using it) — {effect}."
+    elif trouble == "permission":
+        head = (f"No permission to use the {device} (allow it in the system settings) — "
+                f"{effect}.")
+    elif trouble == "stopped" and device == "camera":
+        head = "The camera stopped — the other side sees a black picture."
+    elif trouble == "stopped" and device == "microphone":
+        head = "The microphone stopped — the other side hears silence from you."
+    else:
+        head = f"The {device} cannot be used — {effect}."
+    return f"{head} ({problem})"
+
+
 def describe_problems(problems: Sequence[str]) -> list[str]:
     """One plain sentence per media problem, the camera's first."""
-    out: list[str] = []
+    camera: list[str] = []
+    rest: list[str] = []
     for problem in problems:
-        low = problem.lower()
-        if "camera" in low or "video" in low:
-            out.insert(0, f"No camera found — the interview continues without video. "
-                          f"({problem})")
-        elif "microphone" in low:  # before "output": FFmpeg says "Input/output error"
-            out.append(f"No microphone — the interview continues without sound from this "
-                       f"side. ({problem})")
-        elif "output" in low or "speaker" in low or "played" in low:
-            out.append(f"No speaker — the other side's sound is not played here. ({problem})")
-        else:
-            out.append(problem)
-    return out
+        (camera if _device(problem.lower()) == "camera" else rest).append(
+            describe_problem(problem))
+    return camera + rest

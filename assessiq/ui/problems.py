@@ -35,9 +35,15 @@ from pathlib import Path
 
 from ..core.errors import AssessIQError
 
-__all__ = ["BANK", "Problem", "ProblemError", "TestCase", "load_problem", "parse_problem"]
+__all__ = ["BANK", "LANGUAGES", "Problem", "ProblemError", "TestCase", "canonical_language",
+           "load_problem", "parse_problem", "starter_for"]
 
 MAX_PROBLEM_BYTES = 256 * 1024
+
+# The sandbox's languages (`sandbox.languages`), by the names the setup screen offers.
+LANGUAGES = ["python", "javascript", "c", "c++", "java"]
+_COMMENT = {"python": "#", "javascript": "//", "c": "//", "c++": "//", "java": "//"}
+_SHOWN = {"python": "Python", "javascript": "JavaScript", "c": "C", "c++": "C++", "java": "Java"}
 
 
 class ProblemError(AssessIQError):
@@ -111,6 +117,33 @@ def parse_problem(text: str, *, default_language: str = "python") -> Problem:
     if extra:
         statement = statement + "\n\n" + "\n".join(extra).strip()
     return Problem(title_match.group(1).strip(), statement, language, starter, public, hidden)
+
+
+def canonical_language(name: str) -> str:
+    """The sandbox's name for a language a problem file's starter fence gives ("js" →
+    "javascript", "cpp" → "c++", "py" → "python"); an unknown name is kept as it is
+    (lower-cased), so the setup shows it rather than silently choosing another."""
+    from sandbox.languages import LANGUAGES as SANDBOX_LANGUAGES
+
+    low = name.strip().lower()
+    for lang in SANDBOX_LANGUAGES:
+        if low == lang.name or low in lang.aliases:
+            return lang.name
+    return low
+
+
+def starter_for(problem: Problem, language: str) -> str:
+    """The code the editor starts with when the session is in `language`: the problem's
+    starter in its own language; in another language a one-line comment in that language's
+    syntax saying what to write (never another language's code: a Python starter in a Java
+    session would be a syntax error the candidate did not write). A comment rather than an
+    empty editor, so the candidate sees which language the session expects."""
+    language = canonical_language(language)
+    if language == canonical_language(problem.language):
+        return problem.starter
+    mark = _COMMENT.get(language, "#")
+    shown = _SHOWN.get(language, language)
+    return f"{mark} Your {shown} solution: read standard input, print to standard output.\n"
 
 
 def load_problem(path: Path | str) -> Problem:
