@@ -18,13 +18,11 @@ from .components import call_controls, integrity_panel, media_source, results_vi
 from .frame import frame
 from .host_session import HostController, HostSetup
 from .presence import Presence, editor_with_presence
-from .problems import BANK
+from .problems import BANK, LANGUAGES, canonical_language
 
 __all__ = ["invite_qr_svg", "register"]
 
 log = logging.getLogger(__name__)
-
-LANGUAGES = ["python", "javascript", "c", "c++", "java"]
 
 
 def invite_qr_svg(text: str) -> str:
@@ -47,9 +45,34 @@ def register(state: AppState) -> None:
             problems = {state.problem_file.title: state.problem_file, **problems}
         with frame("new session", role="host"):
             ui.label("Create a session").classes("text-h5")
-            problem = ui.select(list(problems), value=next(iter(problems)), label="Problem") \
-                .classes("w-96").props('data-testid="problem"')
-            language = ui.select(LANGUAGES, value="python", label="Language").classes("w-96")
+            first = next(iter(problems.values()))
+            languages = list(LANGUAGES)
+            for each in problems.values():  # a file's language the sandbox may not know
+                if canonical_language(each.language) not in languages:
+                    languages.append(canonical_language(each.language))
+            problem = ui.select(list(problems), value=first.title, label="Problem") \
+                .classes("w-96").props('data-testid="problem"').mark("problem")
+            # Start from the problem's language, and follow the problem when it changes.
+            language = ui.select(languages, value=canonical_language(first.language),
+                                 label="Language").classes("w-96") \
+                .props('data-testid="language"').mark("language")
+            starter_note = ui.label("").classes("text-caption text-grey-7") \
+                .props('data-testid="starter-note"')
+
+            def describe_starter() -> None:
+                chosen = problems[problem.value]
+                own = canonical_language(chosen.language)
+                starter_note.set_text(
+                    "" if language.value == own else
+                    f"The problem's starter code is {own}; in {language.value} the editor "
+                    "starts with a one-line comment instead.")
+
+            def follow_problem() -> None:
+                language.set_value(canonical_language(problems[problem.value].language))
+                describe_starter()
+
+            problem.on_value_change(follow_problem)
+            language.on_value_change(describe_starter)
             duration = ui.number("Duration (minutes)", value=45, min=1, max=600).classes("w-96")
             policy_path = ui.input("Policy file (empty: the documented defaults)") \
                 .classes("w-96").props('data-testid="policy-file"').mark("policy-file")
@@ -215,11 +238,26 @@ def register(state: AppState) -> None:
 
                     async def end() -> None:
                         end_button.disable()
-                        await host.end()
+                        end_error.set_text("sealing…")
+                        try:
+                            await host.end()
+                        except Exception as exc:  # the expected ones are logged by end()
+                            if not isinstance(exc, AssessIQError | OSError):
+                                log.exception("host: ending the session failed")
+                            what = "could not be sealed" if host.sealed_path is None else \
+                                "is sealed, but its report could not be written"
+                            end_error.set_text(f"The session {what}: "
+                                               f"{str(exc).rstrip('.')}. Fix the cause "
+                                               "(e.g. free disk space) and press End and "
+                                               "seal again.")
+                            end_button.enable()
+                            return
                         ui.navigate.to(f"/{token}/host/ended")
 
                     end_button = ui.button("End and seal", color="negative", on_click=end) \
                         .props('data-testid="end"').mark("end")
+                    end_error = ui.label("").classes("text-negative") \
+                        .props('data-testid="end-error"')
 
         seen_runs: list[str] = [""]
 

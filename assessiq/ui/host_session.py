@@ -26,7 +26,7 @@ from ..core.verify import Verdict, verify_record
 from ..peer import Host, PeerConfig
 from ..runs import RunRefused
 from .call import CallPlan
-from .problems import Problem
+from .problems import Problem, starter_for
 from .report import write_reports
 
 __all__ = ["HostController", "HostSetup", "describe_camera_check"]
@@ -92,6 +92,8 @@ class HostController:
         self.notes: list[tuple[float, str]] = []
         self.ended: Ended | None = None
         self.run_refusals: list[str] = []  # why the interviewer's own runs were refused
+        self._score_saved = False
+        self.sealed_path: Path | None = None  # set once the file is sealed
 
     @classmethod
     async def start(cls, setup: HostSetup, *, config: PeerConfig | None = None,
@@ -130,8 +132,9 @@ class HostController:
             doc.set_language(setup.language, origin="host")
             doc.set_public_tests([t.to_json() for t in problem.public], origin="host")
             doc.set_phase("lobby", origin="host")
-            if problem.starter and not doc.code_text:
-                doc.set_code(problem.starter, origin="host")
+            starter = starter_for(problem, setup.language)
+            if starter and not doc.code_text:
+                doc.set_code(starter, origin="host")
         return cls(setup, host, server, call)
 
     # --- state for the pages ------------------------------------------------------------
@@ -228,21 +231,32 @@ class HostController:
         return out
 
     async def end(self) -> Ended:
-        """Seal the session file and write the readable reports next to it."""
+        """Seal the session file and write the readable reports next to it. When that fails
+        (`AssessIQError` such as `StoreError`, or `OSError`: a full disk, a store error) it
+        is logged and raised, and `end()` can be called again: it goes on from where it
+        stopped (the score is stored once; a file already sealed is not sealed again)."""
         if self.ended is not None:
             return self.ended
         log.info("host: ending the session")
         with contextlib.suppress(Exception):
             self.host.doc.set_phase("ended", origin="host")
-        evaluation = self.evaluation()
-        self.host.store.add_private("score", evaluation.to_json())
-        path = await self.host.end()
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
-        record = await asyncio.to_thread(SessionRecord.load, path)
-        verdict = verify_record(record)
-        md, html = write_reports(record, verdict, path)
+        try:
+            if not self._score_saved:
+                self.host.store.add_private("score", self.evaluation().to_json())
+                self._score_saved = True
+            if self.sealed_path is None:
+                self.sealed_path = await self.host.end()
+            path = self.sealed_path
+            if self._server is not None:
+                await self._server.stop()
+                self._server = None
+            record = await asyncio.to_thread(SessionRecord.load, path)
+            verdict = verify_record(record)
+            md, html = write_reports(record, verdict, path)
+        except (AssessIQError, OSError) as exc:
+            what = "sealed" if self.sealed_path is None else "reported (it is sealed)"
+            log.error("host: the session could not be %s: %s", what, exc)
+            raise
         self.ended = Ended(path, md, html, verdict)
         log.info("host: session sealed at %s", path)
         return self.ended

@@ -1,0 +1,158 @@
+"""The interviewer's setup and end screens with NiceGUI's simulated `User` (no browser), on a
+real host (peer layer, embedded signaling on 127.0.0.1, the session store; no camera or
+microphone): the language follows the problem, and a failed seal is shown and can be retried."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from nicegui import ui
+from nicegui.testing import User
+from nicegui.testing.user_simulation import user_simulation
+
+from assessiq.core.errors import StoreError
+from assessiq.core.record import SessionRecord
+from assessiq.core.seal import seal
+from assessiq.ui.app import AppState, register_pages
+from assessiq.ui.call import plan_call
+from assessiq.ui.problems import BANK, parse_problem
+
+pytestmark = pytest.mark.timeout(90)
+
+JS_PROBLEM = """# Double it
+Read a number and print twice its value.
+
+## Starter code
+```js
+const lines = require("fs").readFileSync(0, "utf8");
+console.log(lines);
+```
+
+## Public tests
+### two
+```input
+2
+```
+```output
+4
+```
+"""
+
+
+@pytest.fixture
+async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
+    state = AppState()
+    state.calls["host"] = plan_call("host", camera="none", microphone="none", speaker=None)
+    state.problem_file = parse_problem(JS_PROBLEM)
+    async with user_simulation() as user:
+        register_pages(state, ("host",))
+        try:
+            yield state, user
+        finally:
+            if state.host is not None:
+                await state.host.close()
+
+
+async def _until(check: Any, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def _select(user: User, marker: str) -> ui.select:
+    select = user.find(marker=marker).elements.pop()
+    assert isinstance(select, ui.select)
+    return select
+
+
+async def test_the_language_starts_from_the_problem_file(
+        app_state: tuple[AppState, User]) -> None:
+    state, user = app_state
+    await user.open(f"/{state.token}/host")
+    await user.should_see("Create a session", retries=100)
+    problem, language = _select(user, "problem"), _select(user, "language")
+    # The --problem file comes first, and its starter is JavaScript (fenced ```js).
+    assert problem.value == "Double it" and language.value == "javascript"
+    # The language follows the problem chosen, both ways.
+    problem.set_value("Sum of numbers")
+    assert language.value == "python"
+    problem.set_value("Double it")
+    assert language.value == "javascript"
+    await user.should_not_see("starts with a one-line comment")
+    user.find(marker="create").click()
+    await _until(lambda: state.host is not None)
+    await user.should_see("Waiting for the candidate", retries=100)
+    assert state.host is not None
+    doc = state.host.doc
+    assert doc.language == "javascript"
+    assert state.problem_file is not None
+    assert doc.code_text == state.problem_file.starter
+    assert doc.code_text.startswith('const lines = require("fs")')
+
+
+async def test_another_language_does_not_keep_the_python_starter(
+        app_state: tuple[AppState, User]) -> None:
+    state, user = app_state
+    await user.open(f"/{state.token}/host")
+    await user.should_see("Create a session", retries=100)
+    _select(user, "problem").set_value("Sum of numbers")  # a Python starter in the bank
+    _select(user, "language").set_value("java")
+    await user.should_see("The problem's starter code is python; in java the editor starts "
+                          "with a one-line comment instead.", retries=100)
+    user.find(marker="create").click()
+    await _until(lambda: state.host is not None)
+    await user.should_see("Waiting for the candidate", retries=100)
+    assert state.host is not None
+    doc = state.host.doc
+    assert doc.language == "java"
+    assert doc.code_text == ("// Your Java solution: read standard input, print to standard "
+                             "output.\n")
+    assert BANK["Sum of numbers"].starter not in doc.code_text
+
+
+async def test_a_failed_seal_is_shown_and_can_be_tried_again(
+        app_state: tuple[AppState, User], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    state, user = app_state
+    await user.open(f"/{state.token}/host")
+    await user.should_see("Create a session", retries=100)
+    user.find(marker="create").click()
+    await _until(lambda: state.host is not None)
+    await user.should_see("Waiting for the candidate", retries=100)
+    host = state.host
+    assert host is not None
+    host.set_phase("interview")
+    await user.open(f"/{state.token}/host/interview")
+    await user.should_see("End and seal", retries=100)
+
+    calls: list[int] = []
+
+    def failing_seal(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StoreError("cannot write the session file: No space left on device")
+        return seal(*args, **kwargs)
+
+    # what Host.end() calls (the package re-exports names over its submodule's, so by module)
+    monkeypatch.setattr(importlib.import_module("assessiq.peer.host"), "seal", failing_seal)
+    user.find(marker="end").click()
+    await user.should_see("The session could not be sealed: cannot write the session file: "
+                          "No space left on device. Fix the cause", retries=200)
+    assert host.ended is None and calls == [1]
+    end_button = user.find(marker="end").elements.pop()
+    assert isinstance(end_button, ui.button) and end_button.enabled  # the host can retry
+    assert any("could not be sealed" in r.getMessage() and r.levelname == "ERROR"
+               for r in caplog.records)
+    # Second try: sealing works now; the session is sealed and verifies.
+    user.find(marker="end").click()
+    await user.should_see("The session is sealed.", retries=200)
+    assert calls == [1, 1]
+    assert host.ended is not None and host.ended.verdict.valid
+    record = SessionRecord.load(host.ended.session_file)
+    assert [row["kind"] for row in record.private].count("score") == 1  # kept once
