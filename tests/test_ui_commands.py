@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,37 @@ def test_replay_refuses_a_bad_port_in_one_line(tmp_path: Path,
     assert main(["replay", str(built.path), "--port", "0", "--no-browser"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--port must be 1..65535" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port another program listens on at 127.0.0.1 (this test's own socket)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield int(other.getsockname()[1])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["host", "join", "replay", "demo"])
+def test_a_port_in_use_is_one_line_and_exit_2(command: str, taken_port: int, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [command, "--port", str(taken_port), "--no-browser"]
+    if command == "replay":
+        from core_factories import build_session
+
+        argv.insert(1, str(build_session(tmp_path / "s.aiq", seed=6).path))
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    text = (out.err + out.out).strip()
+    assert text == (f"assessiq: port {taken_port} on 127.0.0.1 is already in use (another "
+                    "AssessIQ app?); choose another with --port")
+
+
+def test_a_free_port_passes_the_check() -> None:
+    from assessiq.ui.app import check_port
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    check_port(port)  # free again: no error

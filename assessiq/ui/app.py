@@ -7,8 +7,11 @@ startup and printed only in the URL the app opens: another local user who can re
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import secrets
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,17 +108,32 @@ def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
 
 
 def check_port(port: int) -> None:
-    """Refuse a port out of range before any work starts (a user's mistake: one line)."""
+    """Refuse a port out of range, or one another program already listens on at
+    127.0.0.1, before any work starts (a user's mistake: one line). Binding and closing a
+    socket is the check: it fails exactly when the app's own server would (it binds with
+    SO_REUSEADDR too, so a port left in TIME_WAIT counts as free), instead of letting
+    uvicorn log the error and exit."""
     if not 0 < port < 65536:
         raise AssessIQError("--port must be 1..65535")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # on Windows SO_REUSEADDR would let it share a busy port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+                raise AssessIQError(f"port {port} on 127.0.0.1 is already in use (another "
+                                    "AssessIQ app?); choose another with --port") from exc
+            raise AssessIQError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; "
+                                "choose another with --port") from exc
 
 
 def serve(state: AppState, roles: tuple[str, ...], *, port: int, start_path: str,
           open_browser: bool, title: str, extra_paths: tuple[str, ...] = (),
           prepare: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run the app on 127.0.0.1:`port` until interrupted (blocking). `prepare` runs once the
-    server's loop is up, before the browser is opened. A port out of range is the user's
-    mistake: `AssessIQError`, one line."""
+    server's loop is up, before the browser is opened. A port out of range or in use is
+    the user's mistake: `AssessIQError`, one line."""
     check_port(port)
     register_pages(state, roles)
     urls = (state.url(port, start_path), *(state.url(port, p) for p in extra_paths))
