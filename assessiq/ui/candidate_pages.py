@@ -117,7 +117,14 @@ def register(state: AppState) -> None:
                 ui.label("Nothing is sent before you agree.").classes("text-weight-bold")
             agree = ui.checkbox("I have read this and agree to be monitored as described") \
                 .props('data-testid="agree"').mark("agree")
-            go = ui.button("Continue", on_click=lambda: ui.navigate.to(f"/{token}/join/check")) \
+
+            def agreed() -> None:
+                if not agree.value:  # the button is disabled then; the server checks too
+                    return
+                cand.consent()
+                ui.navigate.to(f"/{token}/join/check")
+
+            go = ui.button("Continue", on_click=agreed) \
                 .props('data-testid="continue"').mark("continue")
             go.bind_enabled_from(agree, "value")
 
@@ -125,7 +132,7 @@ def register(state: AppState) -> None:
     async def check_page(token: str) -> None:
         check_token(state, token)
         cand = state.candidate
-        if cand is None:
+        if cand is None or not cand.consented:  # no step past consent without it
             ui.navigate.to(f"/{token}/join")
             return
         with frame("camera check", role="candidate"):
@@ -197,7 +204,7 @@ def register(state: AppState) -> None:
     async def interview_page(token: str) -> None:
         check_token(state, token)
         cand = state.candidate
-        if cand is None or cand.candidate is None:
+        if cand is None or not cand.consented or cand.candidate is None:
             ui.navigate.to(f"/{token}/join")
             return
         session = cand.candidate

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import PolicyError
+from ..core.errors import AssessIQError, PolicyError
 from ..core.integrity import Envelope
 from ..core.invite import Invite
 from ..core.kinds import KINDS
@@ -171,7 +171,7 @@ class CandidateController:
         self.config = config
         self.signaling = signaling
         self.call = call  # the media for the call (None: no audio/video)
-        self.consented_at: float | None = None
+        self.consented_at: float | None = None  # when they agreed on the consent screen
         self.camera_check: CameraCheck | None = None
         self.candidate: Candidate | None = None
         # The session's policy arrives with the shared document after joining; until then
@@ -243,11 +243,22 @@ class CandidateController:
     def receipted(self) -> int:
         return len(self.candidate.receipts) if self.candidate else 0
 
+    def consent(self) -> None:
+        """The candidate agreed (on the consent screen, in this run of the app)."""
+        if self.consented_at is None:
+            self.consented_at = time.time()
+
+    @property
+    def consented(self) -> bool:
+        return self.consented_at is not None
+
     async def connect(self, *, timeout: float = 30.0) -> None:
         """Join the session (after consent). Raises `AssessIQError` with a one-line reason."""
         if self.candidate is not None:
             return
-        self.consented_at = self.consented_at or time.time()
+        if self.consented_at is None:  # the pages ask first; this is the last line of defence
+            raise AssessIQError("you have not agreed to the monitoring yet: read the consent "
+                                "screen and agree first")
         if self.call is not None:
             self.call.restart_scenes()  # a planted timeline runs from the moment of joining
         self.candidate = await Candidate.join(

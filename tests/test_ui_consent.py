@@ -1,0 +1,74 @@
+"""The candidate's consent is enforced by the app, not only by a disabled button: the pages
+after consent refuse (back to the consent screen), and joining refuses, until the candidate
+agreed in this run. NiceGUI's simulated `User`, a real host on 127.0.0.1 (no camera)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from nicegui.testing import User
+from nicegui.testing.user_simulation import user_simulation
+
+from assessiq.core.errors import AssessIQError
+from assessiq.ui.app import AppState, register_pages
+from assessiq.ui.call import plan_call
+from assessiq.ui.candidate_session import CandidateController
+from assessiq.ui.host_session import HostController, HostSetup
+from assessiq.ui.problems import BANK
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
+    state = AppState()
+    state.calls["candidate"] = plan_call("candidate", camera="none", microphone="none",
+                                         speaker=None)
+    async with user_simulation() as user:
+        register_pages(state, ("candidate",))
+        state.host = await HostController.start(
+            HostSetup(problem=next(iter(BANK.values()))),
+            call=plan_call("host", camera="none", microphone="none", speaker=None))
+        try:
+            yield state, user
+        finally:
+            if state.candidate is not None:
+                await state.candidate.close()
+            await state.host.close()
+
+
+async def _until(check: Any, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_steps_after_consent_refuse_until_the_candidate_agrees(
+        app_state: tuple[AppState, User]) -> None:
+    state, user = app_state
+    assert state.host is not None
+    # The invite is checked (as `assessiq join INVITE` does), but nobody agreed yet.
+    state.candidate = cand = CandidateController(state.host.invite_text,
+                                                 call=state.calls["candidate"])
+    for step in ("check", "interview"):
+        await user.open(f"/{state.token}/join/{step}")
+        # sent back to the consent screen: no camera check, no join button
+        await user.should_see("What is monitored, and what leaves this computer", retries=100)
+        await user.should_not_see("Join the interview")
+        await user.should_not_see("Camera check")
+    with pytest.raises(AssessIQError, match="not agreed to the monitoring"):
+        await cand.connect()
+    assert cand.candidate is None and not state.host.connected
+    # Agreeing on the consent screen opens the next step.
+    user.find(marker="agree").click()
+    user.find(marker="continue").click()
+    await user.should_see("Camera check", retries=100)
+    await user.should_see("Join the interview", retries=100)
+    assert cand.consented
+    user.find(marker="join").click()
+    await _until(lambda: cand.connected and state.host is not None and state.host.connected)
