@@ -20,18 +20,20 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
-from assessiq.core.store import SessionStore
+from assessiq.core.store import SEGMENT_SIZE, SessionStore
 
 WRITER = Path(__file__).with_name("core_crash_writer.py")
 
 
 def _run_and_kill(path: Path, acks_before_kill: int, per_flush: int, delay_s: float,
-                  min_segments: int = 0) -> tuple[int, int, str]:
+                  min_segments: int = 0, mode: str = "doc") -> tuple[int, int, str]:
     """Start the writer, read acks, SIGKILL it after `acks_before_kill` acks and once it
     reports `min_segments` compacted segments (+ `delay_s`).
     Returns the last ack read: (durable_seq, text length, text sha256)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, str(WRITER), str(path), str(per_flush)],
+    # a low compaction high-water mark, so a segment is committed within a few thousand keys
+    proc = subprocess.Popen([sys.executable, str(WRITER), str(path), str(per_flush), mode,
+                             str(3 * SEGMENT_SIZE)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     last = (-1, 0, hashlib.sha256(b"").hexdigest())
     try:
@@ -63,18 +65,21 @@ def _run_and_kill(path: Path, acks_before_kill: int, per_flush: int, delay_s: fl
     return last
 
 
-@pytest.mark.parametrize("acks,per_flush,delay_s,min_segments", [
-    (1, 1, 0.0, 0),        # right after the first commit
-    (7, 13, 0.003, 0),     # a few ms into further writes
-    (40, 17, 0.0, 0),      # killed while typing on
-    (300, 29, 0.001, 1),   # a segment committed, the next compaction may be running
-    (25, 300, 0.0, 0),     # big group commits
+@pytest.mark.parametrize("acks,per_flush,delay_s,min_segments,mode", [
+    (1, 1, 0.0, 0, "doc"),        # right after the first commit
+    (7, 13, 0.003, 0, "doc"),     # a few ms into further writes
+    (40, 17, 0.0, 0, "doc"),      # killed while typing on
+    (300, 29, 0.001, 1, "doc"),   # a segment committed, the next compaction may be running
+    (25, 300, 0.0, 0, "doc"),     # big group commits
+    (40, 17, 0.002, 0, "shared"),  # through SharedDoc, the app's path
+    (60, 250, 0.001, 1, "shared"),  # the same with a segment committed
 ])
 def test_sigkill_loses_nothing_acknowledged(tmp_path: Path, acks: int, per_flush: int,
-                                           delay_s: float, min_segments: int) -> None:
+                                           delay_s: float, min_segments: int,
+                                           mode: str) -> None:
     path = tmp_path / "crash.aiq"
     acked_seq, acked_len, acked_sha = _run_and_kill(path, acks, per_flush, delay_s,
-                                                    min_segments)
+                                                    min_segments, mode)
     assert acked_seq >= 0
 
     conn = sqlite3.connect(path)
