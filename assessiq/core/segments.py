@@ -28,6 +28,9 @@ from array import array
 from dataclasses import dataclass
 
 from .updatecodec import decode_updates, encode_updates
+from .varints import read_varint as _read_varint
+from .varints import write_varint as _varint
+from .varints import write_zigzag as _zigzag
 
 __all__ = ["TIME_STEP", "UpdateRow", "decode_batch", "decode_segment", "encode_batch",
            "encode_segment", "quantize_time"]
@@ -56,34 +59,6 @@ def quantize_time(t: float) -> float:
     if not math.isfinite(t):
         raise ValueError("an update's time must be a finite number")
     return round(t * _TICKS_PER_S) / _TICKS_PER_S
-
-
-def _varint(n: int, out: bytearray) -> None:
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated segment")
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("bad varint in segment")
-
-
-def _zigzag(n: int, out: bytearray) -> None:
-    _varint(n << 1 if n >= 0 else (-n << 1) - 1, out)
 
 
 def _grid(rows: list[UpdateRow]) -> tuple[int, list[int]]:

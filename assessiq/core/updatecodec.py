@@ -22,45 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .varints import read_varint as _read_varint
+from .varints import read_zigzag as _read_zigzag
+from .varints import write_varint as _varint
+from .varints import write_zigzag as _zigzag
+
 __all__ = ["decode_updates", "encode_updates"]
 
 RAW, INSERT, DELETE = 0, 1, 2
 _HAS_LEFT, _HAS_RIGHT, _STRING = 0x80, 0x40, 0x04
 _INSERT_INFOS = frozenset({_HAS_LEFT | _STRING, _HAS_RIGHT | _STRING,
                            _HAS_LEFT | _HAS_RIGHT | _STRING})
-
-
-def _varint(n: int, out: bytearray) -> None:
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return
-
-
-def _zigzag(n: int, out: bytearray) -> None:
-    _varint((n << 1) if n >= 0 else ((-n << 1) - 1), out)
-
-
-def _read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n, pos
-        shift += 7
-        if shift > 70:
-            raise ValueError("varint too long")
-
-
-def _read_zigzag(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    z, pos = _read_varint(buf, pos)
-    return (z >> 1) ^ -(z & 1), pos
 
 
 # A parsed keystroke: (INSERT, client, clock, info, left, right, text bytes) or
