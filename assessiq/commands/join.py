@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .options import add_device_options
+
 __all__ = ["register"]
 
 
@@ -24,13 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8732, help="local port (default 8732)")
     p.add_argument("--signaling", metavar="URL", help="override the invite's signaling server")
     p.add_argument("--no-browser", action="store_true", help="print the URL, do not open it")
-    p.add_argument("--camera", default="auto", metavar="DEVICE",
-                   help="auto (the first camera; none found: no video), none, a device, or "
-                        "synthetic (a generated picture, for demos; the other side is told)")
-    p.add_argument("--microphone", default="auto", metavar="DEVICE",
-                   help="auto (the first microphone; none found: no sound from this side), "
-                        "none, a device from `assessiq devices` (e.g. hw:1,0), or synthetic "
-                        "(a 440 Hz tone, for demos)")
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
