@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,3 +88,21 @@ def test_a_free_port_passes_the_check() -> None:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     check_port(port)  # free again: no error
+
+
+@pytest.mark.parametrize("command", [["-m", "assessiq", "verify"], ["-m", "sandbox", "runtimes"]])
+def test_a_closed_output_pipe_is_quiet(tmp_path: Path, command: list[str]) -> None:
+    """`assessiq verify F | head`: the reader has gone before the first line is written."""
+    from tests.core_factories import build_session
+
+    args = [*command, str(build_session(tmp_path / "s.aiq", seed=1).path)] \
+        if command[-1] == "verify" else command
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, *args], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
