@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,18 +142,27 @@ def process_limit(prlimit: str, limits: Limits) -> list[str]:
     return [prlimit, f"--nproc={limits.processes}", "--"]
 
 
-def user_tasks(uid: int) -> int:
-    """How many tasks (threads included, as RLIMIT_NPROC counts them) `uid` has now."""
-    count = 0
+def process_statuses() -> Iterator[tuple[int, dict[str, str]]]:
+    """(pid, the fields of /proc/<pid>/status) for every process there is now; a process that
+    ends while being read is skipped."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/status") as fh:
-                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+                yield int(entry), dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:
+            continue
+
+
+def user_tasks(uid: int) -> int:
+    """How many tasks (threads included, as RLIMIT_NPROC counts them) `uid` has now."""
+    count = 0
+    for _pid, fields in process_statuses():
+        try:
             if int(fields["Uid"].split()[0]) == uid:
                 count += int(fields["Threads"])
-        except (OSError, KeyError, ValueError, IndexError):
+        except (KeyError, ValueError, IndexError):
             continue
     return count
 

@@ -29,6 +29,7 @@ from sandbox.isolation import (
     parse_peak,
     peak_memory_report,
     process_limit,
+    process_statuses,
     require_tool,
     resource_limits,
     tool,
@@ -356,19 +357,15 @@ def _kill_uid(uid: int, rounds: int = 50) -> None:
     """Kill every process of `uid` (the fallback has no pid namespace to do it for us)."""
     for _ in range(rounds):
         found = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
+        for pid, fields in process_statuses():
             try:
-                with open(f"/proc/{entry}/status") as fh:
-                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
                 state, uids = fields["State"].strip(), fields["Uid"].split()
-            except (OSError, KeyError):
+            except KeyError:
                 continue
             if not state.startswith("Z") and int(uids[0]) == uid:
                 found = True
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
         if not found:
             return
 
