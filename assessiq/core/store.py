@@ -126,7 +126,8 @@ class SessionStore:
         self.compact_idle_delay = 2.0
         self.compact_high_water = 64 * SEGMENT_SIZE
         self.flush_interval = 0.05
-        # where update times come from (a benchmark or test may replay a recorded timing)
+        # where update times come from (a benchmark or test may replay a recorded timing);
+        # set it before `attach`, whose keystroke path takes it once
         self.clock: Callable[[], float] = time.time
         self.remote_origin = "remote"
         self._subscriptions: list[tuple[Doc[Any] | None, Any]] = []
