@@ -11,7 +11,10 @@ Two layers:
 - `SyncProtocol` is sans-IO: feed it received messages, take the messages it wants sent.
   It is deterministic and needs no event loop (the property tests drive it directly).
 - `DocSync` runs a `SyncProtocol` over a `Channel` with asyncio: `async with DocSync(...)`
-  or `start()`/`stop()`, and a `synced` event set when the peer's step 2 has arrived.
+  or `start()`/`stop()`, and a `synced` event set when the peer's step 2 has arrived. Over a
+  `DirectChannel` (the WebRTC data channel) a local change is sent from inside the edit and a
+  received message is applied inside the transport's handler, with no task switch on the
+  keystroke's path; a full send buffer falls back to the send loop, in order.
 
 A message that cannot be parsed or applied is dropped and logged; it never stops the sync.
 A reconnect is a new `DocSync` on the new channel: step 1/2 exchanges just the difference.
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
@@ -37,12 +41,12 @@ from pycrdt import (
     create_awareness_message,
     create_sync_message,
     create_update_message,
-    handle_sync_message,
 )
 
-from .channel import Channel
+from .channel import Channel, DirectChannel
 from .document import SharedDoc, pycrdt_failure
 from .errors import ChannelClosed
+from .varints import read_varint, write_varint
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "DocSync", "SyncProtocol"]
 
@@ -79,14 +83,22 @@ def _parse_awareness(payload: bytes) -> list[tuple[int, int, str]]:
 
 def _payload(message: bytes, offset: int) -> bytes:
     """The length-prefixed payload at `offset`; it must fill the rest of the message."""
-    decoder = Decoder(message[offset:])
     try:
-        length = decoder.read_var_uint()
-    except (RuntimeError, IndexError):
+        length, start = read_varint(message, offset)
+    except ValueError:
         raise _Malformed("truncated length prefix") from None
-    if length != decoder.length:
-        raise _Malformed(f"payload length {length} does not match the {decoder.length} bytes sent")
-    return message[offset + decoder.i0 :]
+    if length != len(message) - start:
+        raise _Malformed(
+            f"payload length {length} does not match the {len(message) - start} bytes sent")
+    return message[start:]
+
+
+def _step2_message(update: bytes) -> bytes:
+    """The SYNC_STEP2 reply carrying `update` (what pycrdt's `handle_sync_message` sends)."""
+    out = bytearray((YMessageType.SYNC, YSyncMessageType.SYNC_STEP2))
+    write_varint(len(update), out)
+    out += update
+    return bytes(out)
 
 
 def _check_state_vector(state: bytes) -> None:
@@ -108,16 +120,17 @@ def _check_state_vector(state: bytes) -> None:
 def _check_update_header(update: bytes) -> None:
     """Refuse an update whose leading counts cannot fit in it: Yrs would reserve memory
     for them first and spend up to a second failing (measured with random bytes)."""
-    decoder = Decoder(update)
     try:
-        clients = decoder.read_var_uint()
-        if 3 * clients > decoder.length:
-            raise _Malformed(f"update claims {clients} clients in {decoder.length} bytes")
+        clients, pos = read_varint(update, 0)
+        if 3 * clients > len(update) - pos:
+            raise _Malformed(f"update claims {clients} clients in {len(update) - pos} bytes")
         if clients:
-            structs = decoder.read_var_uint()
-            if structs > decoder.length:
-                raise _Malformed(f"update claims {structs} blocks in {decoder.length} bytes")
-    except (RuntimeError, IndexError):
+            structs, pos = read_varint(update, pos)
+            if structs > len(update) - pos:
+                raise _Malformed(f"update claims {structs} blocks in {len(update) - pos} bytes")
+    except _Malformed:
+        raise
+    except ValueError:
         raise _Malformed("truncated update") from None
 
 
@@ -266,18 +279,19 @@ class SyncProtocol:
         payload = _payload(message, 2)
         if kind == YSyncMessageType.SYNC_STEP1:
             _check_state_vector(payload)
-        else:
-            _check_update_header(payload)
-        log.debug("received %s from %s", YSyncMessageType(kind).name, self.name)
+            log.debug("received SYNC_STEP1 from %s", self.name)
+            self._queue(_step2_message(self.doc.get_update(payload)))
+            return
+        # An update (or step 2) is applied as is: this is every keystroke's path, so the
+        # payload is not parsed again by `handle_sync_message`.
+        _check_update_header(payload)
         self._applying = True
         try:
-            with self.doc.transaction(origin=self.origin):
-                reply = handle_sync_message(message[1:], self.doc.doc)
+            self.doc.apply_update(payload, origin=self.origin)
         finally:
             self._applying = False
-        if reply is not None:
-            self._queue(reply)
         if kind == YSyncMessageType.SYNC_STEP2 and not self.synced:
+            log.debug("received SYNC_STEP2 from %s", self.name)
             self.synced = True
             for callback in list(self._synced_callbacks):
                 callback()
@@ -320,15 +334,18 @@ class DocSync:
     ) -> None:
         self.doc = doc
         self.channel = channel
+        self._direct = channel if isinstance(channel, DirectChannel) else None
         self._own_awareness = awareness is None
         self._wake = asyncio.Event()
+        self._held: deque[bytes] = deque()
+        """Taken from the protocol, not yet sent: the send loop owns these."""
         self.protocol = SyncProtocol(
             doc,
             awareness,
             origin=origin,
             name=channel.path,
             max_message_size=max_message_size,
-            on_outgoing=self._wake.set,
+            on_outgoing=self._outgoing,
         )
         self.synced = asyncio.Event()
         self.closed = asyncio.Event()
@@ -372,10 +389,13 @@ class DocSync:
                 self.awareness.set_local_state(None)
             with contextlib.suppress(RuntimeError):  # not started
                 await self.awareness.stop()
+        if self._direct is not None:
+            self._direct.listen(None)
         if not self.closed.is_set():
             try:
-                for message in self.protocol.take():
-                    await self.channel.send(message)
+                self._held.extend(self.protocol.take())
+                while self._held:
+                    await self.channel.send(self._held.popleft())
             except (ChannelClosed, ConnectionError, OSError) as exc:
                 log.debug("could not flush to %s: %s", self.channel.path, exc)
         current = asyncio.current_task()
@@ -398,19 +418,44 @@ class DocSync:
     ) -> None:
         await self.stop()
 
+    def _outgoing(self) -> None:
+        """Something was queued: send it now over a direct channel, else wake the loop."""
+        direct = self._direct
+        if direct is None or self._held or not self._tasks or self._stopping:
+            self._wake.set()
+            return
+        messages = self.protocol.take()
+        for i, message in enumerate(messages):
+            try:
+                sent = direct.send_nowait(message)
+            except (ChannelClosed, ConnectionError, OSError) as exc:
+                log.info("sync channel %s closed while sending: %s", self.channel.path, exc)
+                self._channel_gone()
+                return
+            if not sent:  # the buffer is full: the loop waits for room, keeping the order
+                self._held.extend(messages[i:])
+                self._wake.set()
+                return
+
     async def _send_loop(self) -> None:
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                for message in self.protocol.take():
-                    await self.channel.send(message)
+                self._held.extend(self.protocol.take())
+                while self._held:
+                    await self.channel.send(self._held[0])
+                    self._held.popleft()
         except (ChannelClosed, ConnectionError, OSError) as exc:
             log.info("sync channel %s closed while sending: %s", self.channel.path, exc)
             self._channel_gone()
 
     async def _recv_loop(self) -> None:
         try:
+            if self._direct is not None:
+                self._direct.listen(self.protocol.receive)
+                await self._direct.wait_closed()
+                raise ChannelClosed(f"{self.channel.path} was closed")
             while True:
                 message = await self.channel.recv()
                 self.protocol.receive(message)
