@@ -27,6 +27,7 @@ import numpy.typing as npt
 from .config import AnalyzerConfig
 from .findings import FaceBox, FrameFindings, Gaze, HeadPose
 from .geometry import PoseSolver, gaze_from_landmarks
+from .meshtrack import MeshTracker
 from .mpgraph import LeanSolution, landmarks_from_bytes
 
 __all__ = ["FrameAnalyzer", "load_mediapipe"]
@@ -72,17 +73,20 @@ class FrameAnalyzer:
         self.still_images = still_images
         t0 = time.perf_counter()
         solutions = load_mediapipe()
-        self._mesh_solution = solutions.face_mesh.FaceMesh(
-            static_image_mode=still_images,
-            max_num_faces=4 if still_images else 1,
-            refine_landmarks=True,
-            min_detection_confidence=self.config.min_face_confidence,
-            min_tracking_confidence=0.5,
-        )
+        self._mesh_solution: Any = None
+        self._tracker: MeshTracker | None = None
+        if still_images:  # every photo on its own, up to 4 faces
+            self._mesh_solution = solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=4, refine_landmarks=True,
+                min_detection_confidence=self.config.min_face_confidence,
+            )
+            self._mesh: MeshTracker | LeanSolution = LeanSolution(
+                self._mesh_solution, "image", "multi_face_landmarks")
+        else:  # a video: FaceMesh follows one face (the same landmarks, a leaner graph)
+            self._tracker = self._mesh = MeshTracker(self.config.min_face_confidence, 0.5)
         self._detector_solution = solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=self.config.min_face_confidence
         )
-        self._mesh = LeanSolution(self._mesh_solution, "image", "multi_face_landmarks")
         self._detector = LeanSolution(self._detector_solution, "image", "detections")
         log.info("face models loaded in %.2f s", time.perf_counter() - t0)
         self._pose = PoseSolver()
@@ -96,7 +100,10 @@ class FrameAnalyzer:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._mesh_solution.close()
+            if self._mesh_solution is not None:
+                self._mesh_solution.close()
+            if self._tracker is not None:
+                self._tracker.close()
             self._detector_solution.close()
 
     def __enter__(self) -> FrameAnalyzer:
@@ -114,6 +121,8 @@ class FrameAnalyzer:
         self._had_mesh_face = False
         self._checked = -math.inf
         self._pose.reset()
+        if self._tracker is not None:
+            self._tracker.reset()
 
     def analyse(self, frame: Image, t: float = 0.0) -> FrameFindings:
         """Analyse one BGR frame taken at time `t` (seconds)."""

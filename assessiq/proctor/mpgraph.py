@@ -85,5 +85,10 @@ class LeanSolution:
         packet = self._create(data=rgb, image_format=self._srgb).at(s._simulated_timestamp)
         s._graph.add_packet_to_input_stream(stream=self.input_stream, packet=packet)
         s._graph.wait_until_idle()
-        out = s._graph_outputs.get(self.output_stream)
+        return self.outputs(self.output_stream)
+
+    def outputs(self, stream: str) -> list[bytes]:
+        """Another observed output stream's serialized protos from the last `run` (lean
+        calls only)."""
+        out = self.solution._graph_outputs.get(stream)
         return [] if out is None or out.is_empty() else list(self._serialized(out))
