@@ -100,6 +100,82 @@ async def test_malformed_channel_messages_cannot_crash_the_host(tmp_path):
             await host.close()
 
 
+async def test_a_flood_of_valid_messages_keeps_memory_bounded(tmp_path):
+    from assessiq.peer.session import KEEP_RECENT
+
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq")
+        cand = await Candidate.join(host.invite.encode(), config=FAST)
+        try:
+            assert cand.link is not None
+            flood = KEEP_RECENT + 150
+            for i in range(flood):  # well-formed, so each one is accepted and kept
+                await cand.send_control("phase", phase=f"p{i}")
+            for _ in range(flood):  # well-formed envelopes that do not verify
+                cand.link.conn.channels["integrity"].dc.send(b'{"v":1,"seq":0}.AAAA')
+            await eventually(lambda: host.control_messages
+                             and host.control_messages[-1].get("phase") == f"p{flood - 1}",
+                             what="the last message")
+            await eventually(lambda: len(host.integrity_errors) == KEEP_RECENT,
+                             what="the errors")
+            assert len(host.control_messages) == KEEP_RECENT
+            assert host.control_messages[0]["phase"] == f"p{flood - KEEP_RECENT}"
+            assert host.link is not None and not host.link.dead.is_set()
+        finally:
+            await cand.close()
+            await host.close()
+
+async def test_losing_signaling_for_good_is_said_and_the_link_goes_on(tmp_path, caplog):
+    from assessiq.peer.signaling_client import SignalingClient
+
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq")
+        cand = await Candidate.join(host.invite.encode(), config=FAST)
+        assert host.signaling is not None
+        # Whoever holds the host's resume token replaces its socket (close code 4001):
+        # the host's signaling client gives up for good.
+        thief = SignalingClient.for_peer(url, host.invite.room, "host", FAST)
+        thief.resume = host.signaling.resume
+        try:
+            await thief.start()
+            await eventually(lambda: "signaling is gone for good" in caplog.text,
+                             what="the host saying so")
+            assert host.failure is None  # a live link needs no signaling
+            cand.doc.insert_code(0, "still here", origin="candidate")
+            await eventually(lambda: host.doc.code_text == "still here", what="sync")
+        finally:
+            await thief.close()
+            await cand.close()
+            await host.close()
+
+async def test_a_host_that_fails_to_start_leaves_no_file_behind(tmp_path):
+    import dataclasses
+
+    from signaling import ServerConfig, SignalingServer
+    from signaling.config import Limits
+
+    one_room = ServerConfig(host="127.0.0.1", port=0,
+                            limits=dataclasses.replace(Limits(), max_rooms=1))
+    async with SignalingServer(one_room) as server:
+        url = f"ws://127.0.0.1:{server.port}"
+        first = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                 session_path=tmp_path / "first.aiq", runs=False)
+        path = tmp_path / "second.aiq"
+        with pytest.raises(PeerError, match="too-many-rooms"):
+            await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                             session_path=path, runs=False)
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith("second")]
+        await first.close()
+        first.store.close()
+    async with signaling_server() as url:
+        again = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                 session_path=path, runs=False)  # the same path works now
+        await again.close()
+        again.store.close()
+    assert path.exists()
+
 async def test_no_event_is_signed_after_the_session_ended():
     from assessiq.core.identity import Identity
     from assessiq.core.invite import make_invite

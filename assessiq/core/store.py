@@ -203,6 +203,14 @@ class SessionStore:
         self._closed = True
         self._db.close()
 
+    def discard(self) -> None:
+        """Close and delete the file (and SQLite's side files): for a session that failed to
+        start, so that nothing half-made is left under its name."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{self.path}{suffix}").unlink()
+
     def __enter__(self) -> SessionStore:
         return self
 

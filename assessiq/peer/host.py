@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,10 @@ from ..core.store import SessionStore
 from .config import PeerConfig
 from .connection import PeerConnection
 from .datachannel import DataChannelChannel
-from .errors import ConnectError
+from .errors import ConnectError, SignalingUnavailable
 from .link import Link
 from .runrequests import handle_run_request
-from .session import PeerSession
+from .session import KEEP_RECENT, PeerSession
 from .signaling_client import SignalingClient
 
 if TYPE_CHECKING:
@@ -67,8 +68,9 @@ class Host(PeerSession):
         self.verifier: LogVerifier | None = None
         self.events: list[Envelope] = []
         self.receipts: dict[int, Receipt] = {}
-        self.refusals: list[str] = []
-        self.integrity_errors: list[str] = []
+        # The latest reasons only: a hostile relay or peer can cause them without end.
+        self.refusals: deque[str] = deque(maxlen=KEEP_RECENT)
+        self.integrity_errors: deque[str] = deque(maxlen=KEEP_RECENT)
         self.signaling: SignalingClient | None = None
         self.server: Any = None  # the embedded signaling server in LAN mode
         self.advertiser: Any = None
@@ -123,18 +125,23 @@ class Host(PeerSession):
             signaling = f"ws://{_url_host(lan_address)}:{server.port}"
         invite = make_invite(identity, signaling=signaling, lan=lan, label=label)
         path = Path(session_path) if session_path else sessions_dir() / f"{invite.room}.aiq"
-        store = SessionStore.create(
-            path,
-            {
-                "session": invite.room,
-                "host_key": b64e(identity.public_key),
-                "invite": invite.id,
-                "created": time.time(),
-                "label": label or "",
-                "role": "host",
-                "policy": policy.text,
-            },
-        )
+        try:
+            store = SessionStore.create(
+                path,
+                {
+                    "session": invite.room,
+                    "host_key": b64e(identity.public_key),
+                    "invite": invite.id,
+                    "created": time.time(),
+                    "label": label or "",
+                    "role": "host",
+                    "policy": policy.text,
+                },
+            )
+        except BaseException:
+            if server is not None:
+                await server.stop()
+            raise
         host = cls(identity, invite, config, store)
         host.server = server
         # The candidate's app debounces its browser signals and warns by the same policy.
@@ -159,6 +166,7 @@ class Host(PeerSession):
                 await host.advertiser.start()
         except BaseException:
             await host.close()
+            store.discard()  # the session never started: the same path can be used again
             raise
         host._start_awareness()
         host._spawn(host._signal_loop(), "host-signaling")
@@ -170,8 +178,18 @@ class Host(PeerSession):
 
     async def _signal_loop(self) -> None:
         assert self.signaling is not None
+        try:
+            await self._serve_signaling(self.signaling)
+        except SignalingUnavailable as exc:
+            # A live link does not need signaling; a new or returning candidate does.
+            log.error("host: signaling is gone for good (%s): the current link goes on, "
+                      "but the candidate cannot join or reconnect", exc)
+            if self.link is None:
+                self.failure = ConnectError(f"signaling is gone for good: {exc}")
+
+    async def _serve_signaling(self, signaling: SignalingClient) -> None:
         while True:
-            data = await self.signaling.recv()
+            data = await signaling.recv()
             try:
                 opened = self.handshake.receive(data)
             except HandshakeError as exc:
@@ -180,7 +198,7 @@ class Host(PeerSession):
                 if exc.attempt is not None:
                     if exc.attempt == self.handshake.attempt and self._attempt_task is not None:
                         self._attempt_task.cancel()  # never connect on a forged answer
-                    await self.signaling.send(self.handshake.refuse(exc.attempt, str(exc)))
+                    await signaling.send(self.handshake.refuse(exc.attempt, str(exc)))
                 continue
             if isinstance(opened, Ignored):
                 log.info("host: %s", opened.reason)

@@ -225,7 +225,7 @@ async def run_host(args: argparse.Namespace) -> dict[str, Any]:
     say("host", f"sealed session written to {path}")
     return {"role": "host", "typed": typed, "code": host.doc.code_text, "converged": converged,
             "events": events, "kinds": kinds, "runs": runs, "call_stats": stats,
-            "links": host.links_made, "refusals": host.refusals, "path": str(path)}
+            "links": host.links_made, "refusals": list(host.refusals), "path": str(path)}
 
 
 async def run_candidate(args: argparse.Namespace) -> dict[str, Any]:

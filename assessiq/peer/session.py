@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from pycrdt import Awareness
@@ -26,6 +27,10 @@ __all__ = ["PeerSession"]
 
 log = logging.getLogger(__name__)
 
+KEEP_RECENT = 256
+"""How many of the peer's latest control messages (and the host's latest refusals and
+integrity errors) are kept for inspection."""
+
 
 class PeerSession:
     """Base of `Host` and `Candidate`."""
@@ -39,7 +44,8 @@ class PeerSession:
         self.links_made = 0
         self.ended = asyncio.Event()
         self.failure: Exception | None = None
-        self.control_messages: list[dict[str, Any]] = []
+        self.control_messages: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
+        """The latest control messages from the peer (a flood cannot grow it)."""
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
