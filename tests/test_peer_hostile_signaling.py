@@ -223,3 +223,34 @@ async def test_replayed_old_offer_is_ignored_and_session_recovers(tmp_path):
         finally:
             await cand.close()
             await host.close()
+
+
+@pytest.mark.parametrize("role", ["candidate", "host"])
+async def test_reordered_messages_end_in_the_right_connection(tmp_path, role):
+    """The server holds one side's first message back and delivers it after the second
+    (the candidate's hellos, or the host's offers, swapped): the stale one is ignored."""
+    held: list[str] = []
+    swapped: list[bool] = []
+
+    def tamper(data, sender, n):
+        if sender != role:
+            return [data]
+        if n == 0:
+            held.append(data)
+            return []
+        if n == 1:
+            swapped.append(True)
+            return [data, held[0]]
+        return [data]
+
+    async with HostileSignaling(tamper) as server:
+        host, cand = await start_pair(tmp_path, server)
+        try:
+            assert swapped, "the server never had a second message to swap with"
+            assert host.device_key == cand.device.public_key
+            assert host.links_made == 1
+            cand.doc.insert_code(0, "in order", origin="candidate")
+            await eventually(lambda: host.doc.code_text == "in order", what="sync")
+        finally:
+            await cand.close()
+            await host.close()
