@@ -65,3 +65,13 @@ def test_demo_bad_input_is_one_line(tmp_path):
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 2 and msg in out.stderr, out.stderr
         assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_scripted_candidate_without_its_invite_file_is_one_line(tmp_path):
+    missing = tmp_path / "no-invite.txt"
+    out = subprocess.run([sys.executable, "-m", "assessiq.peer.scripted", "candidate",
+                          "--invite-file", str(missing), "--seconds", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    text = out.stdout + out.stderr
+    assert "no-invite.txt" in text and "Traceback" not in text

@@ -27,9 +27,13 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 __all__ = ["register"]
+
+INVITE_WAIT_S = 60
+"""How long the headless host may take to start and write its invite."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -112,16 +116,17 @@ async def _demo(seconds: float, out: Path, *, media: bool = True) -> int:
                 "--result", str(work / "host.json"), *common, env=env,
             )
             progress(f"host process {host.pid} started")
-            for _ in range(300):
-                if invite.exists() and invite.stat().st_size:
-                    break
+            deadline = time.monotonic() + INVITE_WAIT_S  # a loaded laptop imports slowly
+            while not (invite.exists() and invite.stat().st_size):
                 if host.returncode is not None:
-                    break
+                    progress(f"the host exited (code {host.returncode}) before making an "
+                             "invite; nothing to join")
+                    return 1
+                if time.monotonic() > deadline:
+                    host.kill()
+                    progress(f"the host did not produce an invite within {INVITE_WAIT_S} s")
+                    return 1
                 await asyncio.sleep(0.05)
-            else:
-                host.kill()
-                progress("the host did not produce an invite")
-                return 1
             cand = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "assessiq.peer.scripted", "candidate",
                 "--invite-file", str(invite), "--result", str(work / "cand.json"), *common,

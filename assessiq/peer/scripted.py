@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = run_host if args.role == "host" else run_candidate
     try:
         result = asyncio.run(runner(args))
-    except AssessIQError as exc:
+    except (AssessIQError, OSError) as exc:  # e.g. an invite file that is not there
         say(args.role, f"error: {exc}")
         return 2
     if args.result:
