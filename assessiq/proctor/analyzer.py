@@ -89,7 +89,8 @@ class FrameAnalyzer:
         )
         self._detector = LeanSolution(self._detector_solution, "image", "detections")
         log.info("face models loaded in %.2f s", time.perf_counter() - t0)
-        self._pose = PoseSolver()
+        self._pose = PoseSolver(0.0 if still_images else self.config.pose_still_px)
+        self._rgb: Image | None = None  # reused for every frame's RGB copy
         self._prev_thumb: Image | None = None
         self._last: _LastDetection | None = None
         self._had_mesh_face = False
@@ -161,7 +162,7 @@ class FrameAnalyzer:
             motion = float(cv2.mean(cv2.absdiff(thumb, self._prev_thumb))[0])
         self._prev_thumb = thumb
 
-        rgb = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        rgb = self._rgb_of(frame)
         faces_px = [self._pixels(landmarks_from_bytes(b), w, h) for b in self._mesh.run(rgb)]
         mesh_boxes = [self._box_of(p, w, h) for p in faces_px]
         order = sorted(range(len(faces_px)), key=lambda i: -mesh_boxes[i].w * mesh_boxes[i].h)
@@ -194,6 +195,14 @@ class FrameAnalyzer:
             motion=round(motion, 3) if motion != float("inf") else -1.0,
             cpu_ms=round((time.process_time() - cpu0) * 1000, 3),
         )
+
+    def _rgb_of(self, frame: Image) -> Image:
+        """The frame in RGB for MediaPipe, written into one reused buffer (the graphs copy
+        what they are given, so the buffer is free again once they return)."""
+        if self._rgb is None or self._rgb.shape != frame.shape:
+            self._rgb = np.empty_like(frame)
+        cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        return self._rgb
 
     def _detect(self, frame: Image, rgb: Image, t: float, main: FaceBox | None,
                 mesh_boxes: list[FaceBox]) -> tuple[FaceBox, ...]:

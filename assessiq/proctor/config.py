@@ -54,6 +54,9 @@ class AnalyzerConfig:
                           never get this low
     eyes_closed_ratio     eyelid gap / eye width below which the eyes count as closed (a blink:
                           gaze is not measured)
+    pose_still_px         in a video, the head pose is solved again only when one of its 9
+                          landmarks moved more than this many pixels since the frame it was
+                          last solved on (0: solve every frame)
     max_width             frames wider than this are scaled down before analysis
     min_still_side        photos whose shorter side is smaller are enlarged to it (bilinear)
                           and given a border 0.6 times that wide before analysis
@@ -70,6 +73,7 @@ class AnalyzerConfig:
     covered_texture: float = 9.0
     frozen_diff: float = 0.02
     eyes_closed_ratio: float = 0.12
+    pose_still_px: float = 0.5
     max_width: int = 960
     min_still_side: int = 160
 
@@ -84,6 +88,8 @@ class AnalyzerConfig:
             raise ValueError("change_share must be in (0, 1] and change_level >= 0")
         if not 16 <= self.min_still_side <= self.max_width:
             raise ValueError("min_still_side must be in [16, max_width]")
+        if self.pose_still_px < 0:
+            raise ValueError("pose_still_px must be >= 0")
         if self.max_width < 160:
             raise ValueError("max_width must be >= 160")
 

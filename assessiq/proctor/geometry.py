@@ -47,15 +47,24 @@ def head_pose(points: Array, width: int, height: int) -> HeadPose | None:
 class PoseSolver:
     """Head pose frame after frame: keeps the camera matrix for the frame size and starts
     solvePnP from the previous frame's pose (converging in a few iterations instead of
-    ~10× as many from the frontal guess). Call `reset()` between unrelated images."""
+    ~10× as many from the frontal guess). Call `reset()` between unrelated images.
 
-    def __init__(self) -> None:
+    `still_px` > 0: when none of the 9 pose landmarks moved more than that many pixels since
+    the frame the pose was last solved on, that pose is returned again without solving (a
+    head that still moves the landmarks by at most half a pixel turns by ~1° at most; the
+    comparison is with the last *solved* frame, so a slow turn never hides behind it)."""
+
+    def __init__(self, still_px: float = 0.0) -> None:
+        self.still_px = still_px
         self._size: tuple[int, int] | None = None
         self._camera = np.eye(3)
         self._guess: tuple[Array, Array] | None = None
+        self._solved: tuple[Array, HeadPose | None] | None = None  # points, their pose
+        self.solves = 0  # solvePnP runs (a reused pose does not count)
 
     def reset(self) -> None:
         self._guess = None
+        self._solved = None
 
     def solve(self, points: Array, width: int, height: int) -> HeadPose | None:
         if self._size != (width, height):
@@ -63,13 +72,20 @@ class PoseSolver:
             self._camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]],
                                     np.float64)
             self._size = (width, height)
-            self._guess = None
+            self.reset()
         image_pts = np.ascontiguousarray(points[_IDS, :2], dtype=np.float64)
+        last = self._solved
+        if (last is not None and self.still_px > 0
+                and float(np.abs(image_pts - last[0]).max()) <= self.still_px):
+            return last[1]
+        self.solves += 1
         found = self._pnp(image_pts, self._guess) if self._guess is not None else None
         if found is None:
             found = self._pnp(image_pts, None)
         self._guess = found
-        return None if found is None else _angles(*found)
+        pose = None if found is None else _angles(*found)
+        self._solved = (image_pts, pose) if pose is not None else None
+        return pose
 
     def _pnp(self, image_pts: Array, guess: tuple[Array, Array] | None
              ) -> tuple[Array, Array] | None:
