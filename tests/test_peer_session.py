@@ -176,6 +176,16 @@ async def test_a_host_that_fails_to_start_leaves_no_file_behind(tmp_path):
         again.store.close()
     assert path.exists()
 
+async def test_a_failed_join_leaves_no_file_behind(tmp_path):
+    from assessiq.core.invite import make_invite
+
+    async with signaling_server() as url:
+        invite = make_invite(Identity.generate(), signaling=url)  # no host ever comes
+        path = tmp_path / "cand.aiq"
+        with pytest.raises(PeerError):
+            await Candidate.join(invite.encode(), config=FAST, timeout=2, session_path=path)
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith("cand")]
+
 async def test_no_event_is_signed_after_the_session_ended():
     from assessiq.core.identity import Identity
     from assessiq.core.invite import make_invite

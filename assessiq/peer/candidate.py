@@ -138,6 +138,8 @@ class Candidate(PeerSession):
             await cand.connected(timeout)
         except BaseException:
             await cand.close()
+            if cand.store is not None:  # never joined: leave no half-made session file
+                cand.store.discard()
             raise
         return cand
 
