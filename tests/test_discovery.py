@@ -43,3 +43,21 @@ async def test_lan_mode_host_is_found_and_joined_without_a_server(tmp_path):
             await cand.close()
     finally:
         await host.close()
+
+
+async def test_lan_with_an_outside_server_does_not_promise_lan(tmp_path):
+    """Only the embedded server is advertised: an invite that said LAN would make the
+    candidate wait out a discovery that cannot succeed."""
+    from assessiq.core.identity import Identity
+    from assessiq.peer import Host
+    from tests.peer_helpers import FAST, signaling_server
+
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, lan=True,
+                                config=FAST, session_path=tmp_path / "s.aiq", runs=False)
+        try:
+            assert not host.invite.lan and host.invite.signaling == url
+            assert host.advertiser is None
+        finally:
+            await host.close()
+            host.store.close()

@@ -123,6 +123,10 @@ class Host(PeerSession):
             server = SignalingServer(ServerConfig(host=lan_address, port=0))
             await server.start()
             signaling = f"ws://{_url_host(lan_address)}:{server.port}"
+        if lan and server is None:  # only the embedded server is advertised on the LAN
+            log.info("host: LAN mode needs the embedded signaling server; using %s only",
+                     signaling)
+            lan = False
         invite = make_invite(identity, signaling=signaling, lan=lan, label=label)
         path = Path(session_path) if session_path else sessions_dir() / f"{invite.room}.aiq"
         try:
