@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,6 +14,24 @@ from assessiq.core.store import SessionStore
 from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host, PeerError
 from tests.peer_helpers import FAST, eventually, signaling_server
+
+
+@contextlib.asynccontextmanager
+async def session_pair(tmp_path) -> AsyncIterator[tuple[str, Host, Candidate]]:
+    """A signaling server, a host and a joined candidate: (url, host, candidate)."""
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq")
+        try:
+            cand = await Candidate.join(host.invite.encode(), config=FAST)
+        except BaseException:
+            await host.close()
+            raise
+        try:
+            yield url, host, cand
+        finally:
+            await cand.close()
+            await host.close()
 
 
 async def test_connect_edit_events_end_and_verify(tmp_path):
@@ -52,87 +72,64 @@ async def test_second_candidate_is_refused(tmp_path):
 
 
 async def test_link_loss_reconnects_and_resends_events(tmp_path):
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
-                                session_path=tmp_path / "s.aiq")
-        cand = await Candidate.join(host.invite.encode(), config=FAST)
-        try:
-            # Kill the candidate's peer connection under it (like a dead network path).
-            assert cand.link is not None
-            await cand.link.conn.pc.close()
-            await asyncio.sleep(0)
-            await cand.send_event("paste", {"phase": "instant", "chars": 3})  # while down
-            cand.doc.insert_code(0, "offline edit\n", origin="candidate")
-            await eventually(lambda: cand.links_made >= 2 and cand.is_connected, what="relink")
-            await eventually(lambda: "offline edit" in host.doc.code_text, what="resync")
-            await eventually(lambda: len(host.events) == 1 and not cand.outbox, what="resend")
-        finally:
-            await cand.close()
-            await host.close()
+    async with session_pair(tmp_path) as (_url, host, cand):
+        # Kill the candidate's peer connection under it (like a dead network path).
+        assert cand.link is not None
+        await cand.link.conn.pc.close()
+        await asyncio.sleep(0)
+        await cand.send_event("paste", {"phase": "instant", "chars": 3})  # while down
+        cand.doc.insert_code(0, "offline edit\n", origin="candidate")
+        await eventually(lambda: cand.links_made >= 2 and cand.is_connected, what="relink")
+        await eventually(lambda: "offline edit" in host.doc.code_text, what="resync")
+        await eventually(lambda: len(host.events) == 1 and not cand.outbox, what="resend")
 
 
 async def test_malformed_channel_messages_cannot_crash_the_host(tmp_path):
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
-                                session_path=tmp_path / "s.aiq")
-        cand = await Candidate.join(host.invite.encode(), config=FAST)
-        try:
-            assert cand.link is not None and host.link is not None
-            chans = {n: c.dc for n, c in cand.link.conn.channels.items()}
-            junk = [b"", b"\x00", b"\x00\x01\xff\xff\xff\xff\x0f", b"\x01" * 300, "text",
-                    b"\x00\x02" + b"\xff" * 100, '{"t":"bye"}', "[" * 4000,
-                    b"\x00" * (64 * 1024)]
-            for raw in junk:
-                for dc in chans.values():
-                    dc.send(raw)
-            for _ in range(50):  # a flood of garbage envelopes
-                chans["integrity"].send(b'{"v":1,"seq":0}.AAAA')
-            await cand.send_event("paste", {"phase": "instant", "chars": 5})
-            cand.doc.insert_code(0, "still fine", origin="candidate")
-            await eventually(lambda: host.doc.code_text == "still fine", what="sync")
-            await eventually(lambda: len(host.events) == 1 and not cand.outbox, what="event")
-            assert host.link is not None and not host.link.dead.is_set()
-            assert host.link.malformed >= len(junk)
-            assert len(host.integrity_errors) >= 50
-            assert not host.ended.is_set()
-        finally:
-            await cand.close()
-            await host.close()
+    async with session_pair(tmp_path) as (_url, host, cand):
+        assert cand.link is not None and host.link is not None
+        chans = {n: c.dc for n, c in cand.link.conn.channels.items()}
+        junk = [b"", b"\x00", b"\x00\x01\xff\xff\xff\xff\x0f", b"\x01" * 300, "text",
+                b"\x00\x02" + b"\xff" * 100, '{"t":"bye"}', "[" * 4000,
+                b"\x00" * (64 * 1024)]
+        for raw in junk:
+            for dc in chans.values():
+                dc.send(raw)
+        for _ in range(50):  # a flood of garbage envelopes
+            chans["integrity"].send(b'{"v":1,"seq":0}.AAAA')
+        await cand.send_event("paste", {"phase": "instant", "chars": 5})
+        cand.doc.insert_code(0, "still fine", origin="candidate")
+        await eventually(lambda: host.doc.code_text == "still fine", what="sync")
+        await eventually(lambda: len(host.events) == 1 and not cand.outbox, what="event")
+        assert host.link is not None and not host.link.dead.is_set()
+        assert host.link.malformed >= len(junk)
+        assert len(host.integrity_errors) >= 50
+        assert not host.ended.is_set()
 
 
 async def test_a_flood_of_valid_messages_keeps_memory_bounded(tmp_path):
     from assessiq.peer.session import KEEP_RECENT
 
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
-                                session_path=tmp_path / "s.aiq")
-        cand = await Candidate.join(host.invite.encode(), config=FAST)
-        try:
-            assert cand.link is not None
-            flood = KEEP_RECENT + 150
-            for i in range(flood):  # well-formed, so each one is accepted and kept
-                await cand.send_control("phase", phase=f"p{i}")
-            for _ in range(flood):  # well-formed envelopes that do not verify
-                cand.link.conn.channels["integrity"].dc.send(b'{"v":1,"seq":0}.AAAA')
-            await eventually(lambda: host.control_messages
-                             and host.control_messages[-1].get("phase") == f"p{flood - 1}",
-                             what="the last message")
-            await eventually(lambda: len(host.integrity_errors) == KEEP_RECENT,
-                             what="the errors")
-            assert len(host.control_messages) == KEEP_RECENT
-            assert host.control_messages[0]["phase"] == f"p{flood - KEEP_RECENT}"
-            assert host.link is not None and not host.link.dead.is_set()
-        finally:
-            await cand.close()
-            await host.close()
+    async with session_pair(tmp_path) as (_url, host, cand):
+        assert cand.link is not None
+        flood = KEEP_RECENT + 150
+        for i in range(flood):  # well-formed, so each one is accepted and kept
+            await cand.send_control("phase", phase=f"p{i}")
+        for _ in range(flood):  # well-formed envelopes that do not verify
+            cand.link.conn.channels["integrity"].dc.send(b'{"v":1,"seq":0}.AAAA')
+        await eventually(lambda: host.control_messages
+                         and host.control_messages[-1].get("phase") == f"p{flood - 1}",
+                         what="the last message")
+        await eventually(lambda: len(host.integrity_errors) == KEEP_RECENT,
+                         what="the errors")
+        assert len(host.control_messages) == KEEP_RECENT
+        assert host.control_messages[0]["phase"] == f"p{flood - KEEP_RECENT}"
+        assert host.link is not None and not host.link.dead.is_set()
+
 
 async def test_losing_signaling_for_good_is_said_and_the_link_goes_on(tmp_path, caplog):
     from assessiq.peer.signaling_client import SignalingClient
 
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
-                                session_path=tmp_path / "s.aiq")
-        cand = await Candidate.join(host.invite.encode(), config=FAST)
+    async with session_pair(tmp_path) as (url, host, cand):
         assert host.signaling is not None
         # Whoever holds the host's resume token replaces its socket (close code 4001):
         # the host's signaling client gives up for good.
@@ -147,8 +144,7 @@ async def test_losing_signaling_for_good_is_said_and_the_link_goes_on(tmp_path, 
             await eventually(lambda: host.doc.code_text == "still here", what="sync")
         finally:
             await thief.close()
-            await cand.close()
-            await host.close()
+
 
 async def test_a_host_that_fails_to_start_leaves_no_file_behind(tmp_path):
     import dataclasses
