@@ -182,6 +182,25 @@ async def test_a_failed_join_leaves_no_file_behind(tmp_path):
             await Candidate.join(invite.encode(), config=FAST, timeout=2, session_path=path)
         assert not [p for p in tmp_path.iterdir() if p.name.startswith("cand")]
 
+
+async def test_a_candidate_with_a_call_joins_a_host_without_one(tmp_path):
+    from assessiq.media import SYNTHETIC, MediaConfig
+
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq", runs=False)  # no media
+        cand = await Candidate.join(
+            host.invite.encode(), config=FAST,
+            media=MediaConfig(camera=SYNTHETIC, microphone=SYNTHETIC, speaker=None, fps=10))
+        try:
+            assert cand.link is not None and cand.link.conn.media is None
+            cand.doc.insert_code(0, "no call needed", origin="candidate")
+            await eventually(lambda: host.doc.code_text == "no call needed", what="sync")
+        finally:
+            await cand.close()
+            await host.close()
+
+
 async def test_no_event_is_signed_after_the_session_ended():
     from assessiq.core.identity import Identity
     from assessiq.core.invite import make_invite

@@ -148,7 +148,10 @@ class PeerConnection:
         self.remote_sdp = offer_sdp
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            self._attach_media()
+            if any(t.kind in ("audio", "video") for t in self.pc.getTransceivers()):
+                self._attach_media()
+            elif self._media_hook is not None:  # an answer cannot add media to an offer
+                log.info("the host offers no call: joining without audio and video")
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except (ValueError, AssertionError) as exc:
             raise ConnectError(f"the host's offer is not usable: {exc}") from exc
