@@ -14,7 +14,6 @@ pytest.importorskip("matplotlib", reason="grace_hopper.jpg comes from matplotlib
 
 from assessiq.proctor.analyzer import load_mediapipe
 from assessiq.proctor.meshtrack import MeshTracker
-from assessiq.proctor.mpgraph import landmarks_from_bytes
 from assessiq.proctor.synthetic import Scene, SyntheticCamera
 
 
@@ -41,9 +40,9 @@ def test_tracker_gives_the_video_graphs_landmarks_frame_by_frame() -> None:
             counts[len(got)] += 1
             if want:
                 ref = np.array([[p.x, p.y, p.z] for p in want[0].landmark]).T
-                lm = landmarks_from_bytes(got[0])
-                assert lm.shape == (3, 478)
-                np.testing.assert_allclose(lm, ref, rtol=0, atol=1e-6, err_msg=f"frame {i}")
+                assert got[0].shape == (3, 478)
+                # bit for bit: float32 arithmetic as in the calculators, libm's atan2f/cosf/sinf
+                np.testing.assert_array_equal(got[0], ref, err_msg=f"frame {i}")
     tracker.close()
     # the sequence really lost and re-acquired the face (absent, covered) and tracked it
     assert counts[0] >= 10 and counts[1] >= 50
@@ -59,3 +58,40 @@ def test_reset_acquires_afresh_and_a_lost_face_is_found_again() -> None:
     assert len(tracker.run(rgb(frames[0]))) == 1
     tracker.close()
     tracker.close()  # twice is harmless
+
+
+def test_embedding_reader_reads_packed_floats_and_refuses_a_broken_message() -> None:
+    from mediapipe.tasks.cc.components.containers.proto import embeddings_pb2
+
+    from assessiq.proctor.meshpost import floats_of_embeddings
+
+    msg = embeddings_pb2.EmbeddingResult()
+    for i, values in enumerate(([0.5, -1.25, 3.0], [7.0], [float(v) for v in range(300)])):
+        e = msg.embeddings.add(head_index=i, head_name=f"h{i}")
+        e.float_embedding.values.extend(values)
+    msg.timestamp_ms = 123
+    blob = msg.SerializeToString()
+    got = floats_of_embeddings(blob)
+    assert [g.tolist() for g in got] == [[0.5, -1.25, 3.0], [7.0], list(range(300))]
+    for cut in (1, 3, 10, len(blob) - 5):
+        with pytest.raises(ValueError, match="truncated"):
+            floats_of_embeddings(blob[:-cut])
+
+
+def test_without_the_lean_graph_the_whole_video_graph_gives_the_same() -> None:
+    """The fallback (mediapipe laid out otherwise, tensors not as expected) is FaceMesh's own
+    video graph: the same landmarks, only slower."""
+    solutions = load_mediapipe()
+    frames = [rgb(f) for _, f in SyntheticCamera(TIMELINE[:4], fps=10)]
+    tracker = MeshTracker()
+    tracker._use_whole("a test")
+    assert not tracker.lean
+    with solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
+        for i, image in enumerate(frames):
+            want = mesh.process(image).multi_face_landmarks or []
+            got = tracker.run(image)
+            assert len(got) == len(want), f"frame {i}"
+            if want:
+                ref = np.array([[p.x, p.y, p.z] for p in want[0].landmark]).T
+                np.testing.assert_array_equal(got[0], ref, err_msg=f"frame {i}")
+    tracker.close()

@@ -1,21 +1,24 @@
 """FaceMesh (refined) for a video of one face, with a lean graph for the frames it tracks.
 
-The legacy FaceMesh graph runs ~40 calculators per frame (face detection gated off, loops
-over faces, switch containers); while it tracks a face only ~12 of them do work, yet the
-scheduling of the rest costs ~0.5 ms a frame, a sixth of the model itself. `MeshTracker`
-splits the graph where MediaPipe's own logic splits it:
+The legacy FaceMesh graph schedules ~40 calculators a frame (face detection gated off, loops
+over faces, switch containers, seven tensor→landmark nodes, refinement, projection, the
+landmarks→ROI nodes); their scheduling and the landmark protos cost ~0.3–0.6 ms a frame on
+top of the model's ~2.8 ms. `MeshTracker` splits the graph where MediaPipe's own logic does:
 
 - **acquiring** (no face followed): the bundled graph with `use_prev_landmarks` off — face
-  detection, then landmarks on the best face, exactly what the video graph does on a frame
-  where it follows nothing;
-- **tracking**: the graph's own landmark subgraph and landmarks→ROI nodes, copied from the
-  expanded bundled graph (same calculators, options and model), fed the ROI that the
-  previous frame's landmarks gave, exactly what the video graph's loopback feeds them.
+  detection, then landmarks on the best face: what the video graph does on a frame where it
+  follows nothing;
+- **tracking**: the graph's own ROI crop (ImageToTensor) and attention model (Inference),
+  copied from the expanded bundled graph with their options, and one node that hands the
+  model's seven output tensors over whole (TensorsToEmbeddings); the landmark nodes after it
+  are done in numpy by `MeshPost` from those nodes' own options, in float32 like them. The
+  next frame's ROI comes from this frame's landmarks, as the video graph's loopback does.
 
-A frame whose landmarks fall under the tracking confidence yields no face, and the next
-frame is acquired again: the video graph's rule too. The landmarks are the same numbers the
-video graph gives (tested frame by frame). Only mediapipe 0.10.21's bundled models are used;
-if its graph layout is not the one expected, the tracker falls back to the whole video graph.
+A frame whose face flag is not above the tracking confidence yields no face, and the next
+frame is acquired again: the video graph's rule too. The landmarks are bit for bit the ones
+the video graph gives (tested frame by frame through faces lost, found, turned and doubled).
+Only mediapipe 0.10.21's bundled models are used; with a graph layout other than the one
+expected, the tracker uses the whole video graph instead.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .mpgraph import LeanSolution
+from .meshpost import MeshPost, Rect
+from .mpgraph import LeanSolution, landmarks_from_bytes
 
 __all__ = ["MeshTracker"]
 
@@ -41,22 +45,20 @@ _DETECTION_SCORE = ("facedetectionshortrangecpu__facedetectionshortrange__facede
                     "TensorsToDetectionsCalculator.min_score_thresh")
 _TICK = 33333
 _ATTENTION = "facelandmarkcpu__switchcontainer_2__tensorstofacelandmarkswithattention__"
-_OUTPUTS = ("face_landmarks", "face_rect_from_landmarks", "presence")
+Rows = npt.NDArray[np.float64]
 
 
 class MeshTracker:
     """Refined FaceMesh landmarks of at most one face per frame of a video.
 
-    `run(rgb)` returns the serialized NormalizedLandmarkList of the face (478 points), or
-    nothing. Not thread-safe. `lean` tells whether the split graphs are in use.
+    `run(rgb)` returns the face's landmarks as rows (3, 478), or nothing. Not thread-safe.
+    `lean` tells whether the split graphs are in use.
     """
 
     def __init__(self, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5) -> None:
-        from mediapipe.python import solution_base
-
         params = {_THRESHOLD: min_tracking_confidence, _DETECTION_SCORE: min_detection_confidence}
-        self._roi: Any = None  # the packet holding the ROI for the next frame
+        self._roi: Rect | None = None  # where to look for the face in the next frame
         self._t = 0
         self._track: Any = None
         self._outputs: dict[str, Any] = {}
@@ -67,20 +69,10 @@ class MeshTracker:
             self.lean = True
         except (ValueError, KeyError, RuntimeError, AttributeError, ImportError) as exc:
             log.info("cannot split FaceMesh's graph (%s): using it whole", exc)
-        # acquiring: detection on every call (lean), or the whole video graph (fallback)
-        for _ in range(2):
-            self._acquire_solution = solution_base.SolutionBase(
-                binary_graph_path=_GRAPH,
-                side_inputs={"num_faces": 1, "with_attention": True,
-                             "use_prev_landmarks": not self.lean},
-                calculator_params=params,
-                outputs=["multi_face_landmarks", "face_rects_from_landmarks"],
-            )
-            self._acquire = LeanSolution(self._acquire_solution, "image", "multi_face_landmarks")
-            if self._acquire.lean or not self.lean:
-                break
-            self.lean = False  # graph calls through `process` only: the whole video graph
-            self._acquire_solution.close()
+        self._params = params
+        self._acquire_solution, self._acquire = self._bundled(video=not self.lean)
+        if self.lean and not self._acquire.lean:  # graph calls through `process` only
+            self._use_whole("mediapipe's SolutionBase internals differ")
         from mediapipe.framework.formats import rect_pb2
         from mediapipe.python import packet_creator
         from mediapipe.python._framework_bindings import _packet_getter, image_frame
@@ -90,21 +82,38 @@ class MeshTracker:
         self._create_image = packet_creator.create_image_frame
         self._srgb = image_frame.ImageFormat.SRGB
         self._serialized = _packet_getter._get_serialized_proto
-        self._get_float = _packet_getter.get_float
         self._closed = False
+
+    def _bundled(self, video: bool) -> tuple[Any, LeanSolution]:
+        """The bundled FaceMesh graph for one face: acquiring (detection on every call) or,
+        with `video`, the whole video graph."""
+        from mediapipe.python import solution_base
+
+        solution = solution_base.SolutionBase(
+            binary_graph_path=_GRAPH,
+            side_inputs={"num_faces": 1, "with_attention": True, "use_prev_landmarks": video},
+            calculator_params=self._params,
+            outputs=["multi_face_landmarks", "face_rects_from_landmarks"],
+        )
+        return solution, LeanSolution(solution, "image", "multi_face_landmarks")
+
+    def _use_whole(self, why: object) -> None:
+        log.warning("FaceMesh's lean tracking is off (%s): using the whole video graph", why)
+        self.lean = False
+        self._acquire_solution.close()
+        self._acquire_solution, self._acquire = self._bundled(video=True)
 
     def _tracking_graph(self) -> Any:
         import mediapipe as mp
         from mediapipe.python import packet_creator
 
-        config = _tracking_config()
+        config, self._post = _tracking_config()
         graph = mp.CalculatorGraph(graph_config=config)
 
         def keep(stream: str, packet: Any) -> None:
             self._outputs[stream] = packet
 
-        for stream in _OUTPUTS:
-            graph.observe_output_stream(stream, keep, True)
+        graph.observe_output_stream("tensors", keep, True)
         graph.start_run({"with_attention": packet_creator.create_bool(True)})
         return graph
 
@@ -112,32 +121,41 @@ class MeshTracker:
         """Follow nothing: the next frame is acquired afresh."""
         self._roi = None
 
-    def run(self, rgb: Image) -> list[bytes]:
-        """`rgb`: a contiguous RGB uint8 frame."""
+    def run(self, rgb: Image) -> list[Rows]:
+        """`rgb`: a contiguous RGB uint8 frame → the face's landmarks as rows (3, 478) of
+        normalized x, y and z (`landmarks_from_bytes`'s layout), or nothing."""
         if not self.lean:
-            return self._acquire.run(rgb)
+            return [landmarks_from_bytes(b) for b in self._acquire.run(rgb)]
+        h, w = rgb.shape[:2]
         if self._roi is None:
             found = self._acquire.run(rgb)
             rects = self._acquire.outputs("face_rects_from_landmarks")
             if found and rects:
-                rect = self._rect.FromString(rects[0])
-                self._roi = self._create_proto(rect)
-            return found
+                r = self._rect.FromString(rects[0])
+                self._roi = Rect(r.x_center, r.y_center, r.width, r.height, r.rotation)
+            return [landmarks_from_bytes(b) for b in found]
+        roi = self._roi
         self._t += _TICK
         self._outputs.clear()
-        image = self._create_image(data=rgb, image_format=self._srgb).at(self._t)
-        self._track.add_packet_to_input_stream(stream="image", packet=image)
-        self._track.add_packet_to_input_stream(stream="face_rect", packet=self._roi.at(self._t))
+        rect = self._rect(x_center=roi.x_center, y_center=roi.y_center, width=roi.width,
+                          height=roi.height, rotation=roi.rotation)
+        image = self._create_image(data=rgb, image_format=self._srgb)
+        self._track.add_packet_to_input_stream(stream="image", packet=image.at(self._t))
+        self._track.add_packet_to_input_stream(
+            stream="face_rect", packet=self._create_proto(rect).at(self._t))
         self._track.wait_until_idle()
-        landmarks = self._outputs.get("face_landmarks")
-        rect = self._outputs.get("face_rect_from_landmarks")
-        score = self._outputs.get("presence")
-        if (landmarks is None or rect is None or score is None
-                or not self._get_float(score) > self._threshold):  # the graph's own rule
-            self._roi = None  # the face is lost: acquire it again on the next frame
-            return []
-        self._roi = rect
-        return [self._serialized(landmarks)]
+        packet = self._outputs.get("tensors")
+        blob = self._serialized(packet) if packet is not None else b""
+        try:
+            if not blob or not self._post.presence(blob) > self._threshold:
+                self._roi = None  # the face is lost (the graph's own rule): acquire it anew
+                return []
+            rows = self._post.landmarks(blob, roi)
+        except ValueError as exc:  # tensors not laid out as the model's: never seen
+            self._use_whole(exc)
+            return self.run(rgb)
+        self._roi = self._post.roi(rows, w, h)
+        return [rows.astype(np.float64)]
 
     def close(self) -> None:
         if not self._closed:
@@ -147,10 +165,11 @@ class MeshTracker:
                 self._track.close()
 
 
-def _tracking_config() -> Any:
-    """The tracking graph: FaceMesh's own landmark nodes for one face and its ROI, taken from
-    the expanded bundled graph with the switch containers (attention model chosen), the loop
-    and the presence gate left out (the presence score is read and compared here)."""
+def _tracking_config() -> tuple[Any, MeshPost]:
+    """The tracking graph: FaceMesh's own ROI crop and attention model for one face, taken
+    from the expanded bundled graph, its tensors handed out whole (as float embeddings); the
+    landmark nodes after it are replaced by `MeshPost`, built from their options (with which
+    tensor feeds each refinement, and which is the face flag)."""
     from mediapipe.framework import calculator_pb2
     from mediapipe.python import solution_base
     from mediapipe.python._framework_bindings import validated_graph_config
@@ -166,61 +185,42 @@ def _tracking_config() -> Any:
     by_name = {n.name: n for n in full.node if n.name}
     config = calculator_pb2.CalculatorGraphConfig()
     config.input_stream.extend(["image", "face_rect"])
-    config.output_stream.extend(_OUTPUTS)
+    config.output_stream.append("tensors")
     config.input_side_packet.append("with_attention")
-
-    def add(node: Any, streams: dict[str, str]) -> None:
-        new = config.node.add()
-        new.CopyFrom(node)
-        for field in (new.input_stream, new.output_stream):
-            for i, s in enumerate(field):
-                tag, colon, name = s.rpartition(":")
-                field[i] = tag + colon + streams.get(name, name)
-
-    size = config.node.add()
-    size.calculator = "ImagePropertiesCalculator"
-    size.input_stream.append("IMAGE:image")
-    size.output_stream.append("SIZE:image_size")
-    loop = {"landmarks_loop_image": "image", "landmarks_loop_image_size": "image_size"}
     for name, node in by_name.items():
         if name.startswith(("facelandmarkcpu__facelandmarksmodelloader__",
                             "facelandmarkcpu__TfLiteCustomOpResolverCalculator",
                             "facelandmarkcpu__ImageToTensorCalculator",
-                            "facelandmarkcpu__inferencecalculator__",
-                            "facelandmarklandmarkstoroi__")):
-            add(node, loop)
-    # one split of the model's 7 output tensors: 6 landmark sets (the attention branch's
-    # order) and the face flag
+                            "facelandmarkcpu__inferencecalculator__")):
+            new = config.node.add()
+            new.CopyFrom(node)
+            for i, stream in enumerate(new.input_stream):
+                new.input_stream[i] = stream.replace("landmarks_loop_image", "image")
+    out = config.node.add()
+    out.calculator = "TensorsToEmbeddingsCalculator"
+    out.input_stream.append("TENSORS:facelandmarkcpu__output_tensors")
+    out.output_stream.append("EMBEDDINGS:tensors")
+    # which model output feeds which refinement: the attention branch's split → landmarks
     split = by_name[_ATTENTION + "SplitTensorVectorCalculator"]
-    parts = [s.rpartition(":")[2] for s in split.output_stream]
-    flag = "facelandmarkcpu__face_flag_tensor"
-    new_split = config.node.add()
-    new_split.calculator = "SplitTensorVectorCalculator"
-    new_split.input_stream.append("facelandmarkcpu__output_tensors")
-    new_split.output_stream.extend([*parts, flag])
-    options = calculator_pb2.CalculatorGraphConfig.Node()
-    options.CopyFrom(split)
-    ranges = _split_options(options)
-    del ranges[:]
-    for i in range(len(parts) + 1):
-        r = ranges.add()
-        r.begin, r.end = i, i + 1
-    new_split.options.CopyFrom(options.options)
-    add(by_name["facelandmarkcpu__TensorsToFloatsCalculator"],
-        {"facelandmarkcpu__face_presence_score": "presence"})
-    refined = ""
-    for name, node in by_name.items():
-        if name.startswith(_ATTENTION + "TensorsToLandmarksCalculator"):
-            add(node, {})
-        elif name.startswith(_ATTENTION + "LandmarksRefinementCalculator"):
-            refined = node.output_stream[0].rpartition(":")[2]
-            add(node, {})
-    add(by_name["facelandmarkcpu__LandmarkProjectionCalculator"],
-        {"facelandmarkcpu__landmarks": refined})
-    outs = {s.rpartition(":")[2] for n in config.node for s in n.output_stream}
-    if not refined or not set(_OUTPUTS) <= outs | {"face_rect_from_landmarks"}:
-        raise ValueError("unexpected FaceMesh graph layout")
-    return config
+    order = [s.rpartition(":")[2] for s in split.output_stream]
+    producers = {n.output_stream[0].rpartition(":")[2]: n for n in full.node
+                 if n.name.startswith(_ATTENTION + "TensorsToLandmarksCalculator")}
+    refinement = by_name[_ATTENTION + "LandmarksRefinementCalculator"]
+    ttl, index = [], []
+    for stream in refinement.input_stream:
+        node = producers[stream.rpartition(":")[2]]
+        ttl.append(node.name)
+        index.append(order.index(node.input_stream[0].rpartition(":")[2]))
+    flag_split = _split_options(by_name["facelandmarkcpu__switchcontainer_1__"
+                                        "SplitTensorVectorCalculator_2"])
+    flag = flag_split[1].begin
+    if [r.begin for r in _split_options(split)] != list(range(len(order))) or flag != len(order):
+        raise ValueError("unexpected FaceMesh tensor layout")
+    post = MeshPost.from_graph(by_name, ttl, refinement.name,
+                               "facelandmarklandmarkstoroi__DetectionsToRectsCalculator",
+                               "facelandmarklandmarkstoroi__RectTransformationCalculator",
+                               index, flag)
+    return config, post
 
 
 def _split_options(node: Any) -> Any:
