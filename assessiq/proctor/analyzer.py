@@ -80,10 +80,9 @@ class FrameAnalyzer:
                 static_image_mode=True, max_num_faces=4, refine_landmarks=True,
                 min_detection_confidence=self.config.min_face_confidence,
             )
-            self._mesh: MeshTracker | LeanSolution = LeanSolution(
-                self._mesh_solution, "image", "multi_face_landmarks")
+            self._photo_mesh = LeanSolution(self._mesh_solution, "image", "multi_face_landmarks")
         else:  # a video: FaceMesh follows one face (the same landmarks, a leaner graph)
-            self._tracker = self._mesh = MeshTracker(self.config.min_face_confidence, 0.5)
+            self._tracker = MeshTracker(self.config.min_face_confidence, 0.5)
         self._detector_solution = solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=self.config.min_face_confidence
         )
@@ -96,7 +95,13 @@ class FrameAnalyzer:
         self._had_mesh_face = False
         self._checked = -math.inf  # when the picture was last compared with the last detection
         self.detections = 0
+        self.mesh_cpu = 0.0  # CPU seconds of the last frame's FaceMesh step
         self._closed = False
+
+    @property
+    def pose_solves(self) -> int:
+        """How many frames the head pose was solved on (not reused)."""
+        return self._pose.solves
 
     def close(self) -> None:
         if not self._closed:
@@ -163,7 +168,9 @@ class FrameAnalyzer:
         self._prev_thumb = thumb
 
         rgb = self._rgb_of(frame)
-        faces_px = [self._pixels(landmarks_from_bytes(b), w, h) for b in self._mesh.run(rgb)]
+        mesh0 = time.process_time()
+        faces_px = [self._pixels(rows, w, h) for rows in self._mesh_rows(rgb)]
+        self.mesh_cpu = time.process_time() - mesh0
         mesh_boxes = [self._box_of(p, w, h) for p in faces_px]
         order = sorted(range(len(faces_px)), key=lambda i: -mesh_boxes[i].w * mesh_boxes[i].h)
         main_box = mesh_boxes[order[0]] if order else None
@@ -270,7 +277,13 @@ class FrameAnalyzer:
         """FaceMesh landmarks (x, y in pixels, z in the same scale) of every face in `frame`."""
         h, w = frame.shape[:2]
         rgb = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-        return [self._pixels(landmarks_from_bytes(b), w, h) for b in self._mesh.run(rgb)]
+        return [self._pixels(rows, w, h) for rows in self._mesh_rows(rgb)]
+
+    def _mesh_rows(self, rgb: Image) -> list[npt.NDArray[np.float64]]:
+        """FaceMesh's landmarks of `rgb` as rows (3, n) of normalized x, y, z."""
+        if self._tracker is not None:
+            return self._tracker.run(rgb)
+        return [landmarks_from_bytes(b) for b in self._photo_mesh.run(rgb)]
 
 
 def enlarge(image: Image, side: int, border: float = 0.6) -> Image:

@@ -100,24 +100,43 @@ class PoseSolver:
 
 
 def _angles(rvec: Array, tvec: Array) -> HeadPose:
-    rot, _ = cv2.Rodrigues(rvec)
+    """Yaw/pitch/roll of the rotation `rvec`, relative to the line of sight to `tvec`. Plain
+    float arithmetic: ~20 numbers, for which numpy's per-call cost is most of the time."""
+    rx, ry, rz = (float(v) for v in rvec.ravel())
+    theta = math.sqrt(rx * rx + ry * ry + rz * rz)
+    if theta < 1e-12:
+        rot = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    else:  # Rodrigues' formula
+        kx, ky, kz = rx / theta, ry / theta, rz / theta
+        c, s = math.cos(theta), math.sin(theta)
+        v = 1.0 - c
+        rot = ((c + kx * kx * v, kx * ky * v - kz * s, kx * kz * v + ky * s),
+               (ky * kx * v + kz * s, c + ky * ky * v, ky * kz * v - kx * s),
+               (kz * kx * v - ky * s, kz * ky * v + kx * s, c + kz * kz * v))
     tx, ty, tz = (float(v) for v in tvec.ravel())
     norm = math.sqrt(tx * tx + ty * ty + tz * tz)
-    m = _rotation_onto_z(np.array([tx / norm, ty / norm, tz / norm])) @ rot
-    (_, u0, f0), (_, u1, f1), (_, _, f2) = m.tolist()  # columns: y (up) and z (forward)
+    onto = _rotation_onto_z(tx / norm, ty / norm, tz / norm)
+
+    def m(i: int, j: int) -> float:  # (onto @ rot)[i][j]
+        return onto[i][0] * rot[0][j] + onto[i][1] * rot[1][j] + onto[i][2] * rot[2][j]
+
+    u0, u1 = m(0, 1), m(1, 1)  # columns: y (up) and z (forward)
+    f0, f1, f2 = m(0, 2), m(1, 2), m(2, 2)
     yaw = math.degrees(math.atan2(f0, -f2))
     pitch = math.degrees(math.atan2(-f1, math.hypot(f0, f2)))
     roll = math.degrees(math.atan2(u0, -u1))
     return HeadPose(yaw=round(yaw, 2), pitch=round(pitch, 2), roll=round(roll, 2))
 
 
-def _rotation_onto_z(v: Array) -> Array:
-    """The rotation taking unit vector `v` onto +z (so angles are relative to the line of sight)."""
-    x, y, c = float(v[0]), float(v[1]), float(v[2])  # axis = v × z = (y, -x, 0); cos = v·z
+def _rotation_onto_z(x: float, y: float, c: float) -> tuple[tuple[float, ...], ...]:
+    """The rotation taking unit vector (x, y, c) onto +z (so angles are relative to the line
+    of sight): I + K + K²/(1 + c), K the cross-product matrix of the axis (y, -x, 0)."""
     if c <= -0.999999:
-        return np.diag([1.0, -1.0, -1.0])
-    k = np.array([[0.0, 0.0, -x], [0.0, 0.0, -y], [x, y, 0.0]])
-    return np.asarray(np.eye(3) + k + k @ k / (1.0 + c), dtype=np.float64)
+        return ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
+    q = 1.0 / (1.0 + c)
+    return ((1.0 - x * x * q, -x * y * q, -x),
+            (-x * y * q, 1.0 - y * y * q, -y),
+            (x, y, 1.0 - (x * x + y * y) * q))
 
 
 def gaze_from_landmarks(points: Array, closed_ratio: float, center_band: float = 0.1) -> Gaze:
