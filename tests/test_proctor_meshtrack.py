@@ -95,3 +95,18 @@ def test_without_the_lean_graph_the_whole_video_graph_gives_the_same() -> None:
                 ref = np.array([[p.x, p.y, p.z] for p in want[0].landmark]).T
                 np.testing.assert_array_equal(got[0], ref, err_msg=f"frame {i}")
     tracker.close()
+
+
+def test_closing_a_tracker_ends_its_graph_threads() -> None:
+    import os
+
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("counts native threads through /proc (Linux)")
+    image = np.zeros((480, 640, 3), np.uint8)
+    MeshTracker().close()  # anything loaded once per process is loaded now
+    before = len(os.listdir("/proc/self/task"))
+    for _ in range(3):
+        tracker = MeshTracker()
+        tracker.run(image)
+        tracker.close()
+    assert len(os.listdir("/proc/self/task")) <= before

@@ -62,6 +62,7 @@ class MeshTracker:
         self._t = 0
         self._track: Any = None
         self._outputs: dict[str, Any] = {}
+        self.acquisitions = 0  # frames that needed face detection (nothing was followed)
         self.lean = False
         try:
             self._track = self._tracking_graph()
@@ -110,8 +111,10 @@ class MeshTracker:
         config, self._post = _tracking_config()
         graph = mp.CalculatorGraph(graph_config=config)
 
+        outputs = self._outputs  # not `self`: a graph holding its owner is never freed
+
         def keep(stream: str, packet: Any) -> None:
-            self._outputs[stream] = packet
+            outputs[stream] = packet
 
         graph.observe_output_stream("tensors", keep, True)
         graph.start_run({"with_attention": packet_creator.create_bool(True)})
@@ -128,6 +131,7 @@ class MeshTracker:
             return [landmarks_from_bytes(b) for b in self._acquire.run(rgb)]
         h, w = rgb.shape[:2]
         if self._roi is None:
+            self.acquisitions += 1
             found = self._acquire.run(rgb)
             rects = self._acquire.outputs("face_rects_from_landmarks")
             if found and rects:
@@ -163,6 +167,7 @@ class MeshTracker:
             self._acquire_solution.close()
             if self._track is not None:
                 self._track.close()
+                self._track = None  # the graph's threads end when it is freed
 
 
 def _tracking_config() -> tuple[Any, MeshPost]:
