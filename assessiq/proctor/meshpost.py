@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..core.varints import read_varint
+
 __all__ = ["MeshPost", "Rect", "floats_of_embeddings"]
 
 F32 = npt.NDArray[np.float32]
@@ -266,10 +268,10 @@ def _fields(blob: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
     blob[pos:end] (varint and fixed64 fields are skipped)."""
     found = []
     while pos < end:
-        key, pos = _varint(blob, pos)
+        key, pos = read_varint(blob, pos)
         wire = key & 7
         if wire == 2:
-            size, pos = _varint(blob, pos)
+            size, pos = read_varint(blob, pos)
             if pos + size > end:
                 raise ValueError("a truncated protobuf message")
             found.append((key >> 3, pos, pos + size, wire))
@@ -278,7 +280,7 @@ def _fields(blob: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
             found.append((key >> 3, pos, pos + 4, wire))
             pos += 4
         elif wire == 0:
-            _, pos = _varint(blob, pos)
+            _, pos = read_varint(blob, pos)
         elif wire == 1:
             pos += 8
         else:
@@ -286,16 +288,3 @@ def _fields(blob: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]]:
     if pos != end:
         raise ValueError("a truncated protobuf message")
     return found
-
-
-def _varint(blob: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(blob):
-            raise ValueError("a truncated protobuf message")
-        byte = blob[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
