@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import cv2
 import numpy as np
@@ -13,14 +12,7 @@ import pytest
 
 from assessiq.media import SYNTHETIC, MediaConfig, MediaError, dominant_frequency, read_stamp
 from assessiq.media.loopback import connect_pair
-
-
-async def until(check, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+from tests.peer_helpers import eventually
 
 
 def synthetic(**kw) -> MediaConfig:
@@ -41,12 +33,12 @@ async def test_call_toggles_tap_jpeg_and_stats():
     )
     try:
         # media flows both ways; each side's frames carry the other's stamps
-        await until(lambda: host.remote_video.received.count > 10
+        await eventually(lambda: host.remote_video.received.count > 10
                     and cand.remote_video.received.count > 10, what="video both ways")
         for media in (host, cand):
             frame = media.remote_video.slot.frame()
             assert frame is not None and read_stamp(luma(frame)) is not None
-        await until(lambda: len(host.remote_audio.recent()) >= 24000
+        await eventually(lambda: len(host.remote_audio.recent()) >= 24000
                     and len(cand.remote_audio.recent()) >= 24000, what="audio both ways")
         assert abs(dominant_frequency(host.remote_audio.recent()) - 700) < 3
         assert abs(dominant_frequency(cand.remote_audio.recent()) - 500) < 3
@@ -70,7 +62,7 @@ async def test_call_toggles_tap_jpeg_and_stats():
 
         th = threading.Thread(target=reader)
         th.start()
-        await until(lambda: not th.is_alive(), what="five tapped frames")
+        await eventually(lambda: not th.is_alive(), what="five tapped frames")
         assert len(got) == 5 and got[0][1].shape == (480, 640, 3)
         assert all(read_stamp(bgr) is not None for _, bgr in got)  # before encoding: exact
         assert tap.taken < tap.offered / 3  # 5 of every 30 frames, not all of them
@@ -83,9 +75,9 @@ async def test_call_toggles_tap_jpeg_and_stats():
         cand.set_muted(True)
         assert cand.muted
         # wait for the kept window (0.5 s) to hold only audio sent after the mute
-        await until(lambda: rms() < 0.01, what="silence after muting")
+        await eventually(lambda: rms() < 0.01, what="silence after muting")
         cand.set_muted(False)
-        await until(lambda: rms() > 0.05, what="the tone after unmuting")
+        await eventually(lambda: rms() > 0.05, what="the tone after unmuting")
 
         # camera off: black, no stamps, the tap stops, the callback hears it; then back on
         cand.set_camera(False)
@@ -100,7 +92,7 @@ async def test_call_toggles_tap_jpeg_and_stats():
         cand.set_camera(True)
         assert events == [True, False]
         n = host.remote_video.received.count
-        await until(lambda: host.remote_video.received.count > n + 5, what="video back")
+        await eventually(lambda: host.remote_video.received.count > n + 5, what="video back")
         frame = host.remote_video.slot.frame()
         assert frame is not None and read_stamp(luma(frame)) is not None
 
@@ -124,14 +116,14 @@ async def test_camera_that_stops_mid_call_turns_black_and_is_reported():
     (pa, host), (pb, cand) = await connect_pair(
         synthetic(), synthetic(), on_camera_off=(None, events.append))
     try:
-        await until(lambda: host.remote_video.received.count > 5, what="video")
+        await eventually(lambda: host.remote_video.received.count > 5, what="video")
         assert cand.video_out is not None
         cand.video_out.source.stop()  # what a camera unplugged mid-call looks like
-        await until(lambda: bool(events), what="camera loss reported")
+        await eventually(lambda: bool(events), what="camera loss reported")
         assert events == [True] and not cand.has_camera
         assert any("camera stopped" in p for p in cand.problems)
         n = host.remote_video.received.count
-        await until(lambda: host.remote_video.received.count > n + 5, what="black frames")
+        await eventually(lambda: host.remote_video.received.count > n + 5, what="black frames")
         frame = host.remote_video.slot.frame()
         assert frame is not None and float(luma(frame).mean()) < 30
         with pytest.raises(MediaError, match="no camera"):

@@ -4,9 +4,7 @@ agreed in this run. NiceGUI's simulated `User`, a real host on 127.0.0.1 (no cam
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from nicegui.testing import User
@@ -18,6 +16,7 @@ from assessiq.ui.call import plan_call
 from assessiq.ui.candidate_session import CandidateController
 from assessiq.ui.host_session import HostController, HostSetup
 from assessiq.ui.problems import BANK
+from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -38,14 +37,6 @@ async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
             if state.candidate is not None:
                 await state.candidate.close()
             await state.host.close()
-
-
-async def _until(check: Any, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_the_steps_after_consent_refuse_until_the_candidate_agrees(
@@ -71,4 +62,4 @@ async def test_the_steps_after_consent_refuse_until_the_candidate_agrees(
     await user.should_see("Join the interview", retries=100)
     assert cand.consented
     user.find(marker="join").click()
-    await _until(lambda: cand.connected and state.host is not None and state.host.connected)
+    await eventually(lambda: cand.connected and state.host is not None and state.host.connected)

@@ -4,7 +4,6 @@ microphone): the language follows the problem, and a failed seal is shown and ca
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +18,9 @@ from assessiq.core.record import SessionRecord
 from assessiq.core.seal import seal
 from assessiq.ui.app import AppState, register_pages
 from assessiq.ui.call import plan_call
+from assessiq.ui.host_session import HostController
 from assessiq.ui.problems import BANK, parse_problem
+from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -57,18 +58,19 @@ async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
                 await state.host.close()
 
 
-async def _until(check: Any, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 def _select(user: User, marker: str) -> ui.select:
     select = user.find(marker=marker).elements.pop()
     assert isinstance(select, ui.select)
     return select
+
+
+async def _create(state: AppState, user: User) -> HostController:
+    """Press "Create session" and wait for the session to be waiting for its candidate."""
+    user.find(marker="create").click()
+    await eventually(lambda: state.host is not None)
+    await user.should_see("Waiting for the candidate", retries=100)
+    assert state.host is not None
+    return state.host
 
 
 async def test_the_language_starts_from_the_problem_file(
@@ -85,11 +87,7 @@ async def test_the_language_starts_from_the_problem_file(
     problem.set_value("Double it")
     assert language.value == "javascript"
     await user.should_not_see("starts with a one-line comment")
-    user.find(marker="create").click()
-    await _until(lambda: state.host is not None)
-    await user.should_see("Waiting for the candidate", retries=100)
-    assert state.host is not None
-    doc = state.host.doc
+    doc = (await _create(state, user)).doc
     assert doc.language == "javascript"
     assert state.problem_file is not None
     assert doc.code_text == state.problem_file.starter
@@ -105,11 +103,7 @@ async def test_another_language_does_not_keep_the_python_starter(
     _select(user, "language").set_value("java")
     await user.should_see("The problem's starter code is python; in java the editor starts "
                           "with a one-line comment instead.", retries=100)
-    user.find(marker="create").click()
-    await _until(lambda: state.host is not None)
-    await user.should_see("Waiting for the candidate", retries=100)
-    assert state.host is not None
-    doc = state.host.doc
+    doc = (await _create(state, user)).doc
     assert doc.language == "java"
     assert doc.code_text == ("// Your Java solution: read standard input, print to standard "
                              "output.\n")
@@ -122,11 +116,7 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
     state, user = app_state
     await user.open(f"/{state.token}/host")
     await user.should_see("Create a session", retries=100)
-    user.find(marker="create").click()
-    await _until(lambda: state.host is not None)
-    await user.should_see("Waiting for the candidate", retries=100)
-    host = state.host
-    assert host is not None
+    host = await _create(state, user)
     host.set_phase("interview")
     await user.open(f"/{state.token}/host/interview")
     await user.should_see("End and seal", retries=100)

@@ -4,7 +4,6 @@ screens in one process, connected through the real peer layer on 127.0.0.1, with
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -17,6 +16,7 @@ from nicegui.testing.user_simulation import user_simulation
 
 from assessiq.ui.app import AppState, register_pages
 from assessiq.ui.call import plan_call
+from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,15 +43,6 @@ async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
                 await state.candidate.close()
 
 
-async def _until(check: object, timeout: float = 20.0) -> None:
-    assert callable(check)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_pages_need_the_run_secret(app_state: tuple[AppState, User]) -> None:
     state, user = app_state
     for path in ("/wrong-token/host", "/wrong-token/join", "/wrong-token/replay", "/",
@@ -68,7 +59,7 @@ async def test_host_creates_a_session_and_candidate_joins(
     await host_user.open(f"/{state.token}/host")
     await host_user.should_see("Create a session", retries=100)
     host_user.find(marker="create").click()
-    await _until(lambda: state.host is not None)
+    await eventually(lambda: state.host is not None)
     await host_user.should_see("Your key fingerprint", retries=100)
     assert state.host is not None
     invite = state.host.invite_text
@@ -101,7 +92,7 @@ async def test_host_creates_a_session_and_candidate_joins(
         await cand_user.should_see("Camera check", retries=100)
         await cand_user.should_see("camera not available", retries=100)  # not joined yet
         cand_user.find(marker="join").click()
-        await _until(lambda: state.candidate is not None and state.candidate.connected)
+        await eventually(lambda: state.candidate is not None and state.candidate.connected)
         # The camera check calibrates the proctor on the call's own frames, then it runs.
         await cand_user.should_see("Calibrated on", retries=400)
         await cand_user.should_see("Synthetic camera", retries=100)
@@ -116,9 +107,9 @@ async def test_host_creates_a_session_and_candidate_joins(
         await host_user.should_see("Camera check: face found, calibrated on", retries=100)
         host_user.find(marker="start").click()
         await host_user.should_see("Integrity score 100/100", retries=100)
-        await _until(lambda: state.host is not None and state.host.doc.phase == "interview")
+        await eventually(lambda: state.host is not None and state.host.doc.phase == "interview")
         assert state.host.doc.timer() is not None
-        await _until(lambda: state.candidate is not None
+        await eventually(lambda: state.candidate is not None
                      and state.candidate.doc.phase == "interview")
         await cand_user.should_see("phase: interview", retries=100)
 
@@ -126,7 +117,7 @@ async def test_host_creates_a_session_and_candidate_joins(
         # A token that differs from the real one in its last character (never equal to it).
         other = state.token[:-1] + ("y" if state.token.endswith("x") else "x")
         for name in ("host-remote", "host-self", "candidate-remote", "candidate-self"):
-            await _until(lambda name=name: state.videos[name]() is not None)
+            await eventually(lambda name=name: state.videos[name]() is not None)
             response = await host_user.http_client.get(f"/{state.token}/video/{name}")
             assert response.status_code == 200, name
             assert response.headers["content-type"] == "image/jpeg"
@@ -141,7 +132,7 @@ async def test_host_creates_a_session_and_candidate_joins(
         # hidden tests only on the interviewer's.
         code = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
         controller.doc.set_code(code, origin="candidate")
-        await _until(lambda: state.host is not None and state.host.doc.code_text == code)
+        await eventually(lambda: state.host is not None and state.host.doc.code_text == code)
         cand_user.find(marker="run").click()
         await host_user.should_see("public tests 2/2 passed", retries=600)
         await cand_user.should_see("public tests 2/2 passed", retries=100)
@@ -157,15 +148,15 @@ async def test_host_creates_a_session_and_candidate_joins(
         host_user.find(marker="run").click()
         await host_user.should_see("runs are limited to 64 KiB", retries=100)
         controller.doc.set_code(code, origin="candidate")
-        await _until(lambda: state.host is not None and state.host.doc.code_text == code)
+        await eventually(lambda: state.host is not None and state.host.doc.code_text == code)
         host_user.find(marker="run").click()
-        await _until(lambda: state.host is not None and len(state.host.doc.runs()) == 2)
+        await eventually(lambda: state.host is not None and len(state.host.doc.runs()) == 2)
         assert state.host.doc.runs()[1]["by"] == "host"
 
         # The candidate turns the camera off and on: signed camera.off, seen on both sides.
         cand_user.find(marker="camera-switch").click()
         await host_user.should_see("camera.off start", retries=200)
-        await _until(lambda: "camera.off" in _listed(cand_user))
+        await eventually(lambda: "camera.off" in _listed(cand_user))
         cand_user.find(marker="camera-switch").click()
         await host_user.should_see("camera.off end", retries=200)
 
@@ -177,16 +168,16 @@ async def test_host_creates_a_session_and_candidate_joins(
         sent = await cand.on_signal({"kind": "tab.hidden", "state": "off"}, now=t0 + 5)
         assert [(e.kind, e.data["phase"]) for e in sent] == [("tab.hidden", "start"),
                                                              ("tab.hidden", "end")]
-        await _until(lambda: "the interview tab was hidden" in _listed(cand_user))
+        await eventually(lambda: "the interview tab was hidden" in _listed(cand_user))
         await host_user.should_see("tab.hidden end (5.0 s)", retries=100)
         await cand_user.should_see("Please stay on the interview tab", retries=100)
 
         # The proctor saw the synthetic camera's empty room: signed, verified, on both sides.
         # (bounded generously: on a busy machine the proctor's analysis lags the scenes)
-        await _until(lambda: state.host is not None
+        await eventually(lambda: state.host is not None
                      and any(e.kind == "face.absent" for e in state.host.events), timeout=60)
         await host_user.should_see("face.absent start", retries=100)
-        await _until(lambda: "face.absent" in _listed(cand_user))
+        await eventually(lambda: "face.absent" in _listed(cand_user))
 
         # Private notes stay on the host.
         host_user.find(marker="note").type("strong on invariants")
@@ -202,7 +193,7 @@ async def test_host_creates_a_session_and_candidate_joins(
         assert ended is not None and ended.verdict.valid
         report = ended.report_md.read_text()
         assert "strong on invariants" in report and "tab.hidden" in report
-        await _until(lambda: cand.ended)
+        await eventually(lambda: cand.ended)
         await cand_user.should_see("the interviewer ended the session", retries=100)
 
         # The replay page reads the sealed file.
