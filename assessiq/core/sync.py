@@ -393,9 +393,7 @@ class DocSync:
             self._direct.listen(None)
         if not self.closed.is_set():
             try:
-                self._held.extend(self.protocol.take())
-                while self._held:
-                    await self.channel.send(self._held.popleft())
+                await self._send_all()
             except (ChannelClosed, ConnectionError, OSError) as exc:
                 log.debug("could not flush to %s: %s", self.channel.path, exc)
         current = asyncio.current_task()
@@ -437,15 +435,19 @@ class DocSync:
                 self._wake.set()
                 return
 
+    async def _send_all(self) -> None:
+        """Send what is held back, then everything queued, in order (waiting for room)."""
+        self._held.extend(self.protocol.take())
+        while self._held:
+            await self.channel.send(self._held[0])
+            self._held.popleft()
+
     async def _send_loop(self) -> None:
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                self._held.extend(self.protocol.take())
-                while self._held:
-                    await self.channel.send(self._held[0])
-                    self._held.popleft()
+                await self._send_all()
         except (ChannelClosed, ConnectionError, OSError) as exc:
             log.info("sync channel %s closed while sending: %s", self.channel.path, exc)
             self._channel_gone()
