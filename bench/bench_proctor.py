@@ -53,10 +53,11 @@ def _per_frame(quick: bool) -> list[Row]:
         call()
         return time.perf_counter() - w0, time.process_time() - c0
 
+    rgbs = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]  # what MediaPipe is given
+
     def time_mesh(refine: bool) -> tuple[float, float]:
         with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
                                              refine_landmarks=refine) as mesh:
-            rgbs = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
             ts = [timed(lambda i=i: mesh.process(rgbs[i % len(rgbs)])) for i in range(reps)]
         return median([w for w, _ in ts[20:]]) * 1000, median([c for _, c in ts[20:]]) * 1000
 
@@ -64,7 +65,6 @@ def _per_frame(quick: bool) -> list[Row]:
         from assessiq.proctor.meshtrack import MeshTracker
 
         tracker = MeshTracker()
-        rgbs = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
         ts = [timed(lambda i=i: tracker.run(rgbs[i % len(rgbs)])) for i in range(reps)]
         tracker.close()
         return median([c for _, c in ts[20:]]) * 1000

@@ -52,10 +52,15 @@ def test_reset_acquires_afresh_and_a_lost_face_is_found_again() -> None:
     frames = [f for _, f in SyntheticCamera([(0.5, Scene.PRESENT), (0.5, Scene.ABSENT),
                                              (0.5, Scene.PRESENT)], fps=10)]
     tracker = MeshTracker()
-    seen = [len(tracker.run(rgb(f))) for f in frames]
+    seen = []
+    for f in frames:
+        before = tracker.acquisitions
+        seen.append(len(tracker.run(rgb(f))))
     assert seen[:5] == [1] * 5 and seen[5:10] == [0] * 5 and seen[10:] == [1] * 5
+    assert tracker.acquisitions == before  # the last frame followed the face, no detection
     tracker.reset()
     assert len(tracker.run(rgb(frames[0]))) == 1
+    assert tracker.acquisitions == before + 1  # after a reset the face is detected afresh
     tracker.close()
     tracker.close()  # twice is harmless
 

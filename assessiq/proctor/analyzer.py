@@ -88,7 +88,7 @@ class FrameAnalyzer:
         )
         self._detector = LeanSolution(self._detector_solution, "image", "detections")
         log.info("face models loaded in %.2f s", time.perf_counter() - t0)
-        self._pose = PoseSolver(0.0 if still_images else self.config.pose_still_px)
+        self._pose = PoseSolver(self.config.pose_still_px)  # photos reset it per solve
         self._rgb: Image | None = None  # reused for every frame's RGB copy
         self._prev_thumb: Image | None = None
         self._last: _LastDetection | None = None
@@ -276,8 +276,7 @@ class FrameAnalyzer:
     def landmarks(self, frame: Image) -> list[npt.NDArray[np.float64]]:
         """FaceMesh landmarks (x, y in pixels, z in the same scale) of every face in `frame`."""
         h, w = frame.shape[:2]
-        rgb = np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8)
-        return [self._pixels(rows, w, h) for rows in self._mesh_rows(rgb)]
+        return [self._pixels(rows, w, h) for rows in self._mesh_rows(self._rgb_of(frame))]
 
     def _mesh_rows(self, rgb: Image) -> list[npt.NDArray[np.float64]]:
         """FaceMesh's landmarks of `rgb` as rows (3, n) of normalized x, y, z."""

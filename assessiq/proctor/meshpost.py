@@ -94,17 +94,16 @@ class MeshPost:
                    math.radians(d.rotation_vector_target_angle_degrees),
                    (t.scale_x, t.scale_y), t.square_long, order, flag)
 
-    def presence(self, blob: bytes) -> float:
-        """The face flag of a serialized EmbeddingResult through a sigmoid, in float32
-        (TensorsToFloatsCalculator)."""
-        flag = np.frombuffer(blob, "<f4", 1, self._layout_of(blob).flag)[0]
-        one = np.float32(1.0)
-        return float(one / (one + np.exp(-flag)))
-
-    def landmarks(self, blob: bytes, roi: Rect) -> F32:
+    def read(self, blob: bytes, roi: Rect, threshold: float) -> F32 | None:
         """The model's tensors (a serialized EmbeddingResult) → refined landmarks projected
-        onto the image from `roi`: array (3, n) of x, y (normalized) and z (in x's scale)."""
+        onto the image from `roi`: array (3, n) of x, y (normalized) and z (in x's scale);
+        None when the face flag through a sigmoid, in float32 (TensorsToFloatsCalculator),
+        is not above `threshold` (the face is lost)."""
         lay = self._layout_of(blob)
+        flag = np.frombuffer(blob, "<f4", 1, lay.flag)[0]
+        one = np.float32(1.0)
+        if not float(one / (one + np.exp(-flag))) > threshold:
+            return None
         raw = np.frombuffer(blob, np.uint8)
         xy = raw[lay.xy].view("<f4").reshape(-1, 2)
         x = xy[:, 0] / self.input_w

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .meshpost import MeshPost, Rect
-from .mpgraph import LeanSolution, landmarks_from_bytes
+from .mpgraph import TICK, LeanSolution, landmarks_from_bytes
 
 __all__ = ["MeshTracker"]
 
@@ -43,7 +43,6 @@ _GRAPH = "mediapipe/modules/face_landmark/face_landmark_front_cpu.binarypb"
 _THRESHOLD = "facelandmarkcpu__ThresholdingCalculator.threshold"
 _DETECTION_SCORE = ("facedetectionshortrangecpu__facedetectionshortrange__facedetection__"
                     "TensorsToDetectionsCalculator.min_score_thresh")
-_TICK = 33333
 _ATTENTION = "facelandmarkcpu__switchcontainer_2__tensorstofacelandmarkswithattention__"
 Rows = npt.NDArray[np.float64]
 
@@ -101,6 +100,9 @@ class MeshTracker:
     def _use_whole(self, why: object) -> None:
         log.warning("FaceMesh's lean tracking is off (%s): using the whole video graph", why)
         self.lean = False
+        if self._track is not None:
+            self._track.close()
+            self._track = None
         self._acquire_solution.close()
         self._acquire_solution, self._acquire = self._bundled(video=True)
 
@@ -139,7 +141,7 @@ class MeshTracker:
                 self._roi = Rect(r.x_center, r.y_center, r.width, r.height, r.rotation)
             return [landmarks_from_bytes(b) for b in found]
         roi = self._roi
-        self._t += _TICK
+        self._t += TICK
         self._outputs.clear()
         rect = self._rect(x_center=roi.x_center, y_center=roi.y_center, width=roi.width,
                           height=roi.height, rotation=roi.rotation)
@@ -151,10 +153,10 @@ class MeshTracker:
         packet = self._outputs.get("tensors")
         blob = self._serialized(packet) if packet is not None else b""
         try:
-            if not blob or not self._post.presence(blob) > self._threshold:
+            rows = self._post.read(blob, roi, self._threshold) if blob else None
+            if rows is None:
                 self._roi = None  # the face is lost (the graph's own rule): acquire it anew
                 return []
-            rows = self._post.landmarks(blob, roi)
         except ValueError as exc:  # tensors not laid out as the model's: never seen
             self._use_whole(exc)
             return self.run(rgb)

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LeanSolution", "landmarks_from_bytes"]
+__all__ = ["TICK", "LeanSolution", "landmarks_from_bytes"]
 
 log = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
 
-_TICK = 33333  # SolutionBase's simulated timestamp step (µs), kept so both paths agree
+TICK = 33333  # SolutionBase's simulated timestamp step (µs), kept so both paths agree
 
 # NormalizedLandmark {float x = 1; float y = 2; float z = 3; ...} inside a repeated field 1:
 # each point is 17 bytes: 0x0a, length 15, then 0x0d x, 0x15 y, 0x1d z (fixed32, little-endian).
@@ -81,7 +81,7 @@ class LeanSolution:
             found = getattr(s.process(rgb), self.output_stream) or []
             return [m.SerializeToString() for m in found]
         s._graph_outputs.clear()
-        s._simulated_timestamp += _TICK
+        s._simulated_timestamp += TICK
         packet = self._create(data=rgb, image_format=self._srgb).at(s._simulated_timestamp)
         s._graph.add_packet_to_input_stream(stream=self.input_stream, packet=packet)
         s._graph.wait_until_idle()
