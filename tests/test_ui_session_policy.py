@@ -14,7 +14,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
-from test_ui_pages import _second_user, _until
+from test_ui_pages import _second_user
 
 from assessiq.core.policy import Policy, default_policy_text
 from assessiq.ui.app import AppState, register_pages
@@ -24,6 +24,7 @@ from assessiq.ui.candidate_session import (
     CandidateController,
     read_session_policy,
 )
+from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -73,7 +74,7 @@ async def _connect(state: AppState, host_user: User, cand_user: User,
     if policy_file is not None:
         host_user.find(marker="policy-file").type(str(policy_file))
     host_user.find(marker="create").click()
-    await _until(lambda: state.host is not None)
+    await eventually(lambda: state.host is not None)
     await host_user.should_see("Waiting for the candidate", retries=100)
     assert state.host is not None
     await cand_user.open(f"/{state.token}/join")
@@ -87,7 +88,7 @@ async def _connect(state: AppState, host_user: User, cand_user: User,
     cand_user.find(marker="continue").click()
     await cand_user.should_see("Camera check", retries=100)
     cand_user.find(marker="join").click()
-    await _until(lambda: state.candidate is not None and state.candidate.connected)
+    await eventually(lambda: state.candidate is not None and state.candidate.connected)
     cand = state.candidate
     assert cand is not None
     await cand_user.should_see("no camera to analyse", retries=200)
@@ -124,7 +125,7 @@ async def test_a_custom_policy_rules_the_candidates_side(
         # for the candidate's agreement.
         await cand_user.should_see("records the TEXT of anything you paste", retries=100)
         await cand_user.should_see("its first 20 characters", retries=100)
-        await _until(lambda: cand.camera_check is not None and cand.camera_check.done)
+        await eventually(lambda: cand.camera_check is not None and cand.camera_check.done)
         for _ in range(5):  # the page's poll runs, and still the button stays disabled
             await cand_user.should_see("no camera to analyse")
         assert not _enter_enabled(cand_user) and cand.paste_text_needs_consent
@@ -135,7 +136,7 @@ async def test_a_custom_policy_rules_the_candidates_side(
         assert [e.kind for e in early] == ["paste"] and "text" not in early[0].data
         cand_user.find(marker="agree-paste").click()
         assert cand.paste_text_agreed
-        await _until(lambda: _enter_enabled(cand_user))
+        await eventually(lambda: _enter_enabled(cand_user))
 
         # The lobby shows the candidate's camera-check result (a signed, verified event).
         await host_user.should_see("Camera check: no camera", retries=200)
@@ -166,10 +167,10 @@ async def test_a_custom_policy_rules_the_candidates_side(
                                         "chars": len(pasted), "text": pasted}, now=t1 + 3)
         assert paste.data["text"] == pasted[:20] and paste.data["truncated"] is True
         assert paste.data["chars"] == len(pasted)
-        await _until(lambda: any(e.seq == paste.seq for e in host.events))
+        await eventually(lambda: any(e.seq == paste.seq for e in host.events))
         [got] = [e for e in host.events if e.seq == paste.seq]
         assert got.data["text"] == pasted[:20]
-        await _until(lambda: any("the text was sent, as the policy asks" in r["what"]
+        await eventually(lambda: any("the text was sent, as the policy asks" in r["what"]
                                  for r in _table(cand_user).rows))
 
 
@@ -181,7 +182,7 @@ async def test_the_default_policy_sends_no_pasted_text_and_forgives_a_short_blur
         assert cand.policy_source == "session" and not cand.policy.paste.include_text
         await cand_user.should_see("only the size of what you paste or copy", retries=100)
         await cand_user.should_not_see("records the TEXT")
-        await _until(lambda: _enter_enabled(cand_user))
+        await eventually(lambda: _enter_enabled(cand_user))
         cand_user.find(marker="enter").click()
         await cand_user.should_see("What is sent about you", retries=100)
         t0 = time.time()
@@ -189,7 +190,7 @@ async def test_the_default_policy_sends_no_pasted_text_and_forgives_a_short_blur
         [paste] = await cand.on_signal({"kind": "paste", "state": "instant", "chars": 5,
                                         "text": "hello"}, now=t0)
         assert "text" not in paste.data and paste.data["chars"] == 5
-        await _until(lambda: any("the text itself is not sent" in r["what"]
+        await eventually(lambda: any("the text itself is not sent" in r["what"]
                                  for r in _table(cand_user).rows))
         # The same 1 s blur is forgiven by the defaults: nothing sent, no warning.
         await cand.on_signal({"kind": "window.blur", "state": "on"}, now=t0 + 1)
@@ -206,7 +207,7 @@ async def test_phase_and_timer_controls_reach_the_candidate(
         cand = await _connect(state, host_user, cand_user, None)
         host = state.host
         assert host is not None
-        await _until(lambda: _enter_enabled(cand_user))
+        await eventually(lambda: _enter_enabled(cand_user))
         cand_user.find(marker="enter").click()
         await cand_user.should_see("phase: lobby", retries=100)
         await cand_user.should_see("timer not started", retries=100)
@@ -223,7 +224,7 @@ async def test_phase_and_timer_controls_reach_the_candidate(
         assert host_user.client is not None
         with host_user.client:  # the user's choice, through the toggle's own change handler
             toggle.set_value("wrap-up")
-        await _until(lambda: cand.doc.phase == "wrap-up")
+        await eventually(lambda: cand.doc.phase == "wrap-up")
         await cand_user.should_see("phase: wrap-up", retries=100)
 
         # Restart the timer with 2 minutes, then +5 min: 7 minutes, on both sides.
@@ -247,7 +248,7 @@ async def test_the_transparency_panel_lists_every_event(
     state, host_user = app_state
     async with _second_user() as cand_user:
         cand = await _connect(state, host_user, cand_user, None)
-        await _until(lambda: _enter_enabled(cand_user))
+        await eventually(lambda: _enter_enabled(cand_user))
         cand_user.find(marker="enter").click()
         await cand_user.should_see("What is sent about you", retries=100)
         t0 = time.time()
@@ -265,14 +266,14 @@ async def test_the_transparency_panel_lists_every_event(
             return [e.seq for e in reversed(cand.sent)
                     if beats or not e.kind.endswith("heartbeat")]
 
-        await _until(lambda: listed() == expected(False))
+        await eventually(lambda: listed() == expected(False))
         rows: list[dict[str, Any]] = table.rows
         assert len(rows) > 60 and rows[-1]["seq"] == cand.sent[0].seq  # the oldest too
         assert sum(1 for r in rows if r["kind"] == "copy") == 60
         assert any("(1 characters; the text itself is not sent)" in r["what"] for r in rows)
         assert table.props["pagination"]["rowsPerPage"] == 10  # page by page
         cand_user.find(marker="show-heartbeats").click()
-        await _until(lambda: listed() == expected(True))
+        await eventually(lambda: listed() == expected(True))
         assert any(r["kind"] == "browser.heartbeat" for r in table.rows)
         await cand_user.should_see(f"{len(cand.sent)} events sent", retries=100)
 
