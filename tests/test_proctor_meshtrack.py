@@ -1,6 +1,7 @@
 """MeshTracker (FaceMesh split into an acquiring graph and a lean tracking graph) gives the
 very landmarks the bundled FaceMesh video graph gives, frame by frame, through a face coming
-and going, turning, a second face and a covered lens."""
+and going, turning, a second face and a covered lens; given only the face's region (its
+default), the same to a twentieth of a pixel a step."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ TIMELINE = [(1.5, Scene.SMALL_MOVES), (0.8, Scene.ABSENT), (1.0, Scene.TURNED_LE
 def test_tracker_gives_the_video_graphs_landmarks_frame_by_frame() -> None:
     solutions = load_mediapipe()
     frames = [rgb(f) for _, f in SyntheticCamera(TIMELINE, fps=10)]
-    tracker = MeshTracker()
+    tracker = MeshTracker(crop=False)
     assert tracker.lean  # mediapipe 0.10.21's graph has the expected layout
     counts = {0: 0, 1: 0}
     with solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
@@ -46,6 +47,60 @@ def test_tracker_gives_the_video_graphs_landmarks_frame_by_frame() -> None:
     tracker.close()
     # the sequence really lost and re-acquired the face (absent, covered) and tracked it
     assert counts[0] >= 10 and counts[1] >= 50
+
+
+def _region_vs_whole(frames: list[npt.NDArray[np.uint8]]) -> tuple[list[float], list[int]]:
+    """Each BGR frame through a tracker given the whole frame, and through one given only the
+    face's region but following the same ROI: (the largest landmark difference, in px, of
+    each frame both follow; how many faces each frame gave, when both agree)."""
+    whole, region = MeshTracker(crop=False), MeshTracker()
+    diffs, faces = [], []
+    for f in frames:
+        roi = whole._roi
+        region._roi = roi
+        want = whole.follow(f, lambda f=f: rgb(f))
+        got = region.follow(f, lambda f=f: rgb(f))
+        assert len(got) == len(want)
+        faces.append(len(got))
+        if got and roi is not None:
+            diffs.append(float(np.abs((got[0] - want[0])[:2]).max() * 640))
+    whole.close()
+    region.close()
+    return diffs, faces
+
+
+def test_the_faces_region_gives_the_whole_frames_landmarks_to_a_twentieth_of_a_pixel() -> None:
+    frames = [f for _, f in SyntheticCamera(TIMELINE, fps=10)]
+    diffs, faces = _region_vs_whole(frames)
+    assert len(diffs) >= 50 and max(diffs) < 0.05  # one step: rounding of the crop's ROI only
+    assert max(diffs) > 0  # really two paths (their ROI arithmetic differs in the last bits)
+    assert faces.count(0) >= 10
+
+
+def test_a_face_cut_by_the_frames_edge_is_followed_as_in_the_whole_frame() -> None:
+    """The crop is cut at the frame's edge, where both paths replicate the same edge pixels."""
+    shift = np.float32([[1, 0, -300], [0, 1, 60]])  # the face half out on the left, and low
+    frames = [np.asarray(cv2.warpAffine(f, shift, (640, 480), borderMode=cv2.BORDER_REPLICATE),
+                         dtype=np.uint8)
+              for _, f in SyntheticCamera([(1.0, Scene.SMALL_MOVES)], fps=10)]
+    whole = MeshTracker(crop=False)
+    whole.follow(frames[0], lambda: rgb(frames[0]))
+    assert whole._roi is not None and whole._roi.x_center - whole._roi.width / 2 < 0
+    whole.close()
+    diffs, faces = _region_vs_whole(frames)
+    assert faces == [1] * len(frames) and max(diffs) < 0.05
+
+
+def test_the_region_tracker_finds_the_face_in_the_frames_the_video_graph_does() -> None:
+    solutions = load_mediapipe()
+    frames = [f for _, f in SyntheticCamera(TIMELINE, fps=10)]
+    tracker = MeshTracker()
+    with solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
+        for i, f in enumerate(frames):
+            want = mesh.process(rgb(f)).multi_face_landmarks or []
+            got = tracker.follow(f, lambda f=f: rgb(f))
+            assert len(got) == len(want), f"frame {i}"
+    tracker.close()
 
 
 def test_reset_acquires_afresh_and_a_lost_face_is_found_again() -> None:

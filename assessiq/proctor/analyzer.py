@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -167,14 +168,14 @@ class FrameAnalyzer:
             motion = float(cv2.mean(cv2.absdiff(thumb, self._prev_thumb))[0])
         self._prev_thumb = thumb
 
-        rgb = self._rgb_of(frame)
+        whole = _WholeRGB(frame, self._rgb_of)
         mesh0 = time.process_time()
-        faces_px = [self._pixels(rows, w, h) for rows in self._mesh_rows(rgb)]
+        faces_px = [self._pixels(rows, w, h) for rows in self._mesh_rows(frame, whole)]
         self.mesh_cpu = time.process_time() - mesh0
         mesh_boxes = [self._box_of(p, w, h) for p in faces_px]
         order = sorted(range(len(faces_px)), key=lambda i: -mesh_boxes[i].w * mesh_boxes[i].h)
         main_box = mesh_boxes[order[0]] if order else None
-        detected = self._detect(frame, rgb, t, main_box, mesh_boxes)
+        detected = self._detect(frame, whole, t, main_box, mesh_boxes)
         self._had_mesh_face = main_box is not None
         boxes = [mesh_boxes[i] for i in order]
         boxes += [d for d in detected if not any(_same_face(d, m) for m in mesh_boxes)]
@@ -211,7 +212,7 @@ class FrameAnalyzer:
         cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self._rgb)
         return self._rgb
 
-    def _detect(self, frame: Image, rgb: Image, t: float, main: FaceBox | None,
+    def _detect(self, frame: Image, whole: Callable[[], Image], t: float, main: FaceBox | None,
                 mesh_boxes: list[FaceBox]) -> tuple[FaceBox, ...]:
         """Full-range detection now, or what the last run found while it is still valid."""
         cfg = self.config
@@ -229,7 +230,7 @@ class FrameAnalyzer:
         boxes = []
         from mediapipe.framework.formats import detection_pb2
 
-        for blob in self._detector.run(rgb):
+        for blob in self._detector.run(whole()):
             d = detection_pb2.Detection.FromString(blob)
             score = float(d.score[0]) if d.score else 0.0
             if score < cfg.min_face_confidence:
@@ -276,13 +277,29 @@ class FrameAnalyzer:
     def landmarks(self, frame: Image) -> list[npt.NDArray[np.float64]]:
         """FaceMesh landmarks (x, y in pixels, z in the same scale) of every face in `frame`."""
         h, w = frame.shape[:2]
-        return [self._pixels(rows, w, h) for rows in self._mesh_rows(self._rgb_of(frame))]
+        rows = self._mesh_rows(frame, _WholeRGB(frame, self._rgb_of))
+        return [self._pixels(r, w, h) for r in rows]
 
-    def _mesh_rows(self, rgb: Image) -> list[npt.NDArray[np.float64]]:
-        """FaceMesh's landmarks of `rgb` as rows (3, n) of normalized x, y, z."""
+    def _mesh_rows(self, frame: Image, whole: Callable[[], Image]
+                   ) -> list[npt.NDArray[np.float64]]:
+        """FaceMesh's landmarks of the BGR `frame` as rows (3, n) of normalized x, y, z."""
         if self._tracker is not None:
-            return self._tracker.run(rgb)
-        return [landmarks_from_bytes(b) for b in self._photo_mesh.run(rgb)]
+            return self._tracker.follow(frame, whole)
+        return [landmarks_from_bytes(b) for b in self._photo_mesh.run(whole())]
+
+
+class _WholeRGB:
+    """A frame's RGB copy for MediaPipe, made on the first call only (a followed face needs
+    just its region, which the tracker converts itself)."""
+
+    def __init__(self, frame: Image, convert: Callable[[Image], Image]) -> None:
+        self._frame, self._convert = frame, convert
+        self._rgb: Image | None = None
+
+    def __call__(self) -> Image:
+        if self._rgb is None:
+            self._rgb = self._convert(self._frame)
+        return self._rgb
 
 
 def enlarge(image: Image, side: int, border: float = 0.6) -> Image:

@@ -24,9 +24,12 @@ expected, the tracker uses the whole video graph instead.
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Callable
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -51,11 +54,14 @@ class MeshTracker:
     """Refined FaceMesh landmarks of at most one face per frame of a video.
 
     `run(rgb)` returns the face's landmarks as rows (3, 478), or nothing. Not thread-safe.
-    `lean` tells whether the split graphs are in use.
+    `lean` tells whether the split graphs are in use. `crop` (see `follow`): give the model's
+    crop step only the followed face's region; off, it is given the whole frame, as the video
+    graph is, and the landmarks are the video graph's bit for bit.
     """
 
     def __init__(self, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5) -> None:
+                 min_tracking_confidence: float = 0.5, *, crop: bool = True) -> None:
+        self.crop = crop
         params = {_THRESHOLD: min_tracking_confidence, _DETECTION_SCORE: min_detection_confidence}
         self._roi: Rect | None = None  # where to look for the face in the next frame
         self._t = 0
@@ -129,23 +135,42 @@ class MeshTracker:
     def run(self, rgb: Image) -> list[Rows]:
         """`rgb`: a contiguous RGB uint8 frame → the face's landmarks as rows (3, 478) of
         normalized x, y and z (`landmarks_from_bytes`'s layout), or nothing."""
+        return self.follow(rgb, lambda: rgb, bgr=False)
+
+    def follow(self, frame: Image, whole_rgb: Callable[[], Image], bgr: bool = True
+               ) -> list[Rows]:
+        """`run` for a frame in BGR (or RGB, `bgr=False`) that converts only what it needs:
+        a followed face's region, cut out and converted here, or `whole_rgb()` (the whole
+        frame in RGB) when a face must be found. The region is the bounding box of the
+        rotated ROI and 2 px (the crop's bilinear taps), cut at the frame's edges, where the
+        crop's replicated border is the frame's. A few hundred KB a frame instead of the whole
+        frame twice (our conversion, MediaPipe's copy) leaves the crop's source in the cache."""
         if not self.lean:
-            return [landmarks_from_bytes(b) for b in self._acquire.run(rgb)]
-        h, w = rgb.shape[:2]
+            return [landmarks_from_bytes(b) for b in self._acquire.run(whole_rgb())]
+        h, w = frame.shape[:2]
         if self._roi is None:
-            self.acquisitions += 1
-            found = self._acquire.run(rgb)
-            rects = self._acquire.outputs("face_rects_from_landmarks")
-            if found and rects:
-                r = self._rect.FromString(rects[0])
-                self._roi = Rect(r.x_center, r.y_center, r.width, r.height, r.rotation)
-            return [landmarks_from_bytes(b) for b in found]
+            return self._acquire_in(whole_rgb())
         roi = self._roi
+        if self.crop:
+            cut = _region(roi, w, h)
+            if cut is None:  # the ROI left the frame: nothing to follow
+                self._roi = None
+                return []
+            x0, y0, x1, y1 = cut
+            part = frame[y0:y1, x0:x1]
+            image_data = (cv2.cvtColor(part, cv2.COLOR_BGR2RGB) if bgr
+                          else np.ascontiguousarray(part))
+            cw, ch = x1 - x0, y1 - y0
+            rect = self._rect(x_center=(roi.x_center * w - x0) / cw,
+                              y_center=(roi.y_center * h - y0) / ch, width=roi.width * w / cw,
+                              height=roi.height * h / ch, rotation=roi.rotation)
+        else:
+            image_data = whole_rgb()
+            rect = self._rect(x_center=roi.x_center, y_center=roi.y_center, width=roi.width,
+                              height=roi.height, rotation=roi.rotation)
         self._t += TICK
         self._outputs.clear()
-        rect = self._rect(x_center=roi.x_center, y_center=roi.y_center, width=roi.width,
-                          height=roi.height, rotation=roi.rotation)
-        image = self._create_image(data=rgb, image_format=self._srgb)
+        image = self._create_image(data=image_data, image_format=self._srgb)
         self._track.add_packet_to_input_stream(stream="image", packet=image.at(self._t))
         self._track.add_packet_to_input_stream(
             stream="face_rect", packet=self._create_proto(rect).at(self._t))
@@ -159,9 +184,18 @@ class MeshTracker:
                 return []
         except ValueError as exc:  # tensors not laid out as the model's: never seen
             self._use_whole(exc)
-            return self.run(rgb)
+            return self.follow(frame, whole_rgb, bgr)
         self._roi = self._post.roi(rows, w, h)
         return [rows.astype(np.float64)]
+
+    def _acquire_in(self, rgb: Image) -> list[Rows]:
+        self.acquisitions += 1
+        found = self._acquire.run(rgb)
+        rects = self._acquire.outputs("face_rects_from_landmarks")
+        if found and rects:
+            r = self._rect.FromString(rects[0])
+            self._roi = Rect(r.x_center, r.y_center, r.width, r.height, r.rotation)
+        return [landmarks_from_bytes(b) for b in found]
 
     def close(self) -> None:
         if not self._closed:
@@ -170,6 +204,17 @@ class MeshTracker:
             if self._track is not None:
                 self._track.close()
                 self._track = None  # the graph's threads end when it is freed
+
+
+def _region(roi: Rect, w: int, h: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1): the pixels the crop step reads for `roi` (its rotated box's bounds
+    and 2 px for the bilinear taps) within a w × h frame; None when under 2 × 2."""
+    cx, cy, rw, rh = roi.x_center * w, roi.y_center * h, roi.width * w, roi.height * h
+    c, s = abs(math.cos(roi.rotation)), abs(math.sin(roi.rotation))
+    half_w, half_h = (rw * c + rh * s) / 2 + 2, (rw * s + rh * c) / 2 + 2
+    x0, x1 = max(0, math.floor(cx - half_w)), min(w, math.ceil(cx + half_w))
+    y0, y1 = max(0, math.floor(cy - half_h)), min(h, math.ceil(cy + half_h))
+    return (x0, y0, x1, y1) if x1 - x0 >= 2 and y1 - y0 >= 2 else None
 
 
 def _tracking_config() -> tuple[Any, MeshPost]:
