@@ -24,6 +24,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import cv2
@@ -68,7 +69,7 @@ def _per_frame(quick: bool) -> list[Row]:
 
         tracker = MeshTracker()  # as the analysis runs it: BGR in, converting what it needs
         ts = [timed(lambda i=i: tracker.follow(frames[i % len(frames)],
-                                               lambda i=i: rgbs[i % len(rgbs)]))
+                                               partial(rgbs.__getitem__, i % len(rgbs))))
               for i in range(reps)]
         tracker.close()
         return median([c for _, c in ts[20:]]) * 1000

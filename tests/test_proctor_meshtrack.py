@@ -5,6 +5,8 @@ default), the same to a twentieth of a pixel a step."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -58,8 +60,8 @@ def _region_vs_whole(frames: list[npt.NDArray[np.uint8]]) -> tuple[list[float], 
     for f in frames:
         roi = whole._roi
         region._roi = roi
-        want = whole.follow(f, lambda f=f: rgb(f))
-        got = region.follow(f, lambda f=f: rgb(f))
+        want = whole.follow(f, partial(rgb, f))
+        got = region.follow(f, partial(rgb, f))
         assert len(got) == len(want)
         faces.append(len(got))
         if got and roi is not None:
@@ -79,7 +81,7 @@ def test_the_faces_region_gives_the_whole_frames_landmarks_to_a_twentieth_of_a_p
 
 def test_a_face_cut_by_the_frames_edge_is_followed_as_in_the_whole_frame() -> None:
     """The crop is cut at the frame's edge, where both paths replicate the same edge pixels."""
-    shift = np.float32([[1, 0, -300], [0, 1, 60]])  # the face half out on the left, and low
+    shift = np.array([[1, 0, -300], [0, 1, 60]], np.float32)  # the face half out, left, low
     frames = [np.asarray(cv2.warpAffine(f, shift, (640, 480), borderMode=cv2.BORDER_REPLICATE),
                          dtype=np.uint8)
               for _, f in SyntheticCamera([(1.0, Scene.SMALL_MOVES)], fps=10)]
@@ -98,7 +100,7 @@ def test_the_region_tracker_finds_the_face_in_the_frames_the_video_graph_does() 
     with solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
         for i, f in enumerate(frames):
             want = mesh.process(rgb(f)).multi_face_landmarks or []
-            got = tracker.follow(f, lambda f=f: rgb(f))
+            got = tracker.follow(f, partial(rgb, f))
             assert len(got) == len(want), f"frame {i}"
     tracker.close()
 
