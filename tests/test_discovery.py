@@ -60,4 +60,3 @@ async def test_lan_with_an_outside_server_does_not_promise_lan(tmp_path):
             assert host.advertiser is None
         finally:
             await host.close()
-            host.store.close()

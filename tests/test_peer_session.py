@@ -164,13 +164,26 @@ async def test_a_host_that_fails_to_start_leaves_no_file_behind(tmp_path):
                              session_path=path, runs=False)
         assert not [p for p in tmp_path.iterdir() if p.name.startswith("second")]
         await first.close()
-        first.store.close()
     async with signaling_server() as url:
         again = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
                                  session_path=path, runs=False)  # the same path works now
         await again.close()
-        again.store.close()
     assert path.exists()
+
+async def test_closing_a_host_keeps_everything_written_unsealed(tmp_path):
+    from assessiq.core.document import SharedDoc
+    from assessiq.core.store import SessionStore
+
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "s.aiq", runs=False)
+        host.doc.insert_code(0, "kept on close", origin="host")
+        await host.close()  # straight after the edit: still pending in the store
+        await host.close()  # twice is harmless
+    with SessionStore.open(tmp_path / "s.aiq") as store:
+        assert SharedDoc(store.state_at(float("inf"))).code_text == "kept on close"
+        assert store.seal_raw() is None  # closed, not ended
+
 
 async def test_a_failed_join_leaves_no_file_behind(tmp_path):
     from assessiq.core.invite import make_invite

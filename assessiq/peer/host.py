@@ -303,7 +303,7 @@ class Host(PeerSession):
             await self.link.send_control("bye", reason=reason)
             await asyncio.sleep(0.1)  # let the bye leave before the transport closes
         self.ended.set()
-        await self.close()
+        await self._stop_networking()
         self.store.flush()
         seal(self.store, self.identity)
         path = self.store.path
@@ -311,7 +311,13 @@ class Host(PeerSession):
         return Path(path)
 
     async def close(self) -> None:
-        """Stop networking (without sealing)."""
+        """Stop networking and close the session file without sealing it (everything
+        written so far is kept; `end()` is the way to finish a session)."""
+        await self._stop_networking()
+        with contextlib.suppress(Exception):
+            self.store.close()
+
+    async def _stop_networking(self) -> None:
         await self._close_tasks()
         if self.runs is not None:
             with contextlib.suppress(Exception):

@@ -265,9 +265,7 @@ class HostController:
         """Stop without sealing (the app is shutting down)."""
         if self.ended is not None:
             return
-        await self.host.close()
-        with contextlib.suppress(Exception):
-            self.host.store.close()
+        await self.host.close()  # keeps the unsealed file
         if self._server is not None:
             await self._server.stop()
 
