@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,16 @@ class AppConfig:
     policy_file: Path | None = None
     source: Path | None = None  # the file it came from, if any
 
-    def sandbox_backend_instance(self) -> Any:
-        """The sandbox backend this configuration names (None: the default local one)."""
+    def sandbox_backend_instance(self, progress: Callable[[str], None] | None = None) -> Any:
+        """The sandbox backend this configuration names (None: the default local one).
+        `progress` gets a launched Piston's steps (image pull, start, installs) as lines;
+        without it they go to the log."""
         if self.sandbox_backend == "piston" and self.piston_launch:
             from sandbox.piston_launched import LaunchedPistonBackend
             from sandbox.piston_launcher import PistonLauncher
 
-            return LaunchedPistonBackend(PistonLauncher.for_url(self.piston_url))
+            return LaunchedPistonBackend(PistonLauncher.for_url(self.piston_url),
+                                         progress=progress)
         if self.sandbox_backend == "piston":
             from sandbox.piston import PistonBackend
 

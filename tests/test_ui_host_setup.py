@@ -146,3 +146,40 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
     assert host.ended is not None and host.ended.verdict.valid
     record = SessionRecord.load(host.ended.session_file)
     assert [row["kind"] for row in record.private].count("score") == 1  # kept once
+
+
+async def test_a_launched_sandbox_shows_its_progress_while_the_session_starts(
+        app_state: tuple[AppState, User], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`[sandbox] backend = "piston", launch = true`: the first image pull and Piston's start
+    take minutes, so "Create session" says what is happening (the launcher against the
+    docker SDK stand-in and a Piston double on 127.0.0.1 that answers 1.5 s after it is
+    started)."""
+    import docker
+    from sandbox_fixtures.fake_docker import FakeDocker, layer_events
+    from sandbox_fixtures.piston_double import RunningDouble
+
+    from assessiq.config import AppConfig
+    from sandbox import LocalBackend
+    from sandbox.piston_launcher import IMAGE
+
+    state, user = app_state
+    piston = RunningDouble(LocalBackend())
+    try:
+        piston.double.only_runtimes = {"python"}
+        fake = FakeDocker(on_start=lambda: piston.start_later(1.5))
+        fake.api.pull_events = layer_events()
+        monkeypatch.setattr(docker, "from_env", lambda **kw: fake)
+        state.app_config = AppConfig(sandbox_backend="piston", piston_url=piston.url,
+                                     piston_launch=True)
+        caplog.set_level("INFO", logger="assessiq.ui.host_pages")
+        await user.open(f"/{state.token}/host")
+        await user.should_see("Create a session", retries=100)
+        user.find(marker="create").click()
+        await user.should_see(f"starting… waiting for Piston at {piston.url}", retries=100)
+        host = await _create(state, user)
+        assert fake.api.pulls == [(IMAGE, "latest")]
+        assert f"sandbox: pulled {IMAGE}:latest (3 layers, 120 MB downloaded)" in caplog.text
+        assert host.host.runs is not None and host.host.runs.backend_error is None
+    finally:
+        piston.__exit__(None, None, None)

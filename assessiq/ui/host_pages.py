@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import qrcode
@@ -23,6 +26,23 @@ from .problems import BANK, LANGUAGES, canonical_language
 __all__ = ["invite_qr_svg", "register"]
 
 log = logging.getLogger(__name__)
+
+
+def _sandbox_progress(status: ui.label) -> Callable[[str], None]:
+    """A launched sandbox's steps (a first image pull takes minutes), logged and shown under
+    "Create session" while that page is open. Called from the launcher's worker thread too."""
+    loop = asyncio.get_running_loop()
+
+    def show(message: str) -> None:
+        if not status.is_deleted:
+            status.set_text(f"starting… {message}")
+
+    def progress(message: str) -> None:
+        log.info("sandbox: %s", message)
+        with contextlib.suppress(RuntimeError):  # the app has shut down: the log has it
+            loop.call_soon_threadsafe(show, message)
+
+    return progress
 
 
 def invite_qr_svg(text: str) -> str:
@@ -94,7 +114,8 @@ def register(state: AppState) -> None:
                     call = state.calls.get("host") or plan_call("host")
                     state.host = await HostController.start(
                         setup, call=call, config=state.peer_config(),
-                        run_backend=state.app_config.sandbox_backend_instance())
+                        run_backend=state.app_config.sandbox_backend_instance(
+                            _sandbox_progress(error)))
                 except (AssessIQError, ValueError, OSError) as exc:
                     error.set_text(str(exc))
                     button.enable()
