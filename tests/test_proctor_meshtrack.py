@@ -19,8 +19,11 @@ from assessiq.proctor.analyzer import load_mediapipe
 from assessiq.proctor.meshtrack import MeshTracker
 from assessiq.proctor.synthetic import Scene, SyntheticCamera
 
+Frame = npt.NDArray[np.uint8]
+Rows = npt.NDArray[np.float64]
 
-def rgb(frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+
+def rgb(frame: Frame) -> Frame:
     return np.asarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
@@ -29,29 +32,41 @@ TIMELINE = [(1.5, Scene.SMALL_MOVES), (0.8, Scene.ABSENT), (1.0, Scene.TURNED_LE
             (0.5, Scene.BLINK), (1.0, Scene.TURNED_RIGHT)]
 
 
-def test_tracker_gives_the_video_graphs_landmarks_frame_by_frame() -> None:
-    solutions = load_mediapipe()
-    frames = [rgb(f) for _, f in SyntheticCamera(TIMELINE, fps=10)]
+def video_graph(frames: list[Frame]) -> list[Rows | None]:
+    """The bundled FaceMesh video graph's landmarks of each BGR frame in turn, as rows
+    (3, 478) of x, y, z; None where it found no face."""
+    with load_mediapipe().face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
+        found = [mesh.process(rgb(f)).multi_face_landmarks for f in frames]
+    return [np.array([[p.x, p.y, p.z] for p in m[0].landmark]).T if m else None for m in found]
+
+
+@pytest.fixture(scope="module")
+def timeline() -> tuple[list[Frame], list[Rows | None]]:
+    """TIMELINE's BGR frames and the video graph's landmarks of them (run once)."""
+    frames = [f for _, f in SyntheticCamera(TIMELINE, fps=10)]
+    return frames, video_graph(frames)
+
+
+def test_tracker_gives_the_video_graphs_landmarks_frame_by_frame(
+        timeline: tuple[list[Frame], list[Rows | None]]) -> None:
+    frames, wanted = timeline
     tracker = MeshTracker(crop=False)
     assert tracker.lean  # mediapipe 0.10.21's graph has the expected layout
     counts = {0: 0, 1: 0}
-    with solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
-        for i, image in enumerate(frames):
-            want = mesh.process(image).multi_face_landmarks or []
-            got = tracker.run(image)
-            assert len(got) == len(want), f"frame {i}"
-            counts[len(got)] += 1
-            if want:
-                ref = np.array([[p.x, p.y, p.z] for p in want[0].landmark]).T
-                assert got[0].shape == (3, 478)
-                # bit for bit: float32 arithmetic as in the calculators, libm's atan2f/cosf/sinf
-                np.testing.assert_array_equal(got[0], ref, err_msg=f"frame {i}")
+    for i, (frame, want) in enumerate(zip(frames, wanted, strict=True)):
+        got = tracker.run(rgb(frame))
+        assert len(got) == (want is not None), f"frame {i}"
+        counts[len(got)] += 1
+        if want is not None:
+            assert got[0].shape == (3, 478)
+            # bit for bit: float32 arithmetic as in the calculators, libm's atan2f/cosf/sinf
+            np.testing.assert_array_equal(got[0], want, err_msg=f"frame {i}")
     tracker.close()
     # the sequence really lost and re-acquired the face (absent, covered) and tracked it
     assert counts[0] >= 10 and counts[1] >= 50
 
 
-def _region_vs_whole(frames: list[npt.NDArray[np.uint8]]) -> tuple[list[float], list[int]]:
+def _region_vs_whole(frames: list[Frame]) -> tuple[list[float], list[int]]:
     """Each BGR frame through a tracker given the whole frame, and through one given only the
     face's region but following the same ROI: (the largest landmark difference, in px, of
     each frame both follow; how many faces each frame gave, when both agree)."""
@@ -71,9 +86,9 @@ def _region_vs_whole(frames: list[npt.NDArray[np.uint8]]) -> tuple[list[float], 
     return diffs, faces
 
 
-def test_the_faces_region_gives_the_whole_frames_landmarks_to_a_twentieth_of_a_pixel() -> None:
-    frames = [f for _, f in SyntheticCamera(TIMELINE, fps=10)]
-    diffs, faces = _region_vs_whole(frames)
+def test_the_faces_region_gives_the_whole_frames_landmarks_to_a_twentieth_of_a_pixel(
+        timeline: tuple[list[Frame], list[Rows | None]]) -> None:
+    diffs, faces = _region_vs_whole(timeline[0])
     assert len(diffs) >= 50 and max(diffs) < 0.05  # one step: rounding of the crop's ROI only
     assert max(diffs) > 0  # really two paths (their ROI arithmetic differs in the last bits)
     assert faces.count(0) >= 10
@@ -93,15 +108,13 @@ def test_a_face_cut_by_the_frames_edge_is_followed_as_in_the_whole_frame() -> No
     assert faces == [1] * len(frames) and max(diffs) < 0.05
 
 
-def test_the_region_tracker_finds_the_face_in_the_frames_the_video_graph_does() -> None:
-    solutions = load_mediapipe()
-    frames = [f for _, f in SyntheticCamera(TIMELINE, fps=10)]
+def test_the_region_tracker_finds_the_face_in_the_frames_the_video_graph_does(
+        timeline: tuple[list[Frame], list[Rows | None]]) -> None:
+    frames, wanted = timeline
     tracker = MeshTracker()
-    with solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
-        for i, f in enumerate(frames):
-            want = mesh.process(rgb(f)).multi_face_landmarks or []
-            got = tracker.follow(f, partial(rgb, f))
-            assert len(got) == len(want), f"frame {i}"
+    for i, (frame, want) in enumerate(zip(frames, wanted, strict=True)):
+        got = tracker.follow(frame, partial(rgb, frame))
+        assert len(got) == (want is not None), f"frame {i}"
     tracker.close()
 
 
@@ -143,19 +156,15 @@ def test_embedding_reader_reads_packed_floats_and_refuses_a_broken_message() -> 
 def test_without_the_lean_graph_the_whole_video_graph_gives_the_same() -> None:
     """The fallback (mediapipe laid out otherwise, tensors not as expected) is FaceMesh's own
     video graph: the same landmarks, only slower."""
-    solutions = load_mediapipe()
-    frames = [rgb(f) for _, f in SyntheticCamera(TIMELINE[:4], fps=10)]
+    frames = [f for _, f in SyntheticCamera(TIMELINE[:4], fps=10)]
     tracker = MeshTracker()
     tracker._use_whole("a test")
     assert not tracker.lean
-    with solutions.face_mesh.FaceMesh(refine_landmarks=True, max_num_faces=1) as mesh:
-        for i, image in enumerate(frames):
-            want = mesh.process(image).multi_face_landmarks or []
-            got = tracker.run(image)
-            assert len(got) == len(want), f"frame {i}"
-            if want:
-                ref = np.array([[p.x, p.y, p.z] for p in want[0].landmark]).T
-                np.testing.assert_array_equal(got[0], ref, err_msg=f"frame {i}")
+    for i, (frame, want) in enumerate(zip(frames, video_graph(frames), strict=True)):
+        got = tracker.run(rgb(frame))
+        assert len(got) == (want is not None), f"frame {i}"
+        if want is not None:
+            np.testing.assert_array_equal(got[0], want, err_msg=f"frame {i}")
     tracker.close()
 
 
