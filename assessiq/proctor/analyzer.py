@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache, partial
 from types import TracebackType
 from typing import Any
 
@@ -168,7 +169,7 @@ class FrameAnalyzer:
             motion = float(cv2.mean(cv2.absdiff(thumb, self._prev_thumb))[0])
         self._prev_thumb = thumb
 
-        whole = _WholeRGB(frame, self._rgb_of)
+        whole = self._whole_rgb(frame)
         mesh0 = time.process_time()
         faces_px = [self._pixels(rows, w, h) for rows in self._mesh_rows(frame, whole)]
         self.mesh_cpu = time.process_time() - mesh0
@@ -203,6 +204,11 @@ class FrameAnalyzer:
             motion=round(motion, 3) if motion != float("inf") else -1.0,
             cpu_ms=round((time.process_time() - cpu0) * 1000, 3),
         )
+
+    def _whole_rgb(self, frame: Image) -> Callable[[], Image]:
+        """The frame's RGB copy for MediaPipe, made on the first call only (a followed face
+        needs just its region, which the tracker converts itself)."""
+        return cache(partial(self._rgb_of, frame))
 
     def _rgb_of(self, frame: Image) -> Image:
         """The frame in RGB for MediaPipe, written into one reused buffer (the graphs copy
@@ -277,7 +283,7 @@ class FrameAnalyzer:
     def landmarks(self, frame: Image) -> list[npt.NDArray[np.float64]]:
         """FaceMesh landmarks (x, y in pixels, z in the same scale) of every face in `frame`."""
         h, w = frame.shape[:2]
-        rows = self._mesh_rows(frame, _WholeRGB(frame, self._rgb_of))
+        rows = self._mesh_rows(frame, self._whole_rgb(frame))
         return [self._pixels(r, w, h) for r in rows]
 
     def _mesh_rows(self, frame: Image, whole: Callable[[], Image]
@@ -287,19 +293,6 @@ class FrameAnalyzer:
             return self._tracker.follow(frame, whole)
         return [landmarks_from_bytes(b) for b in self._photo_mesh.run(whole())]
 
-
-class _WholeRGB:
-    """A frame's RGB copy for MediaPipe, made on the first call only (a followed face needs
-    just its region, which the tracker converts itself)."""
-
-    def __init__(self, frame: Image, convert: Callable[[Image], Image]) -> None:
-        self._frame, self._convert = frame, convert
-        self._rgb: Image | None = None
-
-    def __call__(self) -> Image:
-        if self._rgb is None:
-            self._rgb = self._convert(self._frame)
-        return self._rgb
 
 
 def enlarge(image: Image, side: int, border: float = 0.6) -> Image:
