@@ -427,8 +427,7 @@ class DocSync:
             try:
                 sent = direct.send_nowait(message)
             except (ChannelClosed, ConnectionError, OSError) as exc:
-                log.info("sync channel %s closed while sending: %s", self.channel.path, exc)
-                self._channel_gone()
+                self._channel_gone("closed while sending", exc)
                 return
             if not sent:  # the buffer is full: the loop waits for room, keeping the order
                 self._held.extend(messages[i:])
@@ -449,8 +448,7 @@ class DocSync:
                 self._wake.clear()
                 await self._send_all()
         except (ChannelClosed, ConnectionError, OSError) as exc:
-            log.info("sync channel %s closed while sending: %s", self.channel.path, exc)
-            self._channel_gone()
+            self._channel_gone("closed while sending", exc)
 
     async def _recv_loop(self) -> None:
         try:
@@ -462,13 +460,14 @@ class DocSync:
                 message = await self.channel.recv()
                 self.protocol.receive(message)
         except (ChannelClosed, ConnectionError, OSError) as exc:
-            log.info("sync channel %s closed: %s", self.channel.path, exc)
-            self._channel_gone()
+            self._channel_gone("closed", exc)
 
     async def _awareness_loop(self) -> None:
         await self.awareness.start()
 
-    def _channel_gone(self) -> None:
+    def _channel_gone(self, what: str, exc: BaseException) -> None:
+        """The channel failed (`what` happened, `exc` says how): log it and stop, once."""
+        log.info("sync channel %s %s: %s", self.channel.path, what, exc)
         if not self.closed.is_set():
             self.closed.set()
             self._closer = asyncio.get_running_loop().create_task(self.stop())
