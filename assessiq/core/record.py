@@ -27,6 +27,8 @@ class SessionRecord:
     runs: list[dict[str, Any]]
     private: list[dict[str, Any]]
     seal: bytes | None = None
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    """What the host refused from the peer (see `SessionStore.append_refusal`)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -42,6 +44,7 @@ class SessionRecord:
             runs=store.runs(),
             private=store.private(),
             seal=store.seal_raw(),
+            refusals=store.refusals(),
         )
 
     @classmethod
@@ -87,6 +90,11 @@ class SessionRecord:
             for p in self.private:
                 cur.execute("INSERT INTO private (kind, t, value) VALUES (?, ?, ?)",
                             (p["kind"], p["t"], json.dumps(p["value"])))
+            cur.executemany(
+                "INSERT INTO refusals (t, channel, reason, digest, size, count) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(r["t"], r["channel"], r["reason"], r["digest"], r["size"], r["count"])
+                 for r in self.refusals])
             if self.seal is not None:
                 cur.execute("INSERT INTO seal VALUES (1, ?)", (self.seal,))
             cur.execute("COMMIT")

@@ -54,6 +54,9 @@ def compute_manifest(record: SessionRecord) -> dict[str, Any]:
         "runs": {"count": len(record.runs), "hash": sha256_hex(canonical_json(record.runs))},
         "private": {"count": len(record.private),
                     "hash": sha256_hex(canonical_json(record.private))},
+        "refusals": {"count": len(record.refusals),
+                     "refused": sum(int(r.get("count", 1)) for r in record.refusals),
+                     "hash": sha256_hex(canonical_json(record.refusals))},
     }
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -66,6 +67,14 @@ SCHEMA_BATCHES = """
 CREATE TABLE IF NOT EXISTS batches (
     first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, blob BLOB NOT NULL);
 """
+SCHEMA_REFUSALS = """
+CREATE TABLE IF NOT EXISTS refusals (
+    id INTEGER PRIMARY KEY, t REAL NOT NULL, channel TEXT NOT NULL, reason TEXT NOT NULL,
+    digest TEXT NOT NULL, size INTEGER NOT NULL, count INTEGER NOT NULL);
+"""
+MAX_REFUSAL_ROWS = 10_000
+"""Past this many refusals the last row counts the rest (a flood cannot grow the file)."""
+MAX_REASON_CHARS = 300
 SCHEMA = SCHEMA_BATCHES + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
@@ -81,7 +90,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS private (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, t REAL NOT NULL, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS seal (id INTEGER PRIMARY KEY CHECK (id = 1), raw BLOB NOT NULL);
-"""
+""" + SCHEMA_REFUSALS
 
 
 def transaction_origin(doc: Doc[Any], event: TransactionEvent) -> Any:
@@ -107,6 +116,13 @@ class SessionStore:
         if not self._batches and not read_only:
             conn.execute(SCHEMA_BATCHES)
             self._batches = True
+        # (files written before refusals were recorded have no such table: read it as empty)
+        self._has_refusals = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='refusals'").fetchone() \
+            is not None
+        if not self._has_refusals and not read_only:
+            conn.execute(SCHEMA_REFUSALS)
+            self._has_refusals = True
         batch_max, batch_rows = conn.execute(
             "SELECT MAX(last_seq), TOTAL(last_seq - first_seq + 1) FROM batches"
         ).fetchone() if self._batches else (None, 0)
@@ -522,6 +538,38 @@ class SessionStore:
         rows = self._db.execute("SELECT kind, t, value FROM private ORDER BY id").fetchall()
         return [{"kind": k, "t": t, "value": json.loads(v)} for k, t, v in rows
                 if kind is None or k == kind]
+
+    # --- refusals ------------------------------------------------------------------------
+    def append_refusal(self, channel: str, reason: str, raw: bytes = b"", *,
+                       t: float | None = None) -> None:
+        """Record that something from the peer was refused: on which channel, why, and the
+        SHA-256 and size of what was refused (not its bytes: they may be huge or hostile).
+        Committed at once (not fsynced: a flood of refusals must not become a flood of
+        fsyncs). Past `MAX_REFUSAL_ROWS` rows the last row counts the rest."""
+        when = time.time() if t is None else t
+        digest = hashlib.sha256(raw).hexdigest()
+        reason = reason[:MAX_REASON_CHARS]
+        self._commit_pending()
+        rows = self._db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0]
+        if rows >= MAX_REFUSAL_ROWS:
+            self._db.execute(
+                "UPDATE refusals SET count = count + 1, t = ?, channel = 'many', "
+                "reason = 'further refusals (not itemised)', digest = '', size = size + ? "
+                "WHERE id = (SELECT MAX(id) FROM refusals)", (when, len(raw)))
+            return
+        self._db.execute(
+            "INSERT INTO refusals (t, channel, reason, digest, size, count) "
+            "VALUES (?, ?, ?, ?, ?, 1)", (when, channel, reason, digest, len(raw)))
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """Every recorded refusal, oldest first: `{t, channel, reason, digest, size, count}`."""
+        if not self._has_refusals:
+            return []
+        return [
+            {"t": t, "channel": c, "reason": r, "digest": d, "size": n, "count": k}
+            for t, c, r, d, n, k in self._db.execute(
+                "SELECT t, channel, reason, digest, size, count FROM refusals ORDER BY id")
+        ]
 
     # --- seal ----------------------------------------------------------------------------
     def put_seal(self, raw: bytes) -> None:

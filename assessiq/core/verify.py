@@ -33,6 +33,7 @@ _SECTION_WORDS = {
     "receipts": "the host's receipts",
     "runs": "the code runs",
     "private": "the host's private notes, hidden tests or score",
+    "refusals": "the record of what the host refused",
 }
 
 
@@ -47,6 +48,8 @@ class Verdict:
     sealed: bool = False
     evaluation: Evaluation | None = None
     log: LogCheck | None = field(default=None, repr=False)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    """What the host refused from the candidate's app, as recorded and sealed."""
 
     def to_json(self) -> dict[str, Any]:
         ev = self.evaluation.to_json() if self.evaluation else {
@@ -56,6 +59,9 @@ class Verdict:
             "warnings": ev["warnings"], "flags": ev["flags"], "score": ev["score"],
             "explanation": ev["explanation"], "gaps": ev["gaps"], "session": self.session,
             "host": self.host, "candidate": self.candidate, "sealed": self.sealed,
+            "refusals": [{k: r[k] for k in ("t", "channel", "reason", "count")}
+                         for r in self.refusals],
+            "refused": sum(int(r["count"]) for r in self.refusals),
         }
 
 
@@ -74,6 +80,8 @@ def _compare_seal(manifest: dict[str, Any], actual: dict[str, Any]) -> list[str]
         sealed, now = manifest.get(section), actual[section]
         if sealed == now:
             continue
+        if sealed is None and section == "refusals" and now["count"] == 0:
+            continue  # sealed before refusals were recorded, and none are present
         if isinstance(sealed, dict) and isinstance(sealed.get("count"), int) and \
                 sealed["count"] > now["count"]:
             errors.append(f"{words} was truncated after sealing "
@@ -177,5 +185,6 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
         valid=not errors, errors=errors, events=len(log.events), session=session,
         host=host_fp, candidate=fingerprint(device_key) if device_key else None,
         sealed=record.seal is not None, evaluation=evaluation, log=log,
+        refusals=record.refusals,
     )
 

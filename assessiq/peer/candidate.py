@@ -156,6 +156,7 @@ class Candidate(PeerSession):
                     conn,
                     {"sync": self._sync_service, "integrity": self._integrity_service},
                     self._on_control,
+                    on_refused=self.refuse,
                 )
                 await self._serve_link(link)
                 if not self.ended.is_set():
@@ -378,14 +379,14 @@ class Candidate(PeerSession):
                 try:
                     receipt = Receipt.decode(raw)
                 except IntegrityError as exc:
-                    log.warning("candidate: dropped a malformed receipt: %s", exc)
+                    self.refuse("integrity", f"malformed receipt: {exc}", raw)
                     continue
                 env = self.outbox.get(receipt.seq)
                 if env is None:
                     continue
                 if not receipt.verify(self.invite.host_key) or receipt.hash != env.hash:
-                    log.warning("candidate: a receipt for event %d does not check out",
-                                receipt.seq)
+                    self.refuse("integrity", f"the receipt for event {receipt.seq} does not "
+                                "check out", raw)
                     continue
                 del self.outbox[receipt.seq]
                 self.receipts.append(receipt)

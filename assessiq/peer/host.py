@@ -239,7 +239,7 @@ class Host(PeerSession):
             raise
         self._pin_device()
         link = Link(conn, {"sync": self._sync_service, "integrity": self._integrity_service},
-                    self._on_control)
+                    self._on_control, on_refused=self.refuse)
         await self._serve_link(link)
 
     def _pin_device(self) -> None:
@@ -263,7 +263,7 @@ class Host(PeerSession):
                 env, new = self.verifier.accept(raw)
             except IntegrityError as exc:
                 self.integrity_errors.append(str(exc))
-                log.warning("host: refused an integrity event: %s", exc)
+                self.refuse("integrity", f"integrity event refused: {exc}", raw)
                 continue
             if new:
                 self.received_at[env.seq] = time.time()

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 Service = Callable[[DataChannelChannel], Awaitable[None]]
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+RefusalHandler = Callable[[str, str, bytes], None]
+"""Called with (channel, reason, raw) for every message from the peer that is refused."""
 
 
 class Link:
@@ -36,8 +38,11 @@ class Link:
         conn: PeerConnection,
         services: dict[str, Service],
         on_control: ControlHandler | None = None,
+        *,
+        on_refused: RefusalHandler | None = None,
     ) -> None:
         self.conn = conn
+        self.on_refused = on_refused
         cfg = conn.config
         self.heartbeat = Heartbeat(
             conn.channels["control"], cfg.heartbeat_interval, cfg.heartbeat_timeout
@@ -67,7 +72,10 @@ class Link:
                 message = control.decode(raw)
             except control.ControlError as exc:
                 self.malformed += 1
-                log.warning("dropped a control message: %s", exc)
+                if self.on_refused is not None:
+                    self.on_refused("control", f"control message refused: {exc}", raw)
+                else:
+                    log.warning("dropped a control message: %s", exc)
                 continue
             if message["t"] in ("ping", "pong"):
                 await self.heartbeat.on_message(message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,25 @@ class PeerSession:
         self.awareness = Awareness(self.doc.doc)  # one for the session: its clock must grow
         self.call: CallState | None = None  # the call across links (None: no media)
         self.store: SessionStore | None = None
+        self.refused: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
+        """The latest things refused from the peer (all are in the session file)."""
+        self.refused_total = 0
+
+    # ---- refusals ----------------------------------------------------------------------
+
+    def refuse(self, channel: str, reason: str, raw: bytes = b"") -> None:
+        """Something from the peer on `channel` was refused for `reason`: log it, keep it
+        for the page, and write it to the session file (sealed with the record on the
+        host's side). `raw` is what was refused; only its digest and size are kept."""
+        self.refused_total += 1
+        now = time.time()
+        self.refused.append({"t": now, "channel": channel, "reason": reason, "size": len(raw)})
+        log.warning("%s: refused from the peer on %s: %s", self.role, channel, reason)
+        if self.store is not None:
+            try:
+                self.store.append_refusal(channel, reason, raw, t=now)
+            except Exception:  # a closed store (the session is ending) loses nothing honest
+                log.exception("%s: could not record a refusal", self.role)
 
     # ---- the call ----------------------------------------------------------------------
 
