@@ -2,7 +2,9 @@
 
 Every page lives under `/<token>/...`, where the token is a fresh random secret made at
 startup and printed only in the URL the app opens: another local user who can reach
-127.0.0.1 cannot open someone's session without it (a wrong token gets a 404).
+127.0.0.1 cannot open someone's session without it (a wrong token gets a 404). The server
+answers only its own Host and Origin (`localguard.py`), so a web page cannot reach it through
+DNS rebinding or a cross-site websocket.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .call import CallPlan
 from .candidate_session import CandidateController
 from .components import FrameSource, video_tile
 from .host_session import HostController
+from .localguard import LocalGuard, allowed_origins, limit_socketio_origins
 from .problems import Problem
 from .video_stream import add_video_routes
 
@@ -150,6 +153,9 @@ def serve(state: AppState, roles: tuple[str, ...], *, port: int, start_path: str
                 webbrowser.open(url)
 
     nicegui_app.on_startup(startup)
+    # only this app's own Host and Origin (DNS rebinding, cross-site websockets): localguard.py
+    nicegui_app.add_middleware(LocalGuard)
+    limit_socketio_origins(allowed_origins(port))
     ui.run(host="127.0.0.1", port=port, title=f"AssessIQ {title}", reload=False,
            show=False, show_welcome_message=False, favicon="🧭",
            storage_secret=secrets.token_urlsafe(16), uvicorn_logging_level="warning")
