@@ -75,16 +75,19 @@ async def test_garbage_and_oversized_messages_do_not_break_the_link():
         for junk in (b"\xff" * 10, "not json", '{"t":"ping"}', '{"t":"bye"}', "[" * 3000,
                      b"x" * 5000, '{"t":"ping","id":1,"at":1,"evil":2}'):
             ctl.send(junk)
-        a.channels["sync"].dc.send(b"y" * (SMALL.max_message_bytes + 10))  # oversized: dropped
-        a.channels["sync"].dc.send("text is fine")
+        a.channels["integrity"].dc.send(b"y" * (SMALL.max_message_bytes + 10))  # oversized
+        a.channels["integrity"].dc.send("text is fine")
+        a.channels["sync"].dc.send("text, unframed")  # the sync channel's frames: refused
+        a.channels["sync"].dc.send(b"\x00framed")
         await a.channels["control"].send(b'{"t":"ping","id":7,"at":1}')
         pong = await asyncio.wait_for(a.channels["control"].recv(), 5)
         while b'"pong"' not in pong or b"7" not in pong:
             pong = await asyncio.wait_for(a.channels["control"].recv(), 5)
         await asyncio.sleep(0.2)
         assert link.malformed == 7
+        assert b.channels["integrity"].dropped == 1
         assert b.channels["sync"].dropped == 1
-        assert received == [b"text is fine"]
+        assert sorted(received) == [b"framed", b"text is fine"]
         assert not link.dead.is_set()
     finally:
         await link.close()

@@ -10,6 +10,7 @@ from typing import Any
 import pycrdt
 
 from assessiq.core.document import SharedDoc
+from assessiq.core.fragments import Reassembler
 from assessiq.core.sync import DocSync
 from assessiq.peer.connection import PeerConnection
 from assessiq.peer.datachannel import HIGH_WATER
@@ -58,10 +59,13 @@ async def test_a_full_send_buffer_falls_back_to_the_loop_in_order() -> None:
             await asyncio.gather(sync_a.synced.wait(), sync_b.synced.wait())
             doc_a.observe_updates(lambda update, _o: sent.append(update))
 
-            def on_message(message: Any) -> None:
-                if message[:2] == bytes((pycrdt.YMessageType.SYNC,
-                                         pycrdt.YSyncMessageType.SYNC_UPDATE)):
-                    received.append(bytes(message))
+            frames = Reassembler()  # the wire carries the sync messages in frames
+
+            def on_message(frame: Any) -> None:
+                message = frames.feed(bytes(frame))
+                if message is not None and message[:2] == bytes(
+                        (pycrdt.YMessageType.SYNC, pycrdt.YSyncMessageType.SYNC_UPDATE)):
+                    received.append(message)
 
             b.channels["sync"].dc.on("message", on_message)
             dc_a = a.channels["sync"].dc

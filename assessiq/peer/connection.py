@@ -5,6 +5,12 @@ candidate answers and receives them. After connecting, each side checks that the
 the live DTLS session presents is the one whose fingerprint was in the SDP that the other
 side signed — a signaling server that swapped SDPs or fingerprints is caught here even if
 it somehow got past the signatures.
+
+The sync channels (`FRAGMENTED`) carry messages of any size up to `fragments.MAX_MESSAGE` in
+frames (`DataChannelChannel(fragment=True)`), under one inbound byte-rate cap for the
+connection (`inbound`, a `TokenBucket`; a session passes its own with `guard_inbound` so a
+reconnect does not refill it). What they refuse goes to the session's refusal handler; what is
+refused before one is attached is kept (the last `EARLY_REFUSALS`) and handed over then.
 """
 
 from __future__ import annotations
@@ -12,22 +18,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdtlstransport import certificate_digest
 
+from ..core.fragments import RATE_BURST, RATE_BYTES_PER_SECOND, TokenBucket
 from ..core.handshake import sdp_fingerprints
 from .config import PeerConfig
-from .datachannel import DataChannelChannel
+from .datachannel import DataChannelChannel, RefusalHandler
 from .errors import ConnectError
 
-__all__ = ["CHANNELS", "PeerConnection", "check_dtls_binding", "restrict_host_addresses"]
+__all__ = [
+    "CHANNELS", "FRAGMENTED", "PeerConnection", "check_dtls_binding", "restrict_host_addresses",
+]
 
 log = logging.getLogger(__name__)
 
 CHANNELS = ("sync", "integrity", "control")
+FRAGMENTED = ("sync", "state")
+"""The channels whose messages may be of any size (split into frames under the limit)."""
+EARLY_REFUSALS = 64
 
 # Called with the RTCPeerConnection at the moment media must be added (the offerer: before
 # createOffer; the answerer: after setRemoteDescription, before createAnswer). Returns the
@@ -91,6 +104,10 @@ class PeerConnection:
         self._media_hook = media
         self.media: Any = None
         self.channels: dict[str, DataChannelChannel] = {}
+        self.inbound = TokenBucket(RATE_BYTES_PER_SECOND, RATE_BURST)
+        """The byte-rate cap on what the peer sends on the `FRAGMENTED` channels."""
+        self.on_refused: RefusalHandler | None = None
+        self._early: deque[tuple[str, str, bytes]] = deque(maxlen=EARLY_REFUSALS)
         self.failed = asyncio.Event()
         self._opened = asyncio.Event()
         self.local_sdp = ""
@@ -108,7 +125,13 @@ class PeerConnection:
         if dc.label not in CHANNELS or dc.label in self.channels:
             log.warning("ignored an unexpected data channel %r", dc.label[:40])
             return
-        channel = DataChannelChannel(dc, max_bytes=self.config.max_message_bytes)
+        if dc.label in FRAGMENTED:
+            channel = DataChannelChannel(
+                dc, max_bytes=self.config.max_message_bytes, fragment=True,
+                admit=self._admit, on_refused=self._refused,
+            )
+        else:
+            channel = DataChannelChannel(dc, max_bytes=self.config.max_message_bytes)
         self.channels[dc.label] = channel
 
         def opened() -> None:
@@ -122,6 +145,29 @@ class PeerConnection:
             opened()
         dc.on("open", opened)
         opened()
+
+    def _admit(self, size: int) -> str | None:
+        if self.inbound.take(size):
+            return None
+        rate, burst = self.inbound.rate / 2**20, self.inbound.burst / 2**20
+        return (f"a message of {size} bytes is over the inbound rate cap "
+                f"({rate:g} MiB/s, bursts of {burst:g} MiB)")
+
+    def _refused(self, label: str, reason: str, raw: bytes) -> None:
+        if self.on_refused is not None:
+            self.on_refused(label, reason, raw)
+        else:
+            log.warning("refused from the peer on %s: %s", label, reason)
+            self._early.append((label, reason, bytes(raw[:4096])))
+
+    def guard_inbound(self, on_refused: RefusalHandler, inbound: TokenBucket | None = None) -> None:
+        """Send refusals to `on_refused` (those already made first) and, with `inbound`,
+        count the peer's bytes in that bucket (the session's) from now on."""
+        if inbound is not None:
+            self.inbound = inbound
+        self.on_refused = on_refused
+        while self._early:
+            on_refused(*self._early.popleft())
 
     def _on_datachannel(self, dc: RTCDataChannel) -> None:
         self._add(dc)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from pycrdt import Awareness
 
 from ..core.document import SharedDoc
+from ..core.errors import ChannelClosed
+from ..core.fragments import RATE_BURST, RATE_BYTES_PER_SECOND, TokenBucket
 from .config import PeerConfig
 from .datachannel import DataChannelChannel
 from .errors import ConnectError
@@ -56,6 +58,8 @@ class PeerSession:
         self.refused: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
         """The latest things refused from the peer (all are in the session file)."""
         self.refused_total = 0
+        self.inbound = TokenBucket(RATE_BYTES_PER_SECOND, RATE_BURST)
+        """The byte-rate cap on what the peer sends on the sync channels, across links."""
 
     # ---- refusals ----------------------------------------------------------------------
 
@@ -172,10 +176,14 @@ class PeerSession:
 
         other = "candidate" if self.role == "host" else "host"
         async with DocSync(self.doc, channel, awareness=self.awareness, origin=other) as sync:
-            await sync.synced.wait()
-            log.info("%s: document synced over the new link", self.role)
-            self._connected.set()
-            await channel.closed.wait()
+            await _first(sync.synced.wait(), sync.closed.wait(), channel.closed.wait())
+            if sync.synced.is_set() and not sync.closed.is_set():
+                log.info("%s: document synced over the new link", self.role)
+                self._connected.set()
+                await _first(channel.closed.wait(), sync.closed.wait())
+        # However the sync stopped (the channel closed, or DocSync gave up on it), the link
+        # ends here and the session builds a new one: "connected" means "syncing".
+        raise ChannelClosed(f"{channel.path}: the document sync stopped")
 
     def _start_awareness(self) -> None:
         self._spawn(self.awareness.start(), f"{self.role}-awareness")
@@ -187,6 +195,7 @@ class PeerSession:
             self.ended.set()
 
     async def _serve_link(self, link: Link) -> str:
+        link.conn.guard_inbound(self.refuse, self.inbound)
         self.link = link
         self.links_made += 1
         try:
@@ -209,3 +218,13 @@ class PeerSession:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+async def _first(*waits: Any) -> None:
+    """Return when the first of these coroutines does (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
