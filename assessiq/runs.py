@@ -4,6 +4,11 @@ The candidate (or the host's own editor) asks for a run; the service refuses ove
 rate-limits each requester, queues what it accepts, runs it in the sandbox with the problem's
 public and hidden tests, puts the public results into the shared document and keeps the hidden
 ones in the host's private store.
+
+The service grades against its own copy of the tests the host set (`set_public_tests`, the
+`public_tests` argument, `hidden_tests`), never against the shared document's, which only shows
+them. Each run it seals records what it was graded against, so `assessiq verify` can recompute
+every verdict (see `assessiq.core.runcheck`, whose comparison decides them here too).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +26,7 @@ from sandbox import Backend, RunRequest, Runtime, SandboxError, default_backend
 from sandbox.languages import canonical_name
 from sandbox.testcases import TestCase, run_tests
 
+from .core import runcheck
 from .core.document import SharedDoc
 from .core.errors import AssessIQError
 from .core.store import SessionStore
@@ -92,6 +98,7 @@ class RunService:
         *,
         backend: Backend | None = None,
         hidden_tests: Sequence[TestCase] = (),
+        public_tests: Sequence[Mapping[str, str]] | None = None,
         limits: RunLimits | None = None,
         origin: str = "host",
         clock: Callable[[], float] = time.monotonic,
@@ -100,6 +107,7 @@ class RunService:
         self.store = store
         self.backend = backend
         self.hidden_tests = list(hidden_tests)
+        self._public: tuple[TestCase, ...] = ()
         self.limits = limits or RunLimits()
         self.origin = origin
         self._clock = clock
@@ -110,6 +118,32 @@ class RunService:
         self._done: dict[str, asyncio.Event] = {}
         self.runtimes: list[Runtime] = []
         self.backend_error: str | None = None  # why the runtimes could not be listed
+        if public_tests is not None:
+            self.set_public_tests(public_tests)
+
+    def set_public_tests(self, tests: Sequence[Mapping[str, str]]) -> None:
+        """Set the public tests (each `{"name", "stdin", "expected"}`): the service keeps its
+        own copy to grade against and writes them to the shared document for display.
+        Raises `ValueError` for malformed tests (nothing changes then)."""
+        if isinstance(tests, str | bytes) or not isinstance(tests, Sequence):
+            raise ValueError("public tests must be a list of objects")
+        try:
+            cases = tuple(TestCase(name=t["name"], stdin=t["stdin"],
+                                   expected_stdout=t["expected"]) for t in tests)
+        except (KeyError, TypeError, SandboxError) as exc:
+            raise ValueError(f"malformed public tests: {exc}") from exc
+        if len({c.name for c in cases}) != len(cases):
+            raise ValueError("public test names must be unique")
+        self.doc.set_public_tests([{"name": c.name, "stdin": c.stdin,
+                                    "expected": c.expected_stdout} for c in cases],
+                                  origin=self.origin)
+        self._public = cases
+
+    @property
+    def public_tests(self) -> list[dict[str, str]]:
+        """The public tests runs are graded against (the host's copy, not the document's)."""
+        return [{"name": c.name, "stdin": c.stdin, "expected": c.expected_stdout}
+                for c in self._public]
 
     @property
     def languages(self) -> set[str]:
@@ -212,34 +246,69 @@ class RunService:
                 await self._execute(job)
             except Exception:  # one broken run must never stop the service
                 log.exception("run %s failed inside the host", job.run_id)
-                self.doc.set_run_result(job.run_id, {"error": "the host could not run this"},
-                                        origin=self.origin)
+                try:
+                    self._fail(job, "the host could not run this")
+                except Exception:
+                    log.exception("run %s: its failure could not be recorded", job.run_id)
             finally:
                 self._waiting[job.by] -= 1
                 self._done[job.run_id].set()
+
+    def _sealed_request(self, job: _Job) -> dict[str, Any]:
+        """The run's request as the record keeps it: the exact source, its digest, who."""
+        source = job.request.files[0].content if len(job.request.files) == 1 else ""
+        return job.request.to_dict() | {"by": job.by,
+                                        "source_sha256": runcheck.source_digest(source)}
+
+    def _fail(self, job: _Job, reason: str) -> None:
+        """The run ended without a result: say so in the document and in the record."""
+        self.doc.set_run_result(job.run_id, {"error": reason}, origin=self.origin)
+        if self.store is not None:
+            self.store.put_run(job.run_id, self._sealed_request(job), {
+                "error": reason, "proof": runcheck.PROOF_VERSION,
+                "verdict": runcheck.run_verdict([], error=True), "tests": [], "hidden": []})
 
     async def _execute(self, job: _Job) -> None:
         backend = self.backend or default_backend()
         try:
             result = await backend.run(job.request)
         except SandboxError as exc:
-            self.doc.set_run_result(job.run_id, {"error": str(exc)}, origin=self.origin)
+            self._fail(job, str(exc))
             return
-        public = [TestCase(name=t["name"], stdin=t["stdin"], expected_stdout=t["expected"])
-                  for t in self.doc.public_tests()]
-        public_out = [o.to_dict() for o in await run_tests(job.request, public, backend)]
-        hidden_out = [o.to_dict() for o in await run_tests(job.request, self.hidden_tests,
-                                                           backend)]
+        public_cases = list(self._public)  # the host's copy, as it is when the run starts
+        public = [
+            runcheck.public_test_record(
+                name=case.name, stdin=case.stdin, expected=case.expected_stdout,
+                actual=o.actual, status=o.status, code=o.code, time=o.time, diff=o.diff,
+                message=o.message)
+            for case, o in zip(public_cases,
+                               await run_tests(job.request, public_cases, backend),
+                               strict=True)]
+        hidden_cases = list(self.hidden_tests)
+        hidden_out = await run_tests(job.request, hidden_cases, backend)
+        hidden = [runcheck.hidden_test_record(stdin=case.stdin, expected=case.expected_stdout,
+                                              actual=o.actual, status=o.status, code=o.code)
+                  for case, o in zip(hidden_cases, hidden_out, strict=True)]
+        verdict = runcheck.run_verdict([t["passed"] for t in public])
         doc_result = _for_doc(result.to_dict())
-        doc_result["tests"] = [{**o, "actual": _trim(o["actual"]), "diff": _trim(o["diff"])}
-                               for o in public_out]
+        doc_result["tests"] = [
+            {k: t[k] for k in ("name", "hidden", "passed", "status", "code", "time",
+                               "message")} | {"actual": _trim(t["actual"]),
+                                              "diff": _trim(t["diff"])}
+            for t in public]
+        doc_result["verdict"] = verdict
         self.doc.set_run_result(job.run_id, doc_result, origin=self.origin)
         if self.store is not None:
-            self.store.put_run(job.run_id, job.request.to_dict() | {"by": job.by},
-                               result.to_dict() | {"tests": public_out})
+            self.store.put_run(job.run_id, self._sealed_request(job), result.to_dict() | {
+                "proof": runcheck.PROOF_VERSION, "verdict": verdict, "tests": public,
+                "hidden": hidden})
             if hidden_out:
-                self.store.add_private("hidden_results", {"run_id": job.run_id,
-                                                          "tests": hidden_out})
+                # the hidden tests' outcomes in full, for the interviewer only; the sealed
+                # run above keeps only their digests and verdicts
+                self.store.add_private("hidden_results", {
+                    "run_id": job.run_id,
+                    "tests": [o.to_dict() | {"passed": h["passed"], "case": h["case"]}
+                              for o, h in zip(hidden_out, hidden, strict=True)]})
         log.info("run %s by %s: %s, %d/%d public, %d/%d hidden", job.run_id, job.by,
-                 result.run.status or "ok", sum(o["passed"] for o in public_out),
-                 len(public_out), sum(o["passed"] for o in hidden_out), len(hidden_out))
+                 result.run.status or "ok", sum(t["passed"] for t in public),
+                 len(public), sum(h["passed"] for h in hidden), len(hidden))

@@ -63,11 +63,12 @@ class TestOutcome:
     actual: str
     diff: str
     message: str | None = None
+    code: int | None = None  # the run's exit code
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "hidden": self.hidden, "passed": self.passed,
                 "status": self.status, "time": self.time, "actual": self.actual,
-                "diff": self.diff, "message": self.message}
+                "diff": self.diff, "message": self.message, "code": self.code}
 
 
 def normalize(text: str) -> list[str]:
@@ -97,7 +98,8 @@ def _outcome(case: TestCase, result: RunResult) -> TestOutcome:
     if result.compile is not None and not result.compile.ok:
         message = f"compilation failed: {result.compile.stderr.strip()[:500]}"
     return TestOutcome(name=case.name, hidden=case.hidden, passed=passed, status=stage.status,
-                       time=stage.wall_time, actual=stage.stdout, diff=diff, message=message)
+                       time=stage.wall_time, actual=stage.stdout, diff=diff, message=message,
+                       code=stage.code)
 
 
 async def run_tests(submission: RunRequest, tests: list[TestCase],

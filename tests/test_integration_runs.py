@@ -30,8 +30,8 @@ async def test_candidate_runs_over_control(tmp_path):
         cand = await Candidate.join(host.invite.encode(), config=FAST,
                                     session_path=tmp_path / "c.aiq")
         try:
-            host.doc.set_public_tests([{"name": "one", "stdin": "1 2", "expected": "3\n"}],
-                                      origin="host")
+            assert host.runs is not None
+            host.runs.set_public_tests([{"name": "one", "stdin": "1 2", "expected": "3\n"}])
             host.doc.set_language("python", origin="host")
             # The candidate types the answer and asks at once: the host waits for the code.
             cand.doc.set_code(SUM, origin="candidate")
@@ -52,6 +52,9 @@ async def test_candidate_runs_over_control(tmp_path):
             [hidden_row] = host.store.private("hidden_results")
             assert hidden_row["value"]["run_id"] == run_id
             assert [t["passed"] for t in hidden_row["value"]["tests"]] == [True]
+            [sealed] = host.store.runs()
+            assert sealed["result"]["verdict"] == "passed"
+            assert sealed["request"]["files"][0]["content"] == SUM
 
             # Oversized source: refused with the reason, shown to the candidate.
             cand.doc.set_code("x = 1\n" * 500, origin="candidate")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import httpx
 import pytest
 
 from assessiq.core.document import SharedDoc
+from assessiq.core.runcheck import check_runs
 from assessiq.core.store import SessionStore
 from assessiq.runs import RunLimits, RunRefused, RunService
 from sandbox import LocalBackend
@@ -23,12 +27,13 @@ class Clock:
         return self.t
 
 
+PUBLIC = [{"name": "small", "stdin": "1 2", "expected": "3\n"},
+          {"name": "neg", "stdin": "-1 -2", "expected": "-3\n"}]
+
+
 @pytest.fixture
 def doc() -> SharedDoc:
-    d = SharedDoc()
-    d.set_public_tests([{"name": "small", "stdin": "1 2", "expected": "3\n"},
-                        {"name": "neg", "stdin": "-1 -2", "expected": "-3\n"}])
-    return d
+    return SharedDoc()
 
 
 @pytest.fixture
@@ -41,7 +46,9 @@ def store(tmp_path):
 async def test_public_results_in_doc_hidden_only_in_store(doc, store):
     hidden = [TestCase("big", "1000000 2000000", "3000000\n", hidden=True),
               TestCase("wrong-on-purpose", "1 1", "3\n", hidden=True)]
-    async with RunService(doc, store, backend=LocalBackend(), hidden_tests=hidden) as runs:
+    async with RunService(doc, store, backend=LocalBackend(), hidden_tests=hidden,
+                          public_tests=PUBLIC) as runs:
+        assert doc.public_tests() == PUBLIC  # shown in the document
         run_id = runs.submit(by="candidate", language="python", source=ECHO_SUM, stdin="4 5")
         await runs.wait(run_id)
     [run] = doc.runs()
@@ -59,6 +66,64 @@ async def test_public_results_in_doc_hidden_only_in_store(doc, store):
         "+2" in outcomes["wrong-on-purpose"]["diff"]
     [stored] = store.runs()
     assert stored["result"]["run"]["stdout"] == "9\n"
+    # The sealed run keeps what it was graded against: the source and its digest, each
+    # public test's input, expected and actual output, and only digests of the hidden ones.
+    request, sealed = stored["request"], stored["result"]
+    assert request["files"][0]["content"] == ECHO_SUM and request["language"] == "python"
+    assert request["source_sha256"] == hashlib.sha256(ECHO_SUM.encode()).hexdigest()
+    assert sealed["verdict"] == "passed"
+    assert [(t["name"], t["stdin"], t["expected"], t["actual"], t["code"], t["passed"])
+            for t in sealed["tests"]] == [("small", "1 2", "3\n", "3\n", 0, True),
+                                          ("neg", "-1 -2", "-3\n", "-3\n", 0, True)]
+    assert [h["passed"] for h in sealed["hidden"]] == [True, False]
+    assert "1000000 2000000" not in json.dumps(stored) and "wrong-on-purpose" not in \
+        json.dumps(stored)
+    assert [h["case"] for h in sealed["hidden"]] == \
+        [t["case"] for t in entry["value"]["tests"]]  # the private entry names the same cases
+    [check] = check_runs(store.runs()).runs
+    assert (check.ok, check.verdict, check.errors) == (True, "passed", [])
+
+
+async def test_grades_against_its_own_copy_not_the_document(doc, store):
+    """Whatever the document says the public tests are (a peer may have written it), the
+    service grades against the tests the host set, and the record shows which."""
+    async with RunService(doc, store, backend=LocalBackend(), public_tests=PUBLIC) as runs:
+        doc.set_public_tests([{"name": "small", "stdin": "1 2", "expected": "-3\n"}],
+                             origin="remote")
+        assert runs.public_tests == PUBLIC
+        run_id = runs.submit(by="candidate", language="python",
+                             source="print(-3)\n")  # wrong, but matches the forged test
+        await runs.wait(run_id)
+    [run] = doc.runs()
+    assert [(t["name"], t["passed"]) for t in run["result"]["tests"]] == \
+        [("small", False), ("neg", True)]  # graded by the host's tests: 3, then -3
+    assert run["result"]["verdict"] == "failed"
+    [stored] = store.runs()
+    assert stored["result"]["verdict"] == "failed"
+    assert [t["expected"] for t in stored["result"]["tests"]] == ["3\n", "-3\n"]
+    [check] = check_runs(store.runs()).runs
+    assert (check.ok, check.verdict) == (True, "failed")
+
+
+def test_public_tests_are_checked_before_anything_changes(doc):
+    runs = RunService(doc, public_tests=PUBLIC)
+    for bad in ([{"name": "x", "stdin": ""}], [{"name": "", "stdin": "", "expected": ""}],
+                [PUBLIC[0], PUBLIC[0]], "nope"):
+        with pytest.raises(ValueError):
+            runs.set_public_tests(bad)  # type: ignore[arg-type]
+    assert runs.public_tests == PUBLIC and doc.public_tests() == PUBLIC
+
+
+async def test_a_run_the_host_cannot_run_is_recorded_as_an_error(doc, store):
+    runs = RunService(doc, store, backend=PistonBackend(f"http://127.0.0.1:{_closed_port()}"),
+                      public_tests=PUBLIC)
+    async with runs:
+        run_id = runs.submit(by="candidate", language="python", source="print(3)\n")
+        await runs.wait(run_id)
+    [stored] = store.runs()
+    assert stored["result"]["verdict"] == "error" and stored["result"]["tests"] == []
+    [check] = check_runs(store.runs()).runs
+    assert (check.ok, check.verdict) == (True, "error")
 
 
 async def test_hostile_run_times_out_and_service_goes_on(doc):

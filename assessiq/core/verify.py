@@ -20,6 +20,7 @@ from .identity import fingerprint
 from .integrity import IntegrityError, LogCheck, Receipt, check_log
 from .policy import Policy
 from .record import SessionRecord
+from .runcheck import check_runs
 from .score import Evaluation, evaluate
 from .seal import compute_manifest, host_key_of, open_seal
 
@@ -50,6 +51,9 @@ class Verdict:
     log: LogCheck | None = field(default=None, repr=False)
     refusals: list[dict[str, Any]] = field(default_factory=list)
     """What the host refused from the candidate's app, as recorded and sealed."""
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    """Each sealed run, `{"id", "verdict", "ok"}`: `ok` says its verdicts follow from what it
+    recorded (None: it carries no proof to recompute; see `core.runcheck`)."""
 
     def to_json(self) -> dict[str, Any]:
         ev = self.evaluation.to_json() if self.evaluation else {
@@ -62,6 +66,7 @@ class Verdict:
             "refusals": [{k: r[k] for k in ("t", "channel", "reason", "count")}
                          for r in self.refusals],
             "refused": sum(int(r["count"]) for r in self.refusals),
+            "runs": self.runs,
         }
 
 
@@ -163,6 +168,8 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
     if host_key is not None:
         errors += _check_receipts(record, host_key, log)
     errors += _check_history(record)
+    runs = check_runs(record.runs)  # every run's verdicts recomputed from its own record
+    errors += runs.errors
 
     evaluation = None
     try:
@@ -185,6 +192,6 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
         valid=not errors, errors=errors, events=len(log.events), session=session,
         host=host_fp, candidate=fingerprint(device_key) if device_key else None,
         sealed=record.seal is not None, evaluation=evaluation, log=log,
-        refusals=record.refusals,
+        refusals=record.refusals, runs=[r.to_json() for r in runs.runs],
     )
 
