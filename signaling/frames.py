@@ -11,10 +11,13 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .jsonlimits import loads_bounded
+
 Role = Literal["host", "candidate"]
 ROLES: Final = ("host", "candidate")
 ROOM_RE: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_RESUME_CHARS: Final = 128
+MAX_DEPTH: Final = 2  # every client frame is one flat object
 
 # Error codes, exactly as they appear on the wire.
 BAD_JSON: Final = "bad-json"
@@ -68,16 +71,14 @@ class Ping:
 ClientFrame = Join | Relay | Ping
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_client_frame(text: str) -> ClientFrame:
-    """Parse one text frame from a client. Raises FrameError (bad-json or bad-frame)."""
+def parse_client_frame(text: str, *, max_bytes: int = 256 * 1024) -> ClientFrame:
+    """Parse one text frame from a client (at most `max_bytes` long, nested at most
+    `MAX_DEPTH` deep, both checked before parsing). Raises FrameError (bad-json or
+    bad-frame)."""
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise FrameError(BAD_JSON, "frame is not valid JSON") from None
+        obj = loads_bounded(text, max_bytes=max_bytes, max_depth=MAX_DEPTH)
+    except ValueError as exc:
+        raise FrameError(BAD_JSON, f"frame is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise FrameError(BAD_FRAME, "frame must be a JSON object")
     kind = obj.get("type")

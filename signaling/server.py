@@ -212,7 +212,7 @@ class SignalingServer:
                               f"frame larger than {self.limits.max_message_bytes} bytes; dropped")
             return
         try:
-            frame = frames.parse_client_frame(message)
+            frame = frames.parse_client_frame(message, max_bytes=self.limits.max_message_bytes)
         except FrameError as exc:
             await self._error(client, exc.code, exc.message)
             return

@@ -25,7 +25,6 @@ comes from the wrong key raises `HandshakeError` with a reason a user can act on
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -41,6 +40,7 @@ from .encoding import b64d, b64e, canonical_json
 from .errors import AssessIQError, InviteError
 from .identity import Identity, verify_signature
 from .invite import Invite, JoinGate, JoinRequest
+from .jsonlimits import loads_bounded
 
 __all__ = [
     "C2H",
@@ -63,6 +63,8 @@ H2C = "h2c"
 NONCE_LEN = 12
 MAX_SEALED_CHARS = 64 * 1024
 MAX_SDP_CHARS = 32 * 1024
+MAX_JSON_DEPTH = 2
+"""Every handshake body is one flat object; deeper is refused before the JSON is parsed."""
 _FINGERPRINT_RE = re.compile(r"^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$", re.MULTILINE)
 
 
@@ -139,10 +141,10 @@ def open_message(
             "without this invite's secret (the signaling server or someone on the path)"
         ) from exc
     try:
-        outer = json.loads(inner)
+        outer = loads_bounded(inner, max_bytes=MAX_SEALED_CHARS, max_depth=MAX_JSON_DEPTH)
         raw = b64d(outer["body"])
         signature = b64d(outer["sig"])
-        body = json.loads(raw)
+        body = loads_bounded(raw, max_bytes=MAX_SEALED_CHARS, max_depth=MAX_JSON_DEPTH)
     except (ValueError, KeyError, TypeError) as exc:
         raise HandshakeError("a handshake message is malformed inside its encryption") from exc
     if not isinstance(body, dict):

@@ -11,7 +11,6 @@ It cannot prove the candidate's app was unmodified — tampering is designed to 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -22,6 +21,7 @@ from typing import Any
 from .encoding import canonical_json, pack_signed, sha256_hex, unpack_signed
 from .errors import AssessIQError
 from .identity import Identity, verify_signature
+from .jsonlimits import loads_bounded
 
 __all__ = [
     "SEVERITIES",
@@ -39,6 +39,10 @@ __all__ = [
 EVENT_DOMAIN = "event/v1"
 RECEIPT_DOMAIN = "receipt/v1"
 MAX_ENVELOPE_BYTES = 16 * 1024
+MAX_ENVELOPE_DEPTH = 8
+"""How deeply an envelope's JSON may nest (the envelope is 1, its `data` 2); deeper is
+refused before it is parsed."""
+MAX_RECEIPT_BYTES = 2048
 SEVERITIES = ("info", "warn", "alert")
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
@@ -85,9 +89,9 @@ class Envelope:
         raw = bytes(raw)
         try:
             body, signature = unpack_signed(raw)
-            d = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IntegrityError("malformed envelope") from exc
+            d = loads_bounded(body, max_bytes=MAX_ENVELOPE_BYTES, max_depth=MAX_ENVELOPE_DEPTH)
+        except ValueError as exc:
+            raise IntegrityError(f"malformed envelope: {exc}") from exc
         if not isinstance(d, dict) or d.get("v") != 1:
             raise IntegrityError("malformed envelope")
         seq: Any = d.get("seq")
@@ -238,14 +242,14 @@ class Receipt:
 
     @classmethod
     def decode(cls, raw: bytes) -> Receipt:
-        if not isinstance(raw, bytes | bytearray) or len(raw) > 2048:
+        if not isinstance(raw, bytes | bytearray) or len(raw) > MAX_RECEIPT_BYTES:
             raise IntegrityError("receipt missing or too large")
         raw = bytes(raw)
         try:
             body, signature = unpack_signed(raw)
-            d = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IntegrityError("malformed receipt") from exc
+            d = loads_bounded(body, max_bytes=MAX_RECEIPT_BYTES, max_depth=1)
+        except ValueError as exc:
+            raise IntegrityError(f"malformed receipt: {exc}") from exc
         ok = (
             isinstance(d, dict) and d.get("v") == 1 and isinstance(d.get("session"), str)
             and isinstance(d.get("seq"), int) and not isinstance(d.get("seq"), bool)

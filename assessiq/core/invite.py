@@ -14,7 +14,6 @@ Wire form: `aiq1.<base64url(body JSON)>.<base64url(signature)>`; as a link,
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -25,6 +24,7 @@ from typing import Any
 from .encoding import b64d, b64e, canonical_json, pack_signed, sha256_hex, unpack_signed
 from .errors import InviteError
 from .identity import PUBLIC_KEY_LEN, Identity, fingerprint, verify_signature
+from .jsonlimits import loads_bounded
 
 __all__ = [
     "INVITE_PREFIX",
@@ -110,8 +110,8 @@ class Invite:
             body, signature = b64d(parts[0]), b64d(parts[1])
             if b64e(body) != parts[0] or b64e(signature) != parts[1]:
                 raise ValueError("not the one canonical base64 encoding")  # no malleable copies
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = loads_bounded(body, max_bytes=MAX_INVITE_CHARS, max_depth=2)
+        except ValueError as exc:
             raise InviteError("the invite is truncated or damaged; copy it again in full") from exc
         if not isinstance(data, dict):
             raise InviteError("the invite is damaged: its body is not an object")
@@ -228,8 +228,8 @@ class JoinRequest:
             raise InviteError("the join request is missing or too large")
         try:
             body, signature = unpack_signed(raw)
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = loads_bounded(body, max_bytes=MAX_JOIN_BYTES, max_depth=2)
+        except ValueError as exc:
             raise InviteError("the join request is damaged") from exc
         if not isinstance(data, dict) or data.get("v") != 1:
             raise InviteError("the join request is damaged")

@@ -1,7 +1,8 @@
 """Messages on the `control` channel: small JSON objects checked against a schema.
 
 Every message is a JSON object with a `t` (type) and only the fields its type allows, each
-of the right type, at most `MAX_CONTROL_BYTES` long. Anything else is refused with
+of the right type, at most `MAX_CONTROL_BYTES` long and nested at most `MAX_CONTROL_DEPTH`
+deep (both checked before the JSON is parsed). Anything else is refused with
 `ControlError` (the receiver drops and logs it; it never crashes the peer). Other parts
 of the app add their own message types with `register`.
 """
@@ -12,10 +13,14 @@ import json
 from typing import Any
 
 from ..core.errors import AssessIQError
+from ..core.jsonlimits import loads_bounded
 
 __all__ = ["MAX_CONTROL_BYTES", "SCHEMA", "ControlError", "decode", "encode", "register"]
 
 MAX_CONTROL_BYTES = 4096
+MAX_CONTROL_DEPTH = 2
+"""A message is one object (depth 1); one more level is room for a registered field
+that holds a list. Deeper is refused before the JSON is parsed."""
 
 # type -> {field: python type}; every listed field is required, no others are allowed.
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -56,12 +61,10 @@ def _check(obj: Any) -> dict[str, Any]:
 
 def decode(raw: bytes) -> dict[str, Any]:
     """Parse and check one control message; `ControlError` with the reason otherwise."""
-    if len(raw) > MAX_CONTROL_BYTES:
-        raise ControlError(f"a control message of {len(raw)} bytes is over the limit")
     try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ControlError("a control message is not valid JSON") from exc
+        obj = loads_bounded(raw, max_bytes=MAX_CONTROL_BYTES, max_depth=MAX_CONTROL_DEPTH)
+    except ValueError as exc:
+        raise ControlError(f"a control message is unreadable: {exc}") from None
     return _check(obj)
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..core.jsonlimits import loads_bounded
 from .errors import SignalingUnavailable
 
 __all__ = ["SignalingClient", "ws_endpoint"]
@@ -29,6 +30,7 @@ REPLACED_CLOSE_CODE = 4001
 APP_PING_INTERVAL = 60.0  # the server closes rooms with no client frame for 15 min
 BACKOFF = (0.1, 0.25, 0.5, 1.0)
 FATAL_CODES = {"room-full", "too-many-rooms", "bad-frame"}
+MAX_FRAME_BYTES = 1 << 20  # the largest server frame read (a relay of a sealed handshake is ~90 KB)
 
 
 def ws_endpoint(url: str) -> str:
@@ -155,7 +157,7 @@ class SignalingClient:
                     ping_interval=self.ping_interval,
                     ping_timeout=self.ping_timeout,
                     open_timeout=max(self.ping_timeout, 3.0),
-                    max_size=1 << 20,
+                    max_size=MAX_FRAME_BYTES,
                     compression=None,
                 ) as ws:
                     self._ws = ws
@@ -197,9 +199,9 @@ class SignalingClient:
     def _on_frame(self, message: str | bytes) -> bool:
         """Handle one server frame; True when it shows the connection is healthy."""
         try:
-            frame = json.loads(message)
-        except ValueError:
-            log.warning("signaling: the server sent a frame that is not JSON; ignored")
+            frame = loads_bounded(message, max_bytes=MAX_FRAME_BYTES, max_depth=2)
+        except ValueError as exc:
+            log.warning("signaling: ignored a server frame that is not flat JSON: %s", exc)
             return False
         if not isinstance(frame, dict):
             return False
