@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pycrdt
 import pytest
@@ -168,9 +169,15 @@ def test_wrapping_an_existing_doc_keeps_its_content() -> None:
     a = SharedDoc()
     a.set_code("x = 1")
     a.language = "go"
-    again = SharedDoc(a.doc)
+    assert a.split and a.doc is a.part_doc("code") is not a.part_doc("state")
+    # the two parts' histories join into one pycrdt document (what the session file holds)
+    joined: pycrdt.Doc[Any] = pycrdt.Doc()
+    joined.apply_update(a.get_update())
+    again = SharedDoc(joined)
+    assert not again.split
     assert again.code_text == "x = 1"
     assert again.language == "go"
+    assert again.snapshot_json() == a.snapshot_json()
     with pytest.raises(ValueError, match="not both"):
         SharedDoc(pycrdt.Doc(), client_id=3)
 

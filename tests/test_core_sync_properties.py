@@ -124,7 +124,8 @@ class Mesh:
             link.flight.clear()
         for i, j in itertools.combinations(range(len(self.docs)), 2):
             for a, b in ((i, j), (j, i)):
-                self.ends[b, a].receive(self.ends[a, b].step1())
+                for step1 in self.ends[a, b].step1s():
+                    self.ends[b, a].receive(step1)
                 for message in self.ends[b, a].take():  # the step 2 reply
                     self.ends[a, b].receive(message)
             for link in self.links:  # updates caused by the round: lost as well

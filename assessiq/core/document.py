@@ -1,8 +1,15 @@
 """The shared interview document: a typed wrapper over one pycrdt `Doc`.
 
-Layout of the pycrdt document (root types, by name):
+A live `SharedDoc` is two pycrdt documents, one per writer (see docs/architecture.md,
+"Authority"): the *code* document, which both people write, and the *state* document, which
+only the interviewer's process writes and which is synced one way, host to candidate. The two
+use different client ids and different root names, so their histories join into one pycrdt
+document without conflict: the session file keeps one stream of updates, and replay, report and
+verify read it as one document (`SharedDoc(doc)` wraps such a joined document).
 
-- `code` (`Text`): the candidate's code. pycrdt indexes it in UTF-8 bytes; this class
+Root types, by name:
+
+- `code` (`Text`, code document): the code. pycrdt indexes it in UTF-8 bytes; this class
   takes and reports code points (and UTF-16 for the browser editor).
 - `meta` (`Map`): `language`, `problem` (markdown), `phase`, `timer`, `public_tests` and
   `policy` (the session's integrity policy as TOML text, set once by the host).
@@ -10,6 +17,8 @@ Layout of the pycrdt document (root types, by name):
   every int into a float, and a JSON string keeps the value exact and replaces it whole.
 - `runs` (`Array` of run ids, in request order), `run_requests` and `run_results`
   (`Map` run id → canonical JSON).
+
+Everything but `code` is in the state document.
 
 Values written by the other peer are read defensively: a value of the wrong shape reads as
 absent (the default), the same way on every machine, so `snapshot()` never fails and stays
@@ -20,10 +29,12 @@ Interviewer-only data (notes, hidden tests, score) never goes into this document
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, cast, get_args
@@ -31,9 +42,11 @@ from typing import Any, Final, Literal, TypeAlias, cast, get_args
 import pycrdt
 
 from .textindex import CodeOp, TextChange, TextIndex, editor_changes_to_ops, utf8_delta_to_changes
+from .updateparse import ClientBlock, join_update, parse_update, state_vector_clocks
+from .varints import write_varint
 
-__all__ = ["PHASES", "CodeChange", "Phase", "SharedDoc", "UpdateCallback", "apply_update_checked",
-           "pycrdt_failure"]
+__all__ = ["CODE_ROOTS", "PARTS", "PHASES", "STATE_ROOTS", "CodeChange", "Part", "PartCallback",
+           "Phase", "SharedDoc", "UpdateCallback", "apply_update_checked", "pycrdt_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +59,17 @@ _EMPTY_UPDATE: Final = b"\x00\x00"
 
 UpdateCallback: TypeAlias = Callable[[bytes, str | None], None]
 """Called with every binary update of the document and the origin of its transaction."""
+
+Part: TypeAlias = Literal["code", "state"]
+PARTS: Final[tuple[Part, ...]] = ("code", "state")
+CODE_ROOTS: Final = frozenset({"code"})
+STATE_ROOTS: Final = frozenset({"meta", "runs", "run_requests", "run_results"})
+ROOTS: Final[dict[Part, frozenset[str]]] = {"code": CODE_ROOTS, "state": STATE_ROOTS}
+PartCallback: TypeAlias = Callable[[Part, bytes, str | None], None]
+"""Called with the part (code or state) an update belongs to, the update and its origin."""
+MAX_TIMER_S: Final = 7 * 24 * 3600.0
+"""A timer longer than a week is not an interview's (a hostile value reads as no timer)."""
+MAX_EPOCH_S: Final = 1e10
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +148,26 @@ class SharedDoc:
     def __init__(self, doc: pycrdt.Doc[Any] | None = None, *, client_id: int | None = None) -> None:
         if doc is not None and client_id is not None:
             raise ValueError("pass either an existing doc or a client_id, not both")
-        self._doc: pycrdt.Doc[Any] = doc if doc is not None else pycrdt.Doc(client_id=client_id)
-        self._code = self._doc.get("code", type=pycrdt.Text)
-        self._meta = self._doc.get("meta", type=pycrdt.Map)
-        self._run_ids = self._doc.get("runs", type=pycrdt.Array)
-        self._run_requests = self._doc.get("run_requests", type=pycrdt.Map)
-        self._run_results = self._doc.get("run_results", type=pycrdt.Map)
+        if doc is not None:  # one joined document (a replay, a report): both parts in it
+            self._code_doc: pycrdt.Doc[Any] = doc
+            self._state_doc: pycrdt.Doc[Any] = doc
+        else:
+            self._code_doc = pycrdt.Doc(client_id=client_id)
+            state_client = secrets.randbits(52)
+            while state_client == self._code_doc.client_id:
+                state_client = secrets.randbits(52)
+            self._state_doc = pycrdt.Doc(client_id=state_client)
+        self._split = self._state_doc is not self._code_doc
+        self._doc = self._code_doc  # (the keystroke paths use it)
+        self._code = self._code_doc.get("code", type=pycrdt.Text)
+        self._meta = self._state_doc.get("meta", type=pycrdt.Map)
+        self._run_ids = self._state_doc.get("runs", type=pycrdt.Array)
+        self._run_requests = self._state_doc.get("run_requests", type=pycrdt.Map)
+        self._run_results = self._state_doc.get("run_results", type=pycrdt.Map)
+        # Which part each known client writes: how a joined update is split (`split_update`).
+        self._client_part: dict[int, Part] = {self._code_doc.client_id: "code"}
+        if self._split:
+            self._client_part[self._state_doc.client_id] = "state"
         # A copy of the code as a Python str. None when unknown (after a change this object
         # did not make itself); it is rebuilt from the document on the next read.
         self._mirror: str | None = None
@@ -140,23 +178,39 @@ class SharedDoc:
         self._depth = 0
         self._origin: str | None = None
         self._update_callbacks: list[UpdateCallback] = []
+        self._part_callbacks: list[PartCallback] = []
         self._code_callbacks: list[Callable[[CodeChange], None]] = []
         self._code_subscription: pycrdt.Subscription | None = None
-        self._doc.observe(self._on_transaction)
+        self._code_doc.observe(self._on_code_transaction)
+        if self._split:
+            self._state_doc.observe(self._on_state_transaction)
 
     @property
     def doc(self) -> pycrdt.Doc[Any]:
-        """The underlying pycrdt document (for sync and storage; edit through this class)."""
-        return self._doc
+        """The code's pycrdt document (presence lives on it; edit through this class)."""
+        return self._code_doc
+
+    @property
+    def split(self) -> bool:
+        """Whether code and state are two documents (a live session) or one (a replay)."""
+        return self._split
+
+    def part_doc(self, part: Part) -> pycrdt.Doc[Any]:
+        """The pycrdt document that holds `part` (the same one twice when not split)."""
+        return self._code_doc if part == "code" else self._state_doc
 
     @property
     def client_id(self) -> int:
-        return self._doc.client_id
+        return self._code_doc.client_id
+
+    def own_clients(self, part: Part) -> frozenset[int]:
+        """The client ids this object writes `part` with."""
+        return frozenset({self.part_doc(part).client_id})
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
     def transaction(self, origin: str | None = None) -> Iterator[None]:
-        """Group changes into one transaction (one update) tagged with `origin`.
+        """Group changes into one transaction per document, tagged with `origin`.
 
         Use it around changes made directly on `.doc` (e.g. applying a peer's update);
         the code mirror is refreshed afterwards.
@@ -164,46 +218,141 @@ class SharedDoc:
         with self._txn(origin, own=False):
             yield
 
+    def _docs(self, part: Part | None) -> tuple[pycrdt.Doc[Any], ...]:
+        if not self._split:
+            return (self._code_doc,)
+        if part is None:
+            return (self._code_doc, self._state_doc)
+        return (self.part_doc(part),)
+
     @contextmanager
-    def _txn(self, origin: str | None, *, own: bool) -> Iterator[None]:
+    def _txn(self, origin: str | None, *, own: bool, part: Part | None = None) -> Iterator[None]:
         if origin is not None and not isinstance(origin, str):
             raise ValueError(f"origin must be a str or None, not {type(origin).__name__}")
+        docs = self._docs(part)
         if self._depth:  # nested: join the running transaction (pycrdt checks the origin)
             if not own:
                 self._own_txn = False
-            with self._doc.transaction(origin=origin):
+            with contextlib.ExitStack() as stack:
+                for d in docs:
+                    stack.enter_context(d.transaction(origin=origin))
                 yield
             return
         self._origin, self._own_txn = origin, own
         self._depth += 1
         try:
-            with self._doc.transaction(origin=origin):
+            with contextlib.ExitStack() as stack:
+                for d in docs:
+                    stack.enter_context(d.transaction(origin=origin))
                 yield
         finally:
             self._depth -= 1
             self._origin, self._own_txn = None, False
 
     def apply_update(self, update: bytes, *, origin: str | None = "remote") -> None:
-        """Apply a binary update (from a peer or the store). Raises `ValueError` if malformed."""
+        """Apply a binary update (from a peer or the store); an update that holds both code
+        and state is split between the two documents. Raises `ValueError` if malformed."""
         if update == _EMPTY_UPDATE:
             return
-        with self._txn(origin, own=False):
-            apply_update_checked(self._doc, update)
+        if not self._split:
+            with self._txn(origin, own=False):
+                apply_update_checked(self._code_doc, update)
+            return
+        for part, piece in self.split_update(update).items():
+            self.apply_part_update(part, piece, origin=origin)
+
+    def apply_part_update(self, part: Part, update: bytes, *,
+                          origin: str | None = "remote") -> None:
+        """Apply `update` to the document of `part` only (the sync does this, having checked
+        who may write it). Raises `ValueError` if malformed."""
+        if update == _EMPTY_UPDATE:
+            return
+        with self._txn(origin, own=False, part=part):
+            apply_update_checked(self.part_doc(part), update)
+
+    def learn_clients(self, part: Part, clients: Iterable[int]) -> None:
+        """Note that `clients` write `part` (so a later joined update can be split)."""
+        for client in clients:
+            self._client_part.setdefault(client, part)
+
+    def split_update(self, update: bytes) -> dict[Part, bytes]:
+        """Cut an update that may hold both parts into one update per part, byte for byte
+        (see `updateparse`). A client's structs go by the roots they name, else by what is
+        known of the client or of the items they refer to; `ValueError` if an update names
+        roots of both parts in one client's structs, or unknown roots."""
+        parsed = parse_update(update)
+        blocks: dict[Part, list[ClientBlock]] = {"code": [], "state": []}
+        for block in parsed.blocks:
+            part = self._part_of(block)
+            self._client_part.setdefault(block.client, part)
+            blocks[part].append(block)
+        deletes: dict[Part, list[tuple[int, int, int]]] = {"code": [], "state": []}
+        for entry in parsed.deletes:
+            deletes[self._client_part.get(entry[0], "code")].append(entry)
+        used = [p for p in PARTS if blocks[p] or deletes[p]]
+        if len(used) <= 1:
+            return {used[0] if used else "code": bytes(update)}
+        return {p: join_update(parsed, blocks[p], deletes[p]) for p in used}
+
+    def _part_of(self, block: ClientBlock) -> Part:
+        if block.roots:
+            for part in PARTS:
+                if block.roots <= ROOTS[part]:
+                    return part
+            raise ValueError(f"an update names roots {sorted(block.roots)[:4]} together or "
+                             f"unknown to the interview document")
+        known = self._client_part.get(block.client)
+        if known is not None:
+            return known
+        for ref in block.refs:
+            known = self._client_part.get(ref)
+            if known is not None:
+                return known
+        return "code"
 
     def get_update(self, state: bytes | None = None) -> bytes:
-        """The whole document as one update, or what a peer with `state` is missing."""
-        return self._doc.get_update(state)
+        """The whole document (both parts) as one update, or what a peer with `state` is
+        missing."""
+        if not self._split:
+            return self._code_doc.get_update(state)
+        code = self._code_doc.get_update(state)
+        rest = self._state_doc.get_update(state)
+        if rest == _EMPTY_UPDATE:
+            return code
+        if code == _EMPTY_UPDATE:
+            return rest
+        return pycrdt.merge_updates(code, rest)
+
+    def get_part_update(self, part: Part, state: bytes | None = None) -> bytes:
+        return self.part_doc(part).get_update(state)
 
     def get_state(self) -> bytes:
-        return self._doc.get_state()
+        """The state vector of both parts together."""
+        if not self._split:
+            return self._code_doc.get_state()
+        clocks = state_vector_clocks(self._code_doc.get_state())
+        clocks.update(state_vector_clocks(self._state_doc.get_state()))
+        out = bytearray()
+        write_varint(len(clocks), out)
+        for client, clock in sorted(clocks.items(), reverse=True):
+            write_varint(client, out)
+            write_varint(clock, out)
+        return bytes(out)
 
-    def _on_transaction(self, event: pycrdt.TransactionEvent) -> None:
+    def _on_code_transaction(self, event: pycrdt.TransactionEvent) -> None:
         # Runs inside the pycrdt commit: never read the document here.
         if not self._own_txn and self._code_subscription is None:
             self._mirror = None
             self._ascii_len = None
+        self._report("code", event)
+
+    def _on_state_transaction(self, event: pycrdt.TransactionEvent) -> None:
+        self._report("state", event)
+
+    def _report(self, part: Part, event: pycrdt.TransactionEvent) -> None:
         callbacks = self._update_callbacks
-        if callbacks:
+        parts = self._part_callbacks
+        if callbacks or parts:
             update = event.update
             if update != _EMPTY_UPDATE:
                 if len(callbacks) == 1:  # the usual case: the store alone
@@ -211,6 +360,8 @@ class SharedDoc:
                 else:
                     for callback in list(callbacks):
                         callback(update, self._origin)
+                for part_callback in list(parts):
+                    part_callback(part, update, self._origin)
 
     def observe_updates(self, callback: UpdateCallback) -> Callable[[], None]:
         """Call `callback(update, origin)` for every change; returns an unsubscribe function.
@@ -222,6 +373,16 @@ class SharedDoc:
         def unsubscribe() -> None:
             if callback in self._update_callbacks:
                 self._update_callbacks.remove(callback)
+
+        return unsubscribe
+
+    def observe_part_updates(self, callback: PartCallback) -> Callable[[], None]:
+        """Like `observe_updates`, with the part each update belongs to (for the sync)."""
+        self._part_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._part_callbacks:
+                self._part_callbacks.remove(callback)
 
         return unsubscribe
 
@@ -261,7 +422,7 @@ class SharedDoc:
         fast = self._ascii_ranges(ops)
         if fast is not None:
             ranges_fast, new_len = fast
-            with self._txn(origin, own=True):
+            with self._txn(origin, own=True, part="code"):
                 for start, end, insert in ranges_fast:
                     if end > start:
                         del self._code[start:end]
@@ -289,7 +450,7 @@ class SharedDoc:
             end = index.cp_to_utf8(op.index + op.delete) if op.delete else start
             ranges.append((start, end, op.insert))
             text = text[: op.index] + op.insert + text[op.index + op.delete :]
-        with self._txn(origin, own=True):
+        with self._txn(origin, own=True, part="code"):
             for start, end, insert in ranges:
                 if end > start:
                     del self._code[start:end]
@@ -387,7 +548,7 @@ class SharedDoc:
         return value if isinstance(value, str) else None
 
     def _set_meta(self, key: str, value: str, origin: str | None) -> None:
-        with self._txn(origin, own=True):
+        with self._txn(origin, own=True, part="state"):
             self._meta[key] = value
 
     @property
@@ -453,14 +614,17 @@ class SharedDoc:
     def start_timer(self, duration_s: float, now: float, *, origin: str | None = None) -> None:
         """Start (or restart) the interview timer at time `now` (seconds since the epoch)."""
         duration = _finite(duration_s, "timer duration")
-        if duration <= 0:
-            raise ValueError(f"timer duration must be positive, not {duration_s}")
+        if not 0 < duration <= MAX_TIMER_S:
+            raise ValueError(f"timer duration must be positive and at most a week, "
+                             f"not {duration_s}")
         started = _finite(now, "timer start")
+        if not 0 <= started <= MAX_EPOCH_S:
+            raise ValueError(f"timer start {now} is not a time of this era")
         value = {"started_at": started, "duration_s": duration}
         self._set_meta("timer", _canonical_json(value, "timer"), origin)
 
     def clear_timer(self, *, origin: str | None = None) -> None:
-        with self._txn(origin, own=True):
+        with self._txn(origin, own=True, part="state"):
             if "timer" in self._meta:
                 del self._meta["timer"]
 
@@ -473,6 +637,10 @@ class SharedDoc:
             started = _finite(value.get("started_at"), "timer start")
             duration = _finite(value.get("duration_s"), "timer duration")
         except ValueError:
+            return None
+        # the same range `start_timer` allows: a value out of it (a hostile peer's
+        # {"started_at": 1e308, "duration_s": -5}) reads as no timer, on every machine
+        if not (0 < duration <= MAX_TIMER_S and 0 <= started <= MAX_EPOCH_S):
             return None
         return {"started_at": started, "duration_s": duration}
 
@@ -528,7 +696,7 @@ class SharedDoc:
             "language": _text(language, "run language"),
             "source": _text(source, "run source"),
         }
-        with self._txn(origin, own=True):
+        with self._txn(origin, own=True, part="state"):
             self._run_requests[run_id] = _canonical_json(request, "run request")
             self._run_ids.append(run_id)
 
@@ -543,7 +711,7 @@ class SharedDoc:
         self._set_run_result(run_id, _canonical_json(dict(result), "run result"), origin)
 
     def _set_run_result(self, run_id: str, value: str, origin: str | None) -> None:
-        with self._txn(origin, own=True):
+        with self._txn(origin, own=True, part="state"):
             self._run_results[run_id] = value
 
     def runs(self) -> list[dict[str, Any]]:

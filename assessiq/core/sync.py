@@ -16,8 +16,19 @@ Two layers:
   received message is applied inside the transport's handler, with no task switch on the
   keystroke's path; a full send buffer falls back to the send loop, in order.
 
-A message that cannot be parsed or applied is dropped and logged; it never stops the sync.
-A reconnect is a new `DocSync` on the new channel: step 1/2 exchanges just the difference.
+Authority (docs/architecture.md): the document is two pycrdt documents, the code (both write)
+and the state (the host writes). Code travels as plain y-sync messages; the state as the same
+messages behind a first byte of `STATE` (100). Each end has a `role`: the host is the state's
+`owner` (it sends the state and refuses every state write from the peer), the candidate its
+`reader` (it asks for the state and never sends any); `peer` (both write both) is for tests
+and tools. Every update from the peer is read (`updateparse`) before it is applied: an update
+that names a root outside its part, nests a type, carries content a plain text or JSON value
+never has, refers to this side's other-part client, or forges this side's own edits, is
+refused whole, and `on_refused` hears why (the session records it).
+
+A message that cannot be parsed or applied, or is refused, is dropped and reported; it never
+stops the sync. A reconnect is a new `DocSync` on the new channel: step 1/2 exchanges just the
+difference.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 import pycrdt
 from pycrdt import (
@@ -44,20 +55,43 @@ from pycrdt import (
 )
 
 from .channel import Channel, DirectChannel
-from .document import SharedDoc, pycrdt_failure
+from .document import PARTS, ROOTS, Part, SharedDoc, pycrdt_failure
 from .errors import ChannelClosed
+from .updateparse import ANY, DELETED, JSON, STRING, parse_update, state_vector_clocks
 from .varints import read_varint, write_varint
 
-__all__ = ["DEFAULT_MAX_MESSAGE", "DocSync", "SyncProtocol"]
+__all__ = ["DEFAULT_MAX_MESSAGE", "MAX_DOC_BYTES", "MAX_PRESENCE_BYTES", "MAX_PRESENCE_CLIENTS",
+           "STATE", "DocSync", "Refused", "Role", "SyncProtocol"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
 """Larger messages are dropped: a whole interview document is far smaller."""
+MAX_DOC_BYTES: Final = 256 * 1024 * 1024
+"""Update bytes a document takes from its peer in a session (a 10 MB paste is ~10 MB)."""
+MAX_PRESENCE_CLIENTS: Final = 2
+"""Presence entries the peer may hold at once (an honest app has one)."""
+MAX_PRESENCE_BYTES: Final = 4096
+"""Size of one presence state (an honest one is a role, a name and two offsets)."""
+STATE: Final = 100
+"""First byte of a sync message for the state document (the code's is y-sync's 0)."""
+
+Role: TypeAlias = Literal["peer", "owner", "reader"]
+RefusedCallback: TypeAlias = Callable[[str, bytes], None]
+
+# What each part's items may hold: plain text for the code; JSON values for the state.
+_CONTENTS: Final[dict[Part, frozenset[int]]] = {
+    "code": frozenset({DELETED, STRING}),
+    "state": frozenset({DELETED, STRING, ANY, JSON}),
+}
 
 
 class _Malformed(ValueError):
     """A message from the peer that is dropped."""
+
+
+class Refused(_Malformed):
+    """A well-formed message from the peer that writes what it may not."""
 
 
 def _parse_awareness(payload: bytes) -> list[tuple[int, int, str]]:
@@ -149,7 +183,10 @@ class SyncProtocol:
 
     `open()` queues step 1 and our presence; `receive(message)` handles one message from the
     peer; local changes queue update messages; `take()` returns everything queued, in order.
-    `on_outgoing` (if given) is called whenever something was queued.
+    `on_outgoing` (if given) is called whenever something was queued; `on_refused(reason,
+    message)` for every message from the peer that was dropped (malformed or forbidden).
+    `role` says who writes the state (see the module's docstring); `peer_role`, if given, is
+    the only `role` the peer's presence may claim.
     """
 
     def __init__(
@@ -161,16 +198,28 @@ class SyncProtocol:
         name: str = "peer",
         max_message_size: int = DEFAULT_MAX_MESSAGE,
         on_outgoing: Callable[[], None] | None = None,
+        role: Role = "peer",
+        peer_role: str | None = None,
+        on_refused: RefusedCallback | None = None,
+        max_doc_bytes: int = MAX_DOC_BYTES,
     ) -> None:
+        if role != "peer" and not doc.split:
+            raise ValueError("authority needs a SharedDoc whose code and state are split")
         self.doc = doc
         self.awareness = awareness if awareness is not None else Awareness(doc.doc)
         self.origin = origin
         self.name = name
         self.max_message_size = max_message_size
+        self.role: Role = role
+        self.peer_role = peer_role
+        self.max_doc_bytes = max_doc_bytes
         self.synced = False
         self.dropped = 0
-        """How many messages from the peer were malformed and dropped."""
+        """How many messages from the peer were malformed or refused, and dropped."""
+        self.received_bytes = 0
+        """Update bytes accepted from the peer over this link."""
         self._on_outgoing = on_outgoing
+        self._on_refused = on_refused
         self._outbox: list[bytes] = []
         self._applying = False
         self._open = False
@@ -178,16 +227,23 @@ class SyncProtocol:
         self._awareness_subscription: str | None = None
         self._remote_clients: set[int] = set()
         self._synced_callbacks: list[Callable[[], None]] = []
+        # what this end sends, what it takes from the peer, and whose step 2 completes a sync
+        self._sends: frozenset[Part] = frozenset({"code"}) if role == "reader" else \
+            frozenset(PARTS)
+        self._takes: frozenset[Part] = frozenset({"code"}) if role == "owner" else \
+            frozenset(PARTS)
+        self._waiting: set[Part] = set(self._takes) if doc.split else {"code"}
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
-        """Start: queue sync step 1 and our awareness state; follow local changes."""
+        """Start: queue sync step 1 and our presence; follow local changes."""
         if self._open:
             return
         self._open = True
-        self._unsubscribe_doc = self.doc.observe_updates(self._on_doc_update)
+        self._unsubscribe_doc = self.doc.observe_part_updates(self._on_doc_update)
         self._awareness_subscription = self.awareness.observe(self._on_awareness)
-        self._queue(create_sync_message(self.doc.doc))
+        for message in self.step1s():
+            self._queue(message)
         state = self.awareness.get_local_state()
         if state is not None:
             # Re-setting bumps our clock, so a peer that saw us leave accepts us again;
@@ -210,12 +266,19 @@ class SyncProtocol:
             self.awareness.remove_awareness_states(gone, self)
         self._remote_clients.clear()
 
-    def step1(self) -> bytes:
-        """A fresh sync step 1 (our state vector), e.g. for a resync round."""
-        return create_sync_message(self.doc.doc)
+    def step1s(self) -> list[bytes]:
+        """Fresh sync step 1 messages (our state vectors) for every part this end takes from
+        the peer, e.g. for a resync round."""
+        if not self.doc.split:
+            return [create_sync_message(self.doc.doc)]
+        out = [create_sync_message(self.doc.doc)]
+        if "state" in self._takes:
+            out.append(bytes((STATE,)) + create_sync_message(self.doc.part_doc("state"))[1:])
+        return out
 
     def on_synced(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` when the peer's step 2 has been applied."""
+        """Call `callback()` when the peer's step 2 has been applied (for every part this end
+        takes from the peer)."""
         self._synced_callbacks.append(callback)
 
     # ------------------------------------------------------------------ outgoing
@@ -229,9 +292,17 @@ class SyncProtocol:
         if self._on_outgoing is not None:
             self._on_outgoing()
 
-    def _on_doc_update(self, update: bytes, origin: str | None) -> None:
-        if not self._applying:  # never echo the peer's own update back to it
-            self._queue(create_update_message(update))
+    def _on_doc_update(self, part: Part, update: bytes, origin: str | None) -> None:
+        if self._applying:  # never echo the peer's own update back to it
+            return
+        if part not in self._sends:
+            log.warning("%s: a local change to the %s is not sent: the host owns it",
+                        self.name, part)
+            return
+        message = create_update_message(update)
+        if part == "state" and self.doc.split:
+            message = bytes((STATE,)) + message[1:]
+        self._queue(message)
 
     def _awareness_message(self, client_ids: list[int]) -> bytes:
         return create_awareness_message(self.awareness.encode_awareness_update(client_ids))
@@ -246,15 +317,22 @@ class SyncProtocol:
 
     # ------------------------------------------------------------------ incoming
     def receive(self, message: bytes) -> None:
-        """Handle one message from the peer. Malformed ones are logged and dropped."""
+        """Handle one message from the peer. Malformed or forbidden ones are dropped and
+        reported to `on_refused`."""
         try:
             self._receive(message)
         except BaseException as exc:  # pycrdt may panic on bad update bytes (BaseException)
             if not pycrdt_failure(exc):
                 raise
             self.dropped += 1
-            log.warning("dropped a malformed message from %s: %s", self.name,
-                        exc if isinstance(exc, Exception) else type(exc).__name__)
+            reason = str(exc) if isinstance(exc, Exception) else type(exc).__name__
+            if not isinstance(exc, Refused):
+                reason = f"malformed sync message: {reason}"
+            raw = bytes(message) if isinstance(message, bytes | bytearray | memoryview) else b""
+            if self._on_refused is not None:
+                self._on_refused(reason, raw)
+            else:
+                log.warning("dropped a message from %s: %s", self.name, reason)
 
     def _receive(self, message: bytes) -> None:
         if not isinstance(message, bytes | bytearray | memoryview):
@@ -265,13 +343,15 @@ class SyncProtocol:
         if len(message) < 2:
             raise _Malformed(f"too short ({len(message)} bytes)")
         if message[0] == YMessageType.SYNC:
-            self._receive_sync(message)
+            self._receive_sync(message, "code")
+        elif message[0] == STATE and self.doc.split:
+            self._receive_sync(message, "state")
         elif message[0] == YMessageType.AWARENESS:
             self._receive_awareness(_payload(message, 1))
         else:
             raise _Malformed(f"unknown message type {message[0]}")
 
-    def _receive_sync(self, message: bytes) -> None:
+    def _receive_sync(self, message: bytes, part: Part) -> None:
         kind = message[1]
         if kind not in (YSyncMessageType.SYNC_STEP1, YSyncMessageType.SYNC_STEP2,
                         YSyncMessageType.SYNC_UPDATE):  # fmt: skip
@@ -279,22 +359,75 @@ class SyncProtocol:
         payload = _payload(message, 2)
         if kind == YSyncMessageType.SYNC_STEP1:
             _check_state_vector(payload)
-            log.debug("received SYNC_STEP1 from %s", self.name)
-            self._queue(_step2_message(self.doc.get_update(payload)))
+            log.debug("received SYNC_STEP1 (%s) from %s", part, self.name)
+            if part in self._sends:
+                reply = _step2_message(self.doc.get_part_update(part, payload))
+                self._queue(reply if part == "code" or not self.doc.split
+                            else bytes((STATE,)) + reply[1:])
             return
+        if part not in self._takes:
+            if payload == b"\x00\x00":  # nothing: what an honest end could say
+                return
+            raise Refused(f"the peer wrote to the {part} (the problem, tests, language, "
+                          f"phase, timer, policy or runs), which only this side writes")
         # An update (or step 2) is applied as is: this is every keystroke's path, so the
         # payload is not parsed again by `handle_sync_message`.
         _check_update_header(payload)
+        if self.doc.split:
+            self._check_authority(part, payload)
+        if self.received_bytes + len(payload) > self.max_doc_bytes:
+            raise Refused(f"the document would take more than {self.max_doc_bytes} bytes "
+                          f"from the peer in this session")
         self._applying = True
         try:
-            self.doc.apply_update(payload, origin=self.origin)
+            self.doc.apply_part_update(part, payload, origin=self.origin)
         finally:
             self._applying = False
-        if kind == YSyncMessageType.SYNC_STEP2 and not self.synced:
-            log.debug("received SYNC_STEP2 from %s", self.name)
-            self.synced = True
-            for callback in list(self._synced_callbacks):
-                callback()
+        self.received_bytes += len(payload)
+        if kind == YSyncMessageType.SYNC_STEP2 and part in self._waiting:
+            log.debug("received SYNC_STEP2 (%s) from %s", part, self.name)
+            self._waiting.discard(part)
+            if not self._waiting and not self.synced:
+                self.synced = True
+                for callback in list(self._synced_callbacks):
+                    callback()
+
+    def _check_authority(self, part: Part, update: bytes) -> None:
+        """Refuse (`Refused`) an update of `part` from the peer that writes anything else."""
+        if update == b"\x00\x00":
+            return
+        try:
+            parsed = parse_update(update)
+        except ValueError as exc:
+            raise _Malformed(f"unreadable update: {exc}") from None
+        other: Part = "state" if part == "code" else "code"
+        mine = self.doc.own_clients(other)
+        own = self.doc.own_clients(part)
+        forged = False
+        for block in parsed.blocks:
+            if not block.roots <= ROOTS[part]:
+                raise Refused(f"an update of the {part} writes to "
+                              f"{', '.join(sorted(block.roots - ROOTS[part])[:4])}")
+            if block.nested:
+                raise Refused(f"an update of the {part} nests a type inside it")
+            extra = block.contents - _CONTENTS[part]
+            if extra:
+                raise Refused(f"an update of the {part} carries content of kind "
+                              f"{sorted(extra)} (plain values only)")
+            if block.client in mine or block.refs & mine:
+                raise Refused(f"an update of the {part} writes or refers to this side's "
+                              f"{other}")
+            forged = forged or block.client in own
+        for client, _, _ in parsed.deletes:
+            if client in mine:
+                raise Refused(f"an update of the {part} deletes from this side's {other}")
+        if forged:  # the peer may echo our own edits, never add to them
+            have = state_vector_clocks(self.doc.part_doc(part).get_state())
+            sent = state_vector_clocks(pycrdt.get_state(update))
+            for client in own:
+                if sent.get(client, 0) > have.get(client, 0):
+                    raise Refused(f"an update of the {part} forges edits of this side")
+        self.doc.learn_clients(part, (block.client for block in parsed.blocks))
 
     def _receive_awareness(self, payload: bytes) -> None:
         entries = _parse_awareness(payload)
@@ -303,6 +436,20 @@ class SyncProtocol:
         entries = [entry for entry in entries if entry[0] != own]
         if not entries:
             return
+        clients = self._remote_clients | {client_id for client_id, _, _ in entries}
+        if len(clients) > MAX_PRESENCE_CLIENTS:
+            raise Refused(f"the peer's presence names {len(clients)} clients (at most "
+                          f"{MAX_PRESENCE_CLIENTS})")
+        for _, _, state_json in entries:
+            if len(state_json) > MAX_PRESENCE_BYTES:
+                raise Refused(f"a presence state of {len(state_json)} bytes (at most "
+                              f"{MAX_PRESENCE_BYTES})")
+            if self.peer_role is not None and state_json:
+                state = json.loads(state_json)
+                role = state.get("role") if isinstance(state, dict) else None
+                if role is not None and role != self.peer_role:
+                    raise Refused(f"the peer's presence calls itself {str(role)[:20]!r}, "
+                                  f"not {self.peer_role!r}")
         self._remote_clients.update(client_id for client_id, _, _ in entries)
         self.awareness.apply_awareness_update(_encode_awareness(entries), self)
 
@@ -316,7 +463,8 @@ class DocSync:
         sync.awareness.set_local_state({"user": "host", "cursor": 12})
     ```
 
-    `origin` tags the peer's changes in the document (the store records it). The
+    `origin` tags the peer's changes in the document (the store records it); `role`,
+    `peer_role` and `on_refused` are `SyncProtocol`'s (who writes the state). The
     `awareness` (presence and cursors) is created for the doc unless one is passed; when this
     object creates it, it also runs its renewal/expiry loop and clears our presence on
     `stop()`. Across reconnects pass the same `Awareness` each time: its clock must only
@@ -331,6 +479,9 @@ class DocSync:
         awareness: Awareness | None = None,
         origin: str = "remote",
         max_message_size: int = DEFAULT_MAX_MESSAGE,
+        role: Role = "peer",
+        peer_role: str | None = None,
+        on_refused: RefusedCallback | None = None,
     ) -> None:
         self.doc = doc
         self.channel = channel
@@ -346,6 +497,9 @@ class DocSync:
             name=channel.path,
             max_message_size=max_message_size,
             on_outgoing=self._outgoing,
+            role=role,
+            peer_role=peer_role,
+            on_refused=on_refused,
         )
         self.synced = asyncio.Event()
         self.closed = asyncio.Event()

@@ -63,6 +63,9 @@ class PeerSession:
 
     # ---- refusals ----------------------------------------------------------------------
 
+    def _refuse_sync(self, reason: str, raw: bytes) -> None:
+        self.refuse("sync", reason, raw)
+
     def refuse(self, channel: str, reason: str, raw: bytes = b"") -> None:
         """Something from the peer on `channel` was refused for `reason`: log it, keep it
         for the page, and write it to the session file (sealed with the record on the
@@ -175,7 +178,9 @@ class PeerSession:
         from ..core.sync import DocSync
 
         other = "candidate" if self.role == "host" else "host"
-        async with DocSync(self.doc, channel, awareness=self.awareness, origin=other) as sync:
+        async with DocSync(self.doc, channel, awareness=self.awareness, origin=other,
+                           role="owner" if self.role == "host" else "reader", peer_role=other,
+                           on_refused=self._refuse_sync) as sync:
             await _first(sync.synced.wait(), sync.closed.wait(), channel.closed.wait())
             if sync.synced.is_set() and not sync.closed.is_set():
                 log.info("%s: document synced over the new link", self.role)
