@@ -81,14 +81,24 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
     lines += [f"- {clock(e.t)} `{e.kind}` {e.data.get('phase', '')} "
               f"{_data_words(e.data)}".rstrip() for e in shown] or ["- no events"]
     lines += ["", f"({len(events) - len(shown)} heartbeats not listed)", "", "## Runs", ""]
+    checks = {c.get("id"): c for c in verdict.runs}
     for run in record.runs:
         result = run.get("result") or {}
         stage = result.get("run") or {}
         tests = result.get("tests") or []
         passed = sum(1 for t in tests if t.get("passed"))
+        check = checks.get(run.get("id"), {})
+        said = f" — **{check['verdict']}**" if check.get("verdict") else ""
         lines.append(f"### {clock(run['t'])} by {run['request'].get('by', '?')}: exit "
                      f"{stage.get('code')} {stage.get('status') or ''}, public tests "
-                     f"{passed}/{len(tests)}")
+                     f"{passed}/{len(tests)}{said}")
+        if check.get("ok") is False:
+            lines.append("- **this run's recorded verdict does not follow from what it "
+                         "recorded** (see the errors above)")
+        for t in tests:
+            if isinstance(t, dict) and "expected" in t:
+                lines.append(f"- {'passed' if t.get('passed') else 'failed'} "
+                             f"`{t.get('name')}`")
         if stage.get("output"):
             lines.append(_fence(str(stage["output"])[-2000:]))
     if not record.runs:
