@@ -225,6 +225,30 @@ async def test_a_flipped_verdict_is_caught_by_the_seal_and_by_the_recomputation(
         SessionRecord.load(sealed.path), verdict)
 
 
+async def test_a_malformed_run_request_is_refused_and_recorded(tmp_path):
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "h.aiq", run_backend=LocalBackend())
+        cand = await Candidate.join(host.invite.encode(), config=FAST)
+        try:
+            await host.connected(10)
+            assert await cand.send_control("run.request", id="../../etc passwd", sha="0" * 16,
+                                           language="python")
+            await eventually(lambda: host.refused_total > 0, what="the refusal")
+            assert [(r["channel"], r["reason"]) for r in host.refused] == \
+                [("control", "a run request with a malformed id")]
+            honest = await _request(cand, host, CORRECT)  # the session goes on
+            path = await host.end()
+        finally:
+            await cand.close()
+            await host.close()
+    verdict = verify_record(SessionRecord.load(path))
+    assert verdict.valid, verdict.errors
+    out = verdict.to_json()
+    assert [r["reason"] for r in out["refusals"]] == ["a run request with a malformed id"]
+    assert [(r["id"], r["ok"]) for r in out["runs"]] == [(honest, True)]
+
+
 # --- the recomputation on its own (no peers) --------------------------------------------------
 def _sealed_run(run_id: str = "r1", source: str = WRONG) -> dict[str, Any]:
     tests = [public_test_record(name=t["name"], stdin=t["stdin"], expected=t["expected"],

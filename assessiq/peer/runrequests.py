@@ -12,6 +12,8 @@ code to its `RunService` (limits, rate limiting and queueing live there). If the
 not match in time (the interviewer is typing too), the current shared code runs: that is
 what both people see. The host answers `run.accepted` (with the run's id in the document,
 where the result appears for both) or `run.refused` with the reason the candidate is shown.
+The request names no tests: the host grades against its own copy of the tests it set (see
+`assessiq.runs`), whatever the candidate's copy of the document says.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ async def handle_run_request(
     from ..runs import RunRefused
 
     request_id = message["id"]
-    if not _ID.match(request_id):
-        log.warning("host: dropped a run request with a malformed id")
+    if not _ID.match(request_id):  # an honest app sends 12 hex digits
+        session.refuse("control", "a run request with a malformed id",
+                       request_id.encode("utf-8", "replace"))
         return
     reason = ""
     run_id = ""
