@@ -67,8 +67,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
 """Larger messages are dropped: a whole interview document is far smaller."""
-MAX_DOC_BYTES: Final = 256 * 1024 * 1024
-"""Update bytes a document takes from its peer in a session (a 10 MB paste is ~10 MB)."""
+MAX_DOC_BYTES: Final = 64 * 1024 * 1024
+"""Update bytes a document takes from its peer over one link (a 10 MB paste is ~10 MB)."""
 MAX_PRESENCE_CLIENTS: Final = 2
 """Presence entries the peer may hold at once (an honest app has one)."""
 MAX_PRESENCE_BYTES: Final = 4096
@@ -94,12 +94,17 @@ class Refused(_Malformed):
     """A well-formed message from the peer that writes what it may not."""
 
 
-def _parse_awareness(payload: bytes) -> list[tuple[int, int, str]]:
-    """Decode an awareness update into (client id, clock, state JSON) and check it."""
+def _parse_awareness(payload: bytes, max_entries: int | None = None
+                     ) -> list[tuple[int, int, str]]:
+    """Decode an awareness update into (client id, clock, state JSON) and check it; more
+    than `max_entries` entries are refused before any is read."""
     decoder = Decoder(payload)
     entries: list[tuple[int, int, str]] = []
     try:
         count = decoder.read_var_uint()
+        if max_entries is not None and count > max_entries:
+            raise Refused(f"the peer's presence names {count} clients (at most "
+                          f"{MAX_PRESENCE_CLIENTS})")
         for _ in range(count):
             client_id = decoder.read_var_uint()
             clock = decoder.read_var_uint()
@@ -108,6 +113,8 @@ def _parse_awareness(payload: bytes) -> list[tuple[int, int, str]]:
             if state is not None and not isinstance(state, dict):
                 raise _Malformed(f"awareness state of client {client_id} is not an object")
             entries.append((client_id, clock, state_json))
+    except Refused:
+        raise
     except (RuntimeError, IndexError, ValueError) as exc:
         raise _Malformed(f"bad awareness update: {exc}") from None
     if decoder.length != 0:
@@ -403,8 +410,10 @@ class SyncProtocol:
         other: Part = "state" if part == "code" else "code"
         mine = self.doc.own_clients(other)
         own = self.doc.own_clients(part)
-        forged = False
         for block in parsed.blocks:
+            if block.client in mine or block.refs & mine:
+                raise Refused(f"an update of the {part} writes or refers to this side's "
+                              f"{other}")
             if not block.roots <= ROOTS[part]:
                 raise Refused(f"an update of the {part} writes to "
                               f"{', '.join(sorted(block.roots - ROOTS[part])[:4])}")
@@ -414,23 +423,18 @@ class SyncProtocol:
             if extra:
                 raise Refused(f"an update of the {part} carries content of kind "
                               f"{sorted(extra)} (plain values only)")
-            if block.client in mine or block.refs & mine:
-                raise Refused(f"an update of the {part} writes or refers to this side's "
-                              f"{other}")
-            forged = forged or block.client in own
+            if block.client in own:  # the peer may echo our own edits, never add to them
+                have = state_vector_clocks(self.doc.part_doc(part).get_state())
+                if block.clock + block.length > have.get(block.client, 0):
+                    raise Refused(f"an update of the {part} forges edits of this side")
         for client, _, _ in parsed.deletes:
             if client in mine:
                 raise Refused(f"an update of the {part} deletes from this side's {other}")
-        if forged:  # the peer may echo our own edits, never add to them
-            have = state_vector_clocks(self.doc.part_doc(part).get_state())
-            sent = state_vector_clocks(pycrdt.get_state(update))
-            for client in own:
-                if sent.get(client, 0) > have.get(client, 0):
-                    raise Refused(f"an update of the {part} forges edits of this side")
         self.doc.learn_clients(part, (block.client for block in parsed.blocks))
 
     def _receive_awareness(self, payload: bytes) -> None:
-        entries = _parse_awareness(payload)
+        # (our own entry may come back with the peer's: one more than the peer may hold)
+        entries = _parse_awareness(payload, MAX_PRESENCE_CLIENTS + 1)
         own = self.awareness.client_id
         # A peer may not speak for us: our own entry (e.g. echoed back) is ignored.
         entries = [entry for entry in entries if entry[0] != own]
@@ -482,6 +486,7 @@ class DocSync:
         role: Role = "peer",
         peer_role: str | None = None,
         on_refused: RefusedCallback | None = None,
+        max_doc_bytes: int = MAX_DOC_BYTES,
     ) -> None:
         self.doc = doc
         self.channel = channel
@@ -500,6 +505,7 @@ class DocSync:
             role=role,
             peer_role=peer_role,
             on_refused=on_refused,
+            max_doc_bytes=max_doc_bytes,
         )
         self.synced = asyncio.Event()
         self.closed = asyncio.Event()

@@ -56,6 +56,8 @@ class ClientBlock:
     """Content refs used (see the constants above)."""
     nested: bool = False
     """Some item's parent is another item (a nested type)."""
+    length: int = 0
+    """How many clock units the block spans (strings count UTF-16 code units, as Yjs)."""
 
 
 @dataclass
@@ -129,13 +131,24 @@ class _Reader:
             raise ValueError(f"update has an unknown value type {tag}")
 
 
-def _content(r: _Reader, ref: int) -> None:
+def _content(r: _Reader, ref: int) -> int:
+    """Skip one item's content; returns its length in clock units."""
     if ref == DELETED:
-        r.uint()
-    elif ref == JSON:
-        for _ in range(r.uint()):
+        return r.uint()
+    if ref == JSON:
+        n = r.uint()
+        for _ in range(n):
             r.skip(r.uint())
-    elif ref in (BINARY, STRING, EMBED):
+        return n
+    if ref == STRING:
+        text = r.string()
+        return len(text.encode("utf-16-le")) // 2
+    if ref == ANY:
+        n = r.uint()
+        for _ in range(n):
+            r.any()
+        return n
+    if ref in (BINARY, EMBED):
         r.skip(r.uint())
     elif ref == FORMAT:
         r.skip(r.uint())
@@ -143,14 +156,12 @@ def _content(r: _Reader, ref: int) -> None:
     elif ref == TYPE:
         if r.uint() in (3, 5):  # XmlElement, XmlHook carry a name
             r.skip(r.uint())
-    elif ref == ANY:
-        for _ in range(r.uint()):
-            r.any()
     elif ref == DOC:
         r.skip(r.uint())
         r.any()
     else:
         raise ValueError(f"update has an unknown content type {ref}")
+    return 1
 
 
 def parse_update(update: bytes) -> ParsedUpdate:
@@ -170,7 +181,7 @@ def parse_update(update: bytes) -> ParsedUpdate:
             info = r.byte()
             ref = info & 0x1F
             if ref in (GC, SKIP):
-                r.uint()
+                block.length += r.uint()
                 continue
             if info & _ORIGIN:
                 block.refs.add(r.uint())
@@ -188,7 +199,7 @@ def parse_update(update: bytes) -> ParsedUpdate:
                 if info & _SUB:
                     r.skip(r.uint())
             block.contents.add(ref)
-            _content(r, ref)
+            block.length += _content(r, ref)
         block.end = r.pos
         blocks.append(block)
     ds_start = r.pos

@@ -15,6 +15,7 @@ from pycrdt import Awareness
 from ..core.document import SharedDoc
 from ..core.errors import ChannelClosed
 from ..core.fragments import RATE_BURST, RATE_BYTES_PER_SECOND, TokenBucket
+from . import control
 from .config import PeerConfig
 from .datachannel import DataChannelChannel
 from .errors import ConnectError
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["PeerSession"]
 
 log = logging.getLogger(__name__)
+
+control.register("refused", {"channel": str, "reason": str})
+
+REFUSAL_NOTICE_INTERVAL = 1.0
+"""At most one `refused` notice a second goes to the other side."""
 
 KEEP_RECENT = 256
 """How many of the peer's latest control messages (and the host's latest refusals and
@@ -58,6 +64,9 @@ class PeerSession:
         self.refused: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
         """The latest things refused from the peer (all are in the session file)."""
         self.refused_total = 0
+        self._told_refused = 0.0
+        self.refused_by_peer: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
+        """What the other side said it refused from us (its `refused` notices)."""
         self.inbound = TokenBucket(RATE_BYTES_PER_SECOND, RATE_BURST)
         """The byte-rate cap on what the peer sends on the sync channels, across links."""
 
@@ -73,6 +82,11 @@ class PeerSession:
         self.refused_total += 1
         now = time.time()
         self.refused.append({"t": now, "channel": channel, "reason": reason, "size": len(raw)})
+        if self.link is not None and now - self._told_refused >= REFUSAL_NOTICE_INTERVAL:
+            # the other side's page says so too (at most once a second: a flood stays local)
+            self._told_refused = now
+            self._spawn(self.link.send_control("refused", channel=channel, reason=reason[:200]),
+                        f"{self.role}-refusal-notice")
         log.warning("%s: refused from the peer on %s: %s", self.role, channel, reason)
         if self.store is not None:
             try:
@@ -180,7 +194,8 @@ class PeerSession:
         other = "candidate" if self.role == "host" else "host"
         async with DocSync(self.doc, channel, awareness=self.awareness, origin=other,
                            role="owner" if self.role == "host" else "reader", peer_role=other,
-                           on_refused=self._refuse_sync) as sync:
+                           on_refused=self._refuse_sync,
+                           max_doc_bytes=self.config.max_doc_bytes) as sync:
             await _first(sync.synced.wait(), sync.closed.wait(), channel.closed.wait())
             if sync.synced.is_set() and not sync.closed.is_set():
                 log.info("%s: document synced over the new link", self.role)
@@ -195,6 +210,11 @@ class PeerSession:
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         self.control_messages.append(message)
+        if message["t"] == "refused":
+            log.warning("%s: the other side refused what this side sent on %s: %s", self.role,
+                        message["channel"][:20], message["reason"][:200])
+            self.refused_by_peer.append({"t": time.time(), "channel": message["channel"][:20],
+                                         "reason": message["reason"][:200]})
         if message["t"] == "bye":
             log.info("%s: the other side ended the session: %s", self.role, message["reason"])
             self.ended.set()
