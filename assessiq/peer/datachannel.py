@@ -85,12 +85,17 @@ class DataChannelChannel(ChannelIteration):
     def path(self) -> str:
         return f"datachannel/{self.dc.label}"
 
+    @property
+    def partial(self) -> int:
+        """Bytes received of a message still incomplete (0 when none is)."""
+        return self._reassembler.pending if self._reassembler is not None else 0
+
     def _on_message(self, message: bytes | str) -> None:
         data = message.encode("utf-8") if isinstance(message, str) else bytes(message)
         if len(data) > self.max_bytes or self._inbox.qsize() >= MAX_QUEUED:
-            self.dropped += 1
-            log.warning("%s: dropped an incoming message of %d bytes (over the limit)",
-                        self.path, len(data))
+            self._refuse(f"a message of {len(data)} bytes is over the limit of {self.max_bytes}"
+                         if len(data) > self.max_bytes else
+                         f"more than {MAX_QUEUED} messages are waiting to be read", data)
             return
         if self._reassembler is not None:
             try:
