@@ -54,7 +54,9 @@ def piston_result(stdout: str) -> dict[str, Any]:
 
 
 def event_plan(n_heartbeats: int) -> list[tuple[float, str, dict[str, Any]]]:
-    """(offset seconds, kind, data): heartbeats every 5 s with a few findings between them."""
+    """(offset seconds, kind, data): heartbeats every 5 s with a few findings between them.
+    A condition's `start`/`end` are offsets too (the builder adds the session's start), and
+    its end carries both, as the candidate's app sends them."""
     plan: list[tuple[float, str, dict[str, Any]]] = [
         (i * HEARTBEAT_EVERY_S, "proctor.heartbeat",
          {"fps": 15.0, "analysed": 75, "dropped": 0, "cpu": 0.09})
@@ -62,12 +64,14 @@ def event_plan(n_heartbeats: int) -> list[tuple[float, str, dict[str, Any]]]:
     ]
     plan += [
         (11.0, "tab.hidden", {"phase": "start", "start": 9.0, "confidence": 1.0}),
-        (19.5, "tab.hidden", {"phase": "end", "duration": 10.5, "confidence": 1.0}),
+        (19.5, "tab.hidden", {"phase": "end", "start": 9.0, "end": 19.5, "duration": 10.5,
+                              "confidence": 1.0}),
         (23.0, "paste", {"phase": "instant", "chars": 42}),
     ]
     if n_heartbeats > 6:
-        plan.append((31.0, "gaze.away", {"phase": "start", "direction": "left"}))
-        plan.append((37.0, "gaze.away", {"phase": "end", "duration": 8.0}))
+        plan.append((31.0, "gaze.away", {"phase": "start", "start": 29.0, "direction": "left"}))
+        plan.append((37.0, "gaze.away", {"phase": "end", "start": 29.0, "end": 37.0,
+                                         "duration": 8.0, "direction": "left"}))
     plan.sort(key=lambda p: p[0])
     return plan
 
@@ -154,6 +158,7 @@ def build_session(
     verifier = LogVerifier(invite.room, device.public_key)
     envelopes = []
     for offset, kind, data in event_plan(n_heartbeats):
+        data = {k: created + v if k in ("start", "end") else v for k, v in data.items()}
         severity = "info" if kind.endswith("heartbeat") else "warn"
         env = signer.sign(kind, data, severity=severity, now=created + offset)
         accepted, new = verifier.accept(env.encode())

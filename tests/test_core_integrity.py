@@ -14,12 +14,14 @@ from assessiq.core.identity import Identity
 from assessiq.core.integrity import (
     EVENT_DOMAIN,
     MAX_ENVELOPE_BYTES,
+    ClockRule,
     Envelope,
     EventSigner,
     IntegrityError,
     LogVerifier,
     Receipt,
     check_log,
+    clock_rule,
     genesis_hash,
     make_receipt,
 )
@@ -183,3 +185,106 @@ def test_garbage_never_crashes_the_verifier(raw: bytes) -> None:
     with pytest.raises(IntegrityError):
         v.accept(raw)
     assert v.accepted == []
+
+
+# --- the host's clock -------------------------------------------------------------------------
+OFFSET = 40.0  # the candidate's clock runs 40 s ahead of the host's
+RULE = ClockRule(offset=OFFSET, bound=10.0, start=T0)
+
+
+def _clocked(device: Identity, *host_times: float) -> list[Envelope]:
+    """Events signed on the candidate's (skewed) clock at these host times."""
+    signer = EventSigner(SESSION, device)
+    return [signer.sign("browser.heartbeat", now=h + OFFSET) for h in host_times]
+
+
+def test_a_skewed_clock_within_the_bound_is_accepted(device: Identity) -> None:
+    v = LogVerifier(SESSION, device.public_key, RULE)
+    v.link_opened(T0 + 1)
+    for i, env in enumerate(_clocked(device, T0 + 2, T0 + 3, T0 + 4)):
+        v.accept(env.raw, T0 + 2 + i + 0.3)  # 0.3 s on the way
+    assert len(v.accepted) == 3
+
+
+@pytest.mark.parametrize(("signed", "arrived", "words"), [
+    (T0 + 86_400 + 5, T0 + 5, "in the future"),
+    (T0 + 5 + 10.5, T0 + 5, "in the future"),
+    (T0 + 20, T0 + 60, "back-dated"),  # late on a link open since well before it was signed
+])
+def test_an_event_too_far_from_the_host_clock_is_refused_and_the_head_stays(
+        device: Identity, signed: float, arrived: float, words: str) -> None:
+    v = LogVerifier(SESSION, device.public_key, RULE)
+    v.link_opened(T0 + 1)
+    first, = _clocked(device, T0 + 2)
+    v.accept(first.raw, T0 + 2.1)
+    signer = EventSigner(SESSION, device, next_seq=1, prev=first.hash, last_t=first.t)
+    bad = signer.sign("browser.heartbeat", now=signed + OFFSET)
+    with pytest.raises(IntegrityError) as exc:
+        v.accept(bad.raw, arrived)
+    assert words in str(exc.value) and "bound 10 s" in str(exc.value), str(exc.value)
+    assert v.head == first.hash and len(v.accepted) == 1
+    # the honest next event (same seq, chained to the head) is still accepted
+    honest = EventSigner(SESSION, device, next_seq=1, prev=first.hash, last_t=first.t).sign(
+        "browser.heartbeat", now=arrived + OFFSET)
+    v.accept(honest.raw, arrived + 0.1)
+    # ... and a hostile app that went on from the refused one is refused as a gap
+    after_bad = signer.sign("browser.heartbeat", now=arrived + OFFSET)
+    refuse(v, after_bad.raw, "hash chain broken")
+
+
+def test_an_event_dated_before_the_session_is_refused(device: Identity) -> None:
+    v = LogVerifier(SESSION, device.public_key, RULE)
+    v.link_opened(T0 + 1)
+    early, = _clocked(device, T0 - 3600)
+    with pytest.raises(IntegrityError, match="before the session began"):
+        v.accept(early.raw, T0 + 1.5)  # also an hour late, but before the session says more
+    v.accept(_clocked(device, T0 + 2)[0].raw, T0 + 2.1)
+
+
+def test_the_outbox_resent_after_a_reconnect_is_late_but_accepted(device: Identity) -> None:
+    """Signed while the link was down, sent when the next one opened: honest, however old."""
+    v = LogVerifier(SESSION, device.public_key, RULE)
+    v.link_opened(T0 + 1)
+    envs = _clocked(device, T0 + 2, T0 + 30, T0 + 200, T0 + 401)
+    v.accept(envs[0].raw, T0 + 2.1)
+    v.link_opened(T0 + 400)  # the link was down from about T0 + 3 to T0 + 400
+    v.accept(envs[1].raw, T0 + 400.2)  # 370 s late: in the outbox
+    v.accept(envs[2].raw, T0 + 400.3)
+    v.accept(envs[3].raw, T0 + 401.1)
+    assert len(v.accepted) == 4
+    # offline, with the links the host recorded, the same verdict; without them, not
+    arrivals = [T0 + 2.1, T0 + 400.2, T0 + 400.3, T0 + 401.1]
+    raws = [e.raw for e in envs]
+    ok = check_log(SESSION, device.public_key, raws, arrivals=arrivals, clock=RULE,
+                   links=v.links)
+    assert ok.errors == [] and ok.arrivals == arrivals
+    bad = check_log(SESSION, device.public_key, raws, arrivals=arrivals, clock=RULE,
+                    links=[T0 + 1])
+    assert len(bad.errors) == 2 and all("back-dated" in e for e in bad.errors), bad.errors
+
+
+def test_check_log_finds_an_arrival_time_that_contradicts_the_signed_one(
+        device: Identity) -> None:
+    envs = _clocked(device, T0 + 2, T0 + 3)
+    check = check_log(SESSION, device.public_key, [e.raw for e in envs],
+                      arrivals=[T0 + 2.1, T0 + 3.1 - 60], clock=RULE, links=[T0 + 1])
+    assert len(check.errors) == 1 and "in the future" in check.errors[0]
+    assert len(check.events) == 2  # still scored, but the record is not valid
+    with pytest.raises(ValueError):
+        check_log(SESSION, device.public_key, [e.raw for e in envs], arrivals=[T0])
+
+
+def test_clock_rule_from_metadata() -> None:
+    rule, links = clock_rule({"clock_offset": 40.0, "clock_bound": 23, "created": T0,
+                              "links_opened": [T0 + 1, "x", T0 + 9]})
+    assert rule == ClockRule(offset=40.0, bound=23.0, start=T0) and links == [T0 + 1, T0 + 9]
+    assert clock_rule({"created": T0}) == (None, [])  # a record made before the rule
+    assert clock_rule({"clock_offset": float("nan"), "clock_bound": 1, "created": T0})[0] is None
+
+
+def test_link_openings_are_bounded_and_ascending(device: Identity) -> None:
+    v = LogVerifier(SESSION, device.public_key, RULE)
+    assert v.link_opened(T0 + 5) and not v.link_opened(T0 + 4)
+    for i in range(2000):
+        v.link_opened(T0 + 6 + i)
+    assert len(v.links) == 1000

@@ -235,3 +235,51 @@ def test_a_stopped_proctor_shows_while_the_page_beats_on() -> None:
     proctor = beats(200, skip=(60, 200))  # the proctor stops after 55 s
     ev = evaluate(events(page + proctor), POLICY, start_t=T0, end_t=T0 + 200)
     assert [(g.start - T0, g.kind) for g in ev.gaps] == [(55.0, "proctor.heartbeat")]
+
+
+# --- the host's clock: arrivals for gaps, signed start and end for durations -----------------
+def test_heartbeats_that_arrive_late_do_not_fill_a_gap() -> None:
+    """A 60 s silence, then 12 heartbeats back-dated into it, all arriving at once."""
+    before = beats(30)
+    backfill = [(35.0 + 5 * i, "proctor.heartbeat", {}) for i in range(12)]
+    evs = events(before + backfill)
+    signed_gaps = evaluate(evs, POLICY, start_t=T0, end_t=T0 + 95).gaps
+    assert signed_gaps == []  # on the signed times the silence is filled
+    arrivals = [T0 + t for t, _, _ in before] + [T0 + 90.0 + 0.01 * i for i in range(12)]
+    ev = evaluate(evs, POLICY, start_t=T0, end_t=T0 + 95, arrivals=arrivals)
+    assert [(g.start - T0, g.end - T0) for g in ev.gaps] == [(30.0, 90.0)]
+    assert ev.explanation[-1]["kind"] == "heartbeat.gap"
+    with pytest.raises(ValueError):
+        evaluate(evs, POLICY, arrivals=arrivals[:-1])
+
+
+def test_a_condition_lasts_from_its_signed_start_to_its_signed_end() -> None:
+    """`data.duration` is never read: the detector's own start and end decide, else the
+    start and end envelopes' signed times."""
+    claims = [(0.0, "face.absent", {"phase": "start", "start": T0}),
+              (60.0, "face.absent", {"phase": "end", "start": T0, "end": T0 + 60,
+                                     "duration": 0.1})]
+    (occ,) = evaluate(events(claims), Policy.default()).occurrences
+    assert occ.duration == 60.0
+    bare = [(0.0, "face.absent", {"phase": "start"}),
+            (60.0, "face.absent", {"phase": "end", "duration": 0.1})]
+    (occ,) = evaluate(events(bare), Policy.default()).occurrences
+    assert occ.duration == 60.0
+    reversed_ = [(0.0, "face.absent", {"phase": "start"}),
+                 (45.0, "face.absent", {"phase": "end", "start": T0 + 60, "end": T0})]
+    (occ,) = evaluate(events(reversed_), Policy.default()).occurrences
+    assert occ.duration == 45.0  # a detector interval out of order: the envelopes' span
+
+
+def test_the_timeline_is_moved_onto_the_host_clock_by_the_offset() -> None:
+    """A candidate clock 40 s ahead: the same occurrences, at the host's times; a condition
+    still open at the end lasts until the host's end, not 40 s less."""
+    spec = [(0.0, "tab.hidden", {"phase": "start"}), (10.0, "paste", {"phase": "instant"})]
+    skewed = events([(t + 40.0, k, d) for t, k, d in spec])
+    ev = evaluate(skewed, Policy.default(), start_t=T0, end_t=T0 + 30, offset=40.0,
+                  arrivals=[T0 + 0.1, T0 + 10.1])
+    honest = evaluate(events(spec), Policy.default(), start_t=T0, end_t=T0 + 30,
+                      arrivals=[T0 + 0.1, T0 + 10.1])
+    assert ev.to_json() == honest.to_json()
+    assert [(o.kind, o.start - T0, o.duration) for o in ev.occurrences] == [
+        ("tab.hidden", 0.0, 30.0), ("paste", 10.0, 0.0)]

@@ -210,11 +210,11 @@ class CandidateHandshake:
         self._sent += 1
         return seal_message(self.key, self.invite.room, C2H, self.device, body)
 
-    def hello(self) -> str:
-        """The first message: the signed join request."""
+    def hello(self, now: float | None = None) -> str:
+        """The first message: the signed join request, made at `now` (default: the clock)."""
         if self._sent:
             raise HandshakeError("hello was already sent for this attempt")
-        join = JoinRequest.create(self.invite, self.device, name=self.name)
+        join = JoinRequest.create(self.invite, self.device, name=self.name, now=now)
         return self._seal("hello", {"join": join.encode().decode("ascii")})
 
     def receive(self, data: str) -> Opened | Ignored:

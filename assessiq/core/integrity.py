@@ -7,6 +7,10 @@ checks each one on arrival (`LogVerifier`), stores it, and answers with a signed
 What a signature proves: which key produced an event and that the log was not altered after.
 It cannot prove the candidate's app was unmodified — tampering is designed to show up as gaps
 (sequence, chain, heartbeats) and contradictions, not to be impossible.
+
+The record's clock is the host's: a `ClockRule` (the candidate's clock offset measured at join,
+a bound, the session's start, and when each link opened) refuses an event whose signed time is
+too far from when the host received it, and `check_log` applies the same rule offline.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +29,9 @@ from .identity import Identity, verify_signature
 from .jsonlimits import loads_bounded
 
 __all__ = [
+    "CLOCK_SLACK_S",
     "SEVERITIES",
+    "ClockRule",
     "Envelope",
     "EventSigner",
     "IntegrityError",
@@ -32,6 +39,7 @@ __all__ = [
     "LogVerifier",
     "Receipt",
     "check_log",
+    "clock_rule",
     "genesis_hash",
     "make_receipt",
 ]
@@ -118,13 +126,14 @@ class EventSigner:
 
     def __init__(
         self, session: str, device: Identity, *, next_seq: int = 0, prev: str | None = None,
-        last_t: float = 0.0,
+        last_t: float = 0.0, clock: Callable[[], float] = time.time,
     ) -> None:
         self.session = session
         self.device = device
         self.next_seq = next_seq
         self.prev = prev or genesis_hash(session)
         self.last_t = last_t
+        self.clock = clock  # the device's wall clock (a hook for tests of a skewed clock)
 
     @classmethod
     def resume(cls, session: str, device: Identity, envelopes: Iterable[Envelope]) -> EventSigner:
@@ -139,7 +148,7 @@ class EventSigner:
         now: float | None = None,
     ) -> Envelope:
         # Times never go backwards within a log, even if the wall clock does.
-        t = max(self.last_t, time.time() if now is None else now)
+        t = max(self.last_t, self.clock() if now is None else now)
         body = canonical_json({
             "v": 1, "session": self.session, "seq": self.next_seq, "t": t, "kind": kind,
             "severity": severity, "data": data or {}, "prev": self.prev,
@@ -147,6 +156,83 @@ class EventSigner:
         env = Envelope.decode(pack_signed(body, self.device.sign(EVENT_DOMAIN, body)))
         self.next_seq, self.prev, self.last_t = env.seq + 1, env.hash, t
         return env
+
+
+CLOCK_SLACK_S = 20.0
+"""What an honest event's signed time may differ from its arrival by, beyond the error of the
+offset measured at join (which is at most the handshake timeout: see `ClockRule`): a live
+link's delivery lag (a link silent for the heartbeat timeout is rebuilt, but data can queue
+behind a large sync transfer in the same association), the host's own processing delay, and
+clock drift over a long interview (100 ppm over three hours is about a second)."""
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    """How far an event's signed time may be from the host's clock when it arrives.
+
+    `offset` is the candidate's clock minus the host's, measured once at join (the signed time
+    of the join request against when the hello reached the host): an event signed at `t` was
+    signed at host time `t - offset`. `bound` (seconds) covers that measurement's error and the
+    honest delays (`CLOCK_SLACK_S`). `start` is when the session began on the host's clock.
+    An event is refused when its host time is
+
+    - after its arrival by more than `bound` (dated in the future);
+    - before `start` by more than `bound` (dated before the session);
+    - before its arrival by more than `bound`, unless it was signed before the link it came on
+      opened (plus `bound`): an honest app's outbox resends, on the next link, every event the
+      host has not receipted, however old — those are late, not forged.
+
+    `links` are the host times the integrity channel opened, ascending (recorded as they open).
+    """
+
+    offset: float
+    bound: float
+    start: float
+
+    def host_time(self, t: float) -> float:
+        """A signed time on the host's clock."""
+        return t - self.offset
+
+    def error(self, env: Envelope, received_at: float, links: Sequence[float]) -> str | None:
+        """Why `env`, received at `received_at` (host clock), breaks the rule, or None."""
+        h = self.host_time(env.t)
+        why = (f"(candidate clock offset {self.offset:+.1f} s measured at join, bound "
+               f"{self.bound:g} s)")
+        if h > received_at + self.bound:
+            return (f"event {env.seq}: dated {h - received_at:.1f} s after it arrived, in the "
+                    f"future of the host's clock {why}")
+        if h < self.start - self.bound:
+            return (f"event {env.seq}: dated {self.start - h:.1f} s before the session began "
+                    f"{why}")
+        if h < received_at - self.bound:
+            i = bisect_right(links, received_at)
+            opened = links[i - 1] if i else None
+            if opened is None or h > opened + self.bound:
+                on = ("before any link had opened" if opened is None else
+                      f"on a link open since {received_at - opened:.1f} s")
+                return (f"event {env.seq}: signed {received_at - h:.1f} s before it arrived "
+                        f"{on}: back-dated {why}")
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def clock_rule(meta: dict[str, Any]) -> tuple[ClockRule | None, list[float]]:
+    """The host's clock rule and link openings as its session metadata records them
+    (`clock_offset`, `clock_bound`, `created`, `links_opened`); (None, []) for a record made
+    before the rule existed, or without them."""
+    offset, bound = _finite(meta.get("clock_offset")), _finite(meta.get("clock_bound"))
+    start = _finite(meta.get("created"))
+    links_value = meta.get("links_opened")
+    links = [float(x) for x in links_value if _finite(x) is not None] \
+        if isinstance(links_value, list) else []
+    if offset is None or bound is None or start is None or bound < 0:
+        return None, links
+    return ClockRule(offset=offset, bound=bound, start=start), links
 
 
 def _next_error(
@@ -168,23 +254,47 @@ def _next_error(
     return None
 
 
-class LogVerifier:
-    """The host's side: accepts envelopes one at a time, in order, and remembers the head."""
+MAX_LINKS = 1000
+"""How many link openings a session records (an honest session reconnects a few times); past
+this, the last recorded one stands for the later ones, which only makes the rule stricter."""
 
-    def __init__(self, session: str, device_key: bytes) -> None:
+
+class LogVerifier:
+    """The host's side: accepts envelopes one at a time, in order, and remembers the head.
+
+    With a `clock` rule, an event too far from the host's clock is refused (`ClockRule`); the
+    head does not move, so a hostile app that goes on from a refused event has its next events
+    refused as a sequence gap — every one of them recorded as a refusal — while the link, and
+    the session, go on. Call `link_opened` when a link's integrity channel opens."""
+
+    def __init__(self, session: str, device_key: bytes, clock: ClockRule | None = None) -> None:
         self.session = session
         self.device_key = device_key
+        self.clock = clock
+        self.links: list[float] = []
         self.accepted: list[Envelope] = []
         self.head = genesis_hash(session)
 
-    def accept(self, raw: bytes) -> tuple[Envelope, bool]:
-        """Verify the next envelope. A re-sent one already accepted returns (env, False)."""
+    def link_opened(self, at: float) -> bool:
+        """Note when a link's integrity channel opened (host clock); False when not noted
+        (more than `MAX_LINKS`, or earlier than the last one)."""
+        if len(self.links) >= MAX_LINKS or (self.links and at < self.links[-1]):
+            return False
+        self.links.append(at)
+        return True
+
+    def accept(self, raw: bytes, received_at: float | None = None) -> tuple[Envelope, bool]:
+        """Verify the next envelope, received at `received_at` (default: now). A re-sent one
+        already accepted returns (env, False)."""
         env = Envelope.decode(raw)
         if env.seq < len(self.accepted) and self.accepted[env.seq].raw == env.raw:
             return self.accepted[env.seq], False
         last_t = self.accepted[-1].t if self.accepted else 0.0
         error = _next_error(self.session, self.device_key, len(self.accepted), self.head, last_t,
                             env)
+        if error is None and self.clock is not None:
+            error = self.clock.error(env, time.time() if received_at is None else received_at,
+                                     self.links)
         if error:
             raise IntegrityError(error)
         self.accepted.append(env)
@@ -194,19 +304,32 @@ class LogVerifier:
 
 @dataclass
 class LogCheck:
-    """The result of checking a whole stored log offline."""
+    """The result of checking a whole stored log offline. `arrivals[i]` is when the host
+    received `events[i]` (its clock), when the arrivals were given."""
 
     events: list[Envelope]
     errors: list[str]
     head: str
+    arrivals: list[float] = field(default_factory=list)
 
 
-def check_log(session: str, device_key: bytes, raws: Iterable[bytes]) -> LogCheck:
-    """Check a whole log in stored order, collecting every problem instead of stopping."""
+def check_log(
+    session: str, device_key: bytes, raws: Iterable[bytes], *,
+    arrivals: Sequence[float] | None = None, clock: ClockRule | None = None,
+    links: Sequence[float] = (),
+) -> LogCheck:
+    """Check a whole log in stored order, collecting every problem instead of stopping.
+
+    `arrivals` (one per raw: when the host received it) with a `clock` rule and the `links`
+    the host recorded re-apply the host's clock check to every event, as it was on arrival."""
     events: list[Envelope] = []
+    kept: list[float] = []
     errors: list[str] = []
     head, expected, last_t = genesis_hash(session), 0, 0.0
-    for i, raw in enumerate(raws):
+    raw_list = list(raws)
+    if arrivals is not None and len(arrivals) != len(raw_list):
+        raise ValueError("one arrival time per stored event is needed")
+    for i, raw in enumerate(raw_list):
         try:
             env = Envelope.decode(raw)
         except IntegrityError as exc:
@@ -217,9 +340,15 @@ def check_log(session: str, device_key: bytes, raws: Iterable[bytes]) -> LogChec
             errors.append(error)
             if env.seq < expected or not env.signed_by(device_key) or env.session != session:
                 continue  # do not let a forged, foreign or duplicate event move the head
+        if clock is not None and arrivals is not None:
+            late = clock.error(env, arrivals[i], links)
+            if late:
+                errors.append(f"{late}, yet the host accepted it")
         events.append(env)
+        if arrivals is not None:
+            kept.append(arrivals[i])
         head, expected, last_t = env.hash, env.seq + 1, max(last_t, env.t)
-    return LogCheck(events=events, errors=errors, head=head)
+    return LogCheck(events=events, errors=errors, head=head, arrivals=kept)
 
 
 @dataclass(frozen=True)

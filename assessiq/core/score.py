@@ -2,13 +2,20 @@
 
 Everything here is a pure function of the verified events and the policy: the same inputs give
 the same result on any machine, so `assessiq verify` recomputes exactly what the host showed.
+
+The timeline is the host's clock. Heartbeat gaps are measured on when the host received each
+heartbeat (`arrivals`), so heartbeats sent late — back-dated, or held back — never fill a
+silence; other times are the signed ones moved onto the host's clock by the candidate's clock
+offset measured at join. A condition lasts from its signed start to its signed end (its
+`data.start`/`data.end`, else the start and end envelopes' signed times); a free
+`data.duration` field is never read.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -74,11 +81,27 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _conditions(events: list[Envelope], end_t: float) -> list[tuple[str, int, float, float]]:
-    """(kind, seq, start, duration) for every condition and instant in the log.
+def _span(began: Envelope | None, env: Envelope) -> float:
+    """How long the condition that `env` ends lasted: from its signed start to its signed end.
 
-    A condition is counted at its "end" (duration from its data, else from the envelopes'
-    signed times); one still open at the end of the log lasts until then.
+    The detector's own times (`data.start` and `data.end` of the end event, both signed, on
+    the detector's clock, before the hysteresis confirmed them) when both are there and in
+    order; else the signed times of the start and end envelopes. `data.duration` is a free
+    field that repeats `end - start`: it is never read, so it cannot contradict them."""
+    start, end = _number(env.data.get("start")), _number(env.data.get("end"))
+    if start is not None and end is not None and end >= start and math.isfinite(end - start):
+        return end - start
+    return max(0.0, env.t - began.t) if began is not None else 0.0
+
+
+def _conditions(
+    events: list[Envelope], end_t: float, offset: float
+) -> list[tuple[str, int, float, float]]:
+    """(kind, seq, start, duration) for every condition and instant in the log; `start` on
+    the host's clock (a signed time minus the candidate's clock `offset`).
+
+    A condition is counted at its "end"; one still open at the end of the log (`end_t`, the
+    host's clock) lasts until then.
     """
     out: list[tuple[str, int, float, float]] = []
     open_: dict[str, Envelope] = {}
@@ -88,57 +111,62 @@ def _conditions(events: list[Envelope], end_t: float) -> list[tuple[str, int, fl
             continue
         phase = env.data.get("phase")
         if info.shape == INSTANT or phase == "instant":
-            out.append((env.kind, env.seq, env.t, 0.0))
+            out.append((env.kind, env.seq, env.t - offset, 0.0))
         elif phase == "start":
             open_.setdefault(env.kind, env)
         elif phase == "end":
             began = open_.pop(env.kind, None)
-            start = began.t if began else (_number(env.data.get("start")) or env.t)
-            duration = _number(env.data.get("duration"))
-            if duration is None or duration < 0:
-                duration = max(0.0, env.t - start)
-            out.append((env.kind, began.seq if began else env.seq, start, duration))
+            at = (began or env).t - offset
+            out.append((env.kind, began.seq if began else env.seq, at, _span(began, env)))
     for kind, began in open_.items():
-        out.append((kind, began.seq, began.t, max(0.0, end_t - began.t)))
+        out.append((kind, began.seq, began.t - offset, max(0.0, end_t - (began.t - offset))))
     out.sort(key=lambda c: (c[2], c[1]))
     return out
 
 
-def _gaps(events: list[Envelope], start_t: float, end_t: float, max_gap: float) -> list[Gap]:
-    """Silences longer than `max_gap`, per heartbeat stream: the proctor and the page beat
-    separately, so a stopped proctor shows even while the page goes on. A session with no
-    heartbeat at all is one silence from its start to its end."""
+def _gaps(events: list[Envelope], times: list[float], start_t: float, end_t: float,
+          max_gap: float) -> list[Gap]:
+    """Silences longer than `max_gap`, per heartbeat stream, on the host's clock (`times[i]`
+    is when the host received `events[i]`): the proctor and the page beat separately, so a
+    stopped proctor shows even while the page goes on. A session with no heartbeat at all is
+    one silence from its start to its end."""
     streams: dict[str, list[float]] = {}
-    for e in events:
+    for e, t in zip(events, times, strict=True):
         info = KINDS.get(e.kind)
         if info is not None and info.shape == HEARTBEAT:
-            streams.setdefault(e.kind, []).append(e.t)
+            streams.setdefault(e.kind, []).append(t)
     if not streams:
         streams["heartbeat"] = []
     gaps = []
     for kind, beats in streams.items():
-        marks = [start_t, *beats, end_t]
+        marks = [start_t, *sorted(beats), end_t]
         gaps += [Gap(a, b, kind) for a, b in itertools.pairwise(marks) if b - a > max_gap]
     return sorted(gaps, key=lambda g: (g.start, g.kind))
 
 
 def evaluate(
     events: Iterable[Envelope], policy: Policy, *, start_t: float | None = None,
-    end_t: float | None = None,
+    end_t: float | None = None, arrivals: Sequence[float] | None = None, offset: float = 0.0,
 ) -> Evaluation:
     """Escalate every occurrence and compute the score (0–100) with its itemised explanation.
 
-    `start_t`/`end_t` bound the session for heartbeat gaps (default: the first/last event).
+    `arrivals[i]` is when the host received `events[i]` (its clock): heartbeat gaps are
+    measured on them. Without them (the candidate's own view) the signed times stand in.
+    `offset` is the candidate's clock minus the host's, measured at join. `start_t`/`end_t`
+    bound the session for heartbeat gaps, on the host's clock (default: the first/last event).
     """
     evs = list(events)
     if not evs and (start_t is None or end_t is None):
         return Evaluation(score=100, explanation=[{"why": "no events: nothing to explain"}])
-    start = evs[0].t if start_t is None else start_t
-    end = evs[-1].t if end_t is None else end_t
+    if arrivals is not None and len(arrivals) != len(evs):
+        raise ValueError("one arrival time per event is needed")
+    times = list(arrivals) if arrivals is not None else [e.t - offset for e in evs]
+    start = times[0] if start_t is None else start_t
+    end = times[-1] if end_t is None else end_t
     occurrences: list[Occurrence] = []
     counts: dict[str, int] = {}
     totals: dict[str, float] = {}
-    for kind, seq, t0, duration in _conditions(evs, end):
+    for kind, seq, t0, duration in _conditions(evs, end, offset):
         rule = policy.rule(kind)
         if rule is None or duration < rule.min_duration:
             continue
@@ -169,7 +197,7 @@ def evaluate(
                    f"{rule.per_minute:g}, capped at {rule.max_penalty:g}",
         })
     hb = policy.heartbeats
-    gaps = _gaps(evs, start, end, hb.max_gap)
+    gaps = _gaps(evs, times, start, end, hb.max_gap)
     if gaps:
         penalty = round(min(hb.max_penalty, hb.weight * len(gaps)), 2)
         penalty_total += penalty

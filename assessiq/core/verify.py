@@ -17,7 +17,7 @@ from .document import apply_update_checked
 from .encoding import b64d
 from .errors import PolicyError
 from .identity import fingerprint
-from .integrity import IntegrityError, LogCheck, Receipt, check_log
+from .integrity import IntegrityError, LogCheck, Receipt, check_log, clock_rule
 from .policy import Policy
 from .record import SessionRecord
 from .runcheck import check_runs
@@ -158,12 +158,14 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
             errors += _compare_seal(manifest, compute_manifest(record))
 
     raws = [raw for _, raw in record.envelopes]
+    clock, links = clock_rule(record.meta)
     if device_key is None:
         log = LogCheck(events=[], errors=[], head="")
         if raws:
             errors.append("the record has events but no pinned candidate device key")
     else:
-        log = check_log(session, device_key, raws)
+        log = check_log(session, device_key, raws, arrivals=[t for t, _ in record.envelopes],
+                        clock=clock, links=links)
         errors += log.errors
     if host_key is not None:
         errors += _check_receipts(record, host_key, log)
@@ -187,6 +189,7 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
             log.events, policy,
             start_t=start if isinstance(start, int | float) else None,
             end_t=end if isinstance(end, int | float) else None,
+            arrivals=log.arrivals, offset=clock.offset if clock else 0.0,
         )
     return Verdict(
         valid=not errors, errors=errors, events=len(log.events), session=session,

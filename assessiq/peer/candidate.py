@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,13 +59,15 @@ class Candidate(PeerSession):
     role = "candidate"
 
     def __init__(
-        self, invite: Invite, device: Identity, config: PeerConfig, name: str | None
+        self, invite: Invite, device: Identity, config: PeerConfig, name: str | None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(config)
         self.invite = invite
         self.device = device
         self.name = name
-        self.signer = EventSigner(invite.room, device)
+        self.clock = clock  # this device's wall clock: the join request and events are signed on it
+        self.signer = EventSigner(invite.room, device, clock=clock)
         self.log: list[Envelope] = []  # every event this side signed (what is sent about me)
         self.outbox: dict[int, Envelope] = {}  # signed, not yet receipted by the host
         self.receipts: list[Receipt] = []
@@ -97,6 +99,7 @@ class Candidate(PeerSession):
         timeout: float = 30.0,
         media: MediaConfig | None = None,
         session_path: Path | str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> Candidate:
         """Verify the invite, find the signaling endpoint (the invite's, or the host's own
         found with zeroconf in LAN mode), and connect. Raises `AssessIQError` subclasses
@@ -105,7 +108,8 @@ class Candidate(PeerSession):
         `media` adds the call (None: no audio/video); with `media.tap_rate` set, the
         proctor can read the camera (`start_proctor()`). The candidate's own session file
         is written at `session_path` (default: the data dir's
-        `sessions/<room>.candidate[-n].aiq`)."""
+        `sessions/<room>.candidate[-n].aiq`). `clock` is the device's wall clock (a hook:
+        the host measures its offset at join and holds every event to it)."""
         invite = (
             invite_text
             if isinstance(invite_text, Invite)
@@ -126,7 +130,7 @@ class Candidate(PeerSession):
             raise ConnectError(
                 "the host offers LAN mode only and was not found on this network"
             )
-        cand = cls(invite, device or Identity.generate(), config, name)
+        cand = cls(invite, device or Identity.generate(), config, name, clock)
         cand.found_by = found_by
         cand.store = _create_store(cand, session_path, url)
         cand._setup_call(media, emit=cand.emit)
@@ -174,7 +178,7 @@ class Candidate(PeerSession):
         if not self.signaling.joined.is_set():
             await self.signaling.joined.wait()
         generation = self.signaling.generation
-        if not await self.signaling.send(hs.hello()):
+        if not await self.signaling.send(hs.hello(now=self.clock())):
             return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.handshake_timeout

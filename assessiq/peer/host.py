@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 from ..core.encoding import b64e
 from ..core.handshake import HandshakeError, HostHandshake, Ignored
 from ..core.identity import Identity, load_or_create_host_identity
-from ..core.integrity import Envelope, IntegrityError, LogVerifier, Receipt, make_receipt
+from ..core.integrity import (
+    CLOCK_SLACK_S,
+    ClockRule,
+    Envelope,
+    IntegrityError,
+    LogVerifier,
+    Receipt,
+    make_receipt,
+)
 from ..core.invite import Invite, make_invite
 from ..core.paths import sessions_dir
 from ..core.policy import Policy
@@ -78,11 +86,22 @@ class Host(PeerSession):
         self._attempt_task: asyncio.Task[None] | None = None
         self.runs: RunService | None = None  # executes run requests (None: runs off)
         self.received_at: dict[int, float] = {}  # event seq -> when it was verified here
+        self._hello_at: float | None = None  # when the current attempt's hello arrived
         store.attach(self.doc, local_origin="host", remote_origin="candidate")
 
     @property
     def device_key(self) -> bytes | None:
         return self.handshake.device_key
+
+    @property
+    def clock_offset(self) -> float:
+        """The candidate's clock minus the host's, measured at join (0 before)."""
+        clock = self.verifier.clock if self.verifier is not None else None
+        return clock.offset if clock is not None else 0.0
+
+    def arrivals(self) -> list[float]:
+        """When each of `events` was received here (the record's clock), in their order."""
+        return [self.received_at[e.seq] for e in self.events]
 
     @classmethod
     async def start(
@@ -194,6 +213,7 @@ class Host(PeerSession):
     async def _serve_signaling(self, signaling: SignalingClient) -> None:
         while True:
             data = await signaling.recv()
+            arrived = time.time()  # a hello's arrival: the candidate's clock offset is from it
             try:
                 opened = self.handshake.receive(data)
             except HandshakeError as exc:
@@ -208,6 +228,7 @@ class Host(PeerSession):
                 log.info("host: %s", opened.reason)
                 continue
             if opened.kind == "hello":
+                self._hello_at = arrived
                 if self._attempt_task is not None:
                     self._attempt_task.cancel()
                 self._attempt_task = self._spawn(self._attempt(opened.attempt), "host-attempt")
@@ -246,28 +267,47 @@ class Host(PeerSession):
         key = self.handshake.device_key
         assert key is not None
         if self.verifier is None:
-            self.verifier = LogVerifier(self.invite.room, key)
+            join = self.handshake.join
+            clock = self._clock_rule()
+            self.verifier = LogVerifier(self.invite.room, key, clock)
             self.store.set_meta("device_key", b64e(key))
             self.store.set_meta("joined", time.time())  # heartbeats are due from here
-            join = self.handshake.join
+            self.store.set_meta("clock_offset", clock.offset)
+            self.store.set_meta("clock_bound", clock.bound)
             if join is not None and join.name:
                 self.store.set_meta("candidate_name", join.name)
-            log.info("host: candidate device pinned: %s", join.device_fingerprint if join else "")
+            log.info("host: candidate device pinned: %s; its clock is %+.2f s from ours",
+                     join.device_fingerprint if join else "", clock.offset)
+
+    def _clock_rule(self) -> ClockRule:
+        """The record's clock: the candidate's offset is the signed time of the join request
+        that pinned it minus when its hello reached us. That hello belongs to the attempt that
+        connected, so it reached us within the handshake timeout of being made (the candidate
+        starts over after that), which bounds the error; `CLOCK_SLACK_S` covers the rest."""
+        join = self.handshake.join
+        offset = join.time - self._hello_at if join is not None and self._hello_at else 0.0
+        created = self.store.meta().get("created")
+        start = float(created) if isinstance(created, int | float) else time.time()
+        return ClockRule(offset=offset, bound=self.config.handshake_timeout + CLOCK_SLACK_S,
+                         start=start)
 
     # ---- integrity ----------------------------------------------------------------------
 
     async def _integrity_service(self, channel: DataChannelChannel) -> None:
+        assert self.verifier is not None
+        if self.verifier.link_opened(time.time()):  # the outbox's resends may be late from here
+            self.store.set_meta("links_opened", self.verifier.links)
         async for raw in channel:
-            assert self.verifier is not None
+            now = time.time()
             try:
-                env, new = self.verifier.accept(raw)
+                env, new = self.verifier.accept(raw, now)
             except IntegrityError as exc:
                 self.integrity_errors.append(str(exc))
                 self.refuse("integrity", f"integrity event refused: {exc}", raw)
                 continue
             if new:
-                self.received_at[env.seq] = time.time()
-                self.store.append_envelope(env.raw)
+                self.received_at[env.seq] = now
+                self.store.append_envelope(env.raw, received_at=now)
                 receipt = make_receipt(self.identity, env)
                 self.store.append_receipt(receipt.raw)
                 self.receipts[env.seq] = receipt

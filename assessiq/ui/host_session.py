@@ -183,7 +183,8 @@ class HostController:
 
     def evaluation(self, now: float | None = None) -> Evaluation:
         return evaluate(self.host.events, self.setup.policy, start_t=self.started_at,
-                        end_t=time.time() if now is None else now)
+                        end_t=time.time() if now is None else now,
+                        arrivals=self.host.arrivals(), offset=self.host.clock_offset)
 
     # --- actions ------------------------------------------------------------------------
     def add_note(self, text: str) -> None:
