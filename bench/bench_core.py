@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pycrdt import Doc, Text
+from pycrdt import Doc, Text, create_update_message, handle_sync_message
 
 from assessiq.core import identity as identity_module
 from assessiq.core.document import SharedDoc
@@ -34,6 +34,7 @@ from assessiq.core.policy import default_policy_text
 from assessiq.core.record import SessionRecord
 from assessiq.core.seal import seal
 from assessiq.core.store import SessionStore
+from assessiq.core.sync import SyncProtocol
 from assessiq.core.verify import verify_record
 from bench.common import Row, median
 
@@ -117,6 +118,55 @@ def run_shared_only(trace: list[Op]) -> float:
     return time.perf_counter() - t0
 
 
+def candidate_updates(trace: list[Op]) -> list[bytes]:
+    """The trace typed on the candidate's side: one update per keystroke, as sent."""
+    cand = SharedDoc()
+    updates: list[bytes] = []
+    cand.observe_updates(lambda update, _origin: updates.append(update))
+    for _, index, ch in trace:
+        if ch:
+            cand.insert_code(index, ch)
+        else:
+            cand.delete_code(index, 1)
+    return updates
+
+
+def receive_raw(updates: list[bytes]) -> tuple[float, str]:
+    """Baseline: pycrdt's own receiving path, `handle_sync_message` (what its `Provider` runs
+    for each message), on the same sync messages; no check of who wrote what."""
+    doc: Doc[Any] = Doc()
+    messages = [create_update_message(update) for update in updates]
+    t0 = time.perf_counter()
+    for message in messages:
+        handle_sync_message(message[1:], doc)
+    elapsed = time.perf_counter() - t0
+    return elapsed, str(doc.get("code", type=Text))
+
+
+def apply_raw(updates: list[bytes]) -> float:
+    """Breakdown: the bare `Doc.apply_update` of each update (no message, no check)."""
+    doc: Doc[Any] = Doc()
+    t0 = time.perf_counter()
+    for update in updates:
+        doc.apply_update(update)
+    return time.perf_counter() - t0
+
+
+def receive_checked(updates: list[bytes]) -> tuple[float, str]:
+    """The host's side: each keystroke's sync message through `SyncProtocol` as the state's
+    owner (framing checks, reading the update, the authority check, the apply)."""
+    host = SharedDoc()
+    protocol = SyncProtocol(host, role="owner", peer_role="candidate")
+    messages = [create_update_message(update) for update in updates]
+    t0 = time.perf_counter()
+    for message in messages:
+        protocol.receive(message)
+    elapsed = time.perf_counter() - t0
+    if protocol.dropped:
+        raise RuntimeError(f"the authority check refused {protocol.dropped} honest keystrokes")
+    return elapsed, host.code_text
+
+
 def run_project(trace: list[Op], path: Path, host: Identity, device: Identity,
                 with_log: bool, trace_clock: bool = False) -> tuple[float, float, str]:
     """(seconds for the edits incl. every flush, seconds to seal, final code).
@@ -171,6 +221,18 @@ def run(quick: bool) -> list[Row]:
     wall_sizes: list[float] = []
     raw_size = 0
     events = 0
+    updates = candidate_updates(trace)
+    recv_raw: list[float] = []
+    recv_checked: list[float] = []
+    recv_apply: list[float] = []
+    for _ in range(max(repeats, 3)):  # interleaved: raw, ours, bare apply, raw, ours...
+        elapsed, raw_text = receive_raw(updates)
+        recv_raw.append(elapsed)
+        elapsed, code = receive_checked(updates)
+        recv_checked.append(elapsed)
+        recv_apply.append(apply_raw(updates))
+        if code != raw_text:
+            raise RuntimeError("the checked receiver diverged from raw pycrdt")
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
             elapsed, update, raw_text = run_raw(trace)
@@ -207,6 +269,15 @@ def run(quick: bool) -> list[Row]:
             baseline=raw_med, baseline_name="raw pycrdt", goal="<= 1.5x",
             note=f"median of {repeats}; one transaction per keystroke; a commit every "
                  f"4,096 updates (no fsync); compaction at the seal"),
+        Row(AREA, f"editing trace received through the authority check ({n})",
+            median(recv_checked), "s", baseline=median(recv_raw),
+            baseline_name="pycrdt handle_sync_message", goal="<= 1.5x",
+            note=f"median of {len(recv_raw)}, interleaved; the candidate's keystrokes as "
+                 f"sync messages into the host's SyncProtocol (owner): message checks, "
+                 f"update read, authority check, apply into the split SharedDoc"),
+        Row(AREA, f"  the same against the bare Doc.apply_update ({n})", median(recv_checked),
+            "s", baseline=median(recv_apply), baseline_name="pycrdt apply_update",
+            note="no message parsing, no observer: the floor of any receiver"),
         Row(AREA, f"  breakdown: pycrdt Doc + SessionStore ({n})", store_only, "s",
             baseline=raw_med, baseline_name="raw pycrdt", note="one run"),
         Row(AREA, f"  breakdown: SharedDoc alone ({n})", shared_only, "s",

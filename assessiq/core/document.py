@@ -29,7 +29,6 @@ Interviewer-only data (notes, hidden tests, score) never goes into this document
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -138,6 +137,17 @@ def _loads(raw: object) -> Any:
         return None
 
 
+@contextmanager
+def _transactions(docs: tuple[pycrdt.Doc[Any], ...], origin: str | None) -> Iterator[None]:
+    """One transaction on each of `docs` (one or two), tagged with `origin`."""
+    if len(docs) == 1:
+        with docs[0].transaction(origin=origin):
+            yield
+        return
+    with docs[0].transaction(origin=origin), docs[1].transaction(origin=origin):
+        yield
+
+
 class SharedDoc:
     """The shared interview document. All edits go through this object.
 
@@ -233,17 +243,13 @@ class SharedDoc:
         if self._depth:  # nested: join the running transaction (pycrdt checks the origin)
             if not own:
                 self._own_txn = False
-            with contextlib.ExitStack() as stack:
-                for d in docs:
-                    stack.enter_context(d.transaction(origin=origin))
+            with _transactions(docs, origin):
                 yield
             return
         self._origin, self._own_txn = origin, own
         self._depth += 1
         try:
-            with contextlib.ExitStack() as stack:
-                for d in docs:
-                    stack.enter_context(d.transaction(origin=origin))
+            with _transactions(docs, origin):
                 yield
         finally:
             self._depth -= 1
@@ -267,8 +273,18 @@ class SharedDoc:
         who may write it). Raises `ValueError` if malformed."""
         if update == _EMPTY_UPDATE:
             return
-        with self._txn(origin, own=False, part=part):
-            apply_update_checked(self.part_doc(part), update)
+        doc = self._state_doc if part == "state" else self._code_doc
+        if self._depth or not (origin is None or type(origin) is str):
+            with self._txn(origin, own=False, part=part):
+                apply_update_checked(doc, update)
+            return
+        # every remote keystroke's path: pycrdt's apply opens the one transaction, and the
+        # origin the store records is ours (`_report` reads it), so no outer one is needed
+        self._origin, self._own_txn, self._depth = origin, False, 1
+        try:
+            apply_update_checked(doc, update)
+        finally:
+            self._origin, self._own_txn, self._depth = None, False, 0
 
     def learn_clients(self, part: Part, clients: Iterable[int]) -> None:
         """Note that `clients` write `part` (so a later joined update can be split)."""
@@ -340,10 +356,22 @@ class SharedDoc:
         return bytes(out)
 
     def _on_code_transaction(self, event: pycrdt.TransactionEvent) -> None:
-        # Runs inside the pycrdt commit: never read the document here.
+        # Runs inside the pycrdt commit: never read the document here. Every keystroke
+        # comes here, so the usual case (the store and the sync, one callback each) is
+        # written out rather than calling `_report`.
         if not self._own_txn and self._code_subscription is None:
             self._mirror = None
             self._ascii_len = None
+        callbacks, parts = self._update_callbacks, self._part_callbacks
+        if len(callbacks) <= 1 and len(parts) <= 1:
+            if callbacks or parts:
+                update = event.update
+                if update != _EMPTY_UPDATE:
+                    if callbacks:
+                        callbacks[0](update, self._origin)
+                    if parts:
+                        parts[0]("code", update, self._origin)
+            return
         self._report("code", event)
 
     def _on_state_transaction(self, event: pycrdt.TransactionEvent) -> None:

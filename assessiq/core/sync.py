@@ -57,7 +57,16 @@ from pycrdt import (
 from .channel import Channel, DirectChannel
 from .document import PARTS, ROOTS, Part, SharedDoc, pycrdt_failure
 from .errors import ChannelClosed
-from .updateparse import ANY, DELETED, JSON, STRING, parse_update, state_vector_clocks
+from .updateparse import (
+    ANY,
+    DELETED,
+    JSON,
+    STRING,
+    keystroke,
+    parse_update,
+    state_vector_clocks,
+    varint_bytes,
+)
 from .varints import read_varint, write_varint
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "MAX_DOC_BYTES", "MAX_PRESENCE_BYTES", "MAX_PRESENCE_CLIENTS",
@@ -84,6 +93,9 @@ _CONTENTS: Final[dict[Part, frozenset[int]]] = {
     "code": frozenset({DELETED, STRING}),
     "state": frozenset({DELETED, STRING, ANY, JSON}),
 }
+
+
+_CODE_UPDATE: Final = bytes((YMessageType.SYNC, YSyncMessageType.SYNC_UPDATE))
 
 
 class _Malformed(ValueError):
@@ -240,6 +252,10 @@ class SyncProtocol:
         self._takes: frozenset[Part] = frozenset({"code"}) if role == "owner" else \
             frozenset(PARTS)
         self._waiting: set[Part] = set(self._takes) if doc.split else {"code"}
+        # this side's client ids as encoded on the wire (for the keystroke fast path)
+        self._own_code = frozenset(varint_bytes(c) for c in doc.own_clients("code"))
+        self._own_state = frozenset(varint_bytes(c) for c in doc.own_clients("state"))
+        self._fast = doc.split and "code" in self._takes and max_message_size >= 130
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -326,6 +342,9 @@ class SyncProtocol:
     def receive(self, message: bytes) -> None:
         """Handle one message from the peer. Malformed or forbidden ones are dropped and
         reported to `on_refused`."""
+        if self._fast and type(message) is bytes and message[:2] == _CODE_UPDATE \
+                and len(message) - 3 == message[2] and self._apply_keystroke(message):
+            return
         try:
             self._receive(message)
         except BaseException as exc:  # pycrdt may panic on bad update bytes (BaseException)
@@ -379,8 +398,10 @@ class SyncProtocol:
                           f"phase, timer, policy or runs), which only this side writes")
         # An update (or step 2) is applied as is: this is every keystroke's path, so the
         # payload is not parsed again by `handle_sync_message`.
-        _check_update_header(payload)
-        if self.doc.split:
+        if not self.doc.split:
+            _check_update_header(payload)
+        elif not self._keystroke_allowed(part, payload):
+            _check_update_header(payload)
             self._check_authority(part, payload)
         if self.received_bytes + len(payload) > self.max_doc_bytes:
             raise Refused(f"the document would take more than {self.max_doc_bytes} bytes "
@@ -398,6 +419,38 @@ class SyncProtocol:
                 self.synced = True
                 for callback in list(self._synced_callbacks):
                     callback()
+
+    def _apply_keystroke(self, message: bytes) -> bool:
+        """The remote keystroke's path: a code update of under 128 bytes (its length is one
+        byte) in a keystroke's shape, by another client, referring to nothing of this side's
+        state, is applied here; False sends it down the general path (which also refuses)."""
+        update = message[3:]
+        key = keystroke(update)
+        if key is None or key[0] in self._own_code or not self._own_state.isdisjoint(key):
+            return False
+        if self.received_bytes + len(update) > self.max_doc_bytes:
+            return False
+        self._applying = True
+        try:
+            self.doc.apply_part_update("code", update, origin=self.origin)
+        except ValueError:
+            return False  # (not applied: the general path reports why)
+        finally:
+            self._applying = False
+        self.received_bytes += len(update)
+        return True
+
+    def _keystroke_allowed(self, part: Part, update: bytes) -> bool:
+        """True when `update` is one keystroke of the code by another client that refers
+        to nothing of this side's state (the fast path); False: check it in full."""
+        if part != "code":
+            return False
+        key = keystroke(update)
+        if key is None or key[0] in self._own_code:
+            return False
+        if not self._own_state.isdisjoint(key):
+            raise Refused("an update of the code writes or refers to this side's state")
+        return True
 
     def _check_authority(self, part: Part, update: bytes) -> None:
         """Refuse (`Refused`) an update of `part` from the peer that writes anything else."""

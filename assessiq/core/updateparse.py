@@ -16,12 +16,22 @@ Anything malformed raises `ValueError`: the caller refuses the whole update.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeAlias
 
 from .varints import read_varint, write_varint
 
-__all__ = ["ClientBlock", "ParsedUpdate", "join_update", "parse_update", "state_vector_clocks"]
+__all__ = [
+    "ClientBlock",
+    "Keystroke",
+    "ParsedUpdate",
+    "join_update",
+    "keystroke",
+    "parse_update",
+    "state_vector_clocks",
+    "varint_bytes",
+]
 
 # content refs (info & 0x1F)
 GC: Final = 0
@@ -36,6 +46,7 @@ ANY: Final = 8
 DOC: Final = 9
 SKIP: Final = 10
 _ORIGIN, _RIGHT, _SUB = 0x80, 0x40, 0x20
+_U64: Final = 1 << 64
 MAX_ANY_DEPTH: Final = 64
 
 
@@ -78,6 +89,8 @@ class _Reader:
 
     def uint(self) -> int:
         value, self.pos = read_varint(self.data, self.pos)
+        if value >= _U64:  # Yrs reads 64 bits: a longer number must not alias a shorter one
+            raise ValueError("update has a number over 64 bits")
         return value
 
     def skip(self, n: int) -> None:
@@ -248,3 +261,40 @@ def state_vector_clocks(state: bytes) -> dict[int, int]:
     if r.pos != len(r.data):
         raise ValueError("state vector has trailing bytes")
     return clocks
+
+
+# ---------------------------------------------------------------- the keystroke fast path
+# Nearly every update is one keystroke: one string item placed by its origins (so it names no
+# parent), or one deleted range. Matching these two shapes with one regular expression, and
+# comparing client ids as their (canonical) encoded bytes, reads a keystroke in about a
+# microsecond; anything else goes through `parse_update`.
+_CLIENT = rb"([\x00-\x7f]|[\x80-\xff]{1,7}[\x01-\x7f])"  # canonical, at most 56 bits
+_NUM = rb"(?:[\x00-\x7f]|[\x80-\xff]{1,8}[\x01-\x7f])"
+_INSERT_RE = re.compile(
+    rb"\x01\x01" + _CLIENT + _NUM
+    + rb"(?:\x84" + _CLIENT + _NUM + rb"|\x44" + _CLIENT + _NUM
+    + rb"|\xc4" + _CLIENT + _NUM + _CLIENT + _NUM + rb")([\x00-\x7f])", re.DOTALL)
+_DELETE_RE = re.compile(rb"\x00\x01" + _CLIENT + rb"\x01" + _NUM + _NUM, re.DOTALL)
+
+
+Keystroke: TypeAlias = tuple[bytes, ...]
+"""The encoded client id a keystroke writes with, then those of the items it refers to."""
+
+
+def keystroke(update: bytes) -> Keystroke | None:
+    """The keystroke in `update` if it has one of the two keystroke shapes (an insert of at
+    most 127 bytes of text with an empty delete set, or one deleted range), else None."""
+    m = _INSERT_RE.match(update)
+    if m is not None:
+        if m.end() + m.group(6)[0] + 1 != len(update) or update[-1] != 0:
+            return None
+        return tuple(g for g in m.group(1, 2, 3, 4, 5) if g is not None)
+    m = _DELETE_RE.fullmatch(update)
+    return None if m is None else (m.group(1),)
+
+
+def varint_bytes(n: int) -> bytes:
+    """The canonical encoding of `n`, to compare with `Keystroke` ids."""
+    out = bytearray()
+    write_varint(n, out)
+    return bytes(out)
