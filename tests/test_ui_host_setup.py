@@ -120,6 +120,9 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
     host.set_phase("interview")
     await user.open(f"/{state.token}/host/interview")
     await user.should_see("End and seal", retries=100)
+    # An honest session (here: no candidate at all) has nothing refused.
+    await user.should_see("Refused from the candidate's app (0)", retries=100)
+    await user.should_see(marker="refusals-none", content="none", retries=100)
 
     calls: list[int] = []
 
@@ -146,6 +149,8 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
     assert host.ended is not None and host.ended.verdict.valid
     record = SessionRecord.load(host.ended.session_file)
     assert [row["kind"] for row in record.private].count("score") == 1  # kept once
+    assert "## Refused from the candidate's app (0)\n\n- none\n" in \
+        host.ended.report_md.read_text(encoding="utf-8")
 
 
 async def test_a_launched_sandbox_shows_its_progress_while_the_session_starts(

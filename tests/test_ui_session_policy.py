@@ -344,3 +344,45 @@ def test_a_camera_check_is_reported_and_never_scored() -> None:
         "-3° up/down).")
     assert describe_camera_check(none.data).startswith("Camera check: no camera")
     assert "cannot run" in describe_camera_check({"result": "unavailable"})
+
+
+async def test_refusals_show_on_the_interviewers_panel_and_in_the_report(
+        app_state: tuple[AppState, User]) -> None:
+    """A modified candidate app sends what an honest one never does: the interviewer's page
+    lists each refusal (time, channel, reason) with the total, and so does the report."""
+    state, host_user = app_state
+    async with _second_user() as cand_user:
+        cand = await _connect(state, host_user, cand_user, None)
+        host = state.host
+        assert host is not None and cand.candidate is not None
+        await eventually(lambda: _enter_enabled(cand_user))
+        cand_user.find(marker="enter").click()
+        host_user.find(marker="start").click()
+        await host_user.should_see("Phase and timer", retries=100)
+        await host_user.should_see("Refused from the candidate's app (0)", retries=100)
+        await host_user.should_see(marker="refusals-none", retries=100)
+        link = cand.candidate.link
+        assert link is not None
+        await link.conn.channels["control"].send(b"[" * 1500 + b"]" * 1500)
+        await link.conn.channels["integrity"].send(b'{"v":1,"kind":"\xff"}.' + b"A" * 86)
+        await host_user.should_see("Refused from the candidate's app (2)", retries=200)
+        await host_user.should_see("control: control message refused: a control message is "
+                                   "unreadable: nested 1500 levels deep", retries=100)
+        await host_user.should_see("integrity: integrity event refused: malformed envelope",
+                                   retries=100)
+        await host_user.should_not_see(marker="refusals-none")
+        host_user.find(marker="end").click()
+        await eventually(lambda: host.ended is not None, what="the session sealed")
+        ended = host.ended
+        assert ended is not None and ended.verdict.valid
+        report = ended.report_md.read_text(encoding="utf-8")
+        section = report.split("## Refused from the candidate's app (2)\n\n", 1)[1]
+        listed = section.split("\n\n", 1)[0].splitlines()
+        assert len(listed) == 2
+        assert "`control` control message refused" in listed[0] and "nested 1500" in listed[0]
+        assert "`integrity` integrity event refused: malformed envelope" in listed[1]
+        # The ended page shows the report. (Opened here: in the simulation, the candidate
+        # page's own navigation on "bye" can take the host user's place.)
+        await host_user.open(f"/{state.token}/host/ended")
+        await host_user.should_see("The session is sealed.", retries=100)
+        await host_user.should_see("Refused from the candidate's app (2)", retries=100)

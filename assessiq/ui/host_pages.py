@@ -22,6 +22,7 @@ from .frame import frame
 from .host_session import HostController, HostSetup
 from .presence import Presence, editor_with_presence
 from .problems import BANK, LANGUAGES, canonical_language
+from .refusals import refusals_panel
 
 __all__ = ["invite_qr_svg", "register"]
 
@@ -224,6 +225,7 @@ def register(state: AppState) -> None:
                         state.tile("You", "host-self", media_source(lambda: host.host, "self"))
                     call_controls(lambda: host.host, host.call)
                     integrity_panel(lambda: host.events, host.evaluation)
+                    refusals_panel(lambda: host.refusals)
                     with ui.card().classes("w-full q-pa-sm"):
                         ui.label("Phase and timer").classes("text-subtitle1")
                         phase = ui.toggle(["lobby", "interview", "wrap-up"], value=doc.phase,

@@ -181,6 +181,12 @@ class HostController:
                 return describe_camera_check(env.data)
         return None
 
+    @property
+    def refusals(self) -> tuple[int, list[dict[str, Any]]]:
+        """What the host refused from the candidate's app: (the total, the latest, oldest
+        first; each {t, channel, reason, size}). All of them are in the session file."""
+        return self.host.refused_total, list(self.host.refused)
+
     def evaluation(self, now: float | None = None) -> Evaluation:
         return evaluate(self.host.events, self.setup.policy, start_t=self.started_at,
                         end_t=time.time() if now is None else now,

@@ -15,6 +15,9 @@ from ..core.verify import Verdict
 
 __all__ = ["clock", "render_markdown", "write_reports"]
 
+MAX_REFUSALS_LISTED = 200
+"""The report lists this many refusals; the rest are counted (all are in the session file)."""
+
 
 def clock(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M:%S")
@@ -75,6 +78,7 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
             lines += ["### Heartbeat gaps", ""] + [
                 f"- {clock(g['start'])} no heartbeat for {g['duration']:.0f} s"
                 for g in out["gaps"]] + [""]
+    lines += _refusal_lines(out["refused"], out["refusals"])
     events = verdict.log.events if verdict.log else []
     shown = [e for e in events if not e.kind.endswith("heartbeat")]
     lines += ["## Integrity timeline", ""]
@@ -120,6 +124,20 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
     except Exception as exc:  # a damaged history is already an error in the verdict
         lines += ["", f"## Final code: cannot be replayed ({type(exc).__name__})"]
     return "\n".join(lines) + "\n"
+
+
+def _refusal_lines(total: int, refusals: list[dict[str, Any]]) -> list[str]:
+    """The sealed record's refusals: what the host would not take from the candidate's app."""
+    lines = [f"## Refused from the candidate's app ({total})", ""]
+    for r in refusals[:MAX_REFUSALS_LISTED]:
+        count = f" (×{r['count']})" if r["count"] > 1 else ""
+        lines.append(f"- {clock(r['t'])} `{r['channel']}` {r['reason']}{count}")
+    if len(refusals) > MAX_REFUSALS_LISTED:
+        lines.append(f"- … {len(refusals) - MAX_REFUSALS_LISTED} more in the session file "
+                     "(`assessiq verify --json`)")
+    if not refusals:
+        lines.append("- none")
+    return [*lines, ""]
 
 
 def _data_words(data: dict[str, Any]) -> str:
