@@ -32,6 +32,9 @@ def test_headless_demo_with_proctor_runs_and_call(tmp_path):
     assert [f["kind"] for f in verdict["flags"]] == ["face.multiple"]
     assert {e["kind"] for e in verdict["explanation"]} >= {"face.absent", "face.multiple"}
     assert not verdict["gaps"]  # heartbeats all along
+    # an honest session: nothing refused, every run's verdict follows from its record
+    assert verdict["refusals"] == [] and verdict["refused"] == 0
+    assert verdict["runs"] and all(run["ok"] for run in verdict["runs"])
 
     text = subprocess.run([sys.executable, "-m", "assessiq", "verify", str(out)],
                           capture_output=True, text=True, env=env, timeout=60).stdout
