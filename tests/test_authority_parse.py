@@ -295,3 +295,53 @@ def test_honest_messages_pass_the_limits() -> None:
     assert Envelope.decode(env.raw) == env
     bye = {"t": "bye", "reason": "[[[[{{{{"}
     assert control.decode(control.encode("bye", reason="[[[[{{{{")) == bye
+
+
+def _lift_send_limit(cand: Candidate) -> None:
+    """What a modified app does to send more than the host's SCTP limit (256 KiB) in one
+    message: lift its own check of the size the host advertised."""
+    assert cand.link is not None
+    cand.link.conn.pc.sctp._remote_max_message_size = 0
+
+
+@pytest.mark.parametrize("channel", ["integrity", "control"])
+async def test_a_message_over_the_channel_limit_is_refused_unread_and_recorded(
+        tmp_path: Path, channel: str) -> None:
+    async with joined(tmp_path) as (host, cand):
+        assert cand.link is not None
+        links = host.links_made
+        _lift_send_limit(cand)
+        blob = b"\xff" * 900_000  # over the channel's 256 KiB, under SCTP's receive window
+        await cand.link.conn.channels[channel].send(blob)
+        await eventually(lambda: any(r["size"] == len(blob) for r in host.refused),
+                         what=f"the 900 KB {channel} message refused")
+        (refusal,) = [r for r in host.refused if r["size"] == len(blob)]
+        assert refusal["channel"] == channel
+        assert "900000 bytes is over the limit of 262144" in refusal["reason"]
+        await _assert_honest_session_goes_on(host, cand, f"# after 900 KB on {channel}\n")
+        assert host.links_made == links
+        path = await host.end()
+    out = verify_record(SessionRecord.load(path)).to_json()
+    assert out["valid"], out["errors"]
+    assert out["refused"] == 1 and out["refusals"][0]["channel"] == channel
+
+
+async def test_a_10_mb_message_costs_the_sender_its_link_and_nothing_else(
+        tmp_path: Path) -> None:
+    """One message larger than SCTP's receive window (aiortc: 1 MiB) can never be completed:
+    the window reopens only when a message does. The modified candidate's association stalls,
+    the heartbeat ends the link, and the session builds a new one; the host never held more
+    than its window of it, and the honest session goes on (its event is resent and
+    receipted, the document syncs)."""
+    async with joined(tmp_path) as (host, cand):
+        assert cand.link is not None
+        links = host.links_made
+        _lift_send_limit(cand)
+        await cand.link.conn.channels["integrity"].send(b"\xff" * 10_000_000)
+        await eventually(lambda: host.links_made > links and host.is_connected,
+                         what="a new link")
+        await _assert_honest_session_goes_on(host, cand, "# after 10 MB\n")
+        path = await host.end()
+    out = verify_record(SessionRecord.load(path)).to_json()
+    assert out["valid"], out["errors"]
+    assert out["events"] == 1

@@ -131,7 +131,8 @@ class PeerConnection:
                 admit=self._admit, on_refused=self._refused,
             )
         else:
-            channel = DataChannelChannel(dc, max_bytes=self.config.max_message_bytes)
+            channel = DataChannelChannel(dc, max_bytes=self.config.max_message_bytes,
+                                         on_refused=self._refused)
         self.channels[dc.label] = channel
 
         def opened() -> None:

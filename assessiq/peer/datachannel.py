@@ -12,8 +12,11 @@ it is kept; a refused message and a frame that breaks the framing go to `on_refu
 reason, raw)` and are dropped.
 
 Text messages are turned into UTF-8 bytes (the consumer validates them); messages above
-`max_bytes` are dropped and logged rather than queued, so a hostile peer cannot make this
-side buffer without bound through one huge message. With a listener (`listen`), a message is
+`max_bytes` (and any past `MAX_QUEUED` unread) are refused rather than queued — to
+`on_refused` when there is one (the session records them), else logged — so a hostile peer
+cannot make this side buffer without bound through one huge message. (A single message larger
+than SCTP's receive window, aiortc's 1 MiB, never completes: the association stalls and the
+heartbeat ends the link.) With a listener (`listen`), a message is
 handed over inside aiortc's receive handler, before the SCTP acknowledgement goes out; an
 exception from the listener is logged and counted as a dropped message, never raised into
 aiortc.
