@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import signaling.jsonlimits
-from assessiq.core import handshake, invite, jsonlimits
+from assessiq.core import document, handshake, invite, jsonlimits, sync
 from assessiq.core.encoding import b64e, canonical_json, pack_signed
 from assessiq.core.identity import Identity
 from assessiq.core.integrity import Envelope, EventSigner, IntegrityError, Receipt
@@ -202,6 +202,21 @@ def test_a_relay_frame_is_refused_before_parsing() -> None:
     assert client._on_frame(deep(100_000).decode()) is False
     assert client._on_frame(deep(1000).decode()) is False
     assert client._on_frame('{"type":"pong"}') is not None  # a flat frame is read
+
+
+def test_a_deep_presence_state_is_malformed_not_a_crash() -> None:
+    payload = sync._encode_awareness([(7, 1, "[" * 3000 + "]" * 3000)])
+    with pytest.raises(sync._Malformed, match="nested 3000 levels"):
+        sync._parse_awareness(payload, 3)
+    honest = json.dumps({"role": "candidate", "name": "[Ada]", "cursor": {"anchor": 1}})
+    assert sync._parse_awareness(sync._encode_awareness([(7, 1, honest)]), 3) == [
+        (7, 1, honest)]
+
+
+def test_a_deep_value_in_the_document_reads_as_nothing() -> None:
+    assert document._loads("[" * 5000 + "]" * 5000) is None
+    assert document._loads('{"started_at": 1, "duration_s": [[[1]]]}') == {
+        "started_at": 1, "duration_s": [[[1]]]}
 
 
 # ---- through the real peers ------------------------------------------------------------------

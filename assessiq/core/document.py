@@ -40,6 +40,7 @@ from typing import Any, Final, Literal, TypeAlias, cast, get_args
 
 import pycrdt
 
+from .jsonlimits import loads_bounded
 from .textindex import CodeOp, TextChange, TextIndex, editor_changes_to_ops, utf8_delta_to_changes
 from .updateparse import ClientBlock, join_update, parse_update, state_vector_clocks
 from .varints import write_varint
@@ -127,12 +128,17 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+MAX_VALUE_BYTES = 64 * 1024 * 1024  # the whole document's cap (sync.MAX_DOC_BYTES)
+MAX_VALUE_DEPTH = 16  # a run result, the deepest honest value, nests 4 levels
+
+
 def _loads(raw: object) -> Any:
-    """Parse a JSON value written by a peer; anything unparsable reads as None."""
+    """Parse a JSON value written by a peer; anything unparsable — or nested deeper than
+    `MAX_VALUE_DEPTH`, checked before parsing — reads as None."""
     if not isinstance(raw, str):
         return None
     try:
-        return json.loads(raw)
+        return loads_bounded(raw, max_bytes=MAX_VALUE_BYTES, max_depth=MAX_VALUE_DEPTH)
     except ValueError:
         return None
 

@@ -57,6 +57,7 @@ from pycrdt import (
 from .channel import Channel, DirectChannel
 from .document import PARTS, ROOTS, Part, SharedDoc, pycrdt_failure
 from .errors import ChannelClosed
+from .jsonlimits import loads_bounded
 from .updateparse import (
     ANY,
     DELETED,
@@ -82,6 +83,8 @@ MAX_PRESENCE_CLIENTS: Final = 2
 """Presence entries the peer may hold at once (an honest app has one)."""
 MAX_PRESENCE_BYTES: Final = 4096
 """Size of one presence state (an honest one is a role, a name and two offsets)."""
+MAX_PRESENCE_DEPTH: Final = 8
+"""How deeply a presence state's JSON may nest (checked before it is parsed)."""
 STATE: Final = 100
 """First byte of a sync message for the state document (the code's is y-sync's 0)."""
 
@@ -121,7 +124,9 @@ def _parse_awareness(payload: bytes, max_entries: int | None = None
             client_id = decoder.read_var_uint()
             clock = decoder.read_var_uint()
             state_json = decoder.read_var_string()
-            state = json.loads(state_json) if state_json else None
+            # the size is refused with its own reason by the caller; the depth, here
+            state = loads_bounded(state_json, max_bytes=len(payload),
+                                  max_depth=MAX_PRESENCE_DEPTH) if state_json else None
             if state is not None and not isinstance(state, dict):
                 raise _Malformed(f"awareness state of client {client_id} is not an object")
             entries.append((client_id, clock, state_json))
