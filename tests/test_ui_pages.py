@@ -187,6 +187,11 @@ async def test_host_creates_a_session_and_candidate_joins(
 
         # End: sealed, verified, reports written; the candidate is told.
         host_user.find(marker="end").click()
+        await eventually(lambda: state.host is not None and state.host.ended is not None,
+                         what="the session sealed")
+        # (opened here: in NiceGUI's simulation the host page's `ui.navigate` can land on
+        # the candidate's simulated user, which then shows the host's ended page)
+        await host_user.open(f"/{state.token}/host/ended")
         await host_user.should_see("The session is sealed.", retries=100)
         await host_user.should_see("VALID", retries=100)
         ended = state.host.ended
@@ -194,6 +199,7 @@ async def test_host_creates_a_session_and_candidate_joins(
         report = ended.report_md.read_text()
         assert "strong on invariants" in report and "tab.hidden" in report
         await eventually(lambda: cand.ended)
+        await cand_user.open(f"/{state.token}/join/interview")  # (the same simulation quirk)
         await cand_user.should_see("the interviewer ended the session", retries=100)
 
         # The replay page reads the sealed file.

@@ -371,6 +371,9 @@ async def test_refusals_show_on_the_interviewers_panel_and_in_the_report(
         await host_user.should_see("integrity: integrity event refused: malformed envelope",
                                    retries=100)
         await host_user.should_not_see(marker="refusals-none")
+        # the candidate's page says so too (the host tells the app it refused something)
+        await cand_user.should_see("The interviewer's app did not accept what this app sent: "
+                                   "control message refused", retries=100)
         host_user.find(marker="end").click()
         await eventually(lambda: host.ended is not None, what="the session sealed")
         ended = host.ended

@@ -225,6 +225,8 @@ def register(state: AppState) -> None:
                         problem = ui.markdown(doc.problem)
                     with ui.row().classes("items-center"):
                         conn = ui.label("").props('data-testid="conn"')
+                        not_taken = ui.label("").classes("text-negative") \
+                            .props('data-testid="not-accepted"')
                         phase = ui.label("").props('data-testid="phase"')
                         timer_label(doc.timer)
                     editor_with_presence(doc, origin="candidate", presence=presence)
@@ -280,6 +282,11 @@ def register(state: AppState) -> None:
                 seen["closed"] = True  # stop the proctor, the call and signaling; keep the page
                 background_tasks.create(cand.close(), name="candidate-close")
             phase.set_text(f"phase: {doc.phase}")
+            told = cand.refused_by_peer
+            if told and seen.get("told") != told[-1]:
+                seen["told"] = told[-1]
+                not_taken.set_text("The interviewer's app did not accept what this app sent: "
+                                   f"{told[-1]['reason']}")
             if check is not None:
                 analysis.set_text(check.status if check.done else "Camera analysis: starting…")
             if tickets and tickets[-1].state == "refused":

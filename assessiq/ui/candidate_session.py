@@ -349,6 +349,12 @@ class CandidateController:
         return await self.candidate.request_run()
 
     @property
+    def refused_by_peer(self) -> list[dict[str, Any]]:
+        """What the interviewer's app said it refused from this app (e.g. an edit past the
+        document's size cap), latest last."""
+        return list(self.candidate.refused_by_peer) if self.candidate is not None else []
+
+    @property
     def run_refusals(self) -> list[str]:
         return self.candidate.run_refusals if self.candidate is not None else []
 
