@@ -9,11 +9,14 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from assessiq.core.identity import Identity
+from assessiq.peer import Candidate, Host
 from assessiq.peer.config import PeerConfig
 from assessiq.peer.connection import restrict_host_addresses
 from signaling import ServerConfig, SignalingServer
@@ -35,6 +38,30 @@ async def signaling_server() -> AsyncIterator[str]:
     """The real signaling server, in process, on 127.0.0.1; yields its ws:// URL."""
     async with SignalingServer(ServerConfig(host="127.0.0.1", port=0)) as server:
         yield f"ws://127.0.0.1:{server.port}"
+
+
+@contextlib.asynccontextmanager
+async def joined_pair(tmp_path: Path, *, config: PeerConfig = FAST, connect: bool = True,
+                      candidate: dict[str, Any] | None = None, **host_options: Any
+                      ) -> AsyncIterator[tuple[str, Host, Candidate]]:
+    """A real signaling server, a host (`Host.start(**host_options)`, its file in `tmp_path`)
+    and a candidate that joined it: (url, host, candidate). With `connect`, both sides are
+    connected first. Both are closed (not sealed) on the way out."""
+    async with signaling_server() as url:
+        host_options.setdefault("identity", Identity.generate())
+        host_options.setdefault("session_path", tmp_path / "s.aiq")
+        host = await Host.start(signaling=url, config=config, **host_options)
+        try:
+            cand = await Candidate.join(host.invite.encode(), config=config, **(candidate or {}))
+            try:
+                if connect:
+                    await host.connected(10)
+                    await cand.connected(10)
+                yield url, host, cand
+            finally:
+                await cand.close()
+        finally:
+            await host.close()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:

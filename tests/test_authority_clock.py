@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,30 +26,18 @@ from assessiq.core.record import SessionRecord
 from assessiq.core.score import evaluate
 from assessiq.peer import Candidate, Host
 from assessiq.peer.datachannel import DataChannelChannel
-from tests.peer_helpers import FAST, eventually, signaling_server
+from tests.peer_helpers import FAST, eventually, joined_pair
 
 MAX_GAP = 1.5
 POLICY = Policy.from_toml(default_policy_text().replace("max_gap = 20.0", f"max_gap = {MAX_GAP}"))
 SILENCE = 3.0  # seconds the candidate's app sends nothing: a gap under MAX_GAP on any clock
 
 
-@contextlib.asynccontextmanager
-async def clock_pair(tmp_path: Path, clock: Callable[[], float] = time.time
-                     ) -> AsyncIterator[tuple[Host, Candidate]]:
-    async with signaling_server() as url:
-        host = await Host.start(signaling=url, config=FAST, session_path=tmp_path / "h.aiq",
-                                policy=POLICY, runs=False)
-        try:
-            cand = await Candidate.join(host.invite.encode(), config=FAST, clock=clock,
-                                        session_path=tmp_path / "c.aiq")
-        except BaseException:
-            await host.close()
-            raise
-        try:
-            yield host, cand
-        finally:
-            await cand.close()
-            await host.close()
+def clock_pair(tmp_path: Path, clock: Callable[[], float] = time.time
+               ) -> contextlib.AbstractAsyncContextManager[tuple[str, Host, Candidate]]:
+    return joined_pair(tmp_path, connect=False, policy=POLICY, runs=False,
+                       session_path=tmp_path / "h.aiq",
+                       candidate={"clock": clock, "session_path": tmp_path / "c.aiq"})
 
 
 def channel(cand: Candidate) -> DataChannelChannel:
@@ -102,7 +90,7 @@ def covered(gaps: list[dict[str, Any]], quiet: tuple[float, float], kind: str) -
 
 async def test_back_dated_heartbeats_after_a_silence_do_not_erase_the_gap(
         tmp_path: Path, capsys: Any) -> None:
-    async with clock_pair(tmp_path) as (host, cand):
+    async with clock_pair(tmp_path) as (_, host, cand):
         await beats(host, cand, 3)
         quiet = await silence()
         # 25 heartbeats dated inside the silence, signed by the device key, sent at once
@@ -131,7 +119,7 @@ async def test_back_dated_heartbeats_after_a_silence_do_not_erase_the_gap(
 
 async def test_an_event_dated_a_day_ahead_is_refused_and_a_later_silence_still_shows(
         tmp_path: Path, capsys: Any) -> None:
-    async with clock_pair(tmp_path) as (host, cand):
+    async with clock_pair(tmp_path) as (_, host, cand):
         await beats(host, cand, 2)
         hostile = fork(cand)
         ahead = hostile.sign("tab.hidden", {"phase": "start", "confidence": 1.0},
@@ -157,7 +145,7 @@ async def test_an_event_dated_a_day_ahead_is_refused_and_a_later_silence_still_s
 
 async def test_an_event_dated_before_the_session_is_refused(tmp_path: Path,
                                                             capsys: Any) -> None:
-    async with clock_pair(tmp_path) as (host, cand):
+    async with clock_pair(tmp_path) as (_, host, cand):
         created = host.store.meta()["created"]
         early = fork(cand, last_t=0.0).sign("paste", {"phase": "instant", "chars": 4000},
                                             now=created - 3600)
@@ -180,7 +168,7 @@ async def test_a_condition_lasts_from_its_signed_start_to_its_signed_end(
         tmp_path: Path, capsys: Any) -> None:
     """A `face.absent` whose signed start and end are 60 s apart but whose free
     `data.duration` says 0.1 s lasted 60 s."""
-    async with clock_pair(tmp_path) as (host, cand):
+    async with clock_pair(tmp_path) as (_, host, cand):
         now = cand.clock()
         began = {"phase": "start", "start": now - 60, "confidence": 1.0}
         ended = {"phase": "end", "start": now - 60, "end": now, "duration": 0.1,
@@ -198,7 +186,7 @@ async def test_a_condition_lasts_from_its_signed_start_to_its_signed_end(
 
 async def test_an_honest_candidate_whose_clock_is_40_s_ahead_is_not_penalised(
         tmp_path: Path, capsys: Any) -> None:
-    async with clock_pair(tmp_path, clock=lambda: time.time() + 40.0) as (host, cand):
+    async with clock_pair(tmp_path, clock=lambda: time.time() + 40.0) as (_, host, cand):
         offset = host.clock_offset
         assert 38.0 < offset <= 40.0  # measured at join: the hello's way costs a little
         await beats(host, cand, 2)

@@ -20,13 +20,12 @@ import pytest
 
 from assessiq.core.document import SharedDoc
 from assessiq.core.encoding import canonical_json
-from assessiq.core.identity import Identity
 from assessiq.core.record import SessionRecord
 from assessiq.core.sync import STATE
 from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host
 from assessiq.peer.config import PeerConfig
-from tests.peer_helpers import FAST, eventually, signaling_server
+from tests.peer_helpers import FAST, eventually, joined_pair
 
 PROBLEM = "Sum the numbers on stdin."
 TESTS = [{"name": "one", "stdin": "1 2\n", "expected": "3\n"},
@@ -36,9 +35,8 @@ TESTS = [{"name": "one", "stdin": "1 2\n", "expected": "3\n"},
 @contextlib.asynccontextmanager
 async def pair(tmp_path: Path, config: PeerConfig = FAST
                ) -> AsyncIterator[tuple[Host, Candidate]]:
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=config,
-                                session_path=tmp_path / "s.aiq", runs=False)
+    """A joined pair whose host has set up the interview (and made one run)."""
+    async with joined_pair(tmp_path, config=config, runs=False) as (_, host, cand):
         with host.doc.transaction("host"):
             host.doc.set_problem(PROBLEM, origin="host")
             host.doc.set_language("python", origin="host")
@@ -48,15 +46,8 @@ async def pair(tmp_path: Path, config: PeerConfig = FAST
             host.doc.request_run("r1", by="host", at=1.0, language="python",
                                  source="print(4)", origin="host")
             host.doc.set_run_result("r1", {"run": {"stdout": "4\n", "code": 0}}, origin="host")
-        cand = await Candidate.join(host.invite.encode(), config=config)
-        try:
-            await cand.connected(20)
-            await host.connected(20)
-            await eventually(lambda: cand.doc.problem == PROBLEM and len(cand.doc.runs()) == 1)
-            yield host, cand
-        finally:
-            await cand.close()
-            await host.close()
+        await eventually(lambda: cand.doc.problem == PROBLEM and len(cand.doc.runs()) == 1)
+        yield host, cand
 
 
 def host_state(doc: SharedDoc) -> str:

@@ -8,11 +8,9 @@ First the helper (`loads_bounded`) and each decoder on its own, then a modified 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host, control
 from assessiq.peer.signaling_client import SignalingClient
 from signaling.frames import FrameError, parse_client_frame
-from tests.peer_helpers import FAST, eventually, signaling_server
+from tests.peer_helpers import eventually, joined_pair
 
 SIG = b"\x01" * 64  # any 64 bytes: these are refused before a signature is ever checked
 
@@ -222,23 +220,6 @@ def test_a_deep_value_in_the_document_reads_as_nothing() -> None:
 # ---- through the real peers ------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def joined(tmp_path: Path) -> AsyncIterator[tuple[Host, Candidate]]:
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
-                                session_path=tmp_path / "s.aiq", runs=False)
-        try:
-            cand = await Candidate.join(host.invite.encode(), config=FAST)
-            try:
-                await host.connected(10)
-                await cand.connected(10)
-                yield host, cand
-            finally:
-                await cand.close()
-        finally:
-            await host.close()
-
-
 ATTACKS: dict[str, list[bytes]] = {
     # 100,000 deep is 200 KB: over the channel's own size limits, refused unread
     "integrity": [
@@ -270,7 +251,7 @@ async def _assert_honest_session_goes_on(host: Host, cand: Candidate, marker: st
 @pytest.mark.parametrize("channel", sorted(ATTACKS))
 async def test_a_modified_candidate_is_refused_and_the_link_stays(tmp_path: Path,
                                                                   channel: str) -> None:
-    async with joined(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path, runs=False) as (_, host, cand):
         assert cand.link is not None
         links = host.links_made
         before = host.refused_total
@@ -294,7 +275,7 @@ async def test_a_modified_candidate_is_refused_and_the_link_stays(tmp_path: Path
 
 
 async def test_a_hostile_hosts_receipt_is_refused_by_the_candidate(tmp_path: Path) -> None:
-    async with joined(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path, runs=False) as (_, host, cand):
         assert host.link is not None
         await host.link.conn.channels["integrity"].send(pack_signed(deep(600), SIG))
         await eventually(lambda: any("nested" in r["reason"] for r in cand.refused),
@@ -322,7 +303,7 @@ def _lift_send_limit(cand: Candidate) -> None:
 @pytest.mark.parametrize("channel", ["integrity", "control"])
 async def test_a_message_over_the_channel_limit_is_refused_unread_and_recorded(
         tmp_path: Path, channel: str) -> None:
-    async with joined(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path, runs=False) as (_, host, cand):
         assert cand.link is not None
         links = host.links_made
         _lift_send_limit(cand)
@@ -348,7 +329,7 @@ async def test_a_10_mb_message_costs_the_sender_its_link_and_nothing_else(
     the heartbeat ends the link, and the session builds a new one; the host never held more
     than its window of it, and the honest session goes on (its event is resent and
     receipted, the document syncs)."""
-    async with joined(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path, runs=False) as (_, host, cand):
         assert cand.link is not None
         links = host.links_made
         _lift_send_limit(cand)
@@ -360,3 +341,25 @@ async def test_a_10_mb_message_costs_the_sender_its_link_and_nothing_else(
     out = verify_record(SessionRecord.load(path)).to_json()
     assert out["valid"], out["errors"]
     assert out["events"] == 1
+
+
+async def test_a_flood_of_junk_is_counted_not_written_one_by_one(tmp_path: Path) -> None:
+    """1,000 junk control messages at once: each is refused and counted, the first ones are
+    itemised, the rest are sealed as counted rows; the honest session goes on. (Many more
+    at once starve the link's own heartbeat, which shares the channel: the link is rebuilt.)"""
+    async with joined_pair(tmp_path, runs=False) as (_, host, cand):
+        assert cand.link is not None
+        control = cand.link.conn.channels["control"]
+        n = 1_000
+        for _ in range(n):
+            await control.send(b"junk")
+        await eventually(lambda: host.refused_total >= n, timeout=30,
+                         what=f"every junk message refused (so far {host.refused_total}, links {host.links_made})")
+        cand.doc.insert_code(0, "still here\n")
+        await eventually(lambda: host.doc.code_text.startswith("still here"))
+        path = await host.end()
+    out = verify_record(SessionRecord.load(path)).to_json()
+    assert out["valid"], out["errors"]
+    assert out["refused"] == n
+    assert len(out["refusals"]) < 200  # itemised at most 20 a second, the rest counted
+    assert any("not itemised" in r["reason"] and r["count"] > 1 for r in out["refusals"])

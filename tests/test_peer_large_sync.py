@@ -10,43 +10,20 @@ and the honest session goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from assessiq.core.fragments import FIRST, MIN_PART
-from assessiq.core.identity import Identity
 from assessiq.core.record import SessionRecord
 from assessiq.core.store import SessionStore
 from assessiq.core.varints import write_varint
 from assessiq.core.verify import verify_record
-from assessiq.peer import Candidate, Host
 from assessiq.peer.session import PeerSession
-from tests.peer_helpers import FAST, eventually, signaling_server
+from tests.peer_helpers import eventually, joined_pair
 
 TEN_MB = 10 * 1000 * 1000
-
-
-@contextlib.asynccontextmanager
-async def session_pair(tmp_path: Path) -> AsyncIterator[tuple[Host, Candidate]]:
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
-                                session_path=tmp_path / "s.aiq")
-        try:
-            cand = await Candidate.join(host.invite.encode(), config=FAST)
-        except BaseException:
-            await host.close()
-            raise
-        try:
-            await host.connected(10)
-            await cand.connected(10)
-            yield host, cand
-        finally:
-            await cand.close()
-            await host.close()
 
 
 def paste(size: int, seed: str) -> str:
@@ -81,7 +58,7 @@ async def arrives(sender: PeerSession, receiver: PeerSession, text: str, what: s
 
 @pytest.mark.parametrize("direction", ["host to candidate", "candidate to host"])
 async def test_a_10_mb_paste_arrives_intact(tmp_path: Path, direction: str) -> None:
-    async with session_pair(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path) as (_, host, cand):
         sender, receiver = (host, cand) if direction == "host to candidate" else (cand, host)
         links = (host.links_made, cand.links_made)
         await arrives(sender, receiver, paste(TEN_MB, direction), "the 10 MB paste")
@@ -94,7 +71,7 @@ async def test_a_10_mb_paste_arrives_intact(tmp_path: Path, direction: str) -> N
 
 @pytest.mark.parametrize("direction", ["host to candidate", "candidate to host"])
 async def test_a_100000_line_file_arrives_intact(tmp_path: Path, direction: str) -> None:
-    async with session_pair(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path) as (_, host, cand):
         sender, receiver = (host, cand) if direction == "host to candidate" else (cand, host)
         text = lines_file(100_000, sender.role)
         await arrives(sender, receiver, text, "the 100,000-line file")
@@ -105,7 +82,7 @@ async def test_a_100000_line_file_arrives_intact(tmp_path: Path, direction: str)
 async def test_a_sync_channel_killed_mid_transfer_recovers_with_no_edit_lost(
     tmp_path: Path,
 ) -> None:
-    async with session_pair(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path) as (_, host, cand):
         assert cand.link is not None
         incoming = cand.link.conn.channels["sync"]
         pasted = paste(TEN_MB, "killed")
@@ -134,7 +111,7 @@ async def test_a_sync_that_stops_with_its_channel_open_rebuilds_the_link(
     error did this before): the session must not stay "connected" without syncing."""
     from assessiq.core.errors import ChannelClosed
 
-    async with session_pair(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path) as (_, host, cand):
         assert host.link is not None
         channel = host.link.conn.channels["sync"]
 
@@ -160,7 +137,7 @@ def first_frame(total: int, part: bytes) -> bytes:
 async def test_a_modified_peers_oversize_or_malformed_frames_are_refused_and_recorded(
     tmp_path: Path,
 ) -> None:
-    async with session_pair(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path) as (_, host, cand):
         assert cand.link is not None and host.link is not None
         link = host.link
         dc = cand.link.conn.channels["sync"].dc
@@ -197,7 +174,7 @@ async def test_a_modified_peers_oversize_or_malformed_frames_are_refused_and_rec
 
 
 async def test_an_honest_session_with_large_pastes_refuses_nothing(tmp_path: Path) -> None:
-    async with session_pair(tmp_path) as (host, cand):
+    async with joined_pair(tmp_path) as (_, host, cand):
         await arrives(cand, host, paste(3_000_000, "one"), "a paste")
         await arrives(host, cand, paste(3_000_000, "two"), "a paste back")
         await asyncio.sleep(0)

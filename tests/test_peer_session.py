@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,25 +11,7 @@ from assessiq.core.record import SessionRecord
 from assessiq.core.store import SessionStore
 from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host, PeerError
-from tests.peer_helpers import FAST, eventually, signaling_server
-
-
-@contextlib.asynccontextmanager
-async def session_pair(tmp_path) -> AsyncIterator[tuple[str, Host, Candidate]]:
-    """A signaling server, a host and a joined candidate: (url, host, candidate)."""
-    async with signaling_server() as url:
-        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
-                                session_path=tmp_path / "s.aiq")
-        try:
-            cand = await Candidate.join(host.invite.encode(), config=FAST)
-        except BaseException:
-            await host.close()
-            raise
-        try:
-            yield url, host, cand
-        finally:
-            await cand.close()
-            await host.close()
+from tests.peer_helpers import FAST, eventually, joined_pair, signaling_server
 
 
 async def test_connect_edit_events_end_and_verify(tmp_path):
@@ -72,7 +52,7 @@ async def test_second_candidate_is_refused(tmp_path):
 
 
 async def test_link_loss_reconnects_and_resends_events(tmp_path):
-    async with session_pair(tmp_path) as (_url, host, cand):
+    async with joined_pair(tmp_path, connect=False) as (_url, host, cand):
         # Kill the candidate's peer connection under it (like a dead network path).
         assert cand.link is not None
         await cand.link.conn.pc.close()
@@ -85,7 +65,7 @@ async def test_link_loss_reconnects_and_resends_events(tmp_path):
 
 
 async def test_malformed_channel_messages_cannot_crash_the_host(tmp_path):
-    async with session_pair(tmp_path) as (_url, host, cand):
+    async with joined_pair(tmp_path, connect=False) as (_url, host, cand):
         assert cand.link is not None and host.link is not None
         chans = {n: c.dc for n, c in cand.link.conn.channels.items()}
         junk = [b"", b"\x00", b"\x00\x01\xff\xff\xff\xff\x0f", b"\x01" * 300, "text",
@@ -109,7 +89,7 @@ async def test_malformed_channel_messages_cannot_crash_the_host(tmp_path):
 async def test_a_flood_of_valid_messages_keeps_memory_bounded(tmp_path):
     from assessiq.peer.session import KEEP_RECENT
 
-    async with session_pair(tmp_path) as (_url, host, cand):
+    async with joined_pair(tmp_path, connect=False) as (_url, host, cand):
         assert cand.link is not None
         flood = KEEP_RECENT + 150
         for i in range(flood):  # well-formed, so each one is accepted and kept
@@ -129,7 +109,7 @@ async def test_a_flood_of_valid_messages_keeps_memory_bounded(tmp_path):
 async def test_losing_signaling_for_good_is_said_and_the_link_goes_on(tmp_path, caplog):
     from assessiq.peer.signaling_client import SignalingClient
 
-    async with session_pair(tmp_path) as (url, host, cand):
+    async with joined_pair(tmp_path, connect=False) as (url, host, cand):
         assert host.signaling is not None
         # Whoever holds the host's resume token replaces its socket (close code 4001):
         # the host's signaling client gives up for good.

@@ -541,11 +541,12 @@ class SessionStore:
 
     # --- refusals ------------------------------------------------------------------------
     def append_refusal(self, channel: str, reason: str, raw: bytes = b"", *,
-                       t: float | None = None) -> None:
+                       t: float | None = None, count: int = 1) -> None:
         """Record that something from the peer was refused: on which channel, why, and the
-        SHA-256 and size of what was refused (not its bytes: they may be huge or hostile).
-        Committed at once (not fsynced: a flood of refusals must not become a flood of
-        fsyncs). Past `MAX_REFUSAL_ROWS` rows the last row counts the rest."""
+        SHA-256 and size of what was refused (not its bytes: they may be huge or hostile);
+        `count` > 1 for a row that stands for several. Committed at once (not fsynced: a
+        flood of refusals must not become a flood of fsyncs). Past `MAX_REFUSAL_ROWS` rows
+        the last row counts the rest."""
         when = time.time() if t is None else t
         digest = hashlib.sha256(raw).hexdigest()
         reason = reason[:MAX_REASON_CHARS]
@@ -553,13 +554,13 @@ class SessionStore:
         rows = self._db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0]
         if rows >= MAX_REFUSAL_ROWS:
             self._db.execute(
-                "UPDATE refusals SET count = count + 1, t = ?, channel = 'many', "
+                "UPDATE refusals SET count = count + ?, t = ?, channel = 'many', "
                 "reason = 'further refusals (not itemised)', digest = '', size = size + ? "
-                "WHERE id = (SELECT MAX(id) FROM refusals)", (when, len(raw)))
+                "WHERE id = (SELECT MAX(id) FROM refusals)", (count, when, len(raw)))
             return
         self._db.execute(
             "INSERT INTO refusals (t, channel, reason, digest, size, count) "
-            "VALUES (?, ?, ?, ?, ?, 1)", (when, channel, reason, digest, len(raw)))
+            "VALUES (?, ?, ?, ?, ?, ?)", (when, channel, reason, digest, len(raw), count))
 
     def refusals(self) -> list[dict[str, Any]]:
         """Every recorded refusal, oldest first: `{t, channel, reason, digest, size, count}`."""

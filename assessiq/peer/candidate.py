@@ -410,6 +410,7 @@ class Candidate(PeerSession):
         await self._close_tasks()
         if self.signaling is not None:
             await self.signaling.close()
+        self.flush_refusals()
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.close()

@@ -344,6 +344,7 @@ class Host(PeerSession):
             await asyncio.sleep(0.1)  # let the bye leave before the transport closes
         self.ended.set()
         await self._stop_networking()
+        self.flush_refusals()
         self.store.flush()
         seal(self.store, self.identity)
         path = self.store.path
@@ -354,6 +355,7 @@ class Host(PeerSession):
         """Stop networking and close the session file without sealing it (everything
         written so far is kept; `end()` is the way to finish a session)."""
         await self._stop_networking()
+        self.flush_refusals()
         with contextlib.suppress(Exception):
             self.store.close()
 

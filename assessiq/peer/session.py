@@ -35,6 +35,9 @@ control.register("refused", {"channel": str, "reason": str})
 
 REFUSAL_NOTICE_INTERVAL = 1.0
 """At most one `refused` notice a second goes to the other side."""
+REFUSALS_ITEMISED_PER_SECOND = 20
+"""Refusals logged and written one row each per second; past it, a flood is counted and
+written as one row per channel (a flood of junk must not become a flood of writes)."""
 
 KEEP_RECENT = 256
 """How many of the peer's latest control messages (and the host's latest refusals and
@@ -65,6 +68,9 @@ class PeerSession:
         """The latest things refused from the peer (all are in the session file)."""
         self.refused_total = 0
         self._told_refused = 0.0
+        self._refusal_second = 0
+        self._itemised_this_second = 0
+        self._unitemised: dict[str, int] = {}
         self.refused_by_peer: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
         """What the other side said it refused from us (its `refused` notices)."""
         self.inbound = TokenBucket(RATE_BYTES_PER_SECOND, RATE_BURST)
@@ -82,6 +88,13 @@ class PeerSession:
         self.refused_total += 1
         now = time.time()
         self.refused.append({"t": now, "channel": channel, "reason": reason, "size": len(raw)})
+        if int(now) != self._refusal_second:
+            self._refusal_second, self._itemised_this_second = int(now), 0
+            self.flush_refusals()
+        self._itemised_this_second += 1
+        if self._itemised_this_second > REFUSALS_ITEMISED_PER_SECOND:
+            self._unitemised[channel] = self._unitemised.get(channel, 0) + 1
+            return
         if self.link is not None and now - self._told_refused >= REFUSAL_NOTICE_INTERVAL:
             # the other side's page says so too (at most once a second: a flood stays local)
             self._told_refused = now
@@ -93,6 +106,20 @@ class PeerSession:
                 self.store.append_refusal(channel, reason, raw, t=now)
             except Exception:  # a closed store (the session is ending) loses nothing honest
                 log.exception("%s: could not record a refusal", self.role)
+
+    def flush_refusals(self) -> None:
+        """Write what a flood of refusals left counted but not itemised (one row per
+        channel). Called on the next second's first refusal and before the file is sealed."""
+        pending, self._unitemised = self._unitemised, {}
+        for channel, n in pending.items():
+            log.warning("%s: %d more refusals from the peer on %s (not itemised)", self.role,
+                        n, channel)
+            if self.store is not None:
+                try:
+                    self.store.append_refusal(
+                        channel, f"{n} more refusals within a second (not itemised)", count=n)
+                except Exception:
+                    log.exception("%s: could not record refusals", self.role)
 
     # ---- the call ----------------------------------------------------------------------
 
