@@ -431,9 +431,8 @@ class SyncProtocol:
         state, is applied here; False sends it down the general path (which also refuses)."""
         update = message[3:]
         key = keystroke(update)
-        if key is None or key[0] in self._own_code or not self._own_state.isdisjoint(key):
-            return False
-        if self.received_bytes + len(update) > self.max_doc_bytes:
+        if key is None or key[0] in self._own_code or not self._own_state.isdisjoint(key) \
+                or self.received_bytes + len(update) > self.max_doc_bytes:
             return False
         self._applying = True
         try:

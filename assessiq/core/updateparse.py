@@ -277,8 +277,9 @@ _INSERT_RE = re.compile(
 _DELETE_RE = re.compile(rb"\x00\x01" + _CLIENT + rb"\x01" + _NUM + _NUM, re.DOTALL)
 
 
-Keystroke: TypeAlias = tuple[bytes, ...]
-"""The encoded client id a keystroke writes with, then those of the items it refers to."""
+Keystroke: TypeAlias = tuple[bytes | None, ...]
+"""The encoded client id a keystroke writes with, then those of the items it refers to (None
+where a shape has no such item)."""
 
 
 def keystroke(update: bytes) -> Keystroke | None:
@@ -286,9 +287,10 @@ def keystroke(update: bytes) -> Keystroke | None:
     most 127 bytes of text with an empty delete set, or one deleted range), else None."""
     m = _INSERT_RE.match(update)
     if m is not None:
-        if m.end() + m.group(6)[0] + 1 != len(update) or update[-1] != 0:
+        end = m.end()
+        if end + update[end - 1] + 1 != len(update) or update[-1] != 0:  # text, empty set
             return None
-        return tuple(g for g in m.group(1, 2, 3, 4, 5) if g is not None)
+        return m.group(1, 2, 3, 4, 5)
     m = _DELETE_RE.fullmatch(update)
     return None if m is None else (m.group(1),)
 
