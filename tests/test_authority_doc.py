@@ -256,6 +256,16 @@ async def test_past_the_document_cap_edits_are_refused_and_nothing_accepted_is_l
         assert "more than 1000000 bytes" in cand.refused_by_peer[0]["reason"]
         host.doc.insert_code(0, "#h\n", origin="host")  # the host's edits still arrive
         await eventually(lambda: cand.doc.code_text.startswith("#h\n"))
+        # the cap is the session's: a new link does not reset it
+        refused, links = host.refused_total, host.links_made
+        assert cand.link is not None
+        await cand.link.close()
+        await eventually(lambda: host.links_made > links and host.is_connected,
+                         what="a new link, synced")
+        await eventually(lambda: host.refused_total > refused, what="step 2 refused")
+        assert host.doc.code_text == "#h\n" + kept
+        host.doc.insert_code(0, "#again\n", origin="host")
+        await eventually(lambda: cand.doc.code_text.startswith("#again\n"))
         reasons = [r["reason"] for r in await sealed_refusals(host)]
     assert all("more than 1000000 bytes" in r for r in reasons)
 

@@ -174,6 +174,8 @@ class SharedDoc:
                 state_client = secrets.randbits(52)
             self._state_doc = pycrdt.Doc(client_id=state_client)
         self._split = self._state_doc is not self._code_doc
+        self.remote_bytes = 0
+        """Update bytes the sync took from peers into this document (held to its cap)."""
         self._doc = self._code_doc  # (the keystroke paths use it)
         self._code = self._code_doc.get("code", type=pycrdt.Text)
         self._meta = self._state_doc.get("meta", type=pycrdt.Map)

@@ -78,7 +78,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
 """Larger messages are dropped: a whole interview document is far smaller."""
 MAX_DOC_BYTES: Final = 64 * 1024 * 1024
-"""Update bytes a document takes from its peer over one link (a 10 MB paste is ~10 MB)."""
+"""Update bytes a document takes from its peers in a session (a 10 MB paste is ~10 MB)."""
 MAX_PRESENCE_CLIENTS: Final = 2
 """Presence entries the peer may hold at once (an honest app has one)."""
 MAX_PRESENCE_BYTES: Final = 4096
@@ -241,7 +241,8 @@ class SyncProtocol:
         self.dropped = 0
         """How many messages from the peer were malformed or refused, and dropped."""
         self.received_bytes = 0
-        """Update bytes accepted from the peer over this link."""
+        """Update bytes accepted from the peer over this link (`doc.remote_bytes` counts
+        them for the whole session, across links, and is what the cap is held to)."""
         self._on_outgoing = on_outgoing
         self._on_refused = on_refused
         self._outbox: list[bytes] = []
@@ -401,6 +402,20 @@ class SyncProtocol:
                 return
             raise Refused(f"the peer wrote to the {part} (the problem, tests, language, "
                           f"phase, timer, policy or runs), which only this side writes")
+        try:
+            self._apply_update(part, payload)
+        finally:
+            # A step 2 completes the exchange even when its content is refused: the sync is
+            # running (and the refusal is recorded); the page must not say otherwise.
+            if kind == YSyncMessageType.SYNC_STEP2 and part in self._waiting:
+                log.debug("received SYNC_STEP2 (%s) from %s", part, self.name)
+                self._waiting.discard(part)
+                if not self._waiting and not self.synced:
+                    self.synced = True
+                    for callback in list(self._synced_callbacks):
+                        callback()
+
+    def _apply_update(self, part: Part, payload: bytes) -> None:
         # An update (or step 2) is applied as is: this is every keystroke's path, so the
         # payload is not parsed again by `handle_sync_message`.
         if not self.doc.split:
@@ -408,7 +423,7 @@ class SyncProtocol:
         elif not self._keystroke_allowed(part, payload):
             _check_update_header(payload)
             self._check_authority(part, payload)
-        if self.received_bytes + len(payload) > self.max_doc_bytes:
+        if self.doc.remote_bytes + len(payload) > self.max_doc_bytes:
             raise Refused(f"the document would take more than {self.max_doc_bytes} bytes "
                           f"from the peer in this session")
         self._applying = True
@@ -417,13 +432,7 @@ class SyncProtocol:
         finally:
             self._applying = False
         self.received_bytes += len(payload)
-        if kind == YSyncMessageType.SYNC_STEP2 and part in self._waiting:
-            log.debug("received SYNC_STEP2 (%s) from %s", part, self.name)
-            self._waiting.discard(part)
-            if not self._waiting and not self.synced:
-                self.synced = True
-                for callback in list(self._synced_callbacks):
-                    callback()
+        self.doc.remote_bytes += len(payload)
 
     def _apply_keystroke(self, message: bytes) -> bool:
         """The remote keystroke's path: a code update of under 128 bytes (its length is one
@@ -432,7 +441,7 @@ class SyncProtocol:
         update = message[3:]
         key = keystroke(update)
         if key is None or key[0] in self._own_code or not self._own_state.isdisjoint(key) \
-                or self.received_bytes + len(update) > self.max_doc_bytes:
+                or self.doc.remote_bytes + len(update) > self.max_doc_bytes:
             return False
         self._applying = True
         try:
@@ -442,6 +451,7 @@ class SyncProtocol:
         finally:
             self._applying = False
         self.received_bytes += len(update)
+        self.doc.remote_bytes += len(update)
         return True
 
     def _keystroke_allowed(self, part: Part, update: bytes) -> bool:

@@ -45,7 +45,7 @@ class PeerConfig:
     signaling_app_ping_interval: float = 60.0  # keeps a quiet room open on the server
     call_stats_interval: float = 5.0  # how often call statistics go into the session file
     max_doc_bytes: int = 64 * 1024 * 1024
-    """Update bytes the document takes from the peer per link (past it, refused)."""
+    """Update bytes the document takes from the peer in a session (past it, refused)."""
 
     def __post_init__(self) -> None:
         if self.relay_only and not any(s.url.startswith("turn") for s in self.ice_servers):
