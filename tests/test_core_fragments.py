@@ -60,7 +60,9 @@ def test_a_small_message_costs_one_byte_and_the_largest_frame_is_64_kib() -> Non
     big = bytes(range(256)) * (10 * 1024 * 1024 // 256)  # 10 MiB
     frames = frag.frames(big)
     assert max(len(f) for f in frames) == FRAME_SIZE
-    assert sum(map(len, frames)) == len(big) + len(frames) + 4  # a tag each, one length
+    # a tag each, one length, a part number on each part after the first (161 parts: 1-2 B)
+    numbers = sum(1 if n < 128 else 2 for n in range(1, len(frames)))
+    assert sum(map(len, frames)) == len(big) + len(frames) + 4 + numbers
     re = Reassembler()
     assert [re.feed(f) for f in frames][-1] == big
     with pytest.raises(ValueError):
@@ -127,9 +129,12 @@ def deliver(re: Reassembler, frames: list[bytes]) -> list[bytes]:
         ([first(1 << 30, b"x" * MIN_PART)], "over the"),
         ([first(100, b"x" * 50)], "split into frames"),
         ([first(FRAME_SIZE * 2, b"x" * 10)], "first part"),
-        ([first(FRAME_SIZE * 2, b"x" * MIN_PART), b"\x02" + b"y" * 10], "a part of 10"),
-        ([first(FRAME_SIZE * 2, b"x" * MIN_PART), b"\x02"], "a part of 0"),
-        ([first(FRAME_SIZE, b"x" * 2000), b"\x02" + b"y" * FRAME_SIZE], "a part of"),
+        ([first(FRAME_SIZE * 2, b"x" * MIN_PART), b"\x02\x01" + b"y" * 10], "a part of 10"),
+        ([first(FRAME_SIZE * 2, b"x" * MIN_PART), b"\x02\x01"], "a part of 0"),
+        ([first(FRAME_SIZE, b"x" * 2000), b"\x02\x01" + b"y" * FRAME_SIZE], "a part of"),
+        ([first(FRAME_SIZE * 2, b"x" * MIN_PART), b"\x02\x02" + b"y" * MIN_PART],
+         "part 2 where part 1 was due"),
+        ([first(FRAME_SIZE * 2, b"x" * MIN_PART), b"\x02"], "part -1 where part 1"),
         ([first(FRAME_SIZE, b"x" * 2000), b"\x00hi"], "inside an incomplete"),
         ([first(FRAME_SIZE, b"x" * 2000), first(FRAME_SIZE, b"x" * 2000)], "inside an incomp"),
     ],

@@ -144,7 +144,7 @@ async def test_a_modified_peers_oversize_or_malformed_frames_are_refused_and_rec
         part = b"\x00" * MIN_PART
         # All sent in one go (no await): nothing honest is framed in between.
         dc.send(first_frame(1 << 30, part))           # 1 GiB announced: over the cap
-        dc.send(b"\x02" + part)                       # a part of no message
+        dc.send(b"\x02\x01" + part)                   # a part of no message
         dc.send(b"\x09junk")                          # an unknown tag
         dc.send(first_frame(60 << 20, part))          # 60 MiB begun (admitted, never ended)
         dc.send(b"\x00\x00\x01x")                     # ...then a whole message inside it

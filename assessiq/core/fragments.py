@@ -11,15 +11,18 @@ The framing (one tag byte, then):
 - `WHOLE` (0x00): the rest of the frame is one whole message. Every message that fits in a
   frame goes this way: a keystroke costs one byte more and nothing else.
 - `FIRST` (0x01): a varint with the message's total length, then its first part.
-- `MORE`  (0x02): the next part of the message begun by the last `FIRST`; the message is
-  complete when its parts add up to the announced length.
+- `MORE`  (0x02): a varint with the part's number (the `FIRST` is part 0, so 1, 2, …), then the
+  next part of the message begun by the last `FIRST`; the message is complete when its parts
+  add up to the announced length. The number makes a lost, repeated or swapped part a refusal,
+  never a different message of the right length.
 
 The transport keeps frames in order and never interleaves two messages' frames (the sender's
 job: `DataChannelChannel` queues a message's frames together). The receiver refuses, with a
 `FramingError`, anything an honest sender never produces: an unknown tag, an empty frame or
-part, a `MORE` with no message begun, a `FIRST` while one is incomplete, a message announced
-over `max_message` or as small as a whole frame, parts that overflow the announced length, or
-a part other than the last smaller than `MIN_PART` (which bounds the frames of a message).
+part, a `MORE` with no message begun or out of its turn, a `FIRST` while one is incomplete, a
+message announced over `max_message` or as small as a whole frame, parts that overflow the
+announced length, or a part other than the last smaller than `MIN_PART` (which bounds the
+frames of a message).
 The partial message is dropped; memory grows only with bytes actually received, never with
 an announced length.
 
@@ -72,6 +75,11 @@ RATE_BURST: Final = 64 * 1024 * 1024
 10 MB paste, or a reconnect's whole document, passes untouched."""
 
 
+_MORE_HEAD: Final = 4
+"""Room kept in a `MORE` frame for its tag and part number (at most 3 varint bytes: a message
+has at most 64 Ki + 1 parts)."""
+
+
 class FramingError(ValueError):
     """A frame that an honest sender never produces; the partial message is dropped."""
 
@@ -102,9 +110,11 @@ class Fragmenter:
         view = memoryview(message)
         head += view[:first]
         yield bytes(head)
-        step = self.frame_size - 1
-        for pos in range(first, size, step):
-            yield b"\x02" + view[pos : pos + step]
+        step = self.frame_size - _MORE_HEAD
+        for number, pos in enumerate(range(first, size, step), 1):
+            head = bytearray((MORE,))
+            write_varint(number, head)
+            yield bytes(head) + view[pos : pos + step]
 
 
 class Reassembler:
@@ -132,6 +142,7 @@ class Reassembler:
         self._parts: list[bytes] = []
         self._have = 0
         self._total = 0
+        self._next = 1
         self._skipping = False
 
     @property
@@ -142,6 +153,7 @@ class Reassembler:
     def _drop(self) -> None:
         self._parts = []
         self._have = self._total = 0
+        self._next = 1
         self._skipping = False
 
     def _refuse_admit(self, size: int) -> None:
@@ -192,7 +204,19 @@ class Reassembler:
         if tag == MORE:
             if not self._total:
                 raise FramingError("a message part with no message begun")
-            size = len(frame) - 1
+            try:
+                number, start = read_varint(frame, 1)
+            except ValueError:
+                number, start = -1, len(frame)
+            if number != self._next:
+                skipping = self._skipping
+                expected = self._next
+                self._drop()
+                if skipping:
+                    return None
+                raise FramingError(f"part {number} where part {expected} was due")
+            self._next += 1
+            size = len(frame) - start
             have = self._have + size
             if size == 0 or have > self._total or (have < self._total and size < MIN_PART):
                 skipping = self._skipping
@@ -206,7 +230,7 @@ class Reassembler:
                 if have == self._total:
                     self._drop()
                 return None
-            self._parts.append(frame[1:])
+            self._parts.append(frame[start:])
             if have < self._total:
                 return None
             message = b"".join(self._parts)
