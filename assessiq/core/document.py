@@ -279,18 +279,21 @@ class SharedDoc:
                           origin: str | None = "remote") -> None:
         """Apply `update` to the document of `part` only (the sync does this, having checked
         who may write it). Raises `ValueError` if malformed."""
-        if update == _EMPTY_UPDATE:
-            return
-        doc = self._state_doc if part == "state" else self._code_doc
+        doc = self._code_doc if part == "code" else self._state_doc
         if self._depth or not (origin is None or type(origin) is str):
-            with self._txn(origin, own=False, part=part):
-                apply_update_checked(doc, update)
+            if update != _EMPTY_UPDATE:
+                with self._txn(origin, own=False, part=part):
+                    apply_update_checked(doc, update)
             return
         # every remote keystroke's path: pycrdt's apply opens the one transaction, and the
         # origin the store records is ours (`_report` reads it), so no outer one is needed
         self._origin, self._own_txn, self._depth = origin, False, 1
         try:
-            apply_update_checked(doc, update)
+            doc.apply_update(update)  # (`apply_update_checked`, inlined)
+        except BaseException as exc:
+            if not pycrdt_failure(exc):
+                raise
+            raise ValueError(f"the update cannot be applied ({type(exc).__name__})") from None
         finally:
             self._origin, self._own_txn, self._depth = None, False, 0
 
