@@ -279,6 +279,10 @@ def run(quick: bool) -> list[Row]:
             note=f"median of {len(recv_raw)}, interleaved; the candidate's keystrokes as "
                  f"sync messages into the host's SyncProtocol (owner): message checks, "
                  f"update read, authority check, apply into the split SharedDoc"),
+        Row(AREA, f"  the same against raw pycrdt typing the trace ({n})", median(recv_checked),
+            "s", baseline=raw_med, baseline_name="raw pycrdt", goal="<= 1.5x",
+            note="the editing trace's own baseline (the row above): one transaction per "
+                 "keystroke on a bare Doc"),
         Row(AREA, f"  the same against the bare Doc.apply_update ({n})", median(recv_checked),
             "s", baseline=median(recv_apply), baseline_name="pycrdt apply_update",
             note="no message parsing, no observer: the floor of any receiver"),
