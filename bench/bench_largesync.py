@@ -20,28 +20,16 @@ overlap the sender's and the receiver's work.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, median
+from bench.common import Row, median, varied_text
 
 AREA = "largesync"
 SIZE = 10 * 1000 * 1000
 CHUNK = 64 * 1024
-
-
-def _paste(size: int) -> str:
-    line = hashlib.sha256(b"bench").hexdigest()
-    out, n = [], 0
-    while n < size:
-        chunk = f"{n:09d} {line}\n"
-        out.append(chunk)
-        n += len(chunk)
-        line = hashlib.sha256(line.encode()).hexdigest()
-    return "".join(out)[:size]
 
 
 def _update_bytes(text: str) -> bytes:
@@ -145,7 +133,7 @@ async def _run(quick: bool) -> list[Row]:
 
     restrict_host_addresses(["127.0.0.1"])
     runs = 1 if quick else 5
-    text = _paste(SIZE)
+    text = varied_text(SIZE)
     update = _update_bytes(text)
     to_cand: list[float] = []
     to_host: list[float] = []

@@ -7,6 +7,7 @@ in the same process and report the ratio.
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from dataclasses import dataclass
 
@@ -41,3 +42,17 @@ def percentile(xs: list[float], p: float) -> float:
     s = sorted(xs)
     k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))
     return s[k]
+
+
+def varied_text(size: int, seed: str = "bench") -> str:
+    """`size` characters of varied text, lines of a running SHA-256 (nothing repeats, so
+    neither compression nor a CRDT's run merging shrinks it): a paste for the big-sync
+    benchmark and tests."""
+    line = hashlib.sha256(seed.encode()).hexdigest()
+    out, n = [], 0
+    while n < size:
+        chunk = f"{n:09d} {line}\n"
+        out.append(chunk)
+        n += len(chunk)
+        line = hashlib.sha256(line.encode()).hexdigest()
+    return "".join(out)[:size]

@@ -179,3 +179,14 @@ def build_session(
         path=path, record=SessionRecord.load(path), host=host, device=device,
         session=invite.room, envelopes=envelopes, code=text, alt_updates=alt_updates,
     )
+
+
+def capture_update(doc: Doc[Any], write: Any) -> bytes:
+    """The update that `write()` makes in `doc` as one transaction (the empty update if it
+    changes nothing) — what a modified app would put on the wire."""
+    updates: list[bytes] = []
+    sub = doc.observe(lambda event: updates.append(event.update))
+    with doc.transaction():
+        write()
+    doc.unobserve(sub)
+    return updates[0] if updates else b"\x00\x00"

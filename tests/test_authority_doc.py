@@ -25,6 +25,7 @@ from assessiq.core.sync import STATE
 from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host
 from assessiq.peer.config import PeerConfig
+from tests.core_factories import capture_update
 from tests.peer_helpers import FAST, eventually, joined_pair
 
 PROBLEM = "Sum the numbers on stdin."
@@ -67,17 +68,6 @@ async def send_sync(cand: Candidate, message: bytes) -> None:
     await cand.link.conn.channels["sync"].send(message)
 
 
-def capture(doc: pycrdt.Doc[Any], write: Any) -> bytes:
-    """The update `write()` makes in `doc`."""
-    updates: list[bytes] = []
-    sub = doc.observe(lambda event: updates.append(event.update))
-    with doc.transaction():
-        write()
-    doc.unobserve(sub)
-    assert len(updates) == 1
-    return updates[0]
-
-
 async def honest_edit_goes_through(host: Host, cand: Candidate, text: str) -> None:
     cand.doc.insert_code(0, text)
     await eventually(lambda: host.doc.code_text.startswith(text), what="honest edit")
@@ -108,13 +98,14 @@ async def test_the_candidate_cannot_rewrite_the_host_state(tmp_path: Path, key: 
         before = host_state(host.doc)
         # 1. through its own copy of the state (what a patched app would do)
         state = cand.doc.part_doc("state")
-        forged = capture(state, lambda: state.get("meta", type=pycrdt.Map).__setitem__(key, value))
+        meta = state.get("meta", type=pycrdt.Map)
+        forged = capture_update(state, lambda: meta.__setitem__(key, value))
         await send_sync(cand, update_message(forged, state=True))
         # 2. the same update smuggled in as code
         await send_sync(cand, update_message(forged))
         # 3. a fresh write to the root, from a document of its own
         scratch: pycrdt.Doc[Any] = pycrdt.Doc()
-        fresh = capture(scratch, lambda: scratch.get("meta", type=pycrdt.Map).__setitem__(
+        fresh = capture_update(scratch, lambda: scratch.get("meta", type=pycrdt.Map).__setitem__(
             key, value))
         await send_sync(cand, update_message(fresh))
         await eventually(lambda: host.refused_total >= 3, what="three refusals")
@@ -147,9 +138,9 @@ async def test_forged_runs_and_results_are_refused(tmp_path: Path) -> None:
             ids.append("f1")
 
         attempts = [
-            capture(state, forge_run),  # a run marked `by: host`, 2/2 passed
-            capture(state, lambda: results.__setitem__("r1", passed)),  # overwrite a result
-            capture(state, lambda: ids.__delitem__(0)),  # remove a run from the list
+            capture_update(state, forge_run),  # a run marked `by: host`, 2/2 passed
+            capture_update(state, lambda: results.__setitem__("r1", passed)),  # overwrite a result
+            capture_update(state, lambda: ids.__delitem__(0)),  # remove a run from the list
         ]
         for forged in attempts:
             await send_sync(cand, update_message(forged, state=True))
@@ -171,13 +162,13 @@ async def test_the_candidate_cannot_forge_the_interviewers_keystrokes(tmp_path: 
         twin: pycrdt.Doc[Any] = pycrdt.Doc(client_id=host.doc.client_id)
         twin.apply_update(cand.doc.get_part_update("code"))
         code = twin.get("code", type=pycrdt.Text)
-        forged = capture(twin, lambda: code.insert(0, "import os; os.system('rm -rf ~')\n"))
+        forged = capture_update(twin, lambda: code.insert(0, "import os; os.system('rm -rf ~')\n"))
         await send_sync(cand, update_message(forged))
         # and one that would write the host's state client into the code
         twin2: pycrdt.Doc[Any] = pycrdt.Doc(client_id=host.doc.part_doc("state").client_id)
         twin2.apply_update(cand.doc.get_part_update("code"))
         code2 = twin2.get("code", type=pycrdt.Text)
-        clash = capture(twin2, lambda: code2.insert(0, "z"))
+        clash = capture_update(twin2, lambda: code2.insert(0, "z"))
         await send_sync(cand, update_message(clash))
         await eventually(lambda: host.refused_total >= 2, what=f"two refusals: {host.refused}"
                          f" code {host.doc.code_text!r}", timeout=5)
@@ -194,9 +185,9 @@ async def test_nested_types_and_formatting_in_the_code_are_refused(tmp_path: Pat
         mirror: pycrdt.Doc[Any] = pycrdt.Doc()
         mirror.apply_update(cand.doc.get_part_update("code"))
         code = mirror.get("code", type=pycrdt.Text)
-        formatted = capture(mirror, lambda: code.insert(0, "b", attrs={"bold": True}))
+        formatted = capture_update(mirror, lambda: code.insert(0, "b", attrs={"bold": True}))
         other: pycrdt.Doc[Any] = pycrdt.Doc()
-        nested = capture(other, lambda: other.get("code", type=pycrdt.Text).insert_embed(
+        nested = capture_update(other, lambda: other.get("code", type=pycrdt.Text).insert_embed(
             0, {"image": "x"}))
         for message in (formatted, nested):
             await send_sync(cand, update_message(message))
@@ -281,7 +272,8 @@ async def test_a_hostile_hosts_values_read_safely_and_its_writes_to_presence_are
         assert cand.doc.timer() is None
         # the host's "state" carrying code for the candidate's record is refused there
         scratch: pycrdt.Doc[Any] = pycrdt.Doc()
-        junk = capture(scratch, lambda: scratch.get("code", type=pycrdt.Text).insert(0, "evil"))
+        text = scratch.get("code", type=pycrdt.Text)
+        junk = capture_update(scratch, lambda: text.insert(0, "evil"))
         assert host.link is not None
         await host.link.conn.channels["sync"].send(update_message(junk, state=True))
         # and a presence entry for the candidate's own client id

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from assessiq.core.document import SharedDoc
 from assessiq.core.sync import STATE, SyncProtocol
+from tests.core_factories import capture_update
 
 honest = st.one_of(
     st.tuples(st.just("cand-insert"), st.floats(0, 1), st.sampled_from(["a", "😀", "\n", "世界"])),
@@ -108,7 +109,7 @@ class Net:
                 self.host.part_doc("state").client_id
             twin: pycrdt.Doc[Any] = pycrdt.Doc(client_id=client)
             twin.apply_update(self.cand.get_part_update("code"))
-            update = _capture(twin, lambda: twin.get("code", type=pycrdt.Text).insert(0, "X"))
+            update = capture_update(twin, lambda: twin.get("code", type=pycrdt.Text).insert(0, "X"))
             return _message(update, state=False)
         copy: pycrdt.Doc[Any] = pycrdt.Doc()
         copy.apply_update(self.cand.get_part_update("state"))
@@ -132,7 +133,7 @@ class Net:
             else:
                 meta[what] = "forged"
 
-        return _message(_capture(copy, write), state=as_state)
+        return _message(capture_update(copy, write), state=as_state)
 
     def network(self, action: tuple[Any, ...]) -> None:
         to_host = action[1]
@@ -172,15 +173,6 @@ class Net:
         for message in self.c.take():
             self.h.receive(message)
         self.h.take()
-
-
-def _capture(doc: pycrdt.Doc[Any], write: Any) -> bytes:
-    updates: list[bytes] = []
-    sub = doc.observe(lambda event: updates.append(event.update))
-    with doc.transaction():
-        write()
-    doc.unobserve(sub)
-    return updates[0] if updates else b"\x00\x00"
 
 
 def _message(update: bytes, *, state: bool) -> bytes:

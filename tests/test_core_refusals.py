@@ -24,6 +24,14 @@ def _with_refusals(tmp_path: Path, n: int) -> tuple[Path, object]:
     return built.path, built
 
 
+def _sql(path: Path, statement: str) -> None:
+    """Edit the sealed file behind the seal's back, as a tamperer would."""
+    db = sqlite3.connect(path)
+    db.execute(statement)
+    db.commit()
+    db.close()
+
+
 def test_an_honest_record_has_no_refusals(tmp_path: Path) -> None:
     built = build_session(tmp_path / "h.aiq", seed=3)
     out = verify_record(built.record).to_json()
@@ -45,27 +53,18 @@ def test_refusals_are_sealed_and_reported(tmp_path: Path) -> None:
 
 def test_deleting_or_editing_a_refusal_breaks_the_seal(tmp_path: Path) -> None:
     path, _ = _with_refusals(tmp_path, 3)
-    db = sqlite3.connect(path)
-    db.execute("DELETE FROM refusals WHERE id = (SELECT MAX(id) FROM refusals)")
-    db.commit()
-    db.close()
+    _sql(path, "DELETE FROM refusals WHERE id = (SELECT MAX(id) FROM refusals)")
     verdict = verify_record(SessionRecord.load(path))
     assert not verdict.valid
     assert any("refused" in e and "truncated" in e for e in verdict.errors), verdict.errors
-    db = sqlite3.connect(path)
-    db.execute("UPDATE refusals SET reason = 'nothing' WHERE id = 1")
-    db.commit()
-    db.close()
+    _sql(path, "UPDATE refusals SET reason = 'nothing' WHERE id = 1")
     verdict = verify_record(SessionRecord.load(path))
     assert not verdict.valid
 
 
 def test_dropping_the_whole_table_is_caught(tmp_path: Path) -> None:
     path, _ = _with_refusals(tmp_path, 2)
-    db = sqlite3.connect(path)
-    db.execute("DROP TABLE refusals")
-    db.commit()
-    db.close()
+    _sql(path, "DROP TABLE refusals")
     verdict = verify_record(SessionRecord.load(path))
     assert not verdict.valid
     assert any("refused" in e for e in verdict.errors), verdict.errors

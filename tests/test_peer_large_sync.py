@@ -21,21 +21,10 @@ from assessiq.core.store import SessionStore
 from assessiq.core.varints import write_varint
 from assessiq.core.verify import verify_record
 from assessiq.peer.session import PeerSession
+from bench.common import varied_text
 from tests.peer_helpers import eventually, joined_pair
 
 TEN_MB = 10 * 1000 * 1000
-
-
-def paste(size: int, seed: str) -> str:
-    """`size` characters of varied text (not one repeated byte: nothing compresses it)."""
-    line = hashlib.sha256(seed.encode()).hexdigest()
-    out, n = [], 0
-    while n < size:
-        chunk = f"{n:09d} {line}\n"
-        out.append(chunk)
-        n += len(chunk)
-        line = hashlib.sha256(line.encode()).hexdigest()
-    return "".join(out)[:size]
 
 
 def lines_file(count: int, who: str) -> str:
@@ -61,7 +50,7 @@ async def test_a_10_mb_paste_arrives_intact(tmp_path: Path, direction: str) -> N
     async with joined_pair(tmp_path) as (_, host, cand):
         sender, receiver = (host, cand) if direction == "host to candidate" else (cand, host)
         links = (host.links_made, cand.links_made)
-        await arrives(sender, receiver, paste(TEN_MB, direction), "the 10 MB paste")
+        await arrives(sender, receiver, varied_text(TEN_MB, direction), "the 10 MB paste")
         # ...over the same link, and the other way still works at keystroke size.
         receiver.doc.insert_code(0, "# ok\n", origin=receiver.role)
         await eventually(lambda: sender.doc.code_text.startswith("# ok\n"), 10, "a reply")
@@ -85,7 +74,7 @@ async def test_a_sync_channel_killed_mid_transfer_recovers_with_no_edit_lost(
     async with joined_pair(tmp_path) as (_, host, cand):
         assert cand.link is not None
         incoming = cand.link.conn.channels["sync"]
-        pasted = paste(TEN_MB, "killed")
+        pasted = varied_text(TEN_MB, "killed")
         host.doc.insert_code(0, pasted, origin="host")
         await eventually(lambda: incoming.partial > 0, 20, "the paste half-way")
         incoming.dc.close()  # the candidate's end of the sync channel dies mid-message
@@ -175,8 +164,8 @@ async def test_a_modified_peers_oversize_or_malformed_frames_are_refused_and_rec
 
 async def test_an_honest_session_with_large_pastes_refuses_nothing(tmp_path: Path) -> None:
     async with joined_pair(tmp_path) as (_, host, cand):
-        await arrives(cand, host, paste(3_000_000, "one"), "a paste")
-        await arrives(host, cand, paste(3_000_000, "two"), "a paste back")
+        await arrives(cand, host, varied_text(3_000_000, "one"), "a paste")
+        await arrives(host, cand, varied_text(3_000_000, "two"), "a paste back")
         await asyncio.sleep(0)
         path = await host.end()
     with SessionStore.open(path) as store:
