@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,7 +301,102 @@ class Runtime:
                    runtime=_get(data, "runtime", str, None))
 
     def matches(self, language: str, version: str) -> bool:
-        """Piston-like matching: name or alias, and version "*", exact, or a dotted prefix."""
+        """Piston's matching: name or alias, and `version` a semver range the runtime's version
+        satisfies (`*`, `3.11.2`, `3.11` = `3.11.x`, `^3.11`, `~3.11`, `>=3 <4`, `a || b`)."""
         if language != self.language and language not in self.aliases:
             return False
-        return version in ("*", self.version) or self.version.startswith(version + ".")
+        return satisfies(self.version, version)
+
+
+_PARTIAL = re.compile(r"(?:v|=)?\s*(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?"
+                      r"(?:[-+][0-9A-Za-z.+-]*)?")
+_COMPARATOR = re.compile(r"(<=|>=|<|>|=|\^|~>?|)(\S+)")
+Version = tuple[int, int, int]
+
+
+def parse_version(text: str) -> Version | None:
+    """`major.minor.patch` of a full version (a pre-release or build tail is ignored), else
+    None."""
+    match = _PARTIAL.fullmatch(text.strip())
+    if not match or any(g is None or not g.isdigit() for g in match.groups()):
+        return None
+    return (int(match[1]), int(match[2]), int(match[3]))
+
+
+def _partial(text: str) -> list[int] | None:
+    """The numbers given before the first wildcard ("3.11.x" -> [3, 11]); None if malformed."""
+    match = _PARTIAL.fullmatch(text)
+    if not match:
+        return None
+    parts: list[int] = []
+    for group in match.groups():
+        if group is None or not group.isdigit():
+            break
+        parts.append(int(group))
+    return parts
+
+
+def _bump(parts: list[int], at: int) -> Version:
+    """The smallest version above every version starting with parts[:at + 1]."""
+    head = [*parts[:at], parts[at] + 1]
+    return tuple(head + [0] * (3 - len(head)))  # type: ignore[return-value]
+
+
+def _floor(parts: list[int]) -> Version:
+    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+
+
+def _comparator(op: str, parts: list[int], version: Version) -> bool:
+    """One node-semver comparator (with X-range, caret and tilde desugaring)."""
+    n = len(parts)
+    if op in ("", "="):
+        return n == 0 or _floor(parts) <= version < _bump(parts, n - 1)
+    if op == "^":
+        if n == 0:
+            return True
+        first = next((i for i, p in enumerate(parts) if p != 0), n - 1)
+        return _floor(parts) <= version < _bump(parts, first)
+    if op in ("~", "~>"):
+        return n == 0 or _floor(parts) <= version < _bump(parts, min(n - 1, 1))
+    if op == ">=":
+        return version >= _floor(parts)
+    if op == ">":
+        return n != 0 and version >= _bump(parts, n - 1)
+    if op == "<":
+        return n != 0 and version < _floor(parts)
+    if op == "<=":
+        return n == 0 or version < _bump(parts, n - 1)
+    return False
+
+
+def satisfies(version: str, spec: str) -> bool:
+    """Whether `version` is in the semver range `spec`, as node-semver's `satisfies` (what
+    Piston uses to pick runtimes and packages) answers for ranges made of `*`, x-ranges,
+    partial versions (`3.11` means `3.11.x`), `^`, `~`, `<`, `<=`, `>`, `>=`, `=`, hyphen
+    ranges, spaces (and) and `||` (or). Pre-release tags are ignored; a malformed range
+    matches nothing. A version that is not `N.N.N` matches only itself or `*`."""
+    if not isinstance(spec, str) or not isinstance(version, str):
+        return False
+    parsed = parse_version(version)
+    if parsed is None:
+        return spec.strip() in ("*", "", version)
+    for alternative in spec.split("||"):
+        hyphen = re.fullmatch(r"\s*(\S+)\s+-\s+(\S+)\s*", alternative)
+        if hyphen:
+            low, high = _partial(hyphen[1]), _partial(hyphen[2])
+            if low is None or high is None:
+                return False
+            if _comparator(">=", low, parsed) and _comparator("<=", high, parsed):
+                return True
+            continue
+        tokens = re.sub(r"(<=|>=|<|>|=|\^|~>?)\s+", r"\1", alternative).split() or ["*"]
+        ok = True
+        for token in tokens:
+            match = _COMPARATOR.fullmatch(token)
+            parts = _partial(match[2]) if match else None
+            if match is None or parts is None:
+                return False
+            ok = ok and _comparator(match[1], parts, parsed)
+        if ok:
+            return True
+    return False

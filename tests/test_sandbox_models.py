@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sandbox import InvalidRequestError, RunRequest, RunResult, Runtime, SourceFile, StageResult
+from sandbox.models import satisfies
 
 PISTON_RESPONSE = {
     "language": "c", "version": "10.2.0",
@@ -74,3 +77,39 @@ def test_runtime_matching_like_piston():
     assert rt.matches("python", "*") and rt.matches("py", "3.11") and rt.matches("py", "3")
     assert rt.matches("python", "3.11.2")
     assert not rt.matches("python", "3.1") and not rt.matches("ruby", "*")
+
+
+# Semver ranges as Piston (node-semver's `satisfies`) reads them.
+
+_n = st.integers(min_value=0, max_value=30)
+
+
+@given(_n, _n, _n, _n, _n)
+def test_a_partial_version_is_an_x_range(a, b, c, x, y):
+    version = f"{a}.{b}.{c}"
+    assert satisfies(version, f"{x}.{y}") == ((a, b) == (x, y))
+    assert satisfies(version, f"{x}.{y}.x") == ((a, b) == (x, y))
+    assert satisfies(version, f"{x}") == (a == x)
+    assert satisfies(version, version) and satisfies(version, "*")
+
+
+@given(_n, _n, _n, _n, _n)
+def test_caret_tilde_and_comparisons(a, b, c, x, y):
+    version, v = f"{a}.{b}.{c}", (a, b, c)
+    if x > 0:
+        assert satisfies(version, f"^{x}.{y}") == (a == x and (b, c) >= (y, 0))
+    assert satisfies(version, f"~{x}.{y}") == ((a, b) == (x, y))
+    assert satisfies(version, f">={x}") == (v >= (x, 0, 0))
+    assert satisfies(version, f">{x}.{y}") == (v >= (x, y + 1, 0))
+    assert satisfies(version, f"<{x}.{y}") == (v < (x, y, 0))
+    assert satisfies(version, f">={x} <{y}") == ((x, 0, 0) <= v < (y, 0, 0))
+    assert satisfies(version, f"{x} || {y}") == (a in (x, y))
+
+
+def test_piston_ranges_on_a_runtime():
+    python = Runtime("python", "3.11.2", ("py",))
+    for spec in ("3.11", "^3.11", "3.11.x", ">=3", "~3.11.1", "3.10 - 3.12", "*"):
+        assert python.matches("py", spec), spec
+    for spec in ("3.1", "^3.12", "<3.11", "3.11.3", "nonsense", ">=", "4"):
+        assert not python.matches("python", spec), spec
+    assert satisfies("0.2.5", "^0.2.3") and not satisfies("0.3.0", "^0.2.3")

@@ -170,3 +170,132 @@ async def test_raw_transport_errors_become_one_line(raised):
     with pytest.raises(BackendUnavailableError, match="cannot reach Piston at") as info:
         await backend.runtimes()
     assert "\n" not in str(info.value)
+
+
+# What the real Piston v3.1.1 server answers (issue 17), reproduced by the double.
+
+SEGFAULT = "import ctypes\nctypes.string_at(0)"
+
+
+@pytest.fixture
+def fresh():
+    """A double of its own, for tests that change the server's settings or packages."""
+    with RunningDouble(LocalBackend(isolation="bwrap")) as running:
+        yield running
+
+
+async def _post(url: str, path: str, body: object) -> httpx.Response:
+    async with httpx.AsyncClient() as http:
+        return await http.post(url + "/api/v2" + path, json=body)
+
+
+def _body(source: str, **extra: object) -> dict[str, object]:
+    return {"language": "python", "version": "*", "files": [{"content": source}], **extra}
+
+
+async def test_double_a_signal_death_is_re_with_128_plus_n(server):
+    response = await _post(server.url, "/execute", _body(SEGFAULT))
+    stage = response.json()["run"]
+    assert (stage["status"], stage["code"], stage["signal"]) == ("RE", 139, None)
+    assert stage["message"] == "Exited with error status 139"
+    assert "Segmentation fault" in stage["stderr"]
+
+
+async def test_double_output_cap_is_1_kib_per_stream(server):
+    whole = (await _post(server.url, "/execute", _body("print('x' * 5000)"))).json()["run"]
+    assert whole["status"] == "OL" and whole["stdout"] == ""
+    assert whole["message"] == "stdout length exceeded"
+    assert "Sandbox keeper received fatal signal 6" in whole["stderr"]
+    assert "Sandbox keeper received fatal signal 6" in whole["output"]
+    lines = (await _post(server.url, "/execute",
+                         _body("for i in range(100): print('y' * 49)"))).json()["run"]
+    assert lines["status"] == "OL" and 0 < len(lines["stdout"]) <= 1024
+    err = (await _post(server.url, "/execute",
+                       _body("import sys; sys.stderr.write('e' * 3000)"))).json()["run"]
+    assert err["status"] == "EL" and err["message"] == "stderr length exceeded"
+
+
+async def test_double_malformed_json_and_null_file_answers(server):
+    async with httpx.AsyncClient() as http:
+        response = await http.post(server.url + "/api/v2/execute", content=b"{nope",
+                                   headers={"content-type": "application/json"})
+    assert response.status_code == 400 and list(response.json()) == ["stack"]
+    assert response.json()["stack"].startswith("SyntaxError")
+    response = await _post(server.url, "/execute",
+                           {"language": "python", "version": "*", "files": [None]})
+    assert response.status_code == 400 and response.json() == {}
+
+
+@pytest.mark.parametrize("spec", ["^3", "3.x", ">=3", "3", "<4 >=3.0.0", "2 || 3"])
+async def test_double_execute_takes_semver_ranges(server, spec):
+    response = await _post(server.url, "/execute", _body("print(1)", version=spec))
+    assert response.status_code == 200, response.text
+    assert response.json()["run"]["stdout"] == "1\n"
+    assert response.json()["version"].startswith("3.")
+
+
+async def test_double_install_takes_a_range_and_uninstall_answers_like_piston(fresh):
+    response = await _post(fresh.url, "/packages", {"language": "ruby", "version": "3.0"})
+    assert response.json() == {"language": "ruby", "version": "3.0.1"}
+    async with httpx.AsyncClient() as http:
+        gone = await http.request("DELETE", fresh.url + "/api/v2/packages",
+                                  json={"language": "ruby", "version": "3.0.1"})
+        again = await http.request("DELETE", fresh.url + "/api/v2/packages",
+                                   json={"language": "ruby", "version": "3.0.1"})
+    assert gone.status_code == 200
+    assert again.status_code == 500
+    assert again.json() == {"message": "ruby-3.0.1 is not installed"}
+
+
+async def test_double_gcc_provides_four_languages_and_uninstalls_badly(fresh):
+    fresh.double.packages.append(
+        {"language": "gcc", "language_version": "12.2.0", "installed": False})
+    fresh.double.only_runtimes = set()
+
+    async def listed() -> list[str]:
+        async with httpx.AsyncClient() as http:
+            return sorted(rt["language"] for rt in
+                          (await http.get(fresh.url + "/api/v2/runtimes")).json())
+
+    assert (await _post(fresh.url, "/packages", {"language": "gcc", "version": "*"})
+            ).status_code == 200
+    assert await listed() == ["c", "c++", "d", "fortran"]
+    async with httpx.AsyncClient() as http:
+        first = await http.request("DELETE", fresh.url + "/api/v2/packages",
+                                   json={"language": "gcc", "version": "12.2.0"})
+        assert first.status_code == 200
+        assert await listed() == ["c++", "d", "fortran"]
+        second = await http.request("DELETE", fresh.url + "/api/v2/packages",
+                                    json={"language": "gcc", "version": "12.2.0"})
+    assert second.status_code == 500 and "ENOENT" in second.json()["message"]
+    assert (await _post(fresh.url, "/packages", {"language": "gcc", "version": "12.2.0"})
+            ).status_code == 200
+    assert await listed() == ["c", "c++", "d", "d", "fortran", "fortran"]
+
+
+async def test_double_checks_limits_against_the_configured_ones(fresh):
+    fresh.double.configured["memory_limit"]["run"] = 256 * 1024 * 1024
+    response = await _post(fresh.url, "/execute", _body("1", run_memory_limit=-1))
+    assert response.json() == {"message": "run_memory_limit must be non-negative"}
+    fresh.double.configured["timeout"]["run"] = 2000
+    response = await _post(fresh.url, "/execute", _body("1", run_timeout=3000))
+    assert response.json() == {
+        "message": "run_timeout cannot exceed the configured limit of 2000"}
+    assert (await _post(fresh.url, "/execute", _body("print(2)"))).json()["run"]["stdout"] \
+        == "2\n"
+
+
+async def test_double_dies_when_its_package_index_is_unreachable(fresh):
+    fresh.double.index_reachable = False
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.RemoteProtocolError, match="Server disconnected"):
+            await http.get(fresh.url + "/api/v2/packages")
+    with pytest.raises(BackendUnavailableError, match="cannot reach Piston"):
+        await PistonBackend(fresh.url).runtimes()  # and it stays down
+
+
+async def test_double_sandbox_failure_carries_isolates_text(fresh):
+    text = "Cannot write /sys/fs/cgroup/box-1/memory.max: No such file or directory"
+    fresh.double.sandbox_failure = text
+    stage = (await _post(fresh.url, "/execute", _body("1"))).json()["run"]
+    assert stage["status"] == "XX" and stage["message"] == text

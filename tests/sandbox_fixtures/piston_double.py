@@ -1,18 +1,43 @@
 """A contract double of Piston's v2 HTTP API, on 127.0.0.1 only.
 
-Real Piston cannot run here (it needs privileged Docker and cgroup v2). This server follows the
-contract of engineer-man/piston `api/src/api/v2.js` and `job.js`: the same validation order and
-400 messages, 415 for non-JSON bodies, default limits (run 3000 ms, compile 10000 ms), the
-`file<i>.code` default names, the `run = compile` answer when compilation fails, and the package
-routes with their 404 text. Programs really run, through the local backend, so the stages and
-statuses are real ones.
+Real Piston cannot run here (it needs privileged Docker and cgroup v2). This server follows
+engineer-man/piston v3.1.1 (`api/src/api/v2.js`, `job.js`, `package.js`): the same validation
+order and 400 messages, 415 for non-JSON bodies, default limits (run 3000 ms, compile 10000 ms),
+the `file<i>.code` default names, the `run = compile` answer when compilation fails, and the
+package routes with their 404 text. Programs really run, through the local backend, so the
+stages and statuses are real ones; their results are then reshaped to what the real server
+answers.
+
+Checked against the real Piston v3.1.1 server (issue 17, run natively with isolate, python
+3.11.2 and gcc 12.2.0 packages), the double now also does what it does:
+1. a signal death is `RE`, code 128+N, signal null, "Exited with error status 139", with bash's
+   "Segmentation fault" line in stderr (Piston runs programs through a bash `run` script);
+2. output is capped at 1,024 bytes per stream (`PISTON_OUTPUT_MAX_SIZE`): the chunk that
+   overflows is dropped whole (here a chunk is a line), `OL`/`EL`, and stderr and output gain
+   "Sandbox keeper received fatal signal 6" (code and signal on `OL` were not measured);
+3. malformed JSON is `400 {"stack": "SyntaxError..."}` and `files: [null]` is `400 {}`;
+4. versions are semver ranges for execute and package install;
+5. uninstalling what is not installed is `500 "<pkg>-<ver> is not installed"`; uninstalling
+   gcc unregisters only `c`, a second DELETE is a 500 ENOENT, reinstalling lists `d` and
+   `fortran` twice;
+6. gcc provides c, c++, d and fortran;
+7. the configured limits (`configured`) are checked as the server's `PISTON_*` settings are;
+8. with the package index unreachable (`index_reachable = False`), GET /api/v2/packages kills
+   the server: the connection closes with no answer and nothing listens afterwards;
+9. a sandbox failure (`XX`) carries isolate's own text (`sandbox_failure` forces one).
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import json
+import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import uvicorn
@@ -22,16 +47,37 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sandbox import InvalidRequestError, LocalBackend, RunRequest
+from sandbox.models import RunResult, Runtime, StageResult, parse_version, satisfies
 
 CONFIGURED = {"timeout": {"compile": 10000, "run": 3000},
               "cpu_time": {"compile": 10000, "run": 3000},
               "memory_limit": {"compile": -1, "run": -1}}
+OUTPUT_MAX_SIZE = 1024  # PISTON_OUTPUT_MAX_SIZE's default, bytes per stream
 # What Piston's packages provide (their metadata.json `provides`), where the names differ.
-PROVIDES = {"node": ["javascript"], "gcc": ["c", "c++"]}
+PROVIDES = {"node": ["javascript"], "gcc": ["c", "c++", "d", "fortran"]}
+KEEPER = "Sandbox keeper received fatal signal 6\n"
 
 
 def _bad(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=status)
+
+
+def _version_key(version: str) -> tuple[int, int, int]:
+    return parse_version(version) or (-1, -1, -1)
+
+
+def _cap(text: str, limit: int) -> tuple[str, bool]:
+    """What Piston keeps of a stream: whole chunks (lines here) while they fit; and whether
+    the stream overflowed."""
+    if len(text.encode()) <= limit:
+        return text, False
+    kept, size = [], 0
+    for chunk in text.splitlines(keepends=True):
+        size += len(chunk.encode())
+        if size > limit:
+            break
+        kept.append(chunk)
+    return "".join(kept), True
 
 
 class PistonDouble:
@@ -42,10 +88,20 @@ class PistonDouble:
             {"language": "python", "language_version": "3.12.0", "installed": False},
         ]
         # Test knobs: the packages POSTed, install failures (Piston's 500 with the error's
-        # message), and which runtimes to list (None: all the local backend has).
+        # message), which runtimes to list (None: all the local backend has), the server's
+        # configured limits and output cap, whether its package index answers, an isolate
+        # failure to report, and every request's JSON body.
         self.install_log: list[str] = []
         self.fail_install: dict[str, str] = {}
         self.only_runtimes: set[str] | None = None
+        self.configured = copy.deepcopy(CONFIGURED)
+        self.output_max_size = OUTPUT_MAX_SIZE
+        self.index_reachable = True
+        self.sandbox_failure: str | None = None
+        self.requests: list[tuple[str, str, Any]] = []
+        self.extra_runtimes: list[Runtime] = []  # provided languages the local backend lacks
+        self.gcc_half_removed = False
+        self.crash: Callable[[], None] = lambda: None  # set by RunningDouble
         self.app = Starlette(routes=[
             Route("/api/v2/runtimes", self.runtimes, methods=["GET"]),
             Route("/api/v2/execute", self.execute, methods=["POST"]),
@@ -55,18 +111,30 @@ class PistonDouble:
         ])
         self.app.add_middleware(_RequireJson)
 
-    async def _runtimes(self) -> list[Any]:
+    async def _runtimes(self) -> list[Runtime]:
         return [rt for rt in await self.backend.runtimes()
-                if self.only_runtimes is None or rt.language in self.only_runtimes]
+                if self.only_runtimes is None or rt.language in self.only_runtimes] + \
+            list(self.extra_runtimes)
 
     async def runtimes(self, request: Request) -> JSONResponse:
+        self.requests.append(("GET", "/runtimes", None))
         return JSONResponse([rt.to_dict() for rt in await self._runtimes()])
 
-    async def execute(self, request: Request) -> JSONResponse:
+    async def _body(self, request: Request) -> Any:
+        """The JSON body, or the 400 express's body parser gives malformed JSON."""
+        raw = await request.body()
         try:
-            body = await request.json()
-        except ValueError:
-            return _bad("Invalid JSON")
+            body = json.loads(raw)
+        except ValueError as exc:
+            return JSONResponse({"stack": f"SyntaxError: {exc}\n    at JSON.parse (<anonymous>)"},
+                                status_code=400)
+        self.requests.append((request.method, request.url.path.removeprefix("/api/v2"), body))
+        return body
+
+    async def execute(self, request: Request) -> JSONResponse:
+        body = await self._body(request)
+        if isinstance(body, JSONResponse):
+            return body
         if not isinstance(body, dict):
             body = {}
         language, version, files = body.get("language"), body.get("version"), body.get("files")
@@ -77,18 +145,22 @@ class PistonDouble:
         if not isinstance(files, list):
             return _bad("files is required as an array")
         for i, f in enumerate(files):
+            if f is None:  # `file.content` of null throws; express answers the TypeError as {}
+                return JSONResponse({}, status_code=400)
             if not isinstance(f, dict) or not isinstance(f.get("content"), str):
                 return _bad(f"files[{i}].content is required as a string")
-        runtimes = await self._runtimes()
-        if not any(rt.matches(language, version) for rt in runtimes):
+        found = sorted((rt for rt in await self._runtimes() if rt.matches(language, version)),
+                       key=lambda rt: _version_key(rt.version), reverse=True)
+        if not found:
             return _bad(f"{language}-{version} runtime is unknown")
+        runtime = found[0]
         if not any(f.get("encoding") in (None, "utf8") for f in files):
             return _bad("files must include at least one utf8 encoded file")
         for constraint in ("memory_limit", "timeout", "cpu_time"):
             for kind in ("compile", "run"):
                 name = f"{kind}_{constraint}"
                 value = body.get(name)
-                configured = CONFIGURED[constraint][kind]
+                configured = self.configured[constraint][kind]
                 if not value:
                     continue
                 if isinstance(value, bool) or not isinstance(value, int | float):
@@ -99,26 +171,68 @@ class PistonDouble:
                     return _bad(f"{name} cannot exceed the configured limit of {configured}")
                 if value < 0:
                     return _bad(f"{name} must be non-negative")
+        local = dict(body, version="*")
+        for kind in ("compile", "run"):  # an omitted limit is the configured one
+            for constraint in ("timeout", "cpu_time", "memory_limit"):
+                configured = self.configured[constraint][kind]
+                if not local.get(f"{kind}_{constraint}") and configured > 0:
+                    local[f"{kind}_{constraint}"] = configured
         try:
-            run_request = RunRequest.from_dict(body)
+            run_request = RunRequest.from_dict(local)
         except InvalidRequestError as exc:
             return _bad(str(exc))
+        if self.sandbox_failure is not None:
+            stage = StageResult(status="XX", message=self.sandbox_failure)
+            return JSONResponse({"language": runtime.language, "version": runtime.version,
+                                 "run": stage.to_dict()})
         result = await self.backend.run(run_request)
+        result = RunResult(runtime.language, runtime.version, self._reshape(result.run),
+                           self._reshape(result.compile) if result.compile else None)
         return JSONResponse(result.to_dict())
 
+    def _reshape(self, stage: StageResult) -> StageResult:
+        """The local backend's stage as real Piston reports it (items 1, 2 and 9)."""
+        if stage.status == "SG" and stage.signal:
+            signum = signal.Signals[stage.signal]
+            code = 128 + signum
+            line = (f"/piston/packages/run: line 1:     2 {signal.strsignal(signum)}"
+                    "      (core dumped) \"$@\"\n")
+            return replace(stage, status="RE", code=code, signal=None,
+                           message=f"Exited with error status {code}",
+                           stderr=stage.stderr + line, output=stage.output + line)
+        if stage.status == "XX" and stage.message:
+            return replace(stage, message=stage.message.removeprefix("sandbox setup failed: "))
+        stdout, over_out = _cap(stage.stdout, self.output_max_size)
+        stderr, over_err = _cap(stage.stderr, self.output_max_size)
+        if over_out or over_err:
+            stream = "stdout" if over_out else "stderr"
+            stderr += KEEPER
+            return replace(stage, stdout=stdout, stderr=stderr, output=stdout + stderr,
+                           status="OL" if over_out else "EL", code=None, signal="SIGABRT",
+                           message=f"{stream} length exceeded")
+        return stage
+
     async def list_packages(self, request: Request) -> JSONResponse:
+        self.requests.append(("GET", "/packages", None))
+        if not self.index_reachable:  # an unhandled fetch error ends the node process
+            self.crash()
+            for _ in range(5):  # let the closed connection be noticed; nothing is sent
+                await asyncio.sleep(0)
         return JSONResponse(self.packages)
 
-    def _find(self, body: Any) -> dict[str, Any] | None:
+    def _find(self, body: Any, *, installed: bool | None = None) -> dict[str, Any] | None:
+        """The newest package of that language whose version satisfies the range."""
         body = body if isinstance(body, dict) else {}
-        for pkg in self.packages:
-            if pkg["language"] == body.get("language") and \
-                    pkg["language_version"] == body.get("version"):
-                return pkg
-        return None
+        match = [pkg for pkg in self.packages
+                 if pkg["language"] == body.get("language")
+                 and satisfies(pkg["language_version"], str(body.get("version")))
+                 and (installed is None or pkg["installed"] == installed)]
+        return max(match, key=lambda p: _version_key(p["language_version"])) if match else None
 
     async def install(self, request: Request) -> JSONResponse:
-        body = await request.json()
+        body = await self._body(request)
+        if isinstance(body, JSONResponse):
+            return body
         pkg = self._find(body)
         if pkg is None:
             return _bad(f"Requested package {body.get('language')}-{body.get('version')} "
@@ -130,18 +244,36 @@ class PistonDouble:
         if name in self.fail_install:
             return _bad(self.fail_install[name], 500)
         pkg["installed"] = True
+        self.gcc_half_removed = False
+        provided = PROVIDES.get(pkg["language"], [pkg["language"]])
+        local = {rt.language for rt in await self.backend.runtimes()}
         if self.only_runtimes is not None:  # the package's runtimes are listed from now on
-            self.only_runtimes.update(PROVIDES.get(pkg["language"], [pkg["language"]]))
+            self.only_runtimes.update(provided)
+        for language in provided:
+            if language not in local:  # reinstalling gcc lists d and fortran twice
+                self.extra_runtimes.append(Runtime(language, pkg["language_version"], (),
+                                                   pkg["language"]))
         return JSONResponse({"language": pkg["language"], "version": pkg["language_version"]})
 
     async def uninstall(self, request: Request) -> JSONResponse:
-        body = await request.json()
+        body = await self._body(request)
+        if isinstance(body, JSONResponse):
+            return body
         pkg = self._find(body)
         if pkg is None:
             return _bad(f"Requested package {body.get('language')}-{body.get('version')} "
                         "does not exist", 404)
+        name = f"{pkg['language']}-{pkg['language_version']}"
+        if pkg["language"] == "gcc" and self.gcc_half_removed:
+            return _bad(f"ENOENT: no such file or directory, scandir "
+                        f"'/piston/packages/gcc/{pkg['language_version']}'", 500)
         if not pkg["installed"]:
-            return _bad("Not installed", 500)
+            return _bad(f"{name} is not installed", 500)
+        if pkg["language"] == "gcc":  # only `c` is unregistered; the files are gone
+            self.gcc_half_removed = True
+            if self.only_runtimes is None:
+                self.only_runtimes = {rt.language for rt in await self.backend.runtimes()}
+            self.only_runtimes.discard("c")
         pkg["installed"] = False
         return JSONResponse({"language": pkg["language"], "version": pkg["language_version"]})
 
@@ -175,6 +307,19 @@ class RunningDouble:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._sock]}, daemon=True)
+        self.double.crash = self._crash
+
+    def _crash(self) -> None:
+        """Die as Piston's node process does: every connection closed unanswered, the port
+        closed (called on the server's loop)."""
+        for listener in self._server.servers:
+            listener.close()  # stop listening now, not at the next shutdown poll
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
+        self._server.should_exit = True
+        self._server.force_exit = True
 
     def __enter__(self) -> RunningDouble:
         self._thread.start()
