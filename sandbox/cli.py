@@ -55,9 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--stdin", default="", help="text given to the program on stdin")
     run_p.add_argument("--arg", action="append", default=[], dest="args",
                        help="a command line argument for the program (repeatable)")
-    run_p.add_argument("--run-timeout", type=int, default=3000, help="wall ms (default 3000)")
-    run_p.add_argument("--memory-limit", type=int, default=-1,
-                       help="bytes for the run stage (default: the language's default)")
+    run_p.add_argument("--run-timeout", type=int, default=None,
+                       help="wall ms (default: the backend's own; 3000 locally)")
+    run_p.add_argument("--memory-limit", type=int, default=None,
+                       help="bytes for the run stage (default: the backend's own)")
     backend_options(run_p)
 
     rt_p = sub.add_parser("runtimes", help="list the languages the backend can run",

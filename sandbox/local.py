@@ -198,8 +198,8 @@ class LocalBackend:
                         workdir.write(name, data)
                 compiled = None
                 if lang.compile is not None:
-                    mem = request.compile_memory_limit
-                    limits = _limits(lang, request.compile_timeout, request.compile_cpu_time,
+                    mem = request.limits[4]
+                    limits = _limits(lang, request.limits[0], request.compile_cpu_time,
                                      mem if mem > 0 else COMPILE_MEMORY)
                     compiled = await self._stage(lang.compile(names), files, None, b"",
                                                  limits, uid, workdir, artifact)
@@ -207,9 +207,9 @@ class LocalBackend:
                         return RunResult(rt.language, rt.version, run=compiled, compile=compiled)
                     assert artifact is not None
                     os.lseek(artifact, 0, os.SEEK_SET)
-                mem = request.run_memory_limit
+                mem = request.limits[5]
                 mem = mem if mem > 0 else lang.default_memory
-                limits = _limits(lang, request.run_timeout, request.run_cpu_time, mem)
+                limits = _limits(lang, request.limits[1], request.run_cpu_time, mem)
                 argv = lang.run(names, list(request.args), mem)
                 ran = await self._stage(argv, files, artifact, stdin.encode(), limits, uid,
                                         workdir, None)

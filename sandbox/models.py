@@ -25,6 +25,8 @@ MAX_ARGS = 64
 MAX_TIMEOUT_MS = 60_000
 DEFAULT_RUN_TIMEOUT_MS = 3_000
 DEFAULT_COMPILE_TIMEOUT_MS = 10_000
+LIMITS = ("compile_timeout", "run_timeout", "compile_cpu_time", "run_cpu_time",
+          "compile_memory_limit", "run_memory_limit")
 
 
 def _require(cond: bool, message: str) -> None:
@@ -98,19 +100,26 @@ def check_file_name(name: str) -> None:
 
 @dataclass(frozen=True)
 class RunRequest:
-    """Piston v2 `execute` request. `version` "*" means any installed version."""
+    """Piston v2 `execute` request. `version` is a semver range; "*" means any installed
+    version.
+
+    A limit left None is not sent: Piston then applies its own configured limit (a server
+    started with `PISTON_RUN_MEMORY_LIMIT` refuses `-1`, one with `PISTON_RUN_TIMEOUT=2000`
+    refuses 3000). The local backend reads None as its defaults (`DEFAULT_*` here, -1 for
+    memory: the language's default).
+    """
 
     language: str
     files: tuple[SourceFile, ...]
     version: str = "*"
     stdin: str = ""
     args: tuple[str, ...] = ()
-    compile_timeout: int = DEFAULT_COMPILE_TIMEOUT_MS
-    run_timeout: int = DEFAULT_RUN_TIMEOUT_MS
+    compile_timeout: int | None = None
+    run_timeout: int | None = None
     compile_cpu_time: int | None = None
     run_cpu_time: int | None = None
-    compile_memory_limit: int = -1
-    run_memory_limit: int = -1
+    compile_memory_limit: int | None = None
+    run_memory_limit: int | None = None
 
     def __post_init__(self) -> None:
         _require(isinstance(self.language, str) and bool(self.language.strip()),
@@ -134,18 +143,26 @@ class RunRequest:
         _require(len(self.args) <= MAX_ARGS and all(isinstance(a, str) and "\0" not in a
                                                     for a in self.args),
                  f"args must be at most {MAX_ARGS} strings without NUL")
-        for key in ("compile_timeout", "run_timeout"):
+        for key in LIMITS[:4]:
             value = getattr(self, key)
-            _require(isinstance(value, int) and 0 < value <= MAX_TIMEOUT_MS,
+            _require(value is None or (isinstance(value, int) and not isinstance(value, bool)
+                                       and 0 < value <= MAX_TIMEOUT_MS),
                      f"{key} must be 1..{MAX_TIMEOUT_MS} ms")
-        for key in ("compile_cpu_time", "run_cpu_time"):
+        for key in LIMITS[4:]:
             value = getattr(self, key)
-            _require(value is None or (isinstance(value, int) and 0 < value <= MAX_TIMEOUT_MS),
-                     f"{key} must be 1..{MAX_TIMEOUT_MS} ms")
-        for key in ("compile_memory_limit", "run_memory_limit"):
-            value = getattr(self, key)
-            _require(isinstance(value, int) and (value == -1 or value > 0),
-                     f"{key} must be -1 (default) or a positive number of bytes")
+            _require(value is None or (isinstance(value, int) and not isinstance(value, bool)
+                                       and (value == -1 or value > 0)),
+                     f"{key} must be -1 (no limit of its own) or a positive number of bytes")
+
+    @property
+    def limits(self) -> tuple[int, int, int | None, int | None, int, int]:
+        """The limits with the local backend's defaults filled in: compile and run timeout,
+        cpu time, memory (-1: the language's default)."""
+        return (self.compile_timeout or DEFAULT_COMPILE_TIMEOUT_MS,
+                self.run_timeout or DEFAULT_RUN_TIMEOUT_MS,
+                self.compile_cpu_time, self.run_cpu_time,
+                -1 if self.compile_memory_limit is None else self.compile_memory_limit,
+                -1 if self.run_memory_limit is None else self.run_memory_limit)
 
     def file_names(self) -> list[str]:
         """The names files get in the workdir (Piston's `file<i>.code` when unnamed)."""
@@ -158,15 +175,10 @@ class RunRequest:
             "files": [f.to_dict() for f in self.files],
             "stdin": self.stdin,
             "args": list(self.args),
-            "compile_timeout": self.compile_timeout,
-            "run_timeout": self.run_timeout,
-            "compile_memory_limit": self.compile_memory_limit,
-            "run_memory_limit": self.run_memory_limit,
         }
-        if self.compile_cpu_time is not None:
-            out["compile_cpu_time"] = self.compile_cpu_time
-        if self.run_cpu_time is not None:
-            out["run_cpu_time"] = self.run_cpu_time
+        for key in LIMITS:  # only the limits asked for: Piston applies its own to the rest
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
@@ -181,12 +193,7 @@ class RunRequest:
             files=tuple(SourceFile.from_dict(f) for f in files),
             stdin=_get(data, "stdin", str, ""),
             args=tuple(args),
-            compile_timeout=_get(data, "compile_timeout", int, DEFAULT_COMPILE_TIMEOUT_MS),
-            run_timeout=_get(data, "run_timeout", int, DEFAULT_RUN_TIMEOUT_MS),
-            compile_cpu_time=_get(data, "compile_cpu_time", int, None),
-            run_cpu_time=_get(data, "run_cpu_time", int, None),
-            compile_memory_limit=_get(data, "compile_memory_limit", int, -1),
-            run_memory_limit=_get(data, "run_memory_limit", int, -1),
+            **{key: _get(data, key, int, None) for key in LIMITS},
         )
 
     @classmethod

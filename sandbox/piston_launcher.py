@@ -24,6 +24,7 @@ from sandbox.errors import (
     InvalidRequestError,
     PistonError,
 )
+from sandbox.models import satisfies
 from sandbox.piston import Package, PistonClient
 from sandbox.pull_progress import PullProgress
 
@@ -31,10 +32,10 @@ IMAGE = "ghcr.io/engineer-man/piston"
 CONTAINER_PORT = "2000/tcp"
 Progress = Callable[[str], None]
 # Piston installs packages, and a package provides runtimes under other names: `node` gives
-# javascript, `gcc` gives c and c++.
+# javascript, `gcc` gives c, c++, d and fortran (Piston v3.1.1's gcc 12.2.0 package).
 PACKAGE_FOR = {"javascript": "node", "js": "node", "c": "gcc", "c++": "gcc", "cpp": "gcc",
-               "py": "python", "python3": "python"}
-PROVIDES = {"python": ("python",), "node": ("javascript",), "gcc": ("c", "c++"),
+               "d": "gcc", "fortran": "gcc", "py": "python", "python3": "python"}
+PROVIDES = {"python": ("python",), "node": ("javascript",), "gcc": ("c", "c++", "d", "fortran"),
             "java": ("java",)}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -58,10 +59,10 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 def pick_package(packages: Sequence[Package], language: str, version: str) -> Package | None:
-    """The newest package for `language` whose version is `version`, a dotted prefix or "*"."""
+    """The newest package for `language` whose version satisfies the semver range `version`
+    (as Piston picks: `3.11` means 3.11.x, `^3`, `>=3`, "*")."""
     name = package_name(language)
-    match = [p for p in packages if p.language == name and (
-        version in ("*", p.language_version) or p.language_version.startswith(version + "."))]
+    match = [p for p in packages if p.language == name and satisfies(p.language_version, version)]
     return max(match, key=lambda p: version_key(p.language_version)) if match else None
 
 

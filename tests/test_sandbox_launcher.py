@@ -261,6 +261,12 @@ def test_package_choice_follows_pistons_names_and_versions() -> None:
     assert pick_package(packages, "c", "*") == packages[2]
     assert pick_package(packages, "python", "*") == packages[3]  # 3.10 is newer than 3.9
     assert pick_package(packages, "python", "3.1") is None  # a prefix only at a dot
+    assert pick_package(packages, "python", "^3.9") == packages[3]  # semver ranges, as Piston
+    assert pick_package(packages, "python", "3.9.x") == packages[4]
+    assert pick_package(packages, "python", ">=3 <3.10") == packages[4]
+    assert pick_package(packages, "fortran", "*") == packages[2]  # gcc provides d and fortran
+    assert pick_package(packages, "d", "10") == packages[2]
+    assert pick_package(packages, "d", "12") is None
     assert pick_package(packages, "cobol", "*") is None
 
 

@@ -299,3 +299,26 @@ async def test_double_sandbox_failure_carries_isolates_text(fresh):
     fresh.double.sandbox_failure = text
     stage = (await _post(fresh.url, "/execute", _body("1"))).json()["run"]
     assert stage["status"] == "XX" and stage["message"] == text
+
+
+async def test_client_sends_only_the_limits_asked_for(fresh):
+    """A server with its own limits (PISTON_RUN_MEMORY_LIMIT, PISTON_RUN_TIMEOUT=2000) runs a
+    request that sets none; the request carries no limit at all."""
+    fresh.double.configured["memory_limit"]["run"] = 256 * 1024 * 1024
+    fresh.double.configured["timeout"]["run"] = 2000
+    backend = PistonBackend(fresh.url)
+    result = await backend.run(RunRequest.single("python", "print(5)"))
+    assert result.run.stdout == "5\n"
+    body = fresh.double.requests[-1][2]
+    assert not {k for k in body if "limit" in k or "timeout" in k or "cpu_time" in k}
+    await backend.run(RunRequest.single("python", "1", run_timeout=1500))
+    assert fresh.double.requests[-1][2]["run_timeout"] == 1500
+    with pytest.raises(PistonError, match="cannot exceed the configured limit of 2000"):
+        await backend.run(RunRequest.single("python", "1", run_timeout=3000))
+
+
+@pytest.mark.parametrize("spec", ["^3", "3.x", ">=3"])
+async def test_client_sends_semver_ranges(server, spec):
+    result = await PistonBackend(server.url).run(
+        RunRequest.single("python", "print(7)", version=spec))
+    assert result.run.stdout == "7\n" and result.version.startswith("3.")
