@@ -21,6 +21,13 @@ from sandbox.models import RunRequest, RunResult, Runtime
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:2000"
+# Piston v3.1.1 fetches its package index for GET and POST /api/v2/packages; when the index
+# cannot be reached (any offline deployment) the fetch error is unhandled and the whole server
+# process dies, so the client sees the connection close unanswered.
+INDEX_UNREACHABLE = (
+    "Piston's package index is unreachable from the Piston server (asking for it stopped the "
+    "server); install runtimes with `python -m sandbox piston up --runtime LANG` where the "
+    "index can be reached, or put built packages in Piston's packages directory")
 
 
 _HOST = re.compile(r"[A-Za-z0-9.\-_:%]+")
@@ -121,20 +128,30 @@ class PistonClient:
     async def execute(self, request: RunRequest) -> RunResult:
         return RunResult.from_dict(await self._call("POST", "/execute", request.to_dict()))
 
+    async def _package_call(self, method: str, body: dict[str, Any] | None = None) -> Any:
+        """A call on /packages, whose unanswered close means the index is unreachable."""
+        try:
+            return await self._call(method, "/packages", body)
+        except BackendUnavailableError as exc:
+            if isinstance(exc.__cause__, httpx.RemoteProtocolError):
+                raise BackendUnavailableError(INDEX_UNREACHABLE) from exc
+            raise
+
     async def packages(self) -> list[Package]:
-        data = await self._call("GET", "/packages")
+        """Every package in Piston's index. Prefer `runtimes()`: this needs the index, and a
+        Piston that cannot reach it dies answering (`INDEX_UNREACHABLE`)."""
+        data = await self._package_call("GET")
         if not isinstance(data, list):
             raise PistonError(200, "packages is not a list")
         return [Package(str(p.get("language")), str(p.get("language_version")),
                         bool(p.get("installed"))) for p in data if isinstance(p, dict)]
 
     async def install(self, language: str, version: str) -> dict[str, Any]:
-        result = await self._call("POST", "/packages", {"language": language, "version": version})
+        result = await self._package_call("POST", {"language": language, "version": version})
         return result if isinstance(result, dict) else {}
 
     async def uninstall(self, language: str, version: str) -> dict[str, Any]:
-        result = await self._call("DELETE", "/packages",
-                                  {"language": language, "version": version})
+        result = await self._package_call("DELETE", {"language": language, "version": version})
         return result if isinstance(result, dict) else {}
 
 

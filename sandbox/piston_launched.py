@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sandbox.models import RunRequest, RunResult, Runtime
 from sandbox.piston import PistonBackend, PistonClient
-from sandbox.piston_launcher import PROVIDES, PistonLauncher, Progress, version_key
+from sandbox.piston_launcher import PROVIDES, PistonLauncher, Progress
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,16 @@ class LaunchedPistonBackend:
         return await PistonBackend(url, timeout=self._timeout).run(request)
 
     async def runtimes(self) -> list[Runtime]:
-        """The installed runtimes, then (for the languages AssessIQ knows) the newest package
-        Piston would install on the first run, with `runtime` naming that package."""
+        """The installed runtimes, then each language AssessIQ knows that is not installed,
+        with version "*" and `runtime` naming the package Piston installs on its first run.
+
+        Only GET /api/v2/runtimes is asked: Piston's package list needs its package index,
+        and a Piston that cannot reach the index dies answering it."""
         url = await self.ready()
         async with PistonClient(url, timeout=self._timeout) as client:
             installed = await client.runtimes()
-            packages = await client.packages()
         have = {rt.language for rt in installed}
-        extra: dict[str, Runtime] = {}
-        for pkg in sorted(packages, key=lambda p: version_key(p.language_version)):
-            for language in PROVIDES.get(pkg.language, ()):
-                if not pkg.installed and language not in have:
-                    extra[language] = Runtime(language, pkg.language_version, (), pkg.language)
-        return installed + list(extra.values())
+        extra = [Runtime(language, "*", (), package)
+                 for package, languages in PROVIDES.items() for language in languages
+                 if language not in have]
+        return installed + extra

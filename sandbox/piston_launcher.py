@@ -235,35 +235,40 @@ class PistonLauncher:
     async def install(self, wanted: Sequence[tuple[str, str]],
                       progress: Progress = _quiet) -> list[str]:
         """Install the packages for the (language, version) pairs that Piston cannot run yet,
-        one by one; returns the packages installed ("python-3.12.0")."""
+        one by one; returns the packages installed ("python-3.12.0").
+
+        What is installed is read from GET /api/v2/runtimes; a missing one is installed by
+        asking Piston for its package and version range (POST /api/v2/packages picks the
+        newest match itself), so the package list (GET /api/v2/packages) is never fetched."""
         done: list[str] = []
         async with PistonClient(self.url, timeout=self.install_timeout) as client:
             runtimes = await client.runtimes()
-            packages: list[Package] | None = None
             for i, (language, version) in enumerate(wanted, 1):
                 step = f"[{i}/{len(wanted)}]"
                 have = [rt for rt in runtimes if rt.matches(language, version)]
                 if have:
                     progress(f"{step} {have[0].language} {have[0].version} already installed")
                     continue
-                if packages is None:
-                    packages = await client.packages()
-                pkg = pick_package(packages, language, version)
-                if pkg is None:
-                    raise InvalidRequestError(
-                        f"Piston has no package for {language} (version {version})")
-                what = f"{pkg.language} {pkg.language_version}"
-                if pkg.installed:
-                    progress(f"{step} {what} already installed")
-                    continue
+                name = package_name(language)
+                what = name if version == "*" else f"{name} {version}"
                 progress(f"{step} installing {what} ...")
                 began = time.monotonic()
-                await client.install(pkg.language, pkg.language_version)
-                progress(f"{step} installing {what} ... done "
+                try:
+                    answer = await client.install(name, version)
+                except PistonError as exc:
+                    if exc.status_code == 404:
+                        raise InvalidRequestError(
+                            f"Piston has no package for {language} (version {version})"
+                        ) from exc
+                    if exc.message == "Already installed":
+                        progress(f"{step} {what} already installed")
+                        continue
+                    raise
+                got = f"{answer.get('language', name)} {answer.get('version', version)}"
+                progress(f"{step} installing {what} ... done: {got} "
                          f"({time.monotonic() - began:.1f} s)")
-                packages = [Package(p.language, p.language_version, True) if p == pkg else p
-                            for p in packages]
-                done.append(f"{pkg.language}-{pkg.language_version}")
+                done.append(got.replace(" ", "-"))
+                runtimes = await client.runtimes()
         return done
 
     async def start(self, wanted: Sequence[tuple[str, str]] = (),

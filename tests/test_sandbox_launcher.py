@@ -105,7 +105,7 @@ async def test_absent_container_pull_start_wait_and_install(double: RunningDoubl
     assert f"pulled {IMAGE}:latest (3 layers, 120 MB downloaded)" in text
     assert "waiting for Piston" in text and "Piston answers" in text
     assert "[1/2] python" in text and "already installed" in text
-    assert "[2/2] installing ruby 3.0.1 ... done" in text
+    assert "[2/2] installing ruby 3 ... done: ruby 3.0.1" in text
     assert double.double.install_log == ["ruby-3.0.1"]  # python was there: not reinstalled
     assert steps[-1] == f"Piston is ready at {double.url}"
 
@@ -304,8 +304,12 @@ async def test_launched_backend_starts_once_and_installs_on_demand(double: Runni
         {"language": "node", "language_version": "20.11.1", "installed": False})
     steps: list[str] = []
     backend = LaunchedPistonBackend(_launcher(fake, _port(double)), progress=steps.append)
+    double.double.index_reachable = False  # offline: asking for the package list kills Piston
     listed = {(rt.language, rt.runtime) for rt in await backend.runtimes()}
     assert ("javascript", "node") in listed  # installable on the first run
+    assert ("fortran", "gcc") in listed
+    assert all(path != "/packages" for _, path, _ in double.double.requests)
+    double.double.index_reachable = True
     first = await backend.run(RunRequest.single("python", "print(6 * 7)"))
     assert first.run.stdout == "42\n"
     await backend.run(RunRequest.single("python", "print(1)"))
@@ -343,3 +347,34 @@ async def test_real_piston_container_runs_python() -> None:  # pragma: no cover 
     assert steps
     result = await PistonBackend(url).run(RunRequest.single("python", "print(6 * 7)"))
     assert result.run.stdout == "42\n"
+
+
+async def test_install_never_lists_packages_and_an_offline_index_is_one_clear_line(
+        double: RunningDouble) -> None:
+    double.__enter__()
+    launcher = PistonLauncher(port=_port(double))
+    double.double.only_runtimes = {"python"}
+    double.double.index_reachable = False
+    steps: list[str] = []
+    assert await launcher.install([("python", "3"), ("py", ">=3")], steps.append) == []
+    assert all(path != "/packages" for _, path, _ in double.double.requests)
+    with pytest.raises(BackendUnavailableError) as exc:
+        await launcher.install([("ruby", "*")], steps.append)
+    assert str(exc.value).startswith(
+        "Piston's package index is unreachable from the Piston server")
+    assert "python -m sandbox piston up --runtime" in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+async def test_install_sends_the_range_and_reports_what_piston_chose(
+        double: RunningDouble) -> None:
+    double.__enter__()
+    launcher = PistonLauncher(port=_port(double))
+    double.double.only_runtimes = {"python"}
+    double.double.packages.append(
+        {"language": "ruby", "language_version": "3.2.2", "installed": False})
+    steps: list[str] = []
+    assert await launcher.install([("ruby", "~3.0")], steps.append) == ["ruby-3.0.1"]
+    assert double.double.requests[-2] == ("POST", "/packages",
+                                          {"language": "ruby", "version": "~3.0"})
+    assert any("done: ruby 3.0.1" in step for step in steps)

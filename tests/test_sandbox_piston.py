@@ -322,3 +322,12 @@ async def test_client_sends_semver_ranges(server, spec):
     result = await PistonBackend(server.url).run(
         RunRequest.single("python", "print(7)", version=spec))
     assert result.run.stdout == "7\n" and result.version.startswith("3.")
+
+
+async def test_client_package_list_on_an_offline_piston_is_one_clear_line(fresh):
+    fresh.double.index_reachable = False
+    async with PistonClient(fresh.url) as client:
+        with pytest.raises(BackendUnavailableError,
+                           match=r"^Piston's package index is unreachable from the Piston "
+                                 r"server"):
+            await client.packages()

@@ -214,10 +214,8 @@ class PistonDouble:
 
     async def list_packages(self, request: Request) -> JSONResponse:
         self.requests.append(("GET", "/packages", None))
-        if not self.index_reachable:  # an unhandled fetch error ends the node process
-            self.crash()
-            for _ in range(5):  # let the closed connection be noticed; nothing is sent
-                await asyncio.sleep(0)
+        if not self.index_reachable:
+            await self._die()
         return JSONResponse(self.packages)
 
     def _find(self, body: Any, *, installed: bool | None = None) -> dict[str, Any] | None:
@@ -229,10 +227,18 @@ class PistonDouble:
                  and (installed is None or pkg["installed"] == installed)]
         return max(match, key=lambda p: _version_key(p["language_version"])) if match else None
 
+    async def _die(self) -> None:
+        """An unhandled fetch error of the package index ends the node process."""
+        self.crash()
+        for _ in range(5):  # let the closed connection be noticed; nothing is sent
+            await asyncio.sleep(0)
+
     async def install(self, request: Request) -> JSONResponse:
         body = await self._body(request)
         if isinstance(body, JSONResponse):
             return body
+        if not self.index_reachable:  # get_package fetches the index outside any try
+            await self._die()
         pkg = self._find(body)
         if pkg is None:
             return _bad(f"Requested package {body.get('language')}-{body.get('version')} "
