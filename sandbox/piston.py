@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+import signal
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from sandbox.errors import BackendUnavailableError, InvalidRequestError, PistonError
-from sandbox.models import RunRequest, RunResult, Runtime
+from sandbox.models import RunRequest, RunResult, Runtime, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,47 @@ def _one_line(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
+
+
+KEEPER_LINE = "Sandbox keeper received fatal signal 6\n"
+OUTPUT_CAP_NOTE = ("output over Piston's limit of 1 KiB per stream; the server's "
+                   "PISTON_OUTPUT_MAX_SIZE raises it")
+
+
+def _signal_death(stage: StageResult) -> int | None:
+    """The signal that killed the program when Piston hides it: Piston v3.1.1 runs every
+    program through a bash `run` script, so a death by signal N comes back as status `RE`,
+    code 128+N, signal null, with bash's line for it ("... Segmentation fault ...") in stderr.
+    The bash line tells it from a program that exits with status 128+N itself."""
+    if stage.status != "RE" or stage.signal is not None or stage.code is None \
+            or not 128 < stage.code < 128 + 65:
+        return None
+    try:
+        signum = signal.Signals(stage.code - 128)
+    except ValueError:
+        return None
+    text = signal.strsignal(signum)
+    tail = stage.stderr.splitlines()[-3:]
+    return int(signum) if text and any(text in line for line in tail) else None
+
+
+def from_piston(stage: StageResult) -> StageResult:
+    """A Piston stage reported as the local backend reports it (documented in
+    docs/sandbox.md): a signal death hidden as `RE` 128+N becomes `SG` with the signal, and
+    the message says Piston gave it; `OL`/`EL` say why the output stopped, without isolate's
+    keeper line."""
+    signum = _signal_death(stage)
+    if signum is not None:
+        return replace(stage, status="SG", signal=signal.Signals(signum).name, code=None,
+                       message=f"Caught fatal signal {signum} (Piston reported exit status "
+                               f"{stage.code})")
+    if stage.status in ("OL", "EL"):
+        base = stage.message or ("stdout" if stage.status == "OL" else "stderr") + \
+            " length exceeded"
+        return replace(stage, stderr=stage.stderr.replace(KEEPER_LINE, ""),
+                       output=stage.output.replace(KEEPER_LINE, ""),
+                       message=f"{base}: {OUTPUT_CAP_NOTE}")
+    return stage
 
 
 @dataclass(frozen=True)
@@ -126,7 +168,14 @@ class PistonClient:
         return [Runtime.from_dict(item) for item in data]
 
     async def execute(self, request: RunRequest) -> RunResult:
-        return RunResult.from_dict(await self._call("POST", "/execute", request.to_dict()))
+        """Run `request`; stages come back through `from_piston` (signal deaths as `SG`,
+        output caps explained)."""
+        result = RunResult.from_dict(await self._call("POST", "/execute", request.to_dict()))
+        if result.compile is None:
+            return replace(result, run=from_piston(result.run))
+        compiled = from_piston(result.compile)
+        ran = compiled if result.run == result.compile else from_piston(result.run)
+        return replace(result, run=ran, compile=compiled)
 
     async def _package_call(self, method: str, body: dict[str, Any] | None = None) -> Any:
         """A call on /packages, whose unanswered close means the index is unreachable."""

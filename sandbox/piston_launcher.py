@@ -38,6 +38,11 @@ PACKAGE_FOR = {"javascript": "node", "js": "node", "c": "gcc", "c++": "gcc", "cp
 PROVIDES = {"python": ("python",), "node": ("javascript",), "gcc": ("c", "c++", "d", "fortran"),
             "java": ("java",)}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# The server settings a launched container gets (Piston reads PISTON_<SETTING>). Stock Piston
+# keeps 1 KiB per output stream and refuses a run_timeout over 3000 ms; an interview prints
+# more than that (a traceback alone can pass 1 KiB) and the app asks for 5000 ms runs.
+ENVIRONMENT = {"PISTON_OUTPUT_MAX_SIZE": str(64 * 1024),
+               "PISTON_RUN_TIMEOUT": "10000", "PISTON_RUN_CPU_TIME": "10000"}
 
 
 def _quiet(message: str) -> None:
@@ -150,6 +155,7 @@ class PistonLauncher:
                 ports={CONTAINER_PORT: ("127.0.0.1", self.port)},
                 volumes={self.volume: {"bind": "/piston/packages", "mode": "rw"}},
                 tmpfs={"/piston/jobs": "exec,uid=1000,gid=1000,mode=711"},
+                environment=dict(ENVIRONMENT),
                 restart_policy={"Name": "unless-stopped"})
         except docker.errors.ImageNotFound as exc:
             raise ImagePullError(f"the image {self.image}:{self.tag} is gone: "

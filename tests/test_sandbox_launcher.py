@@ -100,6 +100,8 @@ async def test_absent_container_pull_start_wait_and_install(double: RunningDoubl
     assert image == f"{IMAGE}:latest" and kwargs["privileged"] is True
     assert kwargs["ports"] == {"2000/tcp": ("127.0.0.1", _port(double))}
     assert "/piston/packages" in str(kwargs["volumes"])
+    assert kwargs["environment"]["PISTON_OUTPUT_MAX_SIZE"] == "65536"  # 64 KiB, not 1 KiB
+    assert int(kwargs["environment"]["PISTON_RUN_TIMEOUT"]) >= 5000  # the app's run timeout
     text = "\n".join(steps)
     assert f"pulling {IMAGE}:latest: 3/3 layers done, 120 of 120 MB so far" in text
     assert f"pulled {IMAGE}:latest (3 layers, 120 MB downloaded)" in text

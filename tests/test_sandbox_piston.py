@@ -22,7 +22,8 @@ from sandbox import (
     run,
 )
 from sandbox.isolation import tool
-from sandbox.piston import PistonBackend, PistonClient, check_piston_url
+from sandbox.models import StageResult
+from sandbox.piston import PistonBackend, PistonClient, check_piston_url, from_piston
 
 pytestmark = pytest.mark.skipif(tool("bwrap") is None, reason="the double runs code with bwrap")
 
@@ -331,3 +332,38 @@ async def test_client_package_list_on_an_offline_piston_is_one_clear_line(fresh)
                            match=r"^Piston's package index is unreachable from the Piston "
                                  r"server"):
             await client.packages()
+
+
+@pytest.mark.parametrize(("language", "source"), [
+    ("python", SEGFAULT),
+    ("python", "import os\nos.abort()"),
+    pytest.param("c", "int main(void) { return *(volatile int *)0; }",
+                 marks=pytest.mark.skipif(tool("gcc") is None, reason="gcc is not installed")),
+])
+async def test_a_signal_death_reads_the_same_on_both_backends(server, language, source):
+    """Piston hides a signal death as RE + 128+N; the client maps it back, so the app and
+    the candidate see what the local backend says, and the message names Piston."""
+    request = RunRequest.single(language, source)
+    local = (await LocalBackend(isolation="bwrap").run(request)).run
+    piston = (await PistonBackend(server.url).run(request)).run
+    assert local.status == "SG" and local.signal is not None
+    assert (piston.status, piston.signal, piston.code) == ("SG", local.signal, None)
+    assert piston.message is not None and "Piston reported exit status" in piston.message
+
+
+def test_an_exit_status_over_128_without_bashs_line_stays_an_exit_status():
+    """A program that exits 139 itself has no "Segmentation fault" line from bash."""
+    exited = StageResult(status="RE", code=139, stderr="bye\n",
+                         message="Exited with error status 139")
+    assert from_piston(exited) == exited
+    killed = StageResult(status="RE", code=139,
+                         stderr="/piston/packages/run: line 1:  2 Segmentation fault  x\n")
+    assert (from_piston(killed).status, from_piston(killed).signal) == ("SG", "SIGSEGV")
+
+
+async def test_output_over_the_cap_is_explained(server):
+    result = await PistonBackend(server.url).run(RunRequest.single("python", "print('x' * 5000)"))
+    assert result.run.status == "OL"
+    assert result.run.message == ("stdout length exceeded: output over Piston's limit of 1 KiB "
+                                  "per stream; the server's PISTON_OUTPUT_MAX_SIZE raises it")
+    assert "Sandbox keeper" not in result.run.stderr + result.run.output
