@@ -100,6 +100,8 @@ def from_piston(stage: StageResult) -> StageResult:
         return replace(stage, status="SG", signal=signal.Signals(signum).name, code=None,
                        message=f"Caught fatal signal {signum} (Piston reported exit status "
                                f"{stage.code})")
+    if stage.status == "XX" and stage.message:  # isolate's own text, e.g. a cgroup file
+        return replace(stage, message=f"Piston's sandbox (isolate) failed: {stage.message}")
     if stage.status in ("OL", "EL"):
         base = stage.message or ("stdout" if stage.status == "OL" else "stderr") + \
             " length exceeded"
@@ -107,6 +109,24 @@ def from_piston(stage: StageResult) -> StageResult:
                        output=stage.output.replace(KEEPER_LINE, ""),
                        message=f"{base}: {OUTPUT_CAP_NOTE}")
     return stage
+
+
+def _error_text(response: httpx.Response) -> str:
+    """Piston's reason for a 4xx/5xx: its `message`; for what express itself refused (a body
+    it could not parse answers `{"stack": "SyntaxError..."}`, a thrown TypeError `{}`), the
+    stack's first line or a plain statement."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+        if isinstance(data.get("stack"), str) and data["stack"].strip():
+            return str(data["stack"]).strip().splitlines()[0][:200]
+        if not data:
+            return f"Piston refused the request without a reason ({response.reason_phrase})"
+    return response.reason_phrase or "error"
 
 
 @dataclass(frozen=True)
@@ -148,14 +168,7 @@ class PistonClient:
             raise BackendUnavailableError(
                 f"cannot reach Piston at {self.base_url}: {_one_line(exc)}") from exc
         if response.status_code >= 400:
-            message = response.reason_phrase or "error"
-            try:
-                data = response.json()
-                if isinstance(data, dict) and isinstance(data.get("message"), str):
-                    message = data["message"]
-            except ValueError:
-                pass
-            raise PistonError(response.status_code, message)
+            raise PistonError(response.status_code, _error_text(response))
         try:
             return response.json()
         except ValueError as exc:
@@ -200,7 +213,19 @@ class PistonClient:
         return result if isinstance(result, dict) else {}
 
     async def uninstall(self, language: str, version: str) -> dict[str, Any]:
-        result = await self._package_call("DELETE", {"language": language, "version": version})
+        """Remove a package. Piston v3.1.1 answers 500 "<pkg> is not installed" for one that is
+        not; removing a package that provides several languages (gcc) unregisters only the
+        first, and a second removal fails with ENOENT: that answer becomes a clear one."""
+        try:
+            result = await self._package_call("DELETE",
+                                              {"language": language, "version": version})
+        except PistonError as exc:
+            if exc.status_code == 500 and exc.message.startswith("ENOENT"):
+                raise PistonError(500, (
+                    f"{language}-{version} is already removed from Piston's disk, but Piston "
+                    "still lists some of the languages it provided (it unregisters only one); "
+                    f"restart Piston to list its runtimes afresh ({exc.message})")) from exc
+            raise
         return result if isinstance(result, dict) else {}
 
 

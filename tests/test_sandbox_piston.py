@@ -367,3 +367,44 @@ async def test_output_over_the_cap_is_explained(server):
     assert result.run.message == ("stdout length exceeded: output over Piston's limit of 1 KiB "
                                   "per stream; the server's PISTON_OUTPUT_MAX_SIZE raises it")
     assert "Sandbox keeper" not in result.run.stderr + result.run.output
+
+
+async def test_a_sandbox_failure_keeps_isolates_text(fresh):
+    fresh.double.sandbox_failure = "Cannot write /sys/fs/cgroup/box-1/memory.max: Read-only"
+    result = await PistonBackend(fresh.url).run(RunRequest.single("python", "1"))
+    assert result.run.status == "XX"
+    assert result.run.message == ("Piston's sandbox (isolate) failed: Cannot write "
+                                  "/sys/fs/cgroup/box-1/memory.max: Read-only")
+
+
+async def test_uninstall_answers_are_clear(fresh):
+    fresh.double.packages.append(
+        {"language": "gcc", "language_version": "12.2.0", "installed": False})
+    async with PistonClient(fresh.url) as client:
+        with pytest.raises(PistonError) as info:
+            await client.uninstall("python", "3.12.0")
+        assert info.value.message == "python-3.12.0 is not installed"
+        await client.install("gcc", "12")
+        assert await client.uninstall("gcc", "12.2.0") == {"language": "gcc",
+                                                           "version": "12.2.0"}
+        with pytest.raises(PistonError) as info:
+            await client.uninstall("gcc", "12.2.0")
+    assert info.value.message.startswith("gcc-12.2.0 is already removed from Piston's disk")
+    assert "restart Piston" in info.value.message and "ENOENT" in info.value.message
+
+
+async def test_expresss_own_400s_become_readable_messages(server):
+    async with PistonClient(server.url) as client:
+        with pytest.raises(PistonError) as info:
+            await client._call("POST", "/execute",
+                               {"language": "python", "version": "*", "files": [None]})
+    assert info.value.message == "Piston refused the request without a reason (Bad Request)"
+
+    def stack(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"stack": "SyntaxError: Unexpected token n\n    at x"})
+
+    client = PistonClient("http://127.0.0.1:2000", transport=httpx.MockTransport(stack))
+    async with client:
+        with pytest.raises(PistonError) as info:
+            await client.runtimes()
+    assert info.value.message == "SyntaxError: Unexpected token n"
