@@ -408,3 +408,8 @@ async def test_expresss_own_400s_become_readable_messages(server):
         with pytest.raises(PistonError) as info:
             await client.runtimes()
     assert info.value.message == "SyntaxError: Unexpected token n"
+
+
+async def test_double_output_overflow_is_killed_with_sigkill(server):
+    stage = (await _post(server.url, "/execute", _body("print('x' * 5000)"))).json()["run"]
+    assert (stage["status"], stage["signal"]) == ("OL", "SIGKILL")

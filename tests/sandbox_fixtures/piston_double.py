@@ -14,12 +14,12 @@ Checked against the real Piston v3.1.1 server (issue 17, run natively with isola
    "Segmentation fault" line in stderr (Piston runs programs through a bash `run` script);
 2. output is capped at 1,024 bytes per stream (`PISTON_OUTPUT_MAX_SIZE`): the chunk that
    overflows is dropped whole (here a chunk is a line), `OL`/`EL`, and stderr and output gain
-   "Sandbox keeper received fatal signal 6" (code and signal on `OL` were not measured);
+   "Sandbox keeper received fatal signal 6"; the signal is SIGKILL;
 3. malformed JSON is `400 {"stack": "SyntaxError..."}` and `files: [null]` is `400 {}`;
 4. versions are semver ranges for execute and package install;
 5. uninstalling what is not installed is `500 "<pkg>-<ver> is not installed"`; uninstalling
    gcc unregisters only `c`, a second DELETE is a 500 ENOENT, reinstalling lists `d` and
-   `fortran` twice;
+   `fortran` twice (the conformance run in docs/sandbox.md saw only `fortran` twice once);
 6. gcc provides c, c++, d and fortran;
 7. the configured limits (`configured`) are checked as the server's `PISTON_*` settings are;
 8. with the package index unreachable (`index_reachable = False`), GET /api/v2/packages kills
@@ -208,7 +208,7 @@ class PistonDouble:
             stream = "stdout" if over_out else "stderr"
             stderr += KEEPER
             return replace(stage, stdout=stdout, stderr=stderr, output=stdout + stderr,
-                           status="OL" if over_out else "EL", code=None, signal="SIGABRT",
+                           status="OL" if over_out else "EL", code=None, signal="SIGKILL",
                            message=f"{stream} length exceeded")
         return stage
 
@@ -271,7 +271,7 @@ class PistonDouble:
                         "does not exist", 404)
         name = f"{pkg['language']}-{pkg['language_version']}"
         if pkg["language"] == "gcc" and self.gcc_half_removed:
-            return _bad(f"ENOENT: no such file or directory, scandir "
+            return _bad(f"ENOENT: no such file or directory, stat "
                         f"'/piston/packages/gcc/{pkg['language_version']}'", 500)
         if not pkg["installed"]:
             return _bad(f"{name} is not installed", 500)
