@@ -27,7 +27,7 @@ DEFAULT_URL = "http://127.0.0.1:2000"
 # process dies, so the client sees the connection close unanswered.
 INDEX_UNREACHABLE = (
     "Piston's package index is unreachable from the Piston server (asking for it stopped the "
-    "server); install runtimes with `python -m sandbox piston up --runtime LANG` where the "
+    "server); install runtimes with `python -m sandbox piston up --language LANG` where the "
     "index can be reached, or put built packages in Piston's packages directory")
 
 

@@ -364,7 +364,7 @@ async def test_install_never_lists_packages_and_an_offline_index_is_one_clear_li
         await launcher.install([("ruby", "*")], steps.append)
     assert str(exc.value).startswith(
         "Piston's package index is unreachable from the Piston server")
-    assert "python -m sandbox piston up --runtime" in str(exc.value)
+    assert "python -m sandbox piston up --language" in str(exc.value)
     assert "\n" not in str(exc.value)
 
 
