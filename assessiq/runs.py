@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sandbox import Backend, RunRequest, Runtime, SandboxError, default_backend
+from sandbox import Backend, PistonError, RunRequest, Runtime, SandboxError, default_backend
 from sandbox.languages import canonical_name
 from sandbox.testcases import TestCase, run_tests
 
@@ -71,6 +72,19 @@ class _Job:
     by: str
     request: RunRequest
     submitted: float = field(default_factory=time.time)
+
+
+_CONFIGURED_LIMIT = re.compile(r"^run_timeout cannot exceed the configured limit of (\d+)$")
+
+
+def _within_configured_limit(request: RunRequest, exc: PistonError) -> RunRequest | None:
+    """`request` with its run timeout lowered to the one Piston says it is configured with,
+    when that is why Piston refused it; else None."""
+    match = _CONFIGURED_LIMIT.match(exc.message) if exc.status_code == 400 else None
+    if match is None or request.run_timeout is None:
+        return None
+    limit = int(match.group(1))
+    return replace(request, run_timeout=limit) if 0 < limit < request.run_timeout else None
 
 
 def _trim(text: str) -> str:
@@ -271,7 +285,18 @@ class RunService:
     async def _execute(self, job: _Job) -> None:
         backend = self.backend or default_backend()
         try:
-            result = await backend.run(job.request)
+            try:
+                result = await backend.run(job.request)
+            except PistonError as exc:
+                lowered = _within_configured_limit(job.request, exc)
+                if lowered is None:
+                    raise
+                # A Piston configured with a lower limit than the session asks for (a stock
+                # Piston allows 3 s) refuses every run: run within its limit instead, and
+                # the sealed request says which limit applied.
+                log.warning("run %s: %s; running within it", job.run_id, exc.message)
+                job.request = lowered
+                result = await backend.run(job.request)
         except SandboxError as exc:
             self._fail(job, str(exc))
             return

@@ -7,6 +7,7 @@ import json
 
 import httpx
 import pytest
+from sandbox_fixtures.piston_double import RunningDouble
 
 from assessiq.core.document import SharedDoc
 from assessiq.core.runcheck import check_runs
@@ -246,3 +247,21 @@ async def test_a_piston_that_cannot_be_reached_is_one_line_not_a_crash(doc, make
     [run] = doc.runs()
     assert run["result"]["error"].startswith("cannot reach Piston at")
     assert "\n" not in run["result"]["error"]
+
+
+async def test_a_piston_with_a_lower_configured_limit_runs_within_it(doc, store):
+    """A stock Piston allows 3 s per run and refuses a request for more ("run_timeout cannot
+    exceed the configured limit of 3000"): the session's 5 s limit is lowered to it instead
+    of every run failing, and the sealed request says which limit applied."""
+    with RunningDouble(LocalBackend(isolation="bwrap")) as piston:
+        piston.double.configured["timeout"]["run"] = 3000
+        runs = RunService(doc, store, backend=PistonBackend(piston.url), public_tests=PUBLIC)
+        async with runs:
+            run_id = runs.submit(by="candidate", language="python", source=ECHO_SUM)
+            await runs.wait(run_id)
+    [run] = doc.runs()
+    assert run["result"]["verdict"] == "passed"
+    [stored] = store.runs()
+    assert stored["request"]["run_timeout"] == 3000
+    assert [r[2].get("run_timeout") for r in piston.double.requests
+            if r[1].endswith("/execute")][:2] == [5000, 3000]
