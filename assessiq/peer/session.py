@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pycrdt import Awareness
 
+from ..core.aio import first_completed
 from ..core.document import SharedDoc
 from ..core.errors import ChannelClosed
 from ..core.fragments import RATE_BURST, RATE_BYTES_PER_SECOND, TokenBucket
@@ -223,11 +224,11 @@ class PeerSession:
                            role="owner" if self.role == "host" else "reader", peer_role=other,
                            on_refused=self._refuse_sync,
                            max_doc_bytes=self.config.max_doc_bytes) as sync:
-            await _first(sync.synced.wait(), sync.closed.wait(), channel.closed.wait())
+            await first_completed(sync.synced.wait(), sync.closed.wait(), channel.closed.wait())
             if sync.synced.is_set() and not sync.closed.is_set():
                 log.info("%s: document synced over the new link", self.role)
                 self._connected.set()
-                await _first(channel.closed.wait(), sync.closed.wait())
+                await first_completed(channel.closed.wait(), sync.closed.wait())
         # However the sync stopped (the channel closed, or DocSync gave up on it), the link
         # ends here and the session builds a new one: "connected" means "syncing".
         raise ChannelClosed(f"{channel.path}: the document sync stopped")
@@ -271,12 +272,3 @@ class PeerSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-
-async def _first(*waits: Any) -> None:
-    """Return when the first of these coroutines does (the others are cancelled)."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

@@ -18,10 +18,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, HTTPException, Response, WebSocket, WebSocketDisconnect
+
+from ..core.aio import first_completed
 
 __all__ = ["NEXT", "add_video_routes", "push_frames"]
 
@@ -59,7 +60,7 @@ async def push_frames(websocket: WebSocket, source: FrameSource) -> None:
     try:
         while not gone.is_set():
             if not wanted.is_set():  # the page is still showing the last frame
-                await _first(wanted.wait(), gone.wait())
+                await first_completed(wanted.wait(), gone.wait())
                 continue
             frame = source()
             if frame is None or frame is last or frame == last:
@@ -74,15 +75,6 @@ async def push_frames(websocket: WebSocket, source: FrameSource) -> None:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
-
-
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
 
 
 def add_video_routes(app: FastAPI, token: Callable[[], str],
