@@ -101,6 +101,16 @@ def transaction_origin(doc: Doc[Any], event: TransactionEvent) -> Any:
     return getattr(doc, "_origins", {}).get(origin_hash, origin_hash)
 
 
+def _ensure_table(conn: sqlite3.Connection, name: str, schema: str, read_only: bool) -> bool:
+    """Whether table `name` is there, creating it from `schema` when the file is writable."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                         (name,)).fetchone() is not None
+    if not found and not read_only:
+        conn.execute(schema)
+        return True
+    return found
+
+
 class SessionStore:
     """A live session file. Create with `create`, reopen with `open`; close when done."""
 
@@ -109,20 +119,10 @@ class SessionStore:
         self.read_only = read_only
         self._db = conn
         self._pending: list[tuple[float, str, bytes]] = []
-        # (files written before batches existed have no such table: read it as empty)
-        self._batches = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='batches'").fetchone() \
-            is not None
-        if not self._batches and not read_only:
-            conn.execute(SCHEMA_BATCHES)
-            self._batches = True
-        # (files written before refusals were recorded have no such table: read it as empty)
-        self._has_refusals = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='refusals'").fetchone() \
-            is not None
-        if not self._has_refusals and not read_only:
-            conn.execute(SCHEMA_REFUSALS)
-            self._has_refusals = True
+        # (files written before batches, or before refusals were recorded, have no such
+        # table: read it as empty)
+        self._batches = _ensure_table(conn, "batches", SCHEMA_BATCHES, read_only)
+        self._has_refusals = _ensure_table(conn, "refusals", SCHEMA_REFUSALS, read_only)
         batch_max, batch_rows = conn.execute(
             "SELECT MAX(last_seq), TOTAL(last_seq - first_seq + 1) FROM batches"
         ).fetchone() if self._batches else (None, 0)
