@@ -214,8 +214,10 @@ class PistonClient:
 
     async def uninstall(self, language: str, version: str) -> dict[str, Any]:
         """Remove a package. Piston v3.1.1 answers 500 "<pkg> is not installed" for one that is
-        not; removing a package that provides several languages (gcc) unregisters only the
-        first, and a second removal fails with ENOENT: that answer becomes a clear one."""
+        not. Each removal unregisters only the first language the package still has listed
+        (gcc provides four), and every removal after the first fails with ENOENT, the files
+        being gone (while one of its languages is still listed): that answer becomes a clear
+        one."""
         try:
             result = await self._package_call("DELETE",
                                               {"language": language, "version": version})
@@ -223,7 +225,8 @@ class PistonClient:
             if exc.status_code == 500 and exc.message.startswith("ENOENT"):
                 raise PistonError(500, (
                     f"{language}-{version} is already removed from Piston's disk, but Piston "
-                    "still lists some of the languages it provided (it unregisters only one); "
+                    "still lists some of the languages it provided (each removal unregisters "
+                    "one); "
                     f"restart Piston to list its runtimes afresh ({exc.message})")) from exc
             raise
         return result if isinstance(result, dict) else {}

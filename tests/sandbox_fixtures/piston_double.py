@@ -12,18 +12,33 @@ Checked against the real Piston v3.1.1 server (issue 17, run natively with isola
 3.11.2 and gcc 12.2.0 packages), the double now also does what it does:
 1. a signal death is `RE`, code 128+N, signal null, "Exited with error status 139", with bash's
    "Segmentation fault" line in stderr (Piston runs programs through a bash `run` script);
-2. output is capped at 1,024 bytes per stream (`PISTON_OUTPUT_MAX_SIZE`): the chunk that
-   overflows is dropped whole (here a chunk is a line), `OL`/`EL`, and stderr and output gain
-   "Sandbox keeper received fatal signal 6"; the signal is SIGKILL;
+2. output is capped at 1,024 bytes per stream (`PISTON_OUTPUT_MAX_SIZE`), `OL`/`EL`, signal
+   SIGKILL, and stderr and output gain "Sandbox keeper received fatal signal 6". Piston keeps
+   a stream as the chunks node reads from the pipe: the first chunk that would cross the cap is
+   dropped whole, the program is killed, and nothing after it is kept. A chunk is whatever the
+   program wrote since the last read, so what survives depends on timing: on the real server,
+   a block-buffered program (Python or C writing to a pipe, e.g. 100 `print`s of 50 bytes) or
+   one large write keeps 0 bytes (every run), 100 lines printed with `flush=True` kept 0, 50,
+   350 or 550 bytes, and 1,000 bytes, a pause, then 1,000 more kept the first 1,000. The
+   double cannot see the program's writes, so it takes chunks of `output_chunk` bytes (4,096:
+   a C stdio block for a pipe; Python's is 8,192): with the 1 KiB cap an overflowing stream
+   keeps nothing, which is what the real server does for block-buffered output and the most
+   frequent result for flushed output. Set `output_chunk` smaller to model flushed writes;
+
 3. malformed JSON is `400 {"stack": "SyntaxError..."}` and `files: [null]` is `400 {}`;
 4. versions are semver ranges for execute and package install;
-5. uninstalling what is not installed is `500 "<pkg>-<ver> is not installed"`; uninstalling
-   gcc unregisters only `c`, a second DELETE is a 500 ENOENT, reinstalling lists `d` and
-   `fortran` twice (the conformance run in docs/sandbox.md saw only `fortran` twice once);
+5. uninstalling what is not installed is `500 "<pkg>-<ver> is not installed"`. Every DELETE
+   unregisters the first listed runtime the package registered, then removes the package's
+   files: for gcc the first DELETE unregisters `c` (200), the second `c++`, the third `d`, the
+   fourth `fortran` (each a 500 ENOENT, the files being gone), the fifth is "gcc-12.2.0 is not
+   installed". Reinstalling registers all four again, so what stayed is listed twice: after
+   two DELETEs `d` and `fortran` (issue 17's run), after three only `fortran` (the conformance
+   run in docs/sandbox.md). DELETE, like install, reads the package index first;
 6. gcc provides c, c++, d and fortran;
 7. the configured limits (`configured`) are checked as the server's `PISTON_*` settings are;
-8. with the package index unreachable (`index_reachable = False`), GET /api/v2/packages kills
-   the server: the connection closes with no answer and nothing listens afterwards;
+8. with the package index unreachable (`index_reachable = False`), GET, POST or DELETE on
+   /api/v2/packages kills the server: the connection closes with no answer and nothing listens
+   afterwards;
 9. a sandbox failure (`XX`) carries isolate's own text (`sandbox_failure` forces one).
 """
 
@@ -53,6 +68,7 @@ CONFIGURED = {"timeout": {"compile": 10000, "run": 3000},
               "cpu_time": {"compile": 10000, "run": 3000},
               "memory_limit": {"compile": -1, "run": -1}}
 OUTPUT_MAX_SIZE = 1024  # PISTON_OUTPUT_MAX_SIZE's default, bytes per stream
+OUTPUT_CHUNK = 4096  # bytes per pipe read the double assumes (item 2 above)
 # What Piston's packages provide (their metadata.json `provides`), where the names differ.
 PROVIDES = {"node": ["javascript"], "gcc": ["c", "c++", "d", "fortran"]}
 KEEPER = "Sandbox keeper received fatal signal 6\n"
@@ -66,18 +82,15 @@ def _version_key(version: str) -> tuple[int, int, int]:
     return parse_version(version) or (-1, -1, -1)
 
 
-def _cap(text: str, limit: int) -> tuple[str, bool]:
-    """What Piston keeps of a stream: whole chunks (lines here) while they fit; and whether
-    the stream overflowed."""
-    if len(text.encode()) <= limit:
+def _cap(text: str, limit: int, chunk: int) -> tuple[str, bool]:
+    """What Piston keeps of a stream read in `chunk`-byte pieces: the whole pieces before the
+    first that would take it over `limit` (that one and everything after are lost); and
+    whether the stream overflowed."""
+    data = text.encode()
+    if len(data) <= limit:
         return text, False
-    kept, size = [], 0
-    for chunk in text.splitlines(keepends=True):
-        size += len(chunk.encode())
-        if size > limit:
-            break
-        kept.append(chunk)
-    return "".join(kept), True
+    kept = (limit // chunk) * chunk
+    return data[:kept].decode(errors="replace"), True
 
 
 class PistonDouble:
@@ -99,8 +112,10 @@ class PistonDouble:
         self.index_reachable = True
         self.sandbox_failure: str | None = None
         self.requests: list[tuple[str, str, Any]] = []
-        self.extra_runtimes: list[Runtime] = []  # provided languages the local backend lacks
-        self.gcc_half_removed = False
+        self.output_chunk = OUTPUT_CHUNK
+        # The runtimes installs registered, in order, with the package that registered each
+        # (listed after the local backend's, and in place of a local one of the same name).
+        self.registered: list[tuple[str, Runtime]] = []
         self.crash: Callable[[], None] = lambda: None  # set by RunningDouble
         self.app = Starlette(routes=[
             Route("/api/v2/runtimes", self.runtimes, methods=["GET"]),
@@ -112,9 +127,17 @@ class PistonDouble:
         self.app.add_middleware(_RequireJson)
 
     async def _runtimes(self) -> list[Runtime]:
+        registered = [rt for _, rt in self.registered]
+        names = {rt.language for rt in registered}
         return [rt for rt in await self.backend.runtimes()
-                if self.only_runtimes is None or rt.language in self.only_runtimes] + \
-            list(self.extra_runtimes)
+                if (self.only_runtimes is None or rt.language in self.only_runtimes)
+                and rt.language not in names] + registered
+
+    async def _hide(self, language: str) -> None:
+        """Stop listing the local backend's runtime of that name."""
+        if self.only_runtimes is None:
+            self.only_runtimes = {rt.language for rt in await self.backend.runtimes()}
+        self.only_runtimes.discard(language)
 
     async def runtimes(self, request: Request) -> JSONResponse:
         self.requests.append(("GET", "/runtimes", None))
@@ -202,8 +225,8 @@ class PistonDouble:
                            stderr=stage.stderr + line, output=stage.output + line)
         if stage.status == "XX" and stage.message:
             return replace(stage, message=stage.message.removeprefix("sandbox setup failed: "))
-        stdout, over_out = _cap(stage.stdout, self.output_max_size)
-        stderr, over_err = _cap(stage.stderr, self.output_max_size)
+        stdout, over_out = _cap(stage.stdout, self.output_max_size, self.output_chunk)
+        stderr, over_err = _cap(stage.stderr, self.output_max_size, self.output_chunk)
         if over_out or over_err:
             stream = "stdout" if over_out else "stderr"
             stderr += KEEPER
@@ -250,36 +273,39 @@ class PistonDouble:
         if name in self.fail_install:
             return _bad(self.fail_install[name], 500)
         pkg["installed"] = True
-        self.gcc_half_removed = False
-        provided = PROVIDES.get(pkg["language"], [pkg["language"]])
-        local = {rt.language for rt in await self.backend.runtimes()}
-        if self.only_runtimes is not None:  # the package's runtimes are listed from now on
-            self.only_runtimes.update(provided)
-        for language in provided:
-            if language not in local:  # reinstalling gcc lists d and fortran twice
-                self.extra_runtimes.append(Runtime(language, pkg["language_version"], (),
-                                                   pkg["language"]))
+        owner = pkg["language"] if pkg["language"] in PROVIDES else None
+        local = {rt.language: rt for rt in await self.backend.runtimes()}
+        for language in PROVIDES.get(pkg["language"], [pkg["language"]]):
+            # Appended even when still listed: what a DELETE left is then listed twice.
+            rt = local.get(language)
+            self.registered.append((pkg["language"], Runtime(
+                language, rt.version if rt else pkg["language_version"],
+                rt.aliases if rt else (), owner if owner else (rt.runtime if rt else None))))
         return JSONResponse({"language": pkg["language"], "version": pkg["language_version"]})
 
     async def uninstall(self, request: Request) -> JSONResponse:
         body = await self._body(request)
         if isinstance(body, JSONResponse):
             return body
+        if not self.index_reachable:  # get_package fetches the index outside any try
+            await self._die()
         pkg = self._find(body)
         if pkg is None:
             return _bad(f"Requested package {body.get('language')}-{body.get('version')} "
                         "does not exist", 404)
         name = f"{pkg['language']}-{pkg['language_version']}"
-        if pkg["language"] == "gcc" and self.gcc_half_removed:
-            return _bad(f"ENOENT: no such file or directory, stat "
-                        f"'/piston/packages/gcc/{pkg['language_version']}'", 500)
-        if not pkg["installed"]:
+        mine = [i for i, (owner, _) in enumerate(self.registered) if owner == pkg["language"]]
+        if not mine and not pkg["installed"]:
             return _bad(f"{name} is not installed", 500)
-        if pkg["language"] == "gcc":  # only `c` is unregistered; the files are gone
-            self.gcc_half_removed = True
-            if self.only_runtimes is None:
-                self.only_runtimes = {rt.language for rt in await self.backend.runtimes()}
-            self.only_runtimes.discard("c")
+        if mine:  # the first runtime it registered is unregistered, one per DELETE
+            _, gone = self.registered.pop(mine[0])
+            if all(rt.language != gone.language for _, rt in self.registered):
+                await self._hide(gone.language)
+        else:  # installed before the double started: its local runtimes are listed
+            await self._hide(PROVIDES.get(pkg["language"], [pkg["language"]])[0])
+        if not pkg["installed"]:  # then the files are removed: already gone
+            return _bad(f"ENOENT: no such file or directory, stat "
+                        f"'/piston/packages/{pkg['language']}/{pkg['language_version']}'", 500)
         pkg["installed"] = False
         return JSONResponse({"language": pkg["language"], "version": pkg["language_version"]})
 
