@@ -184,7 +184,7 @@ def editor_selection(driver: Any) -> tuple[int, int]:
 
 def remote_caret(driver: Any) -> str | None:
     value: str | None = driver.execute_script(
-        'const c = document.querySelector(".aiq-remote-caret-label");'
+        'const c = document.querySelector("[data-testid=editor] .cm-ySelectionInfo");'
         "return c ? c.textContent : null;")
     return value
 

@@ -21,7 +21,7 @@ import pytest
 from assessiq.core.document import SharedDoc
 from assessiq.core.encoding import canonical_json
 from assessiq.core.record import SessionRecord
-from assessiq.core.sync import STATE
+from assessiq.core.sync import MAX_PRESENCE_CLIENTS, STATE
 from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host
 from assessiq.peer.config import PeerConfig
@@ -223,8 +223,12 @@ async def test_a_presence_flood_and_a_false_role_are_refused(tmp_path: Path) -> 
         liar.write_var_uint(10_000)
         liar.write_var_string('{"role":"host","name":"Interviewer","anchor":0,"head":0}')
         await send_sync(cand, pycrdt.create_awareness_message(liar.to_bytes()))
-        await eventually(lambda: host.refused_total >= 10, what="presence refusals")
-        assert len(host.awareness.states) <= 3  # the host, the candidate, at most one more
+        # the candidate's own entry and MAX - 1 more are taken; the rest, the flood and the
+        # liar are refused
+        refusals = 1 + (10 - (MAX_PRESENCE_CLIENTS - 1)) + 1
+        await eventually(lambda: host.refused_total >= refusals, what="presence refusals")
+        # the host, and at most MAX of the candidate's
+        assert len(host.awareness.states) <= 1 + MAX_PRESENCE_CLIENTS
         assert all(not isinstance(s, dict) or s.get("role") != "host"
                    for c, s in host.awareness.states.items() if c != host.awareness.client_id)
         await honest_edit_goes_through(host, cand, "p = 4\n")

@@ -218,23 +218,18 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
                      what="candidate shows host's cursor")
             screenshot(hd, "host-interview")
 
-            # -- a true conflict: the candidate's edit reaches its process only after the
-            # host's edit at the same place; the browser rebases and both converge ---------
+            # -- a true conflict: the candidate's page is cut from its process while both
+            # type at the same place; once it reconnects, both converge with both edits -----
             cd.execute_script(
-                'const ed = document.querySelector("[data-testid=editor]").aiqEditor;'
-                "window.__held = []; window.__send = ed.sendPush.bind(ed);"
-                "ed.sendPush = (p) => window.__held.push(p);")
+                'document.querySelector("[data-testid=editor]").aiqEditor.provider.disconnect()')
             focus_editor_at(cd, 0)
             type_in_editor(cd, "C")
             focus_editor_at(hd, 0)
             type_in_editor(hd, "H")
-            wait_for(lambda: editor_text(cd).startswith(("CH", "HC")),
-                     what="host's edit reaches the candidate while its own is held")
-            assert cd.execute_script(
-                'return document.querySelector("[data-testid=editor]").aiqEditor.rebases') >= 1
-            cd.execute_script(  # deliver the held pushes, the stale one first
-                'const ed = document.querySelector("[data-testid=editor]").aiqEditor;'
-                "ed.sendPush = window.__send; for (const p of window.__held) ed.sendPush(p);")
+            wait_for(lambda: editor_text(hd).startswith("H"), what="the host's own edit")
+            assert editor_text(cd).startswith("C") and "H" not in editor_text(cd)[:2]
+            cd.execute_script(
+                'document.querySelector("[data-testid=editor]").aiqEditor.provider.connect()')
             wait_for(lambda: editor_text(hd) == editor_text(cd) and "C" in editor_text(hd)[:2],
                      what="both converge with both edits")
             assert editor_text(hd)[2:] == expected

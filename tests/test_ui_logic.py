@@ -1,112 +1,15 @@
-"""The apps' logic without pages: editor binding, signal debouncing, problems, runs, replay."""
+"""The apps' logic without pages: signal debouncing, problems, runs, replay."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from assessiq.core.document import SharedDoc
 from assessiq.core.policy import Policy
-from assessiq.core.sync import DocSync
 from assessiq.ui.candidate_session import BrowserSignals
-from assessiq.ui.editor import EditorBinding
 from assessiq.ui.problems import ProblemError, TestCase, load_problem, parse_problem
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Any, Any]] = []
-
-    def ack(self, version: int, count: int) -> None:
-        self.sent.append(("ack", version, count))
-
-    def remote(self, version: int, changes: list[dict[str, Any]]) -> None:
-        self.sent.append(("remote", version, changes))
-
-    def reset(self, version: int, text: str) -> None:
-        self.sent.append(("reset", version, text))
-
-    def cursor(self, version: int, cursor: dict[str, Any] | None) -> None:
-        self.sent.append(("cursor", version, cursor))
-
-
-def test_binding_applies_pushes_and_relays_remote_changes_in_utf16() -> None:
-    doc = SharedDoc()
-    doc.insert_code(0, "a😀b")
-    sink = Sink()
-    binding = EditorBinding(doc, sink, origin="candidate")
-    # A browser edit on the current version: after the emoji (UTF-16 offset 3) insert 中.
-    binding.push(0, [[{"from": 3, "to": 3, "insert": "中"}]])
-    assert doc.code_text == "a😀中b"
-    assert sink.sent[0] == ("ack", 0, 1)
-    # A change made elsewhere (the other person) goes to the browser as a UTF-16 change set.
-    doc.insert_code(3, "!", origin="remote")
-    assert sink.sent[-1] == ("remote", 1, [{"from": 4, "to": 4, "insert": "!"}])
-    assert binding.version == 2
-    # An edit made on version 1 is refused: the browser has not seen update 1 yet.
-    binding.push(1, [[{"from": 0, "to": 0, "insert": "X"}]])
-    assert doc.code_text == "a😀中!b" and binding.refused == 1
-    # Several edits in one push, each against the result of the previous one.
-    binding.push(2, [[{"from": 0, "to": 1, "insert": "A"}],
-                     [{"from": 6, "to": 6, "insert": "Z"}]])
-    assert doc.code_text == "A😀中!bZ"
-    assert sink.sent[-2] == ("ack", 2, 2)
-
-
-def test_binding_resets_a_browser_that_sends_nonsense() -> None:
-    doc = SharedDoc()
-    doc.insert_code(0, "😀")
-    sink = Sink()
-    binding = EditorBinding(doc, sink, origin="host")
-    binding.push(0, [[{"from": 1, "to": 1, "insert": "x"}]])  # inside the surrogate pair
-    assert doc.code_text == "😀"
-    assert sink.sent == [("reset", 1, "😀")]
-    binding.push("x", None)  # malformed: dropped
-    assert len(sink.sent) == 1
-
-
-def test_binding_cursors_convert_between_units() -> None:
-    doc = SharedDoc()
-    doc.insert_code(0, "😀中x")
-    sink = Sink()
-    seen: list[tuple[int, int]] = []
-    binding = EditorBinding(doc, sink, origin="host", on_cursor=lambda a, h: seen.append((a, h)))
-    binding.cursor(0, 2, 4)  # UTF-16: after the emoji .. the end
-    assert seen == [(1, 3)]
-    binding.show_remote_cursor("Ada", 2, 3)  # code points → UTF-16
-    assert sink.sent[-1] == ("cursor", 0, {"name": "Ada", "color": "#d9480f", "anchor": 3,
-                                          "head": 4})
-    binding.cursor(5, 0, 0)  # stale version: ignored
-    assert len(seen) == 1
-
-
-async def test_two_bindings_over_synced_docs_converge() -> None:
-    from assessiq.core.channel import memory_pair
-
-    a, b = SharedDoc(), SharedDoc()
-    ca, cb = memory_pair()
-    async with DocSync(a, ca) as sa, DocSync(b, cb) as sb:
-        await asyncio.wait_for(asyncio.gather(sa.synced.wait(), sb.synced.wait()), 5)
-        sink_a, sink_b = Sink(), Sink()
-        ba = EditorBinding(a, sink_a, origin="host")
-        bb = EditorBinding(b, sink_b, origin="candidate")
-        ba.push(0, [[{"from": 0, "to": 0, "insert": "hé😀"}]])
-        for _ in range(100):
-            if b.code_text == "hé😀":
-                break
-            await asyncio.sleep(0.01)
-        assert b.code_text == "hé😀"
-        assert sink_b.sent[-1] == ("remote", 0, [{"from": 0, "to": 0, "insert": "hé😀"}])
-        bb.push(1, [[{"from": 4, "to": 4, "insert": "!"}]])
-        for _ in range(100):
-            if a.code_text == "hé😀!":
-                break
-            await asyncio.sleep(0.01)
-        assert a.code_text == "hé😀!"
-        assert sink_a.sent[-1] == ("remote", 1, [{"from": 4, "to": 4, "insert": "!"}])
 
 
 def test_signals_are_debounced_per_policy() -> None:

@@ -33,7 +33,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, cast, get_args
@@ -42,7 +42,13 @@ import pycrdt
 
 from .jsonlimits import loads_bounded
 from .textindex import CodeOp, TextChange, TextIndex, editor_changes_to_ops, utf8_delta_to_changes
-from .updateparse import ClientBlock, join_update, parse_update, state_vector_clocks
+from .updateparse import (
+    ClientBlock,
+    join_update,
+    parse_update,
+    state_vector_clocks,
+    varint_bytes,
+)
 from .varints import write_varint
 
 __all__ = ["CODE_ROOTS", "PARTS", "PHASES", "STATE_ROOTS", "CodeChange", "Part", "PartCallback",
@@ -186,6 +192,12 @@ class SharedDoc:
         self._client_part: dict[int, Part] = {self._code_doc.client_id: "code"}
         if self._split:
             self._client_part[self._state_doc.client_id] = "state"
+        # This side's writers of each part: its own pycrdt client and every browser editor
+        # of this person's (`adopt_client`); kept as encoded bytes too, for the sync's
+        # keystroke path. Live sets: the sync reads them as they grow.
+        self._own: dict[Part, set[int]] = {p: {self.part_doc(p).client_id} for p in PARTS}
+        self._own_wire: dict[Part, set[bytes]] = {
+            p: {varint_bytes(c) for c in ids} for p, ids in self._own.items()}
         # A copy of the code as a Python str. None when unknown (after a change this object
         # did not make itself); it is rebuilt from the document on the next read.
         self._mirror: str | None = None
@@ -222,8 +234,31 @@ class SharedDoc:
         return self._code_doc.client_id
 
     def own_clients(self, part: Part) -> frozenset[int]:
-        """The client ids this object writes `part` with."""
-        return frozenset({self.part_doc(part).client_id})
+        """The client ids this side writes `part` with: its own, and its browser editors'."""
+        return frozenset(self._own[part])
+
+    def own_wire(self, part: Part) -> Set[bytes]:
+        """`own_clients(part)` as encoded on the wire (a live view: it grows with
+        `adopt_client`)."""
+        return self._own_wire[part]
+
+    def new_writer(self, part: Part = "code") -> int:
+        """A fresh client id for a writer of this side's (a browser editor), adopted as
+        this side's own (`adopt_client`). It fits in 32 bits, as Yjs's client ids do, and
+        is not one the document knows."""
+        known = set(state_vector_clocks(self.get_state())) | set(self._client_part)
+        client = secrets.randbits(32)
+        while client in known or client == 0:
+            client = secrets.randbits(32)
+        self.adopt_client(part, client)
+        return client
+
+    def adopt_client(self, part: Part, client: int) -> None:
+        """Count `client` as one of this side's own writers of `part`: a peer may echo its
+        edits, never add to them."""
+        self._own[part].add(client)
+        self._own_wire[part].add(varint_bytes(client))
+        self._client_part.setdefault(client, part)
 
     # ------------------------------------------------------------------ transactions
     @contextmanager

@@ -21,10 +21,13 @@ and the state (the host writes). Code travels as plain y-sync messages; the stat
 messages behind a first byte of `STATE` (100). Each end has a `role`: the host is the state's
 `owner` (it sends the state and refuses every state write from the peer), the candidate its
 `reader` (it asks for the state and never sends any); `peer` (both write both) is for tests
-and tools. Every update from the peer is read (`updateparse`) before it is applied: an update
-that names a root outside its part, nests a type, carries content a plain text or JSON value
-never has, refers to this side's other-part client, or forges this side's own edits, is
-refused whole, and `on_refused` hears why (the session records it).
+and tools. `browser` is this person's own editor page, a y-sync peer of its local process over
+a local websocket (`ui/editor.py`): it takes and sends the code only, may add edits with
+its one `writer` client id alone (it may echo any other's), and may speak only for that
+client's presence. Every update from the peer is read (`updateparse`) before it is applied:
+an update that names a root outside its part, nests a type, carries content a plain text or
+JSON value never has, refers to this side's other-part client, or forges this side's own
+edits, is refused whole, and `on_refused` hears why (the session records it).
 
 A message that cannot be parsed or applied, or is refused, is dropped and reported; it never
 stops the sync. A reconnect is a new `DocSync` on the new channel: step 1/2 exchanges just the
@@ -79,8 +82,9 @@ DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
 """Larger messages are dropped: a whole interview document is far smaller."""
 MAX_DOC_BYTES: Final = 64 * 1024 * 1024
 """Update bytes a document takes from its peers in a session (a 10 MB paste is ~10 MB)."""
-MAX_PRESENCE_CLIENTS: Final = 2
-"""Presence entries the peer may hold at once (an honest app has one)."""
+MAX_PRESENCE_CLIENTS: Final = 4
+"""Presence entries the peer may hold at once (an honest app has one, and one per open
+editor page: two pages open is ordinary)."""
 MAX_PRESENCE_BYTES: Final = 4096
 """Size of one presence state (an honest one is a role, a name and two offsets)."""
 MAX_PRESENCE_DEPTH: Final = 8
@@ -88,7 +92,7 @@ MAX_PRESENCE_DEPTH: Final = 8
 STATE: Final = 100
 """First byte of a sync message for the state document (the code's is y-sync's 0)."""
 
-Role: TypeAlias = Literal["peer", "owner", "reader"]
+Role: TypeAlias = Literal["peer", "owner", "reader", "browser"]
 RefusedCallback: TypeAlias = Callable[[str, bytes], None]
 
 # What each part's items may hold: plain text for the code; JSON values for the state.
@@ -99,6 +103,7 @@ _CONTENTS: Final[dict[Part, frozenset[int]]] = {
 
 
 _CODE_UPDATE: Final = bytes((YMessageType.SYNC, YSyncMessageType.SYNC_UPDATE))
+_EMPTY_UPDATE_MESSAGE: Final = _CODE_UPDATE + b"\x02\x00\x00"
 
 
 class _Malformed(ValueError):
@@ -226,9 +231,12 @@ class SyncProtocol:
         peer_role: str | None = None,
         on_refused: RefusedCallback | None = None,
         max_doc_bytes: int = MAX_DOC_BYTES,
+        writer: int | None = None,
     ) -> None:
         if role != "peer" and not doc.split:
             raise ValueError("authority needs a SharedDoc whose code and state are split")
+        if (role == "browser") != (writer is not None):
+            raise ValueError("a browser end needs its writer's client id, and only it")
         self.doc = doc
         self.awareness = awareness if awareness is not None else Awareness(doc.doc)
         self.origin = origin
@@ -253,14 +261,17 @@ class SyncProtocol:
         self._remote_clients: set[int] = set()
         self._synced_callbacks: list[Callable[[], None]] = []
         # what this end sends, what it takes from the peer, and whose step 2 completes a sync
-        self._sends: frozenset[Part] = frozenset({"code"}) if role == "reader" else \
-            frozenset(PARTS)
-        self._takes: frozenset[Part] = frozenset({"code"}) if role == "owner" else \
-            frozenset(PARTS)
+        self._sends: frozenset[Part] = frozenset({"code"}) if role in ("reader", "browser") \
+            else frozenset(PARTS)
+        self._takes: frozenset[Part] = frozenset({"code"}) if role in ("owner", "browser") \
+            else frozenset(PARTS)
         self._waiting: set[Part] = set(self._takes) if doc.split else {"code"}
-        # this side's client ids as encoded on the wire (for the keystroke fast path)
-        self._own_code = frozenset(varint_bytes(c) for c in doc.own_clients("code"))
-        self._own_state = frozenset(varint_bytes(c) for c in doc.own_clients("state"))
+        self.writer = writer
+        # this side's client ids as encoded on the wire (for the keystroke fast path; live:
+        # they grow as this side opens editors)
+        self._own_code = doc.own_wire("code")
+        self._own_state = doc.own_wire("state")
+        self._writer_wire = None if writer is None else varint_bytes(writer)
         self._fast = doc.split and "code" in self._takes and max_message_size >= 130
 
     # ------------------------------------------------------------------ lifecycle
@@ -273,6 +284,10 @@ class SyncProtocol:
         self._awareness_subscription = self.awareness.observe(self._on_awareness)
         for message in self.step1s():
             self._queue(message)
+        if self.writer is not None:  # our page: everyone's presence as it is now
+            others = [c for c in self.awareness.states if c != self.awareness.client_id]
+            if others:
+                self._queue(self._awareness_message(others))
         state = self.awareness.get_local_state()
         if state is not None:
             # Re-setting bumps our clock, so a peer that saw us leave accepts us again;
@@ -304,6 +319,11 @@ class SyncProtocol:
         if "state" in self._takes:
             out.append(bytes((STATE,)) + create_sync_message(self.doc.part_doc("state"))[1:])
         return out
+
+    def ping(self) -> None:
+        """Queue a message that changes nothing (an empty update): it tells a y-websocket
+        client, which reconnects after 30 s of silence, that this end is alive."""
+        self._queue(_EMPTY_UPDATE_MESSAGE)
 
     def on_synced(self, callback: Callable[[], None]) -> None:
         """Call `callback()` when the peer's step 2 has been applied (for every part this end
@@ -423,7 +443,8 @@ class SyncProtocol:
         elif not self._keystroke_allowed(part, payload):
             _check_update_header(payload)
             self._check_authority(part, payload)
-        if self.doc.remote_bytes + len(payload) > self.max_doc_bytes:
+        if self._writer_wire is None and \
+                self.doc.remote_bytes + len(payload) > self.max_doc_bytes:
             raise Refused(f"the document would take more than {self.max_doc_bytes} bytes "
                           f"from the peer in this session")
         self._applying = True
@@ -432,7 +453,8 @@ class SyncProtocol:
         finally:
             self._applying = False
         self.received_bytes += len(payload)
-        self.doc.remote_bytes += len(payload)
+        if self._writer_wire is None:  # (what this person's own page typed is no peer's)
+            self.doc.remote_bytes += len(payload)
 
     def _apply_keystroke(self, message: bytes) -> bool:
         """The remote keystroke's path: a code update of under 128 bytes (its length is one
@@ -440,8 +462,14 @@ class SyncProtocol:
         state, is applied here; False sends it down the general path (which also refuses)."""
         update = message[3:]
         key = keystroke(update)
-        if key is None or key[0] in self._own_code or not self._own_state.isdisjoint(key) \
-                or self.doc.remote_bytes + len(update) > self.max_doc_bytes:
+        if key is None or not self._own_state.isdisjoint(key) \
+                or (self.doc.remote_bytes + len(update) > self.max_doc_bytes
+                    and self._writer_wire is None):
+            return False
+        if self._writer_wire is None:
+            if key[0] in self._own_code:
+                return False
+        elif len(key) > 1 and key[0] != self._writer_wire:  # an insert by another client
             return False
         self._applying = True
         try:
@@ -451,7 +479,8 @@ class SyncProtocol:
         finally:
             self._applying = False
         self.received_bytes += len(update)
-        self.doc.remote_bytes += len(update)
+        if self._writer_wire is None:
+            self.doc.remote_bytes += len(update)
         return True
 
     def _keystroke_allowed(self, part: Part, update: bytes) -> bool:
@@ -460,7 +489,12 @@ class SyncProtocol:
         if part != "code":
             return False
         key = keystroke(update)
-        if key is None or key[0] in self._own_code:
+        if key is None:
+            return False
+        if self._writer_wire is None:
+            if key[0] in self._own_code:
+                return False
+        elif len(key) > 1 and key[0] != self._writer_wire:
             return False
         if not self._own_state.isdisjoint(key):
             raise Refused("an update of the code writes or refers to this side's state")
@@ -477,6 +511,7 @@ class SyncProtocol:
         other: Part = "state" if part == "code" else "code"
         mine = self.doc.own_clients(other)
         own = self.doc.own_clients(part)
+        writer = self.writer
         for block in parsed.blocks:
             if block.client in mine or block.refs & mine:
                 raise Refused(f"an update of the {part} writes or refers to this side's "
@@ -490,10 +525,14 @@ class SyncProtocol:
             if extra:
                 raise Refused(f"an update of the {part} carries content of kind "
                               f"{sorted(extra)} (plain values only)")
-            if block.client in own:  # the peer may echo our own edits, never add to them
+            # the peer may echo our own edits, never add to them; our browser editor may
+            # add to its own client's alone
+            if block.client in own if writer is None else block.client != writer:
                 have = state_vector_clocks(self.doc.part_doc(part).get_state())
                 if block.clock + block.length > have.get(block.client, 0):
-                    raise Refused(f"an update of the {part} forges edits of this side")
+                    raise Refused(f"an update of the {part} forges edits of "
+                                  + ("this side" if writer is None else
+                                     f"client {block.client} (the page writes as {writer})"))
         for client, _, _ in parsed.deletes:
             if client in mine:
                 raise Refused(f"an update of the {part} deletes from this side's {other}")
@@ -505,9 +544,18 @@ class SyncProtocol:
         own = self.awareness.client_id
         # A peer may not speak for us: our own entry (e.g. echoed back) is ignored.
         entries = [entry for entry in entries if entry[0] != own]
+        if self.writer is not None:
+            # our page speaks for its own client alone; others' states it echoes are ignored
+            entries = [entry for entry in entries if entry[0] == self.writer]
         if not entries:
             return
-        clients = self._remote_clients | {client_id for client_id, _, _ in entries}
+        # clients present once these entries are applied (a removal's state is empty/null)
+        clients = set(self._remote_clients)
+        for client_id, _, state_json in entries:
+            if state_json in ("", "null"):
+                clients.discard(client_id)
+            else:
+                clients.add(client_id)
         if len(clients) > MAX_PRESENCE_CLIENTS:
             raise Refused(f"the peer's presence names {len(clients)} clients (at most "
                           f"{MAX_PRESENCE_CLIENTS})")
@@ -521,7 +569,7 @@ class SyncProtocol:
                 if role is not None and role != self.peer_role:
                     raise Refused(f"the peer's presence calls itself {str(role)[:20]!r}, "
                                   f"not {self.peer_role!r}")
-        self._remote_clients.update(client_id for client_id, _, _ in entries)
+        self._remote_clients = clients
         self.awareness.apply_awareness_update(_encode_awareness(entries), self)
 
 
@@ -535,7 +583,7 @@ class DocSync:
     ```
 
     `origin` tags the peer's changes in the document (the store records it); `role`,
-    `peer_role` and `on_refused` are `SyncProtocol`'s (who writes the state). The
+    `peer_role`, `on_refused` and `writer` are `SyncProtocol`'s (who writes the state). The
     `awareness` (presence and cursors) is created for the doc unless one is passed; when this
     object creates it, it also runs its renewal/expiry loop and clears our presence on
     `stop()`. Across reconnects pass the same `Awareness` each time: its clock must only
@@ -554,6 +602,7 @@ class DocSync:
         peer_role: str | None = None,
         on_refused: RefusedCallback | None = None,
         max_doc_bytes: int = MAX_DOC_BYTES,
+        writer: int | None = None,
     ) -> None:
         self.doc = doc
         self.channel = channel
@@ -573,6 +622,7 @@ class DocSync:
             peer_role=peer_role,
             on_refused=on_refused,
             max_doc_bytes=max_doc_bytes,
+            writer=writer,
         )
         self.synced = asyncio.Event()
         self.closed = asyncio.Event()

@@ -29,6 +29,7 @@ from ..peer import PeerConfig
 from .call import CallPlan
 from .candidate_session import CandidateController
 from .components import FrameSource, video_tile
+from .editor import add_editor_route
 from .host_session import HostController
 from .localguard import LocalGuard, allowed_origins, limit_socketio_origins
 from .problems import Problem
@@ -100,6 +101,8 @@ def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
 
     # the video tiles' frames: GET /<token>/video/<name> and WS /<token>/video/<name>/ws
     add_video_routes(nicegui_app, lambda: state.token, state.videos)
+    # the shared editors' y-sync websockets: WS /<token>/yjs/<room>
+    add_editor_route(nicegui_app, lambda: state.token)
 
     async def shutdown() -> None:
         if state.host is not None:

@@ -21,8 +21,8 @@ from .candidate_session import (
     paste_text_words,
 )
 from .components import call_controls, media_source, results_view, timer_label
+from .editor import shared_editor
 from .frame import frame
-from .presence import Presence, editor_with_presence
 from .report import clock
 
 __all__ = ["register"]
@@ -210,7 +210,6 @@ def register(state: AppState) -> None:
         session = cand.candidate
         doc = session.doc
         check = cand.check_camera()  # the proctor runs for the interview
-        presence = Presence(session.awareness, "candidate", cand.name or "candidate")
         ui.add_body_html(
             '<div id="aiq-fullscreen-overlay" style="display:flex;position:fixed;inset:0;'
             'z-index:9000;background:rgba(20,30,40,.92);color:white;align-items:center;'
@@ -229,7 +228,8 @@ def register(state: AppState) -> None:
                             .props('data-testid="not-accepted"')
                         phase = ui.label("").props('data-testid="phase"')
                         timer_label(doc.timer)
-                    editor_with_presence(doc, origin="candidate", presence=presence)
+                    shared_editor(doc, origin="candidate", awareness=session.awareness,
+                                  base=f"/{token}", role="candidate", name=cand.name or "candidate")
                     tickets: list[Any] = []
 
                     async def run() -> None:
@@ -339,7 +339,6 @@ def register(state: AppState) -> None:
         ui.timer(0.25, refresh)
         ui.timer(0.5, tick)
         ui.timer(5.0, heartbeat)
-        ui.context.client.on_disconnect(presence.close)
         await ui.context.client.connected()
         # The page sends pasted text to this computer's own process only when the session's
         # policy asks for it and the candidate agreed (the process checks both again).

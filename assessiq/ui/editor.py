@@ -1,188 +1,192 @@
-"""The shared code editor: a CodeMirror element in the browser bound to the `SharedDoc`.
+"""The shared code editor: CodeMirror and a Yjs document in the browser, a y-sync peer of
+this process over a local websocket.
 
-`EditorBinding` is the Python end of one browser editor. It numbers every update it sends to
-the browser; the browser pushes its own edits together with the number of the last update it
-has seen, and an edit made on an older document is refused (the browser rebases it over the
-updates it missed and pushes again — the scheme of @codemirror/collab). Remote edits travel
-as change sets, never as a whole new value, so the local cursor stays where it was. Offsets
-are UTF-16 towards the browser and code points towards the document (`core.textindex`).
+A keystroke's whole path: CodeMirror → Yjs (y-codemirror.next) → one update over the page's
+websocket → this process applies it to the `SharedDoc` (the session file records it, tagged
+with this person's `origin` and its time) → the peer sync sends it on over the data channel
+→ the other process applies it → its pages' websockets → their Yjs documents → CodeMirror.
+Nothing on the way waits for a reply, and neither process transforms an edit: pycrdt and Yjs
+speak the same update format and sync protocol.
+
+The page is a third end of the document, with less say than the peer: `SyncProtocol`'s
+`browser` role. It may write the code only, with the one client id this process gave it
+(`SharedDoc.new_writer`, which also makes it one of this side's own, so the peer cannot
+forge it); anything else it sends is refused, logged, and changes nothing. The websocket
+lives under the run's secret (`/<token>/yjs/<room>`, `room` a fresh secret per editor
+element) and `LocalGuard`'s Host and Origin checks. Presence (the remote caret) is Yjs
+awareness carried through the session's `Awareness`.
+
+The browser side is js/src/editor.js, bundled with its npm packages by scripts/build-js into
+static/yeditor/ (shipped in the wheel; nothing is fetched at run time).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import nicegui.elements.codemirror  # noqa: F401 - registers the "nicegui-codemirror" ESM bundle
+from fastapi import FastAPI, Response, WebSocket, WebSocketDisconnect
 from nicegui import ui
-from nicegui.events import GenericEventArguments
+from pycrdt import Awareness
 
-from ..core.document import CodeChange, SharedDoc
-from ..core.textindex import TextIndex
+from ..core.aio import first_completed
+from ..core.channel import ChannelIteration
+from ..core.document import SharedDoc
+from ..core.errors import ChannelClosed
+from ..core.sync import DocSync
 
-__all__ = ["EditorBinding", "EditorSink", "SharedEditor"]
+__all__ = ["EDITORS", "PING_S", "EditorEndpoint", "SharedEditor", "WebSocketChannel",
+           "add_editor_route"]
 
 log = logging.getLogger(__name__)
 
-CursorCallback = Callable[[int, int], None]
+PING_S = 10.0
+"""How often an idle page hears from this process (y-websocket reconnects after 30 s of
+silence)."""
+COLORS = {"host": "#1971c2", "candidate": "#d9480f"}
 
 
-class EditorSink(Protocol):
-    """Where a binding sends updates (the browser element, or a list in tests)."""
+class WebSocketChannel(ChannelIteration):
+    """A `Channel` over an accepted Starlette websocket (binary messages)."""
 
-    def ack(self, version: int, count: int) -> None: ...
-
-    def remote(self, version: int, changes: list[dict[str, Any]]) -> None: ...
-
-    def reset(self, version: int, text: str) -> None: ...
-
-    def cursor(self, version: int, cursor: dict[str, Any] | None) -> None: ...
-
-
-class EditorBinding:
-    """Keeps one browser editor in step with `doc`; edits from it are tagged `origin`."""
-
-    def __init__(self, doc: SharedDoc, sink: EditorSink, *, origin: str,
-                 on_cursor: CursorCallback | None = None) -> None:
-        self.doc = doc
-        self.sink = sink
-        self.origin = origin
-        self.on_cursor = on_cursor
-        self.version = 0
-        self.refused = 0
-        self._applying = False
-        self._remote_cursor: tuple[str, int, int, str] | None = None
-        self._unsubscribe: Callable[[], None] | None = doc.observe_code(self._on_code)
+    def __init__(self, websocket: WebSocket, name: str) -> None:
+        self.websocket = websocket
+        self._path = name
 
     @property
-    def text(self) -> str:
-        return self.doc.code_text
+    def path(self) -> str:
+        return self._path
 
-    def close(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-
-    def push(self, version: Any, updates: Any) -> None:
-        """Edits from the browser, each a list of {from, to, insert} (UTF-16), made on
-        update number `version`. Refused silently when the browser is behind."""
-        if not isinstance(version, int) or not isinstance(updates, list) or not updates:
-            log.warning("editor: dropped a malformed push from the browser")
-            return
-        if version != self.version:
-            self.refused += 1
-            return
-        applied = 0
+    async def send(self, message: bytes) -> None:
         try:
-            for update in updates:
-                if not isinstance(update, list):
-                    raise ValueError("an edit must be a list of changes")
-                self._applying = True
-                try:
-                    self.doc.apply_editor_changes(update, origin=self.origin)
-                finally:
-                    self._applying = False
-                applied += 1
-                self.version += 1
-        except ValueError as exc:
-            log.warning("editor: refused an edit from the browser: %s", exc)
-            self.version += 1
-            self.sink.reset(self.version, self.doc.code_text)
-            return
-        self.sink.ack(version, applied)
-        self._send_cursor()
+            await self.websocket.send_bytes(message)
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            raise ChannelClosed(f"{self._path}: {exc}") from None
 
-    def resync(self) -> None:
-        """The browser fell out of step: send it the whole text as a new version."""
-        self.version += 1
-        self.sink.reset(self.version, self.doc.code_text)
-        self._send_cursor()
-
-    def cursor(self, version: Any, anchor: Any, head: Any) -> None:
-        """The browser's selection (UTF-16, against update number `version`)."""
-        if version != self.version or self.on_cursor is None:
-            return
+    async def recv(self) -> bytes:
         try:
-            index = TextIndex(self.doc.code_text)
-            self.on_cursor(index.utf16_to_cp(anchor), index.utf16_to_cp(head))
-        except ValueError as exc:
-            log.debug("editor: ignored a cursor: %s", exc)
+            message = await self.websocket.receive()
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            raise ChannelClosed(f"{self._path}: {exc}") from None
+        if message["type"] == "websocket.disconnect":
+            raise ChannelClosed(f"{self._path} closed")
+        data = message.get("bytes")
+        if data is None:  # a text frame: no y-sync message is one (the sync drops it)
+            return (message.get("text") or "").encode()[:64]
+        return bytes(data)
 
-    def show_remote_cursor(self, name: str, anchor: int, head: int, color: str = "#d9480f"
-                           ) -> None:
-        """Show the other person's selection (code points); `anchor < 0` hides it."""
-        self._remote_cursor = None if anchor < 0 else (name, anchor, head, color)
-        self._send_cursor()
 
-    def _send_cursor(self) -> None:
-        if self._remote_cursor is None:
-            self.sink.cursor(self.version, None)
+@dataclass
+class EditorEndpoint:
+    """What one editor element's websocket syncs with: `doc`, writing as `writer`, its
+    edits tagged `origin`, presence through `awareness`."""
+
+    doc: SharedDoc
+    origin: str
+    writer: int
+    awareness: Awareness
+    refused: int = 0
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self._syncs: set[DocSync] = set()
+
+    async def close(self) -> None:
+        """The element is gone: end its websockets, and accept no new one."""
+        self.closed = True
+        for sync in list(self._syncs):
+            await sync.stop()
+
+    def _refused(self, reason: str, raw: bytes) -> None:
+        self.refused += 1
+        log.warning("editor page (%s): refused %d bytes: %s", self.origin, len(raw), reason)
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Sync with an accepted websocket until it closes."""
+        channel = WebSocketChannel(websocket, f"editor-{self.origin}")
+        sync = DocSync(self.doc, channel, awareness=self.awareness, origin=self.origin,
+                       role="browser", writer=self.writer, on_refused=self._refused)
+        if self.closed:
             return
-        name, anchor, head, color = self._remote_cursor
-        text = self.doc.code_text
-        index = TextIndex(text)
-        n = len(text)
-        self.sink.cursor(self.version, {
-            "name": name, "color": color,
-            "anchor": index.cp_to_utf16(min(max(anchor, 0), n)),
-            "head": index.cp_to_utf16(min(max(head, 0), n)),
-        })
+        self._syncs.add(sync)
+        await sync.start()
+        try:
+            while not sync.closed.is_set():
+                await first_completed(sync.closed.wait(), asyncio.sleep(PING_S))
+                if not sync.closed.is_set():
+                    sync.protocol.ping()
+        finally:
+            self._syncs.discard(sync)
+            await sync.stop()
 
-    def _on_code(self, change: CodeChange) -> None:
-        # Runs inside the document's commit: uses only `change`.
-        if self._applying:
+
+EDITORS: dict[str, EditorEndpoint] = {}
+"""The live editor elements of this process, by their room (a secret)."""
+
+
+def _same(a: str, b: str) -> bool:
+    return secrets.compare_digest(a.encode(), b.encode())
+
+
+def add_editor_route(app: FastAPI, token: Callable[[], str]) -> None:
+    """`WS /<token>/yjs/<room>`: the y-sync websocket of the editor element `room` (404
+    without the run's secret or for an unknown room)."""
+
+    @app.websocket("/{token_}/yjs/{room}")
+    async def editor_socket(websocket: WebSocket, token_: str, room: str) -> None:
+        endpoint = EDITORS.get(room) if _same(token_, token()) else None
+        if endpoint is None:
+            await websocket.send_denial_response(Response(status_code=404))
             return
-        version = self.version
-        self.version += 1
-        self.sink.remote(version, [c.to_json() for c in change.changes_utf16])
+        await websocket.accept()
+        await endpoint.serve(websocket)
+        with contextlib.suppress(RuntimeError):
+            await websocket.close()
 
 
 _COMPONENT = str(Path(__file__).parent / "static" / "shared_editor.js")
 
 
-class SharedEditor(ui.element, component=_COMPONENT):
-    """The CodeMirror element bound to the shared document (see the module docstring)."""
+class SharedEditor(ui.element, component=_COMPONENT, esm={"aiq-yeditor": "static/yeditor"}):
+    """The shared editor element (see the module docstring). `base` is the run's secret
+    path (`/<token>`); `role` and `name` are shown to the other person with the caret."""
 
-    def __init__(self, doc: SharedDoc, *, origin: str, language: str = "python",
-                 on_cursor: CursorCallback | None = None, readonly: bool = False) -> None:
+    def __init__(self, doc: SharedDoc, *, origin: str, awareness: Awareness, base: str,
+                 role: str, name: str, language: str = "python") -> None:
         super().__init__()
-        self.binding = EditorBinding(doc, self, origin=origin, on_cursor=on_cursor)
-        self._props["text"] = doc.code_text
-        self._props["version"] = self.binding.version
+        self.room = secrets.token_urlsafe(18)
+        self.endpoint = EditorEndpoint(doc, origin, doc.new_writer("code"), awareness)
+        EDITORS[self.room] = self.endpoint
+        self._props["base"] = base.rstrip("/")
+        self._props["room"] = self.room
+        self._props["clientId"] = self.endpoint.writer
         self._props["language"] = language
-        self._props["readonly"] = readonly
+        self._props["user"] = {"name": name[:40], "role": role,
+                               "color": COLORS.get(role, "#495057")}
         self.classes("w-full").style("height: 100%; min-height: 320px; border: 1px solid #ccc")
-        self.on("push", self._on_push)
-        self.on("cursor", self._on_cursor)
-        self.on("resync", lambda _: self.binding.resync())
 
     def set_language(self, language: str) -> None:
         self._props["language"] = language
         self.update()
 
-    def _on_push(self, e: GenericEventArguments) -> None:
-        args = e.args if isinstance(e.args, dict) else {}
-        self.binding.push(args.get("version"), args.get("updates"))
-
-    def _on_cursor(self, e: GenericEventArguments) -> None:
-        args = e.args if isinstance(e.args, dict) else {}
-        self.binding.cursor(args.get("version"), args.get("anchor"), args.get("head"))
-
-    # --- EditorSink ----------------------------------------------------------------------
-    def ack(self, version: int, count: int) -> None:
-        self.run_method("ack", version, count)
-
-    def remote(self, version: int, changes: list[dict[str, Any]]) -> None:
-        self.run_method("remote", version, changes)
-
-    def reset(self, version: int, text: str) -> None:
-        self.run_method("reset", version, text)
-
-    def cursor(self, version: int, cursor: dict[str, Any] | None) -> None:
-        self.run_method("showCursor", version, cursor)
-
     def _handle_delete(self) -> None:
-        self.binding.close()
+        endpoint = EDITORS.pop(self.room, None)
+        if endpoint is not None:
+            with contextlib.suppress(RuntimeError):  # (no running loop: nothing is open)
+                asyncio.get_running_loop().create_task(endpoint.close())
         super()._handle_delete()
+
+
+def shared_editor(doc: Any, *, origin: str, awareness: Awareness, base: str, role: str,
+                  name: str) -> SharedEditor:
+    """The shared editor for one side, as the interview pages place it."""
+    editor = SharedEditor(doc, origin=origin, awareness=awareness, base=base, role=role,
+                          name=name, language=doc.language)
+    editor.props('data-testid="editor"').style("height: 360px")
+    return editor

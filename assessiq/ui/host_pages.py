@@ -18,9 +18,9 @@ from ..core.policy import Policy
 from .app import AppState, check_token
 from .call import plan_call
 from .components import call_controls, integrity_panel, media_source, results_view, timer_label
+from .editor import shared_editor
 from .frame import frame
 from .host_session import HostController, HostSetup
-from .presence import Presence, editor_with_presence
 from .problems import BANK, LANGUAGES, canonical_language
 from .refusals import refusals_panel
 
@@ -199,7 +199,6 @@ def register(state: AppState) -> None:
             ui.navigate.to(f"/{token}/host/ended")
             return
         doc = host.doc
-        presence = Presence(host.host.awareness, "host", "interviewer")
         with frame("interview", role="host"), \
                 ui.row().classes("w-full no-wrap items-start gap-4"):
                 with ui.column().classes("gap-2").style("flex: 3; min-width: 0"):
@@ -208,7 +207,8 @@ def register(state: AppState) -> None:
                     with ui.row().classes("items-center"):
                         conn = ui.label("").props('data-testid="conn"')
                         timer_label(doc.timer)
-                    editor_with_presence(doc, origin="host", presence=presence)
+                    shared_editor(doc, origin="host", awareness=host.host.awareness,
+                                  base=f"/{token}", role="host", name="interviewer")
                     with ui.row().classes("items-center"):
 
                         def run() -> None:
@@ -299,7 +299,6 @@ def register(state: AppState) -> None:
                 phase.set_value(doc.phase)
 
         ui.timer(0.25, poll)
-        ui.context.client.on_disconnect(presence.close)
 
     @ui.page(base + "/ended")
     async def ended_page(token: str) -> None:

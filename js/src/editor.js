@@ -1,0 +1,134 @@
+// The shared editor in the browser: CodeMirror 6 bound to a Yjs document (y-codemirror.next),
+// which is a y-sync peer of this person's own AssessIQ process over a local websocket
+// (y-websocket's client; the Python end is assessiq/ui/editor.py).
+//
+// A keystroke is one Yjs update, sent to the local process at once; nothing waits for a
+// confirmation. The local process applies it to its document (which records it) and passes
+// it on to the other person's process; updates from there come back the same way. The page
+// writes with the one client id its process gave it (the process refuses anything else), so
+// the record knows whose every character is. Undo and redo are Yjs's, and track only this
+// page's own edits. Remote carets come from Yjs awareness.
+//
+// Built into assessiq/ui/static/yeditor/index.js by scripts/build-js (esbuild).
+import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
+import { defaultKeymap, indentWithTab } from "@codemirror/commands";
+import { cpp } from "@codemirror/lang-cpp";
+import { java } from "@codemirror/lang-java";
+import { javascript } from "@codemirror/lang-javascript";
+import { python } from "@codemirror/lang-python";
+import {
+  bracketMatching,
+  defaultHighlightStyle,
+  foldGutter,
+  foldKeymap,
+  indentOnInput,
+  syntaxHighlighting,
+} from "@codemirror/language";
+import { lintKeymap } from "@codemirror/lint";
+import { highlightSelectionMatches, searchKeymap } from "@codemirror/search";
+import { Compartment, EditorState } from "@codemirror/state";
+import {
+  EditorView,
+  crosshairCursor,
+  drawSelection,
+  dropCursor,
+  highlightActiveLine,
+  highlightActiveLineGutter,
+  highlightSpecialChars,
+  keymap,
+  lineNumbers,
+  rectangularSelection,
+} from "@codemirror/view";
+import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
+import { WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+
+const LANGUAGES = {
+  python: python,
+  javascript: javascript,
+  js: javascript,
+  c: cpp,
+  "c++": cpp,
+  cpp: cpp,
+  java: java,
+};
+
+function languageOf(name) {
+  const make = LANGUAGES[(name || "").toLowerCase()];
+  return make ? make() : [];
+}
+
+// CodeMirror's basicSetup without its own history (Yjs's undo manager replaces it) and
+// without autocompletion (a popup that takes Enter changes what a typist meant to type).
+const setup = [
+  lineNumbers(),
+  highlightActiveLineGutter(),
+  highlightSpecialChars(),
+  foldGutter(),
+  drawSelection(),
+  dropCursor(),
+  EditorState.allowMultipleSelections.of(true),
+  indentOnInput(),
+  syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+  bracketMatching(),
+  closeBrackets(),
+  rectangularSelection(),
+  crosshairCursor(),
+  highlightActiveLine(),
+  highlightSelectionMatches(),
+  keymap.of([
+    ...yUndoManagerKeymap,
+    ...closeBracketsKeymap,
+    ...defaultKeymap,
+    ...searchKeymap,
+    ...foldKeymap,
+    ...lintKeymap,
+    indentWithTab,
+  ]),
+];
+
+/**
+ * Mount the shared editor in `parent`.
+ * @param {HTMLElement} parent
+ * @param {{url: string, room: string, clientId: number, language: string,
+ *          user: {name: string, color: string, role: string}}} options
+ */
+export function mountEditor(parent, options) {
+  const ydoc = new Y.Doc();
+  ydoc.clientID = options.clientId; // the id the local process accepts edits from
+  const ytext = ydoc.getText("code");
+  const provider = new WebsocketProvider(options.url, options.room, ydoc, { disableBc: true });
+  const awareness = provider.awareness;
+  const { name, color, role } = options.user;
+  awareness.setLocalStateField("role", role);
+  awareness.setLocalStateField("user", { name, color, colorLight: color + "33" });
+  const undoManager = new Y.UndoManager(ytext);
+  const language = new Compartment();
+  const view = new EditorView({
+    parent,
+    state: EditorState.create({
+      doc: ytext.toString(),
+      extensions: [
+        setup,
+        language.of(languageOf(options.language)),
+        yCollab(ytext, awareness, { undoManager }),
+        EditorView.theme({ "&": { height: "100%" }, ".cm-scroller": { overflow: "auto" } }),
+      ],
+    }),
+  });
+  return {
+    editor: view,
+    ydoc,
+    ytext,
+    provider,
+    awareness,
+    undoManager,
+    getText: () => view.state.doc.toString(),
+    setLanguage: (name) => view.dispatch({ effects: language.reconfigure(languageOf(name)) }),
+    destroy: () => {
+      view.destroy();
+      provider.destroy();
+      ydoc.destroy();
+    },
+  };
+}
