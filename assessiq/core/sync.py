@@ -345,6 +345,8 @@ class SyncProtocol:
         if self._applying:  # never echo the peer's own update back to it
             return
         if part not in self._sends:
+            if self.writer is not None:  # our page shows the code only
+                return
             log.warning("%s: a local change to the %s is not sent: the host owns it",
                         self.name, part)
             return
