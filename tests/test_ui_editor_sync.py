@@ -141,14 +141,14 @@ def test_a_modified_page_writes_nothing_but_its_own_persons_code(
     before = host.doc.code_text
     # as the interviewer's page or process, as another page, as a made-up client
     for client in (host.writer, host.doc.client_id, cand.doc.client_id, 7777):
-        forged = pycrdt.Doc(client_id=client)
+        forged: pycrdt.Doc[Any] = pycrdt.Doc(client_id=client)
         forged.apply_update(cand.doc.get_part_update("code"))
         updates: list[bytes] = []
         forged.observe(lambda e, out=updates: out.append(e.update))
         forged.get("code", type=pycrdt.Text).insert(0, "FORGED ")
         cand.editor.receive(create_update_message(updates[-1]))
     # the state: a root of the host's, and a state sync message
-    rogue = pycrdt.Doc(client_id=cand.writer)
+    rogue: pycrdt.Doc[Any] = pycrdt.Doc(client_id=cand.writer)
     rogue_updates: list[bytes] = []
     rogue.observe(lambda e: rogue_updates.append(e.update))
     rogue.get("meta", type=pycrdt.Map)["problem"] = "solved already"
@@ -183,7 +183,7 @@ def test_a_page_may_echo_what_everyone_wrote(pair: tuple[Side, Side]) -> None:
 def test_the_peer_cannot_forge_the_other_persons_page(pair: tuple[Side, Side]) -> None:
     host, cand = pair
     # the host's process (modified) writes as the candidate's page
-    forged = pycrdt.Doc(client_id=cand.writer)
+    forged: pycrdt.Doc[Any] = pycrdt.Doc(client_id=cand.writer)
     forged.apply_update(host.doc.get_part_update("code"))
     updates: list[bytes] = []
     forged.observe(lambda e: updates.append(e.update))
@@ -258,7 +258,7 @@ def test_the_session_file_records_the_same_keystrokes_as_the_old_path(tmp_path: 
     def timeline(path: Path, new_path: bool) -> list[tuple[float, str, str]]:
         store = SessionStore.create(path, {"session": "s", "created": 1000.0})
         ticks = iter(range(10_000))
-        store.clock = lambda: 1000.0 + next(ticks)  # type: ignore[method-assign]
+        store.clock = lambda: 1000.0 + next(ticks)
         doc = SharedDoc()
         store.attach(doc, local_origin="candidate")
         if new_path:
