@@ -146,7 +146,7 @@ def add_editor_route(app: FastAPI, token: Callable[[], str]) -> None:
             return
         await websocket.accept()
         await endpoint.serve(websocket)
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
 
 

@@ -103,5 +103,5 @@ def add_video_routes(app: FastAPI, token: Callable[[], str],
             return
         await websocket.accept()
         await push_frames(websocket, source)
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close()
