@@ -164,8 +164,17 @@ def click(driver: Any, testid: str, timeout: float = 60.0) -> None:
 
 
 def text_of(driver: Any, testid: str) -> str:
-    text: str = by_testid(driver, testid).text
-    return text
+    """The element's text. NiceGUI may replace an element between finding it and reading
+    it (a refreshed label): then it is found again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            text: str = by_testid(driver, testid).text
+            return text
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    raise AssertionError(f"[data-testid={testid}] kept being replaced while read")
 
 
 def editor_text(driver: Any) -> str:
