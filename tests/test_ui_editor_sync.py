@@ -11,6 +11,7 @@ in Chromium, is tests/test_ui_editor_browser.py and tests/test_ui_browser.py).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -332,3 +333,33 @@ def test_the_websocket_route_answers_only_the_runs_secret_and_a_live_room() -> N
             assert EDITORS["room-1"].refused == 2
     finally:
         EDITORS.pop("room-1", None)
+
+
+def test_an_idle_page_hears_from_its_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """y-websocket drops a connection after 30 s without a message; the process sends an
+    update that changes nothing every `PING_S`, which the page applies as nothing."""
+    import assessiq.ui.editor as editor
+
+    monkeypatch.setattr(editor, "PING_S", 0.05)
+    app = FastAPI()
+    add_editor_route(app, lambda: "t")
+    doc = SharedDoc()
+    doc.set_code("x\n", origin="host")
+    writer = doc.new_writer("code")
+    EDITORS["room-2"] = EditorEndpoint(doc, "host", writer, Awareness(doc.doc))
+    try:
+        with TestClient(app) as client, client.websocket_connect("/t/yjs/room-2") as ws:
+            page = Page(writer)
+            ws.send_bytes(create_sync_message(page.doc))
+            time.sleep(0.4)  # idle: ~8 pings are due meanwhile
+            ws.send_bytes(create_sync_message(page.doc))  # its answer comes after them
+            pings = step2s = 0
+            while step2s < 2:
+                message = ws.receive_bytes()
+                pings += message == b"\x00\x02\x02\x00\x00"
+                step2s += message[:2] == b"\x00\x01"
+                page.receive(message)
+            assert pings >= 2
+            assert str(page.text) == "x\n"  # the pings changed nothing
+    finally:
+        EDITORS.pop("room-2", None)
