@@ -338,9 +338,8 @@ def test_the_websocket_route_answers_only_the_runs_secret_and_a_live_room() -> N
 def test_an_idle_page_hears_from_its_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """y-websocket drops a connection after 30 s without a message; the process sends an
     update that changes nothing every `PING_S`, which the page applies as nothing."""
-    import assessiq.ui.editor as editor
-
-    monkeypatch.setattr(editor, "PING_S", 0.05)
+    # (through the module's own globals: another test may have imported it afresh)
+    monkeypatch.setitem(EditorEndpoint.serve.__globals__, "PING_S", 0.05)
     app = FastAPI()
     add_editor_route(app, lambda: "t")
     doc = SharedDoc()
