@@ -38,7 +38,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,32 +205,14 @@ def _reference_round(n8: int, n20: int) -> dict[str, list[dict[str, Any]]]:
     return result
 
 
-@contextlib.contextmanager
-def _ref_chromium() -> Iterator[Any]:
-    """A headless Chromium as tests/browser_helpers.chromium, with mDNS candidate hiding off
-    (so the peer connection offers the veth addresses)."""
-    from browser_helpers import CHROMEDRIVER, CHROMIUM
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def _ref_chromium() -> contextlib.AbstractContextManager[Any]:
+    """tests/browser_helpers.chromium with mDNS candidate hiding off (so the peer connection
+    offers the veth addresses)."""
+    from browser_helpers import chromium
 
-    profile = tempfile.mkdtemp(prefix="aiq-yjsref-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--disable-features=WebRtcHideLocalIpsWithMdns",
-                 f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    os.environ.setdefault("SE_AVOID_STATS", "true")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(90)
-    try:
-        yield driver
-    finally:
-        with contextlib.suppress(Exception):
-            driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    manager: contextlib.AbstractContextManager[Any] = chromium(
+        flags=("--disable-features=WebRtcHideLocalIpsWithMdns",))
+    return manager
 
 
 def _reference_child(n8: int, n20: int) -> dict[str, list[dict[str, Any]]]:
@@ -268,9 +249,11 @@ def _reference_child(n8: int, n20: int) -> dict[str, list[dict[str, Any]]]:
             a.get(url + "&name=a")
             b.get(url + "&name=b")
             for d in (a, b):
-                wait_for(lambda d=d: d.execute_script(
-                    "return window.yjsref && window.yjsref.synced()"),
-                    timeout=60, what="the reference pages connected peer to peer")
+
+                def synced(d: Any = d) -> Any:
+                    return d.execute_script("return window.yjsref && window.yjsref.synced()")
+
+                wait_for(synced, timeout=60, what="the reference pages connected peer to peer")
             return _bursts(a, b, ("a", "b"), n8, n20)
     finally:
         pages.shutdown()
@@ -287,7 +270,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def _assessiq_round(call: bool, n8: int, n20: int) -> dict[str, list[dict[str, Any]]]:
     """One AssessIQ round: host and candidate apps joined as bench_ui does, then the bursts."""
-    from browser_helpers import App, by_testid, chromium, click, wait_for
+    from browser_helpers import App, chromium, open_interview, wait_for
 
     media = ["--camera", "synthetic"] if call else ["--camera", "none", "--microphone", "none"]
     data = Path(tempfile.mkdtemp(prefix="aiq-bench-typing-"))
@@ -299,19 +282,7 @@ def _assessiq_round(call: bool, n8: int, n20: int) -> dict[str, list[dict[str, A
         raise
     try:
         with chromium() as hd, chromium() as cd:
-            hd.get(host.url)
-            click(hd, "create")
-            invite = wait_for(lambda: by_testid(hd, "invite").get_attribute("value"))
-            cd.get(cand.url)
-            by_testid(cd, "invite-input").send_keys(invite)
-            click(cd, "check-invite")
-            click(cd, "agree")
-            click(cd, "continue")
-            click(cd, "join")
-            click(cd, "enter", timeout=60)  # after the camera check
-            wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40)
-            click(hd, "start")
-            wait_for(lambda: hd.current_url.endswith("/host/interview"))
+            open_interview(hd, cd, host.url, cand.url)
             wait_for(lambda: hd.execute_script(_TEXT_JS, EDITOR)
                      and hd.execute_script(_TEXT_JS, EDITOR) == cd.execute_script(_TEXT_JS, EDITOR),
                      what="both editors showing the same code")

@@ -73,7 +73,7 @@ def _measure(sender: Any, receiver: Any, n: int) -> tuple[list[float], list[floa
 
 def run(quick: bool) -> list[Row]:
     sys.path.insert(0, str(ROOT / "tests"))
-    from browser_helpers import App, by_testid, chromium, click, editor_text, wait_for
+    from browser_helpers import App, chromium, editor_text, open_interview, wait_for
 
     n = 40 if quick else 150
     data = Path(tempfile.mkdtemp(prefix="aiq-bench-ui-"))
@@ -81,19 +81,7 @@ def run(quick: bool) -> list[Row]:
     cand = App(["join", "--camera", "synthetic"], data)
     try:
         with chromium() as hd, chromium() as cd:
-            hd.get(host.url)
-            click(hd, "create")
-            invite = wait_for(lambda: by_testid(hd, "invite").get_attribute("value"))
-            cd.get(cand.url)
-            by_testid(cd, "invite-input").send_keys(invite)
-            click(cd, "check-invite")
-            click(cd, "agree")
-            click(cd, "continue")
-            click(cd, "join")
-            click(cd, "enter", timeout=60)  # after the camera check
-            wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=40)
-            click(hd, "start")
-            wait_for(lambda: hd.current_url.endswith("/host/interview"))
+            open_interview(hd, cd, host.url, cand.url)
             wait_for(lambda: editor_text(hd) and editor_text(cd) == editor_text(hd))
             h2c, h_own = _measure(hd, cd, n)
             c2h, c_own = _measure(cd, hd, n)

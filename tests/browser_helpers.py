@@ -117,10 +117,11 @@ then true; with the default single screen it is false)."""
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1400, height: int = 1000, *, screens: str | None = None
-             ) -> Iterator[Any]:
+def chromium(width: int = 1400, height: int = 1000, *, screens: str | None = None,
+             flags: tuple[str, ...] = ()) -> Iterator[Any]:
     """A headless Chromium with a fresh profile and no background networking; `screens`
-    sets the screens it reports (headless `--screen-info`, e.g. `TWO_SCREENS`)."""
+    sets the screens it reports (headless `--screen-info`, e.g. `TWO_SCREENS`); `flags` are
+    added to its command line."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -131,7 +132,7 @@ def chromium(width: int = 1400, height: int = 1000, *, screens: str | None = Non
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 f"--window-size={width},{height}"):
+                 f"--window-size={width},{height}", *flags):
         options.add_argument(flag)
     if screens is not None:
         options.add_argument(f"--screen-info={screens}")
@@ -196,6 +197,32 @@ def remote_caret(driver: Any) -> str | None:
         'const c = document.querySelector("[data-testid=editor] .cm-ySelectionInfo");'
         "return c ? c.textContent : null;")
     return value
+
+
+def open_interview(hd: Any, cd: Any, host_url: str, cand_url: str, *, name: str | None = None,
+                   timeout: float = 60.0, before_enter: Callable[[], None] | None = None
+                   ) -> None:
+    """Create a session in the host's page, join it in the candidate's (as `name`, if
+    given), enter after the camera check (`before_enter` runs first) and start it: both
+    pages end on their interview pages."""
+    hd.get(host_url)
+    click(hd, "create")
+    invite = wait_for(lambda: by_testid(hd, "invite").get_attribute("value"), what="invite")
+    cd.get(cand_url)
+    by_testid(cd, "invite-input").send_keys(invite)
+    if name is not None:
+        by_testid(cd, "name").send_keys(name)
+    for step in ("check-invite", "agree", "continue", "join"):
+        click(cd, step)
+    if before_enter is not None:
+        before_enter()
+    click(cd, "enter", timeout=timeout)  # after the camera check
+    wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=timeout,
+             what="candidate interview page")
+    if name is not None:
+        wait_for(lambda: name in text_of(hd, "lobby-status"), what="host sees candidate")
+    click(hd, "start")
+    wait_for(lambda: hd.current_url.endswith("/host/interview"), what="host interview page")
 
 
 def focus_editor_at(driver: Any, pos: int) -> None:

@@ -28,12 +28,11 @@ from typing import Any
 import pytest
 from browser_helpers import (
     App,
-    by_testid,
     chromium,
-    click,
     editor_selection,
     editor_text,
     focus_editor_at,
+    open_interview,
     remote_caret,
     require_browser,
     screenshot,
@@ -108,26 +107,11 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
         stack.callback(cand.stop)
         hd = stack.enter_context(chromium())
         cd = stack.enter_context(chromium())
-        hd.get(host.url)
-        wait_for(lambda: by_testid(hd, "create"), what="setup page")
-        click(hd, "create")
-        invite = wait_for(lambda: by_testid(hd, "invite").get_attribute("value"),
-                          what="invite")
-        cd.get(cand.url)
-        by_testid(cd, "invite-input").send_keys(invite)
-        by_testid(cd, "name").send_keys("Ada")
-        click(cd, "check-invite")
-        click(cd, "agree")
-        click(cd, "continue")
-        click(cd, "join")
-        wait_for(lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=120,
-                 what="calibration on the candidate's camera")
-        click(cd, "enter", timeout=90)
-        wait_for(lambda: cd.current_url.endswith("/join/interview"), timeout=90,
-                 what="candidate interview page")
-        wait_for(lambda: "Ada" in text_of(hd, "lobby-status"), what="host sees candidate")
-        click(hd, "start")
-        wait_for(lambda: hd.current_url.endswith("/host/interview"), what="host interview")
+        open_interview(
+            hd, cd, host.url, cand.url, name="Ada", timeout=90,
+            before_enter=lambda: wait_for(
+                lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=120,
+                what="calibration on the candidate's camera"))
         starter = wait_for(lambda: editor_text(hd), what="host editor")
         wait_for(lambda: editor_text(cd) == starter, what="candidate has the starter code")
         yield Room(hd, cd, host_dir, cand_dir)
