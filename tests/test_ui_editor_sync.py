@@ -10,9 +10,10 @@ in Chromium, is tests/test_ui_editor_browser.py and tests/test_ui_browser.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,14 +297,26 @@ def test_the_session_file_records_the_same_keystrokes_as_the_old_path(tmp_path: 
     assert old[-1][2] == text[:-1]
 
 
-def test_the_websocket_route_answers_only_the_runs_secret_and_a_live_room() -> None:
+@contextlib.contextmanager
+def served_room(token: str, room: str, code: str, origin: str
+                ) -> Iterator[tuple[FastAPI, SharedDoc, EditorEndpoint]]:
+    """An app with the editor route under `token`, and a live editor `room` on a document
+    holding `code`."""
     app = FastAPI()
-    add_editor_route(app, lambda: "secret-token")
+    add_editor_route(app, lambda: token)
     doc = SharedDoc()
-    doc.set_code("x = 1\n", origin="host")
-    writer = doc.new_writer("code")
-    EDITORS["room-1"] = EditorEndpoint(doc, "candidate", writer, Awareness(doc.doc))
+    doc.set_code(code, origin="host")
+    endpoint = EditorEndpoint(doc, origin, doc.new_writer("code"), Awareness(doc.doc))
+    EDITORS[room] = endpoint
     try:
+        yield app, doc, endpoint
+    finally:
+        EDITORS.pop(room, None)
+
+
+def test_the_websocket_route_answers_only_the_runs_secret_and_a_live_room() -> None:
+    with served_room("secret-token", "room-1", "x = 1\n", "candidate") as (app, doc, endpoint):
+        writer = endpoint.writer
         with TestClient(app) as client:
             for path in ("/wrong-token/yjs/room-1", "/secret-token/yjs/no-such-room"):
                 with pytest.raises(WebSocketDisconnect), client.websocket_connect(path):
@@ -330,9 +343,7 @@ def test_the_websocket_route_answers_only_the_runs_secret_and_a_live_room() -> N
                     if message[:2] == b"\x00\x01":
                         break
             assert doc.code_text == "# ok\nx = 1\ny = 2\n"
-            assert EDITORS["room-1"].refused == 2
-    finally:
-        EDITORS.pop("room-1", None)
+            assert endpoint.refused == 2
 
 
 def test_an_idle_page_hears_from_its_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,13 +351,8 @@ def test_an_idle_page_hears_from_its_process(monkeypatch: pytest.MonkeyPatch) ->
     update that changes nothing every `PING_S`, which the page applies as nothing."""
     # (through the module's own globals: another test may have imported it afresh)
     monkeypatch.setitem(EditorEndpoint.serve.__globals__, "PING_S", 0.05)
-    app = FastAPI()
-    add_editor_route(app, lambda: "t")
-    doc = SharedDoc()
-    doc.set_code("x\n", origin="host")
-    writer = doc.new_writer("code")
-    EDITORS["room-2"] = EditorEndpoint(doc, "host", writer, Awareness(doc.doc))
-    try:
+    with served_room("t", "room-2", "x\n", "host") as (app, _doc, endpoint):
+        writer = endpoint.writer
         with TestClient(app) as client, client.websocket_connect("/t/yjs/room-2") as ws:
             page = Page(writer)
             ws.send_bytes(create_sync_message(page.doc))
@@ -360,5 +366,3 @@ def test_an_idle_page_hears_from_its_process(monkeypatch: pytest.MonkeyPatch) ->
                 page.receive(message)
             assert pings >= 2
             assert str(page.text) == "x\n"  # the pings changed nothing
-    finally:
-        EDITORS.pop("room-2", None)
