@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .integrity import Envelope
+from .integrity import Envelope, clock_rule
 from .kinds import HEARTBEAT, INSTANT, KINDS
 from .policy import Policy
 
@@ -209,3 +209,22 @@ def evaluate(
         })
     score = max(0, min(100, round(100 - penalty_total)))
     return Evaluation(score=score, occurrences=occurrences, gaps=gaps, explanation=explanation)
+
+
+def evaluate_session(
+    meta: dict[str, Any], events: Iterable[Envelope], policy: Policy, *,
+    arrivals: Sequence[float] | None, end_t: float | None,
+) -> Evaluation:
+    """The session's evaluation from its metadata, as `verify` computes it from the sealed
+    record and as the interviewer's live page shows it: one function, so the two cannot
+    differ for the same log. Heartbeats are due from when the candidate joined (waiting in
+    the lobby is not silence; records without that mark count from their creation); the
+    candidate's clock offset is the one recorded at join. `end_t` is the seal's time, or now
+    for a live session."""
+    start = meta.get("joined", meta.get("created"))
+    clock, _ = clock_rule(meta)
+    return evaluate(
+        events, policy,
+        start_t=float(start) if isinstance(start, int | float) and math.isfinite(start) else None,
+        end_t=end_t, arrivals=arrivals, offset=clock.offset if clock else 0.0,
+    )

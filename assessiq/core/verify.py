@@ -21,7 +21,7 @@ from .integrity import IntegrityError, LogCheck, Receipt, check_log, clock_rule
 from .policy import Policy
 from .record import SessionRecord
 from .runcheck import check_runs
-from .score import Evaluation, evaluate
+from .score import Evaluation, evaluate_session
 from .seal import compute_manifest, host_key_of, open_seal
 
 __all__ = ["Verdict", "verify_record"]
@@ -181,15 +181,10 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
     except PolicyError as exc:
         errors.append(f"the session's policy is invalid: {exc}")
     else:
-        # heartbeats are due from when the candidate joined (waiting in the lobby is not
-        # silence); sessions without that mark count from their creation
-        start = record.meta.get("joined", record.meta.get("created"))
         end = manifest.get("sealed_at") if manifest else None
-        evaluation = evaluate(
-            log.events, policy,
-            start_t=start if isinstance(start, int | float) else None,
+        evaluation = evaluate_session(
+            record.meta, log.events, policy, arrivals=log.arrivals,
             end_t=end if isinstance(end, int | float) else None,
-            arrivals=log.arrivals, offset=clock.offset if clock else 0.0,
         )
     return Verdict(
         valid=not errors, errors=errors, events=len(log.events), session=session,

@@ -21,7 +21,7 @@ from ..core.errors import AssessIQError
 from ..core.integrity import Envelope
 from ..core.policy import Policy
 from ..core.record import SessionRecord
-from ..core.score import Evaluation, evaluate
+from ..core.score import Evaluation, evaluate_session
 from ..core.verify import Verdict, verify_record
 from ..peer import Host, PeerConfig
 from ..runs import RunRefused
@@ -88,7 +88,6 @@ class HostController:
         self.host = host
         self.call = call
         self._server = server
-        self.started_at = time.time()
         self.notes: list[tuple[float, str]] = []
         self.ended: Ended | None = None
         self.run_refusals: list[str] = []  # why the interviewer's own runs were refused
@@ -188,9 +187,10 @@ class HostController:
         return self.host.refused_total, list(self.host.refused)
 
     def evaluation(self, now: float | None = None) -> Evaluation:
-        return evaluate(self.host.events, self.setup.policy, start_t=self.started_at,
-                        end_t=time.time() if now is None else now,
-                        arrivals=self.host.arrivals(), offset=self.host.clock_offset)
+        """The score as the sealed record will give it (`evaluate_session`, as `verify`)."""
+        return evaluate_session(self.host.store.meta(), self.host.events, self.setup.policy,
+                                arrivals=self.host.arrivals(),
+                                end_t=time.time() if now is None else now)
 
     # --- actions ------------------------------------------------------------------------
     def add_note(self, text: str) -> None:
