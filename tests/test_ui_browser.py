@@ -308,6 +308,7 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
 
             # -- the host ends: sealed, valid ------------------------------------------------
             click(hd, "end")
+            click(hd, "end-confirm")  # sealing is final: it asks first
             wait_for(lambda: hd.current_url.endswith("/host/ended"), timeout=90,
                      what="ended page")
             verdict = text_of(hd, "verdict")

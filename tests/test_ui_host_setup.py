@@ -4,6 +4,7 @@ microphone): the language follows the problem, and a failed seal is shown and ca
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -134,7 +135,14 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
 
     # what Host.end() calls (the package re-exports names over its submodule's, so by module)
     monkeypatch.setattr(importlib.import_module("assessiq.peer.host"), "seal", failing_seal)
+    # Sealing is final, so "End and seal" asks first; keeping on interviewing seals nothing.
     user.find(marker="end").click()
+    await user.should_see("End the interview and seal the record?", retries=100)
+    user.find(marker="end-cancel").click()
+    await asyncio.sleep(0.3)
+    assert host.ended is None and calls == [] and host.doc.phase == "interview"
+    user.find(marker="end").click()
+    user.find(marker="end-confirm").click()
     await user.should_see("The session could not be sealed: cannot write the session file: "
                           "No space left on device. Fix the cause", retries=200)
     assert host.ended is None and calls == [1]
@@ -144,6 +152,7 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
                for r in caplog.records)
     # Second try: sealing works now; the session is sealed and verifies.
     user.find(marker="end").click()
+    user.find(marker="end-confirm").click()
     await user.should_see("The session is sealed.", retries=200)
     assert calls == [1, 1]
     assert host.ended is not None and host.ended.verdict.valid

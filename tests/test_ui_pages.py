@@ -187,6 +187,7 @@ async def test_host_creates_a_session_and_candidate_joins(
 
         # End: sealed, verified, reports written; the candidate is told.
         host_user.find(marker="end").click()
+        host_user.find(marker="end-confirm").click()
         await eventually(lambda: state.host is not None and state.host.ended is not None,
                          what="the session sealed")
         # (opened here: in NiceGUI's simulation the host page's `ui.navigate` can land on

@@ -375,6 +375,7 @@ async def test_refusals_show_on_the_interviewers_panel_and_in_the_report(
         await cand_user.should_see("The interviewer's app did not accept what this app sent: "
                                    "control message refused", retries=100)
         host_user.find(marker="end").click()
+        host_user.find(marker="end-confirm").click()
         await eventually(lambda: host.ended is not None, what="the session sealed")
         ended = host.ended
         assert ended is not None and ended.verdict.valid

@@ -199,14 +199,50 @@ def register(state: AppState) -> None:
             ui.navigate.to(f"/{token}/host/ended")
             return
         doc = host.doc
+        async def end() -> None:
+            confirm.close()
+            end_button.disable()
+            end_error.set_text("sealing…")
+            try:
+                await host.end()
+            except Exception as exc:  # the expected ones are logged by end()
+                if not isinstance(exc, AssessIQError | OSError):
+                    log.exception("host: ending the session failed")
+                what = "could not be sealed" if host.sealed_path is None else \
+                    "is sealed, but its report could not be written"
+                end_error.set_text(f"The session {what}: {str(exc).rstrip('.')}. Fix the "
+                                   "cause (e.g. free disk space) and press End and seal "
+                                   "again.")
+                end_button.enable()
+                return
+            ui.navigate.to(f"/{token}/host/ended")
+
+        # Sealing is final: the candidate's editor stops, the record is signed, no more
+        # events are accepted. So it asks first.
+        with ui.dialog() as confirm, ui.card().props('data-testid="end-confirm-dialog"'):
+            ui.label("End the interview and seal the record?").classes("text-h6")
+            ui.label("This cannot be undone: the candidate's editor becomes read-only, the "
+                     "timer stops, and the session file is signed as it is now.")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Keep interviewing", on_click=confirm.close).props(
+                    'flat data-testid="end-cancel"').mark("end-cancel")
+                ui.button("End and seal", color="negative", on_click=end) \
+                    .props('data-testid="end-confirm"').mark("end-confirm")
+
         with frame("interview", role="host"), \
                 ui.row().classes("w-full no-wrap items-start gap-4"):
                 with ui.column().classes("gap-2").style("flex: 3; min-width: 0"):
                     with ui.expansion("Problem", value=True).classes("w-full"):
                         ui.markdown(doc.problem)
-                    with ui.row().classes("items-center"):
+                    with ui.row().classes("items-center w-full"):
                         conn = ui.label("").props('data-testid="conn"')
                         timer_label(doc.timer)
+                        ui.space()
+                        end_error = ui.label("").classes("text-negative") \
+                            .props('data-testid="end-error"')
+                        end_button = ui.button("End and seal", color="negative",
+                                               on_click=lambda: confirm.open()) \
+                            .props('data-testid="end"').mark("end")
                     shared_editor(doc, origin="host", awareness=host.host.awareness,
                                   base=f"/{token}", role="host", name="interviewer")
                     with ui.row().classes("items-center"):
@@ -258,29 +294,6 @@ def register(state: AppState) -> None:
 
                         ui.button("Add note", on_click=add_note) \
                             .props('data-testid="add-note"').mark("add-note")
-
-                    async def end() -> None:
-                        end_button.disable()
-                        end_error.set_text("sealing…")
-                        try:
-                            await host.end()
-                        except Exception as exc:  # the expected ones are logged by end()
-                            if not isinstance(exc, AssessIQError | OSError):
-                                log.exception("host: ending the session failed")
-                            what = "could not be sealed" if host.sealed_path is None else \
-                                "is sealed, but its report could not be written"
-                            end_error.set_text(f"The session {what}: "
-                                               f"{str(exc).rstrip('.')}. Fix the cause "
-                                               "(e.g. free disk space) and press End and "
-                                               "seal again.")
-                            end_button.enable()
-                            return
-                        ui.navigate.to(f"/{token}/host/ended")
-
-                    end_button = ui.button("End and seal", color="negative", on_click=end) \
-                        .props('data-testid="end"').mark("end")
-                    end_error = ui.label("").classes("text-negative") \
-                        .props('data-testid="end-error"')
 
         seen_runs: list[str] = [""]
 
