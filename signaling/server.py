@@ -25,6 +25,7 @@ from signaling.buckets import TokenBucket
 from signaling.client import Client
 from signaling.config import ServerConfig
 from signaling.frames import FrameError, Join, Ping, Relay
+from signaling.joinpage import join_response
 from signaling.rooms import RoomTable, new_token
 
 log = logging.getLogger("signaling")
@@ -126,6 +127,8 @@ class SignalingServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
+        if (page := join_response(connection, request)) is not None:  # GET /join: invite links
+            return page
         if path == HEALTH_PATH:
             return _json_response(connection, 200, self.stats())
         if path != WS_PATH:

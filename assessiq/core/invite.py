@@ -8,8 +8,10 @@ What the signature proves: the invite was made by the holder of `host_key` and n
 since. It cannot prove that `host_key` is your interviewer's — compare the fingerprint the
 app shows with the one the interviewer tells you, or pass `expected_host`.
 
-Wire form: `aiq1.<base64url(body JSON)>.<base64url(signature)>`; as a link,
-`assessiq://join/<that>`.
+Wire form: `aiq1.<base64url(body JSON)>.<base64url(signature)>`. It also travels as a link:
+`https://<signaling server>/join#<that>` (a page any mail client opens; the invite is in the
+fragment, which browsers never send to the server) or `assessiq://join/<that>`. `decode`
+accepts all three.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from .encoding import b64d, b64e, canonical_json, pack_signed, sha256_hex, unpack_signed
 from .errors import InviteError
@@ -28,6 +31,7 @@ from .jsonlimits import loads_bounded
 
 __all__ = [
     "INVITE_PREFIX",
+    "JOIN_PAGE_PATH",
     "LINK_PREFIX",
     "Invite",
     "JoinGate",
@@ -37,6 +41,7 @@ __all__ = [
 
 INVITE_PREFIX = "aiq1."
 LINK_PREFIX = "assessiq://join/"
+JOIN_PAGE_PATH = "/join"  # the signaling server's static page (signaling/joinpage.py)
 INVITE_DOMAIN = "invite/v1"
 JOIN_DOMAIN = "join/v1"
 MAX_INVITE_CHARS = 4096
@@ -86,6 +91,18 @@ class Invite:
     def link(self) -> str:
         return LINK_PREFIX + self.encode()
 
+    def web_link(self, base: str | None = None) -> str | None:
+        """`https://<server>/join#<invite>`: the join page of `base` (an http(s) URL) or of the
+        invite's signaling server (wss → https, ws → http); None when there is neither."""
+        base = base or self.signaling
+        if base is None:
+            return None
+        parts = urlsplit(base)
+        scheme = {"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme)
+        if scheme not in ("https", "http") or not parts.netloc:
+            return None
+        return f"{scheme}://{parts.netloc}{JOIN_PAGE_PATH}#{self.encode()}"
+
     def is_expired(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.expires
 
@@ -99,8 +116,7 @@ class Invite:
         text = "".join(text.split())  # tolerate line breaks from copy and paste
         if len(text) > MAX_INVITE_CHARS:
             raise InviteError("that is too long to be an AssessIQ invite")
-        if text.startswith(LINK_PREFIX):
-            text = text[len(LINK_PREFIX) :]
+        text = _strip_link(text)
         if not text.startswith(INVITE_PREFIX):
             raise InviteError("that is not an AssessIQ invite (it should start with 'aiq1.')")
         parts = text[len(INVITE_PREFIX) :].split(".")
@@ -149,6 +165,22 @@ class Invite:
                 f"the invite expired at {_when(invite.expires)}; ask the interviewer for a new one"
             )
         return invite
+
+
+def _strip_link(text: str) -> str:
+    """The invite inside `assessiq://join/<invite>` or `http(s)://<host>/…#<invite>`; any
+    other text as it is (the caller says why it is not an invite)."""
+    if text.startswith(LINK_PREFIX):
+        return text[len(LINK_PREFIX) :]
+    if text.lower().startswith(("https://", "http://")):
+        _, sep, fragment = text.partition("#")
+        if not sep or not fragment.startswith(INVITE_PREFIX):
+            raise InviteError(
+                "that link carries no invite: copy the whole link, with the part after '#' "
+                "(it starts with 'aiq1.')"
+            )
+        return fragment
+    return text
 
 
 def make_invite(
