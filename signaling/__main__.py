@@ -11,9 +11,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from signaling.config import Limits, ServerConfig, load_config
+from signaling.config import TURN_SECRET_ENV, Limits, ServerConfig, load_config
 from signaling.errors import SignalingError
 from signaling.server import SignalingServer
+from signaling.turn import DEFAULT_TTL_SECONDS
 
 DESCRIPTION = """\
 AssessIQ signaling server. Peers join a room (one host, one candidate) over a WebSocket at
@@ -23,7 +24,8 @@ contents. GET /healthz reports room and connection counts. Protocol: docs/protoc
 EPILOG = """\
 Settings are taken from the defaults, then --config FILE (TOML: host, port, log_level and a
 [limits] table named like the limit flags, with underscores for dashes), then the flags.
-Example: assessiq-signaling --host 0.0.0.0 --port 8765 --max-rooms-per-ip 8"""
+Example: assessiq-signaling --host 0.0.0.0 --port 8765 --max-rooms-per-ip 8
+With a relay: ASSESSIQ_TURN_SECRET=... assessiq-signaling --turn-url turn:turn.example.org:3478"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         type=str.upper, help="logging level (default INFO)")
+    turn = parser.add_argument_group(
+        "TURN credentials (a client that joined a room gets a short-lived TURN username and "
+        "password for these URLs; the secret, shared with coturn's static-auth-secret, comes "
+        f"from ${TURN_SECRET_ENV} or the [turn] table of --config, never from a flag)")
+    turn.add_argument("--turn-url", action="append", dest="turn_urls", metavar="URL",
+                      help="a stun:/turn:/turns: URL to hand out (repeat for several)")
+    turn.add_argument("--turn-ttl-seconds", type=float, metavar="S",
+                      help=f"how long each issued pair is valid [{DEFAULT_TTL_SECONDS:g}]")
     limits = parser.add_argument_group("limits (defaults in brackets)")
     defaults = Limits()
     for f in fields(Limits):

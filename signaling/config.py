@@ -1,18 +1,25 @@
 """Server configuration: where to listen and every limit, with documented defaults.
 
 Values come from the defaults below, then an optional TOML file, then command-line flags.
-The TOML file holds `host`, `port`, `log_level` at the top level and the limits in a
-`[limits]` table, with the same names as the `Limits` fields.
+The TOML file holds `host`, `port`, `log_level` at the top level, the limits in a
+`[limits]` table, with the same names as the `Limits` fields, and optionally a `[turn]` table
+(`urls`, `ttl_seconds`, and `secret` or `secret_file`) for issuing short-lived TURN
+credentials (`signaling/turn.py`); the environment variable `ASSESSIQ_TURN_SECRET`, when set,
+is the secret instead of the file's.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from signaling.errors import ConfigError
+from signaling.turn import DEFAULT_TTL_SECONDS, TurnConfig
+
+TURN_SECRET_ENV = "ASSESSIQ_TURN_SECRET"
 
 
 def _limit(default: float, help_text: str) -> Any:
@@ -74,6 +81,8 @@ class ServerConfig:
     port: int = 8765
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
+    turn: TurnConfig | None = None
+    """With it, every client that joins a room is given TURN credentials (`joined` frame)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -105,7 +114,8 @@ def _limits_from(table: Any, base: Limits, where: str) -> Limits:
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:
     """Defaults, then the TOML file at `path` (if any), then `overrides` (None values skipped).
 
-    `overrides` may hold `host`, `port`, `log_level` and any `Limits` field name.
+    `overrides` may hold `host`, `port`, `log_level`, any `Limits` field name, `turn_urls` and
+    `turn_ttl_seconds`.
     Raises ConfigError with a one-line message for anything wrong.
     """
     config = ServerConfig()
@@ -118,16 +128,55 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
             raise ConfigError(f"config file {path} is not UTF-8 text") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        unknown = sorted(set(data) - {"host", "port", "log_level", "limits"})
+        unknown = sorted(set(data) - {"host", "port", "log_level", "limits", "turn"})
         if unknown:
             raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; "
-                              "known: host, port, log_level, [limits]")
+                              "known: host, port, log_level, [limits], [turn]")
         limits = _limits_from(data.get("limits", {}), config.limits, str(path))
         top: dict[str, Any] = {k: data[k] for k in ("host", "port", "log_level") if k in data}
+        turn_table = data.get("turn", {})
+        if not isinstance(turn_table, dict):
+            raise ConfigError(f"{path}: [turn] must be a table")
         config = replace(config, limits=limits, **top)
-    if overrides:
-        given = {k: v for k, v in overrides.items() if v is not None}
+    else:
+        turn_table = {}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    turn_flags: dict[str, Any] = {
+        k: given.pop(k) for k in ("turn_urls", "turn_ttl_seconds") if k in given}
+    if given:
         limit_part = {k: v for k, v in given.items() if k in LIMIT_NAMES}
         top = {k: v for k, v in given.items() if k not in LIMIT_NAMES}
         config = replace(config, limits=_limits_from(limit_part, config.limits, "flags"), **top)
-    return config
+    turn = _turn_from(turn_table, turn_flags, path)
+    return replace(config, turn=turn) if turn is not None else config
+
+
+def _turn_from(table: dict[str, Any], flags: dict[str, Any],
+               path: Path | None) -> TurnConfig | None:
+    """The `[turn]` table, then the flags (`turn_urls`, `turn_ttl_seconds`) and the secret
+    from the environment. None when no URL is configured anywhere."""
+    where = str(path) if path is not None else "flags"
+    unknown = sorted(set(table) - {"urls", "ttl_seconds", "secret", "secret_file"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) in [turn]: {', '.join(unknown)}; "
+                          "known: urls, ttl_seconds, secret, secret_file")
+    urls = flags.get("turn_urls") or table.get("urls")
+    if not urls:
+        return None
+    if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError(f"{where}: [turn] urls must be a list of strings")
+    secret = os.environ.get(TURN_SECRET_ENV) or table.get("secret")
+    if not secret and table.get("secret_file"):
+        secret_path = Path(str(table["secret_file"]))
+        if path is not None and not secret_path.is_absolute():
+            secret_path = path.parent / secret_path
+        try:
+            secret = secret_path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the TURN secret file {secret_path}: "
+                              f"{exc.strerror}") from exc
+    if not isinstance(secret, str) or not secret:
+        raise ConfigError(f"TURN URLs are configured but no secret: set {TURN_SECRET_ENV}, "
+                          "or secret / secret_file in [turn]")
+    ttl = flags.get("turn_ttl_seconds", table.get("ttl_seconds", DEFAULT_TTL_SECONDS))
+    return TurnConfig(secret=secret, urls=tuple(urls), ttl_seconds=ttl)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .jsonlimits import loads_bounded
+from .turn import TurnCredentials
 
 Role = Literal["host", "candidate"]
 ROLES: Final = ("host", "candidate")
@@ -121,8 +122,16 @@ def error_frame(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message})
 
 
-def joined_frame(room: str, role: Role, resume: str, peer: bool) -> str:
-    return encode({"type": "joined", "room": room, "role": role, "resume": resume, "peer": peer})
+def joined_frame(room: str, role: Role, resume: str, peer: bool,
+                 ice: TurnCredentials | None = None) -> str:
+    """With `ice`, the frame also carries the room's relay: `ice_urls` (a list of strings),
+    `ice_username`, `ice_credential` and `ice_expires` (unix time), one flat level deep."""
+    frame: dict[str, object] = {"type": "joined", "room": room, "role": role, "resume": resume,
+                                "peer": peer}
+    if ice is not None:
+        frame.update(ice_urls=list(ice.urls), ice_username=ice.username,
+                     ice_credential=ice.credential, ice_expires=ice.expires)
+    return encode(frame)
 
 
 def peer_joined_frame(role: Role, resumed: bool) -> str:

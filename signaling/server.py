@@ -26,7 +26,8 @@ from signaling.client import Client
 from signaling.config import ServerConfig
 from signaling.frames import FrameError, Join, Ping, Relay
 from signaling.joinpage import join_response
-from signaling.rooms import RoomTable, new_token
+from signaling.rooms import Room, RoomTable, new_token
+from signaling.turn import TurnCredentials, turn_credentials
 
 log = logging.getLogger("signaling")
 
@@ -82,6 +83,9 @@ class SignalingServer:
         )
         self._sweeper = asyncio.create_task(self._sweep_idle_rooms())
         log.info("listening on %s:%s (WebSocket path %s)", self.config.host, self.port, WS_PATH)
+        if self.config.turn is not None:
+            log.info("issuing TURN credentials valid for %g s to room members for %s",
+                     self.config.turn.ttl_seconds, " ".join(self.config.turn.urls))
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -290,9 +294,18 @@ class SignalingServer:
         other = room.members.get(frames.other_role(join.role))
         if not resumed:
             log.info("room %s: %s joined from %s", room.tag, join.role, client.ip)
-        await self._send(client, frames.joined_frame(room.id, join.role, token, other is not None))
+        await self._send(client, frames.joined_frame(room.id, join.role, token, other is not None,
+                                                     self._turn_for(room)))
         if other is not None:
             await self._send(other, frames.peer_joined_frame(join.role, resumed))
+
+    def _turn_for(self, room: Room) -> TurnCredentials | None:
+        """Relay credentials for a member of `room`, valid for the configured ttl; only a
+        client that has just joined a room is given them (signaling/turn.py)."""
+        turn = self.config.turn
+        if turn is None:
+            return None
+        return turn_credentials(turn.secret, room.tag, turn.ttl_seconds, turn.urls)
 
     async def _error(self, client: Client, code: str, message: str, counts: bool = True) -> None:
         """Send an error frame; misbehaviour (`counts`) spends the client's error allowance."""
