@@ -14,13 +14,17 @@ sign as the host (its key is in the invite) or as the pinned candidate device.
 The exchange, per connection attempt (a random attempt id chosen by the candidate):
 
     candidate → host   hello   n=0  {join: <JoinRequest>}            signed by the device key
-    host → candidate   offer   n=0  {sdp, device: <pinned key>}      signed by the host key
+    host → candidate   offer   n=0  {sdp, device: <pinned key>, ice?} signed by the host key
     candidate → host   answer  n=1  {sdp}                            signed by the device key
     host → candidate   refuse  any  {reason}                         signed by the host key
 
 Each side accepts only the next counter of the current attempt in each direction: duplicates
 and replays of older attempts are dropped (`Ignored`), anything that fails authentication or
 comes from the wrong key raises `HandshakeError` with a reason a user can act on.
+
+The offer's optional `ice` is the host's STUN/TURN server list (JSON text, credentials
+included, parsed by `assessiq.peer.config.servers_from_json`): a candidate with no relay of
+its own gets one this way, and the signaling server sees it only encrypted.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ H2C = "h2c"
 NONCE_LEN = 12
 MAX_SEALED_CHARS = 64 * 1024
 MAX_SDP_CHARS = 32 * 1024
+MAX_ICE_CHARS = 8 * 1024
 MAX_JSON_DEPTH = 2
 """Every handshake body is one flat object; deeper is refused before the JSON is parsed."""
 _FINGERPRINT_RE = re.compile(r"^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$", re.MULTILINE)
@@ -194,6 +199,8 @@ class CandidateHandshake:
         self.key = derive_key(invite)
         self.attempt = secrets.token_urlsafe(12)
         self.offer_sdp: str | None = None
+        self.offer_ice: str | None = None
+        """The host's ICE server list from its offer (JSON text), if it sent one."""
         self._sent = 0
         self._received = 0
 
@@ -240,7 +247,11 @@ class CandidateHandshake:
             raise HandshakeError(f"unexpected handshake message {kind!r} #{n} from the host")
         if body.get("device") != b64e(self.device.public_key):
             raise HandshakeError("the host's offer is addressed to a different candidate device")
+        ice = body.get("ice")
+        if ice is not None and (not isinstance(ice, str) or len(ice) > MAX_ICE_CHARS):
+            raise HandshakeError("the host's offer carries a malformed ICE server list")
         self.offer_sdp = _sdp(body)
+        self.offer_ice = ice
         self._received = n + 1
         return Opened(kind, attempt, n, self.invite.host_key, body)
 
@@ -339,13 +350,17 @@ class HostHandshake:
         self._received = 1
         return Opened("hello", attempt, n, request.device_key, body)
 
-    def offer(self, sdp: str) -> str:
-        """The offer for the current attempt, signed by the host key."""
+    def offer(self, sdp: str, ice: str | None = None) -> str:
+        """The offer for the current attempt, signed by the host key; `ice` is the host's
+        ICE server list (JSON text) for the candidate, sent only inside the encryption."""
         if self.attempt is None or self.gate.pinned_device is None or self._sent != 0:
             raise HandshakeError("no admitted attempt to offer to")
-        return self._seal(
-            "offer", self.attempt, {"sdp": sdp, "device": b64e(self.gate.pinned_device)}
-        )
+        if ice is not None and len(ice) > MAX_ICE_CHARS:
+            raise HandshakeError(f"the ICE server list is over {MAX_ICE_CHARS} characters")
+        extra: dict[str, Any] = {"sdp": sdp, "device": b64e(self.gate.pinned_device)}
+        if ice is not None:
+            extra["ice"] = ice
+        return self._seal("offer", self.attempt, extra)
 
     def refuse(self, attempt: str, reason: str) -> str:
         """A signed refusal the candidate can show (for an attempt we will not serve)."""

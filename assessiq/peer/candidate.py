@@ -31,7 +31,7 @@ from ..core.integrity import Envelope, EventSigner, IntegrityError, Receipt
 from ..core.invite import Invite
 from ..core.paths import sessions_dir
 from ..core.store import SessionStore
-from .config import PeerConfig
+from .config import PeerConfig, merge_servers, servers_from_json
 from .connection import PeerConnection
 from .datachannel import DataChannelChannel
 from .errors import ConnectError, PeerError, SignalingUnavailable
@@ -198,7 +198,18 @@ class Candidate(PeerSession):
             result = hs.receive(data)  # HandshakeError propagates: a refusal
             if isinstance(result, Ignored):
                 log.info("candidate: %s", result.reason)
-        conn = PeerConnection(self.config, media=self.media_hook)
+        try:
+            # Ours (in the config), the signaling server's relay for us, then the host's list
+            # from its encrypted offer: a candidate with no configuration gets a relay.
+            host_servers = servers_from_json(hs.offer_ice) if hs.offer_ice else ()
+        except ValueError as exc:
+            raise HandshakeError(f"the host's offer carries a bad ICE server list: {exc}") from exc
+        try:
+            conn = PeerConnection(self.config, media=self.media_hook,
+                                  ice_servers=merge_servers(self.signaling.ice_servers,
+                                                            host_servers))
+        except ConnectError as exc:  # relay-only, and nobody gave a TURN server
+            raise HandshakeError(str(exc)) from exc
         try:
             answer = await conn.answer(hs.offer_sdp)
             if not await self.signaling.send(hs.answer(answer)):

@@ -1,13 +1,29 @@
-"""How a peer connects: ICE servers, relay policy and the timings of the link."""
+"""How a peer connects: ICE servers, relay policy and the timings of the link.
+
+A connection's ICE servers are the peer's own (`PeerConfig.ice_servers`) followed by those it
+was given for this attempt: the ones the signaling server issued with its join (short-lived
+TURN credentials), and on the candidate also the host's list from the signed, encrypted
+offer (`assessiq/core/handshake.py`). `merge_servers` makes that list; `servers_to_json` and
+`servers_from_json` are its form inside the handshake.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.rtcicetransport import parse_stun_turn_uri
 
-__all__ = ["IceServer", "PeerConfig"]
+from ..core.jsonlimits import loads_bounded
+
+__all__ = ["IceServer", "PeerConfig", "merge_servers", "servers_from_json", "servers_to_json"]
+
+MAX_SERVERS = 8
+MAX_FIELD_CHARS = 512
 
 
 @dataclass(frozen=True)
@@ -23,6 +39,18 @@ class IceServer:
             raise ValueError(f"an ICE server URL starts with stun:, turn: or turns:: {self.url!r}")
         if self.url.startswith("turn") and (not self.username or not self.credential):
             raise ValueError(f"the TURN server {self.url} needs a username and a credential")
+        for value in (self.url, self.username or "", self.credential or ""):
+            if not isinstance(value, str) or len(value) > MAX_FIELD_CHARS:
+                raise ValueError("an ICE server's URL, username and credential are strings of "
+                                 f"at most {MAX_FIELD_CHARS} characters")
+        try:
+            parse_stun_turn_uri(self.url)
+        except ValueError as exc:
+            raise ValueError(f"not a usable STUN/TURN URL: {self.url!r} ({exc})") from None
+
+    @property
+    def is_turn(self) -> bool:
+        return self.url.startswith("turn")
 
 
 @dataclass(frozen=True)
@@ -48,17 +76,58 @@ class PeerConfig:
     """Update bytes the document takes from the peer in a session (past it, refused)."""
 
     def __post_init__(self) -> None:
-        if self.relay_only and not any(s.url.startswith("turn") for s in self.ice_servers):
-            raise ValueError("relay-only needs at least one TURN server")
+        # relay_only without a TURN server of one's own is allowed: the signaling server or
+        # the host may give one; a connection without any is refused (`PeerConnection`).
         if not 0 < self.heartbeat_interval < self.heartbeat_timeout:
             raise ValueError("the heartbeat interval must be positive and below its timeout")
         if self.signaling_app_ping_interval <= 0 or self.call_stats_interval <= 0:
             raise ValueError("the signaling ping and call-stats intervals must be positive")
 
-    def rtc_configuration(self) -> RTCConfiguration:
+    def rtc_configuration(self, extra: Sequence[IceServer] = ()) -> RTCConfiguration:
+        """aiortc's configuration: our servers, then `extra` (merged with `merge_servers`).
+        aiortc uses only the first STUN and the first TURN URL of that list."""
         servers = [
             RTCIceServer(urls=s.url, username=s.username, credential=s.credential)
-            for s in self.ice_servers
+            for s in merge_servers(self.ice_servers, extra)
         ]
         policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
         return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+
+
+def merge_servers(*lists: Iterable[IceServer]) -> tuple[IceServer, ...]:
+    """The lists in order, each server once (the first of equal URL and username wins)."""
+    seen: set[tuple[str, str | None]] = set()
+    merged: list[IceServer] = []
+    for servers in lists:
+        for server in servers:
+            key = (server.url, server.username)
+            if key not in seen:
+                seen.add(key)
+                merged.append(server)
+    return tuple(merged)
+
+
+def servers_to_json(servers: Sequence[IceServer]) -> str:
+    """A server list as the JSON text the host's offer carries (`[{url, username?,
+    credential?}]`, at most `MAX_SERVERS`)."""
+    items: list[dict[str, str]] = []
+    for s in servers[:MAX_SERVERS]:
+        item = {"url": s.url}
+        if s.username is not None and s.credential is not None:
+            item.update(username=s.username, credential=s.credential)
+        items.append(item)
+    return json.dumps(items, separators=(",", ":"), sort_keys=True)
+
+
+def servers_from_json(text: str) -> tuple[IceServer, ...]:
+    """Parse `servers_to_json`'s text; `ValueError` with a reason for anything else."""
+    items: Any = loads_bounded(text, max_bytes=MAX_SERVERS * 4 * MAX_FIELD_CHARS, max_depth=2)
+    if not isinstance(items, list) or len(items) > MAX_SERVERS:
+        raise ValueError(f"an ICE server list is a JSON list of at most {MAX_SERVERS} servers")
+    servers: list[IceServer] = []
+    for item in items:
+        if not isinstance(item, dict) or set(item) - {"url", "username", "credential"} \
+                or not isinstance(item.get("url"), str):
+            raise ValueError("an ICE server is an object with url, username and credential")
+        servers.append(IceServer(item["url"], item.get("username"), item.get("credential")))
+    return tuple(servers)

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
@@ -27,7 +27,7 @@ from aiortc.rtcdtlstransport import certificate_digest
 
 from ..core.fragments import RATE_BURST, RATE_BYTES_PER_SECOND, TokenBucket
 from ..core.handshake import sdp_fingerprints
-from .config import PeerConfig
+from .config import IceServer, PeerConfig, merge_servers
 from .datachannel import DataChannelChannel, RefusalHandler
 from .errors import ConnectError
 
@@ -98,9 +98,15 @@ class PeerConnection:
     tracks at the right moment of the offer/answer and its result is `self.media`, closed
     before the peer connection itself."""
 
-    def __init__(self, config: PeerConfig, media: MediaHook | None = None) -> None:
+    def __init__(self, config: PeerConfig, media: MediaHook | None = None,
+                 ice_servers: Sequence[IceServer] = ()) -> None:
         self.config = config
-        self.pc = RTCPeerConnection(config.rtc_configuration())
+        self.ice_servers = merge_servers(config.ice_servers, ice_servers)
+        """Every STUN/TURN server of this connection: the config's, then those given."""
+        if config.relay_only and not any(s.is_turn for s in self.ice_servers):
+            raise ConnectError("relay-only needs a TURN server, and neither this side's "
+                               "configuration nor the signaling server nor the host gave one")
+        self.pc = RTCPeerConnection(config.rtc_configuration(ice_servers))
         self._media_hook = media
         self.media: Any = None
         self.channels: dict[str, DataChannelChannel] = {}
@@ -226,6 +232,22 @@ class PeerConnection:
                 "check the network, or configure a TURN server"
             )
         check_dtls_binding(self.pc, self.remote_sdp, self.local_sdp)
+        pair = self.selected_pair()
+        if pair is not None:
+            log.info("peer connection open: %s candidate here, %s candidate there (%s)",
+                     pair[0], pair[1], "relayed" if "relay" in pair else "direct")
+
+    def selected_pair(self) -> tuple[str, str] | None:
+        """The nominated ICE pair's candidate types (local, remote): "host", "srflx", "prflx"
+        or "relay"; None before ICE has nominated one."""
+        try:
+            ice = self.pc.sctp.transport.transport._connection  # type: ignore[union-attr]
+            pair = ice._nominated.get(1)
+        except AttributeError:
+            return None
+        if pair is None:
+            return None
+        return str(pair.local_candidate.type), str(pair.remote_candidate.type)
 
     async def close(self) -> None:
         for channel in self.channels.values():

@@ -35,7 +35,7 @@ from ..core.paths import sessions_dir
 from ..core.policy import Policy
 from ..core.seal import seal
 from ..core.store import SessionStore
-from .config import PeerConfig
+from .config import PeerConfig, merge_servers, servers_to_json
 from .connection import PeerConnection
 from .datachannel import DataChannelChannel
 from .errors import ConnectError, SignalingUnavailable
@@ -180,6 +180,11 @@ class Host(PeerSession):
             host._setup_call(media)
             host.signaling = SignalingClient.for_peer(signaling, invite.room, "host", config)
             await host.signaling.start()
+            if config.relay_only and not any(
+                    s.is_turn for s in merge_servers(config.ice_servers,
+                                                     host.signaling.ice_servers)):
+                raise ConnectError("relay-only needs a TURN server: configure one, or use a "
+                                   "signaling server that issues TURN credentials")
             if lan and server is not None:
                 from ..discovery import Advertiser
 
@@ -241,12 +246,21 @@ class Host(PeerSession):
         assert self.signaling is not None
         if self.link is not None:
             await self.link.close()  # the candidate started over: its old link is gone
-        conn = PeerConnection(self.config, media=self.media_hook)
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._answers = {attempt: answer}
         try:
+            # Our servers and the signaling server's fresh relay credentials; the candidate
+            # gets the same list inside the encrypted offer.
+            conn = PeerConnection(self.config, media=self.media_hook,
+                                  ice_servers=self.signaling.ice_servers)
+        except ConnectError as exc:
+            log.warning("host: connection attempt failed: %s", exc)
+            self.refusals.append(str(exc))
+            return
+        try:
             sdp = await conn.offer()
-            await self.signaling.send(self.handshake.offer(sdp))
+            ice = servers_to_json(conn.ice_servers) if conn.ice_servers else None
+            await self.signaling.send(self.handshake.offer(sdp, ice))
             answer_sdp = await asyncio.wait_for(answer, self.config.handshake_timeout)
             await conn.accept(answer_sdp)
             await conn.wait_open(self.config.connect_timeout)

@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..core.jsonlimits import loads_bounded
+from .config import IceServer
 from .errors import SignalingUnavailable
 
 __all__ = ["SignalingClient", "ws_endpoint"]
@@ -76,6 +77,9 @@ class SignalingClient:
         self.failure: SignalingUnavailable | None = None
         self.reconnects = 0
         self.generation = 0  # +1 on every successful (re)join
+        self.ice_servers: tuple[IceServer, ...] = ()
+        """The STUN/TURN servers the signaling server issued with the latest join (short-lived
+        TURN credentials; empty when it issues none)."""
         self._relays: asyncio.Queue[str | None] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -209,6 +213,7 @@ class SignalingClient:
         if kind == "joined":
             token = frame.get("resume")
             self.resume = token if isinstance(token, str) else None
+            self.ice_servers = _issued_servers(frame)
             self.peer_present = frame.get("peer") is True
             self.generation += 1
             self.joined.set()
@@ -244,3 +249,26 @@ class SignalingClient:
             task = asyncio.create_task(ws.close())
             self._closers.add(task)
             task.add_done_callback(self._closers.discard)
+
+
+def _issued_servers(frame: dict[str, Any]) -> tuple[IceServer, ...]:
+    """The relay a `joined` frame carries (`ice_urls`, `ice_username`, `ice_credential`), as
+    `IceServer`s; a malformed part is skipped with a log line (the server is untrusted, and
+    a bad relay costs only the relay)."""
+    urls, user, password = (frame.get(k) for k in ("ice_urls", "ice_username", "ice_credential"))
+    if not isinstance(urls, list):
+        return ()
+    servers: list[IceServer] = []
+    for url in urls[:8]:
+        try:
+            if not isinstance(url, str):
+                raise ValueError("not a string")
+            if url.startswith("turn"):
+                if not isinstance(user, str) or not isinstance(password, str):
+                    raise ValueError("no credentials")
+                servers.append(IceServer(url, user, password))
+            else:
+                servers.append(IceServer(url))
+        except ValueError as exc:
+            log.warning("signaling: ignored an ICE server the server issued: %s", exc)
+    return tuple(servers)

@@ -1,0 +1,243 @@
+"""Relay credentials nobody can abuse: issued only to room members, refused by the real coturn
+once expired or forged, and carried to the candidate only inside the encrypted handshake.
+
+coturn runs on 127.0.0.1 with the shipped `deploy/turnserver.conf` (rendered with a test
+secret); the signaling server runs with a `[turn]` configuration like `deploy/signaling.toml`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import shutil
+import subprocess
+import time
+from typing import Any
+
+import pytest
+from aioice.stun import TransactionFailed
+
+from assessiq.core.identity import Identity
+from assessiq.peer import Candidate, Host, IceServer
+from assessiq.peer.errors import ConnectError
+from signaling import ConfigError, ServerConfig, SignalingServer, load_config
+from signaling.rooms import room_tag
+from signaling.testing import WsClient
+from signaling.turn import TurnConfig, turn_credentials
+from tests.nat_helpers import (
+    DEPLOY,
+    TEST_SECRET,
+    loopback_coturn,
+    render_signaling_toml,
+    turn_allocate,
+)
+from tests.peer_helpers import FAST, eventually
+
+ROOM = "room-turn-creds-0123456789"
+TTL = 3600.0
+
+
+def turn_server(urls: tuple[str, ...], secret: str = TEST_SECRET) -> SignalingServer:
+    return SignalingServer(ServerConfig(host="127.0.0.1", port=0,
+                                        turn=TurnConfig(secret, urls, TTL)))
+
+
+def has_ice(frame: dict[str, Any]) -> bool:
+    return any(k.startswith("ice_") for k in frame)
+
+
+async def test_credentials_only_for_a_client_that_joined_a_room():
+    urls = ("stun:127.0.0.1:3478", "turn:127.0.0.1:3478?transport=udp")
+    async with turn_server(urls) as server:
+        stranger = await WsClient.connect(server.port)
+        await stranger.send({"type": "ping"})
+        refused = await stranger.expect("error", "not-joined")
+        assert not has_ice(refused)
+        # A candidate for a room with no host is refused, and gets nothing either.
+        early = await WsClient.connect(server.port)
+        refused = await early.join(ROOM, "candidate")
+        assert refused["code"] == "unknown-room" and not has_ice(refused)
+
+        host = await WsClient.connect(server.port)
+        before = time.time()
+        joined = await host.join(ROOM, "host")
+        assert joined["type"] == "joined" and joined["ice_urls"] == list(urls)
+        expiry, user = joined["ice_username"].split(":")
+        assert user == room_tag(ROOM) and ROOM not in joined["ice_username"]
+        assert before + TTL - 1 <= int(expiry) <= time.time() + TTL
+        assert joined["ice_expires"] == int(expiry)
+        digest = hmac.new(TEST_SECRET.encode(), joined["ice_username"].encode(),
+                          hashlib.sha1).digest()
+        assert joined["ice_credential"] == base64.b64encode(digest).decode()
+
+        candidate = await WsClient.connect(server.port)
+        assert has_ice(await candidate.join(ROOM, "candidate"))
+        # A client taking a role that is already held gets no credentials.
+        third = await WsClient.connect(server.port)
+        full = await third.join(ROOM, "candidate")
+        assert full["code"] == "room-full" and not has_ice(full)
+        for client in (stranger, early, host, candidate, third):
+            await client.close()
+    # A server without a [turn] configuration issues nothing.
+    async with SignalingServer(ServerConfig(host="127.0.0.1", port=0)) as plain:
+        client = await WsClient.connect(plain.port)
+        assert not has_ice(await client.join(ROOM, "host"))
+        await client.close()
+
+
+async def test_real_coturn_accepts_issued_credentials_and_refuses_expired_or_forged(tmp_path):
+    async with loopback_coturn(tmp_path) as port:
+        async with turn_server((f"turn:127.0.0.1:{port}",)) as server:
+            host = await WsClient.connect(server.port)
+            joined = await host.join(ROOM, "host")
+            await host.close()
+        user, password = joined["ice_username"], joined["ice_credential"]
+        relayed = await turn_allocate("127.0.0.1", port, user, password)
+        assert relayed[0] == "127.0.0.1"
+
+        tag = room_tag(ROOM)
+        expired = turn_credentials(TEST_SECRET, tag, -60)
+        forged = turn_credentials("not-the-secret-of-this-relay", tag, TTL)
+        stretched = f"{int(time.time()) + 30 * 86400}:{tag}"  # a later expiry, same password
+        for name, (u, p) in {
+            "expired": (expired.username, expired.credential),
+            "forged": (forged.username, forged.credential),
+            "expiry changed": (stretched, password),
+            "the old static user": ("assessiq", "CHANGE_ME"),
+        }.items():
+            with pytest.raises(TransactionFailed) as exc:
+                await turn_allocate("127.0.0.1", port, u, p)
+            assert "401" in str(exc.value), name
+        # Still good after the refusals: the refusals are about the credentials only.
+        assert (await turn_allocate("127.0.0.1", port, user, password))[0] == "127.0.0.1"
+
+
+def test_turn_configuration_from_the_shipped_file_the_environment_and_flags(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.delenv("ASSESSIQ_TURN_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="placeholder"):
+        load_config(DEPLOY / "signaling.toml")
+    rendered = tmp_path / "signaling.toml"
+    rendered.write_text(render_signaling_toml(TEST_SECRET, ["turn:198.51.100.7:3478"]))
+    config = load_config(rendered)
+    assert config.turn == TurnConfig(TEST_SECRET, ("turn:198.51.100.7:3478",), 14400)
+    assert config.host == "0.0.0.0" and config.port == 8765
+    # The environment's secret wins over the file's (so the file may keep a placeholder).
+    monkeypatch.setenv("ASSESSIQ_TURN_SECRET", "from-the-environment-0123")
+    config = load_config(DEPLOY / "signaling.toml", {"turn_ttl_seconds": 600.0})
+    assert config.turn is not None and config.turn.secret == "from-the-environment-0123"
+    assert config.turn.ttl_seconds == 600 and config.turn.urls[0].startswith("stun:")
+    flags = load_config(None, {"turn_urls": ["turn:127.0.0.1:3478"]})
+    assert flags.turn is not None and flags.turn.urls == ("turn:127.0.0.1:3478",)
+    monkeypatch.delenv("ASSESSIQ_TURN_SECRET")
+    assert load_config(None).turn is None
+    with pytest.raises(ConfigError, match="no secret"):
+        load_config(None, {"turn_urls": ["turn:127.0.0.1:3478"]})
+    (tmp_path / "secret").write_text("short\n")
+    short = tmp_path / "short.toml"
+    short.write_text('[turn]\nurls = ["turn:127.0.0.1"]\nsecret_file = "secret"\n')
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_config(short)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[turn]\nurls = ["http://x"]\nsecret = "0123456789abcdef0"\n')
+    with pytest.raises(ConfigError, match="stun:, turn: or turns:"):
+        load_config(bad)
+
+
+def test_compose_file_uses_the_shipped_configuration(tmp_path):
+    import yaml
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    signaling, coturn = compose["services"]["signaling"], compose["services"]["coturn"]
+    assert "./signaling.toml:/etc/assessiq/signaling.toml:ro" in signaling["volumes"]
+    assert signaling["command"] == ["--config", "/etc/assessiq/signaling.toml"]
+    assert "./turnserver.conf:/etc/coturn/turnserver.conf:ro" in coturn["volumes"]
+    turn_conf = (DEPLOY / "turnserver.conf").read_text()
+    active = [line for line in turn_conf.splitlines() if line and not line.startswith("#")]
+    assert "use-auth-secret" in active and "lt-cred-mech" not in active
+    assert not any(line.startswith("user=") for line in active)
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("the docker CLI is not installed: `docker compose config` not run")
+    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True,
+                           timeout=30)
+    if probe.returncode != 0:
+        pytest.skip("the docker CLI has no compose plugin: `docker compose config` not run")
+    result = subprocess.run([docker, "compose", "-f", str(DEPLOY / "compose.yaml"), "config",
+                             "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)["services"]) == {"signaling", "coturn"}
+
+
+class RecordingServer(SignalingServer):
+    """The real signaling server, keeping every frame a client sent it."""
+
+    seen: list[str]
+
+    async def _on_message(self, client: Any, message: str | bytes) -> None:
+        self.seen.append(message if isinstance(message, str) else message.decode("latin-1"))
+        await super()._on_message(client, message)
+
+
+async def test_host_servers_reach_a_relay_only_candidate_only_inside_the_handshake(tmp_path):
+    async with loopback_coturn(tmp_path, loopback_peers=True) as port:
+        # The host brings its own relay (its config); this signaling server issues none.
+        creds = turn_credentials(TEST_SECRET, "host-own", TTL)
+        own = IceServer(f"turn:127.0.0.1:{port}", creds.username, creds.credential)
+        host_cfg = dataclasses.replace(FAST, ice_servers=(own,))
+        # The candidate has no server of its own and hides its address: it can only connect
+        # through a relay it was told about in the handshake.
+        cand_cfg = dataclasses.replace(FAST, relay_only=True)
+        server = RecordingServer(ServerConfig(host="127.0.0.1", port=0))
+        server.seen = []
+        async with server:
+            url = f"ws://127.0.0.1:{server.port}"
+            host = await Host.start(identity=Identity.generate(), signaling=url,
+                                    config=host_cfg, session_path=tmp_path / "s.aiq",
+                                    runs=False)
+            try:
+                cand = await Candidate.join(host.invite.encode(), config=cand_cfg, timeout=30)
+                try:
+                    assert cand.link is not None and host.link is not None
+                    assert own in cand.link.conn.ice_servers
+                    assert cand.link.conn.selected_pair() is not None
+                    assert cand.link.conn.selected_pair()[0] == "relay"
+                    assert "typ host" not in cand.link.conn.local_sdp
+                    cand.doc.insert_code(0, "through the host's relay", origin="candidate")
+                    await eventually(lambda: host.doc.code_text == "through the host's relay",
+                                     what="sync")
+                finally:
+                    await cand.close()
+            finally:
+                await host.close()
+        relayed = "\n".join(server.seen)
+        assert '"relay"' in relayed and len(server.seen) >= 4
+        for secret_part in (creds.credential, creds.username, f"127.0.0.1:{port}"):
+            assert secret_part not in relayed
+            for frame in server.seen:
+                data = json.loads(frame).get("data", "")
+                if data:
+                    raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+                    assert secret_part.encode() not in raw
+
+
+async def test_relay_only_with_no_turn_server_anywhere_is_refused_with_the_reason(tmp_path):
+    from tests.peer_helpers import signaling_server
+
+    async with signaling_server() as url:
+        with pytest.raises(ConnectError, match="relay-only needs a TURN server"):
+            await Host.start(identity=Identity.generate(), signaling=url, runs=False,
+                             config=dataclasses.replace(FAST, relay_only=True),
+                             session_path=tmp_path / "h.aiq")
+        host = await Host.start(identity=Identity.generate(), signaling=url, runs=False,
+                                config=FAST, session_path=tmp_path / "s.aiq")
+        try:
+            with pytest.raises(ConnectError, match="relay-only needs a TURN server"):
+                await Candidate.join(host.invite.encode(), timeout=10,
+                                     config=dataclasses.replace(FAST, relay_only=True))
+        finally:
+            await host.close()
+
