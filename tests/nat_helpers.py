@@ -115,10 +115,9 @@ def _accepts(address: str, port: int, netns: str | None) -> bool:
                 return True
         except OSError:
             return False
-    probe = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c",
-                            f"import socket; socket.create_connection(('{address}', {port}), 0.2)"],
-                           capture_output=True, timeout=10)
-    return probe.returncode == 0
+    from tests.natlab import tcp_accepts
+
+    return tcp_accepts(netns, address, port)
 
 
 @contextlib.asynccontextmanager
