@@ -266,7 +266,34 @@ def test_remote_carets_show_the_other_persons_name(room: Room) -> None:
     wait_for(lambda: remote_caret(room.hd) == "Ada", what="the host shows the candidate's caret")
     wait_for(lambda: remote_caret(room.cd) == "interviewer",
              what="the candidate shows the host's caret")
+    # The host's caret is on line 1: its name is shown whole, inside the editor (a label
+    # above the first line was cut off by the scroller, and shown only on hover).
+    wait_for(lambda: _label_inside(room.cd), what="the caret's name shown on line 1")
+    wait_for(lambda: _label_inside(room.hd), what="the caret's name shown on line 2")
     screenshot(room.hd, "editor-host-remote-caret")
+    screenshot(room.cd, "editor-candidate-remote-caret-line-1")
+
+
+def _label_inside(driver: Any) -> bool:
+    """The other person's caret label is opaque and lies wholly inside the editor's view."""
+    inside: bool = driver.execute_script(
+        'const e = document.querySelector("[data-testid=editor]");'
+        'const info = e.querySelector(".cm-ySelectionInfo");'
+        "if (!info) return false;"
+        'const box = e.querySelector(".cm-scroller").getBoundingClientRect();'
+        "const r = info.getBoundingClientRect();"
+        "return getComputedStyle(info).opacity === '1' && r.height > 0 && r.width > 0"
+        " && r.top >= box.top && r.bottom <= box.bottom && r.left >= box.left;")
+    return inside
+
+
+def test_python_auto_indent_is_the_starters_four_spaces(room: Room) -> None:
+    _reset(room, "")
+    focus_editor_at(room.cd, 0)
+    type_in_editor(room.cd, "def f():\n")
+    # Auto-indent after the colon: four spaces, as the starters and PEP 8 (it gave two).
+    wait_for(lambda: editor_text(room.cd) == "def f():\n    ", what="the auto-indent")
+    _on_both(room, lambda d: editor_text(d) == "def f():\n    ", "the indented line")
 
 
 def test_both_type_in_the_same_line_at_20_keys_a_second(room: Room) -> None:

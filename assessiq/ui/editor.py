@@ -167,12 +167,19 @@ class SharedEditor(ui.element, component=_COMPONENT, esm={"aiq-yeditor": "static
         self._props["room"] = self.room
         self._props["clientId"] = self.endpoint.writer
         self._props["language"] = language
+        self._props["readOnly"] = False
         self._props["user"] = {"name": name[:40], "role": role,
                                "color": COLORS.get(role, "#495057")}
         self.classes("w-full").style("height: 100%; min-height: 320px; border: 1px solid #ccc")
 
     def set_language(self, language: str) -> None:
         self._props["language"] = language
+        self.update()
+
+    def set_read_only(self, read_only: bool = True) -> None:
+        """Stop (or allow again) typing in this page's editor: the interview has ended. The
+        record does not depend on it (the other side no longer takes edits once sealed)."""
+        self._props["readOnly"] = read_only
         self.update()
 
     def _handle_delete(self) -> None:
@@ -188,5 +195,5 @@ def shared_editor(doc: Any, *, origin: str, awareness: Awareness, base: str, rol
     """The shared editor for one side, as the interview pages place it."""
     editor = SharedEditor(doc, origin=origin, awareness=awareness, base=base, role=role,
                           name=name, language=doc.language)
-    editor.props('data-testid="editor"').style("height: 360px")
+    editor.props('data-testid="editor"').style("height: 360px").mark("editor")
     return editor

@@ -22,6 +22,7 @@ import {
   foldGutter,
   foldKeymap,
   indentOnInput,
+  indentUnit,
   syntaxHighlighting,
 } from "@codemirror/language";
 import { lintKeymap } from "@codemirror/lint";
@@ -53,9 +54,18 @@ const LANGUAGES = {
   java: java,
 };
 
+// Indentation per language: what its starters and style guides use (PEP 8's four spaces
+// for Python, so auto-indent matches the starter instead of mixing 2 and 4).
+const INDENT = { javascript: "  ", js: "  " };
+
 function languageOf(name) {
-  const make = LANGUAGES[(name || "").toLowerCase()];
-  return make ? make() : [];
+  const key = (name || "").toLowerCase();
+  const make = LANGUAGES[key];
+  return [make ? make() : [], indentUnit.of(INDENT[key] || "    ")];
+}
+
+function readOnlyOf(flag) {
+  return [EditorState.readOnly.of(flag), EditorView.editable.of(!flag)];
 }
 
 // CodeMirror's basicSetup without its own history (Yjs's undo manager replaces it) and
@@ -91,7 +101,7 @@ const setup = [
  * Mount the shared editor in `parent`.
  * @param {HTMLElement} parent
  * @param {{url: string, room: string, clientId: number, language: string,
- *          user: {name: string, color: string, role: string}}} options
+ *          readOnly?: boolean, user: {name: string, color: string, role: string}}} options
  */
 export function mountEditor(parent, options) {
   const ydoc = new Y.Doc();
@@ -104,6 +114,7 @@ export function mountEditor(parent, options) {
   awareness.setLocalStateField("user", { name, color, colorLight: color + "33" });
   const undoManager = new Y.UndoManager(ytext);
   const language = new Compartment();
+  const readOnly = new Compartment();
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -111,8 +122,16 @@ export function mountEditor(parent, options) {
       extensions: [
         setup,
         language.of(languageOf(options.language)),
+        readOnly.of(readOnlyOf(!!options.readOnly)),
         yCollab(ytext, awareness, { undoManager }),
-        EditorView.theme({ "&": { height: "100%" }, ".cm-scroller": { overflow: "auto" } }),
+        EditorView.theme({
+          "&": { height: "100%" },
+          ".cm-scroller": { overflow: "auto" },
+          // The other person's name stays shown by their caret, and on the first line it
+          // sits below the caret instead of above, where the scroller would cut it off.
+          ".cm-ySelectionInfo": { opacity: 1, fontFamily: "sans-serif" },
+          ".cm-line:first-child .cm-ySelectionInfo": { top: "1.25em" },
+        }),
       ],
     }),
   });
@@ -125,6 +144,7 @@ export function mountEditor(parent, options) {
     undoManager,
     getText: () => view.state.doc.toString(),
     setLanguage: (name) => view.dispatch({ effects: language.reconfigure(languageOf(name)) }),
+    setReadOnly: (flag) => view.dispatch({ effects: readOnly.reconfigure(readOnlyOf(!!flag)) }),
     destroy: () => {
       view.destroy();
       provider.destroy();

@@ -10,11 +10,15 @@ export default {
     room: String,
     clientId: Number,
     language: String,
+    readOnly: Boolean,
     user: Object,
   },
   watch: {
     language(value) {
       this.handle.setLanguage(value);
+    },
+    readOnly(value) {
+      this.handle.setReadOnly(value);
     },
   },
   mounted() {
@@ -24,6 +28,7 @@ export default {
       room: this.room,
       clientId: this.clientId,
       language: this.language,
+      readOnly: this.readOnly,
       user: this.user,
     });
     // Tests and the latency benchmark read the editor through this handle.
