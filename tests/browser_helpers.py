@@ -158,6 +158,8 @@ def click(driver: Any, testid: str, timeout: float = 60.0) -> None:
         el = by_testid(driver, testid)
         if not el.is_enabled() or el.get_attribute("disabled"):
             return False
+        # to the middle of the window: a fixed page header can cover what is at its top
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
         el.click()
         return True
 

@@ -317,6 +317,17 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
             assert session_file.exists()
             assert session_file.with_suffix(".report.html").exists()
             screenshot(hd, "host-ended")
+            # ... and the candidate's page says so: editor read-only, Run off, timer stopped
+            wait_for(lambda: by_testid(cd, "ended-banner").is_displayed(),
+                     what="the candidate told the interview ended")
+            wait_for(lambda: cd.execute_script(
+                'return document.querySelector("[data-testid=editor] .cm-content")'
+                '.getAttribute("contenteditable")') == "false",
+                what="the candidate's editor read-only")
+            assert not by_testid(cd, "run").is_enabled()
+            wait_for(lambda: text_of(cd, "timer") == "the interview has ended",
+                     what="the candidate's timer stopped")
+            screenshot(cd, "candidate-ended")
 
         # -- the replay viewer opens the sealed file --------------------------------------
         replay = App(["replay", str(session_file)], tmp_path)

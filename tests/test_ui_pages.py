@@ -202,6 +202,14 @@ async def test_host_creates_a_session_and_candidate_joins(
         await eventually(lambda: cand.ended)
         await cand_user.open(f"/{state.token}/join/interview")  # (the same simulation quirk)
         await cand_user.should_see("the interviewer ended the session", retries=100)
+        # After the end the candidate's page says so, and nothing on it still works as if
+        # the interview went on: the editor is read-only, Run is off, the timer stopped.
+        await cand_user.should_see(marker="ended-banner", retries=100)
+        await cand_user.should_see("the interview has ended", retries=100)
+        editor = cand_user.find(marker="editor").elements.pop()
+        assert editor.props["readOnly"] is True
+        run_button = cand_user.find(marker="run").elements.pop()
+        assert isinstance(run_button, ui.button) and not run_button.enabled
 
         # The replay page reads the sealed file.
         state.replay_path = ended.session_file

@@ -227,8 +227,14 @@ def register(state: AppState) -> None:
                         not_taken = ui.label("").classes("text-negative") \
                             .props('data-testid="not-accepted"')
                         phase = ui.label("").props('data-testid="phase"')
-                        timer_label(doc.timer)
-                    shared_editor(doc, origin="candidate", awareness=session.awareness,
+                        timer_label(doc.timer, lambda: cand.ended)
+                    ended_banner = ui.label(
+                        "The interview has ended. The interviewer sealed the record; the "
+                        "editor is read-only and nothing more is sent.") \
+                        .classes("text-subtitle1 q-pa-sm bg-blue-1 w-full") \
+                        .props('role="status" data-testid="ended-banner"').mark("ended-banner")
+                    ended_banner.set_visibility(False)
+                    editor = shared_editor(doc, origin="candidate", awareness=session.awareness,
                                   base=f"/{token}", role="candidate", name=cand.name or "candidate")
                     tickets: list[Any] = []
 
@@ -238,7 +244,8 @@ def register(state: AppState) -> None:
                             tickets.append(ticket)
 
                     with ui.row().classes("items-center"):
-                        ui.button("Run", on_click=run).props('data-testid="run"').mark("run")
+                        run_button = ui.button("Run", on_click=run) \
+                            .props('data-testid="run"').mark("run")
                         refused = ui.label("").classes("text-negative") \
                             .props('data-testid="run-refused"')
                     results = ui.column().classes("w-full").props('data-testid="results"')
@@ -281,6 +288,9 @@ def register(state: AppState) -> None:
             if cand.ended and not seen.get("closed"):
                 seen["closed"] = True  # stop the proctor, the call and signaling; keep the page
                 background_tasks.create(cand.close(), name="candidate-close")
+                editor.set_read_only()
+                run_button.disable()
+                ended_banner.set_visibility(True)
             phase.set_text(f"phase: {doc.phase}")
             told = cand.refused_by_peer
             if told and seen.get("told") != told[-1]:

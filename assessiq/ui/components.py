@@ -111,10 +111,16 @@ def call_controls(session: Callable[[], Any], plan: CallPlan | None) -> None:
         ui.timer(1.0, refresh)
 
 
-def timer_label(get_timer: Callable[[], dict[str, float] | None]) -> ui.label:
+def timer_label(get_timer: Callable[[], dict[str, float] | None],
+                ended: Callable[[], bool] = lambda: False) -> ui.label:
+    """The time left, counting down each second; once `ended()` it stops for good."""
     label = ui.label("timer not started").classes("text-subtitle1").props('data-testid="timer"')
 
     def tick() -> None:
+        if ended():
+            label.set_text("the interview has ended")
+            every_second.deactivate()
+            return
         t = get_timer()
         if t is None:
             label.set_text("timer not started")
@@ -125,8 +131,8 @@ def timer_label(get_timer: Callable[[], dict[str, float] | None]) -> ui.label:
             return
         label.set_text(f"time left {int(left // 60):02d}:{int(left % 60):02d}")
 
+    every_second = ui.timer(1.0, tick)
     tick()
-    ui.timer(1.0, tick)
     return label
 
 
