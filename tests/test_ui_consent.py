@@ -4,6 +4,7 @@ agreed in this run. NiceGUI's simulated `User`, a real host on 127.0.0.1 (no cam
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
@@ -63,3 +64,15 @@ async def test_the_steps_after_consent_refuse_until_the_candidate_agrees(
     assert cand.consented
     user.find(marker="join").click()
     await eventually(lambda: cand.connected and state.host is not None and state.host.connected)
+
+
+async def test_the_invite_expiry_has_its_date(app_state: tuple[AppState, User]) -> None:
+    """A 24-hour invite's expiry can be tomorrow: a time alone read as already expired."""
+    state, user = app_state
+    assert state.host is not None
+    state.candidate = cand = CandidateController(state.host.invite_text,
+                                                 call=state.calls["candidate"])
+    await user.open(f"/{state.token}/join")
+    expires = dt.datetime.fromtimestamp(cand.invite.expires, dt.UTC)
+    await user.should_see(f"The invite is valid until {expires:%Y-%m-%d %H:%M:%S} UTC.",
+                          retries=100)

@@ -137,6 +137,12 @@ async def test_host_creates_a_session_and_candidate_joins(
         await host_user.should_see("public tests 2/2 passed", retries=600)
         await cand_user.should_see("public tests 2/2 passed", retries=100)
         await host_user.should_see("hidden tests 2/2 passed", retries=100)
+        # Each test's verdict in words (and colour), not an emoji alone: a mark without an
+        # emoji font is a box. Hidden results are named.
+        for u in (host_user, cand_user):
+            await u.should_see("✓ passed: three numbers", retries=100)
+            await u.should_see("✓ passed: negative", retries=100)
+        await host_user.should_see("empty input ✓ passed, large ✓ passed", retries=100)
         await cand_user.should_not_see("hidden tests")
         assert [r["by"] for r in state.host.doc.runs()] == ["candidate"]
         # A run that is too large is refused by the host, and the candidate is told why.

@@ -23,7 +23,7 @@ from .candidate_session import (
 from .components import call_controls, media_source, results_view, timer_label
 from .editor import shared_editor
 from .frame import frame
-from .report import clock
+from .report import clock, date_time
 
 __all__ = ["register"]
 
@@ -102,8 +102,8 @@ def register(state: AppState) -> None:
                 .classes("text-h6").props('data-testid="host-fp"')
             ui.label("Ask your interviewer to read their fingerprint to you. If it differs, do "
                      "not continue: someone else made this invite.")
-            ui.label(f"The invite is valid until {clock(cand.invite.expires)} UTC.") \
-                .classes("text-caption")
+            ui.label(f"The invite is valid until {date_time(cand.invite.expires)}.") \
+                .classes("text-caption").props('data-testid="invite-expiry"')
             ui.separator()
             ui.label("What is monitored, and what leaves this computer").classes("text-h5")
             with ui.column().props('data-testid="consent"'):

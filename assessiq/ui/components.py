@@ -17,7 +17,7 @@ from .call import CallPlan, describe_problems
 from .report import clock
 
 __all__ = ["FrameSource", "call_controls", "integrity_panel", "media_source", "results_view",
-           "timer_label", "video_tile"]
+           "timer_label", "verdict_words", "video_tile"]
 
 FrameSource = Callable[[], bytes | None]
 """Returns the latest video frame as JPEG bytes, or None while there is none."""
@@ -136,6 +136,11 @@ def timer_label(get_timer: Callable[[], dict[str, float] | None],
     return label
 
 
+def verdict_words(passed: bool) -> str:
+    """A test's verdict as shown: a text mark any font has, and the word."""
+    return "✓ passed" if passed else "✗ FAILED"
+
+
 def results_view(runs: list[dict[str, Any]],
                  hidden: dict[str, list[dict[str, Any]]] | None = None) -> None:
     """The latest runs, newest first: output, each public test with its diff, and (on the
@@ -164,16 +169,19 @@ def results_view(runs: list[dict[str, Any]],
             if output:
                 ui.code(output, language="text").classes("w-full")
             for test in tests:
-                mark = "✅" if test.get("passed") else "❌"
-                ui.label(f"{mark} {test.get('name')}")
-                if not test.get("passed") and test.get("diff"):
+                ok = bool(test.get("passed"))
+                # in words and colour: an emoji mark alone is a box where no emoji font is
+                ui.label(f"{verdict_words(ok)}: {test.get('name')}") \
+                    .classes("text-positive" if ok else "text-negative text-weight-bold") \
+                    .props('data-testid="test-verdict"')
+                if not ok and test.get("diff"):
                     ui.code(test["diff"], language="diff").classes("w-full")
             secret = (hidden or {}).get(str(run.get("run_id")))
             if hidden is not None and secret is not None:
-                ok = sum(1 for t in secret if t.get("passed"))
-                marks = ", ".join(("✅ " if t.get("passed") else "❌ ") + str(t.get("name"))
+                ok_n = sum(1 for t in secret if t.get("passed"))
+                marks = ", ".join(f"{t.get('name')} {verdict_words(bool(t.get('passed')))}"
                                   for t in secret)
-                ui.label(f"hidden tests {ok}/{len(secret)} passed (only you see this): "
+                ui.label(f"hidden tests {ok_n}/{len(secret)} passed (only you see this): "
                          f"{marks}").classes("text-indigo-8") \
                     .props('data-testid="hidden-summary"')
 

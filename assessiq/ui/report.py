@@ -23,6 +23,11 @@ def clock(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M:%S")
 
 
+def date_time(t: float) -> str:
+    """A time that may fall on another day than today's, with its date (UTC)."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _final_doc(record: SessionRecord) -> SharedDoc:
     doc: Doc[Any] = Doc()
     for row in record.updates:
