@@ -10,8 +10,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from . import __version__, commands
-from .core.errors import AssessIQError
+from . import __version__, commands, extras
 
 __all__ = ["build_parser", "main"]
 
@@ -25,7 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        except ModuleNotFoundError:  # an extra this install lacks: `main` says which
+            stub = sub.add_parser(info.name, help=f"({extras.missing(info.name)})",
+                                  add_help=False)
+            stub.add_argument("rest", nargs=argparse.REMAINDER)
+            continue
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
@@ -39,9 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    absent = extras.missing(args.command)
+    if absent is not None:
+        print(f"assessiq: {absent}", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .core.errors import AssessIQError  # after the check: the core needs the `verify` extra
+
     try:
         code: int = args.func(args)
     except AssessIQError as exc:

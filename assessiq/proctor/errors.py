@@ -3,7 +3,7 @@
     ProctorError
     ├── FrameSourceError   a camera, video or image that cannot be opened or read
     │   └── NoCameraError  no camera at the requested index
-    └── SampleDataError    the offline sample photos (scikit-image, matplotlib) are missing
+    └── SampleDataError    a sample photo is missing (the tests' extras need scikit-image)
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""Real photos available offline: scikit-image's and matplotlib's bundled sample data.
+"""Real photos available offline: the synthetic camera's two portraits, and the tests' extras.
 
-They feed the synthetic camera and the tests. Both libraries are optional at run time; a
-missing one raises SampleDataError with what to install.
+The two face photos the synthetic camera composes its scenes from (`FACE_PHOTOS`) ship inside
+the package (`sample_photos/`, sources and licences in its SOURCES.md), so a candidate's or a
+demo's install needs no scikit-image or scipy. The non-face photos and `lfw_subset` are only
+the tests' and come from scikit-image (the `dev` extra); without it they raise
+SampleDataError with what to install.
 """
 
 from __future__ import annotations
 
 import functools
+from importlib import resources
 from typing import Any
 
 import cv2
@@ -21,6 +25,7 @@ Image = npt.NDArray[np.uint8]
 
 FACE_PHOTOS = ("astronaut", "grace_hopper")
 NON_FACE_PHOTOS = ("coffee", "rocket", "chelsea")
+_FILES = {"astronaut": "astronaut.png", "grace_hopper": "grace_hopper.jpg"}
 
 
 def _skimage_data() -> Any:
@@ -28,25 +33,20 @@ def _skimage_data() -> Any:
         import skimage.data
     except ImportError as exc:
         raise SampleDataError(
-            "the sample photos need scikit-image: pip install scikit-image"
+            "the tests' extra sample photos need scikit-image: pip install scikit-image"
         ) from exc
     return skimage.data
 
 
 @functools.lru_cache(maxsize=16)
 def _photo(name: str) -> Image:
-    if name == "grace_hopper":
-        try:
-            from matplotlib import cbook
-        except ImportError as exc:
-            raise SampleDataError("grace_hopper needs matplotlib: pip install matplotlib") from exc
-        path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-        data = np.fromfile(str(path), dtype=np.uint8)
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if name in _FILES:
+        data = resources.files(__package__).joinpath("sample_photos", _FILES[name]).read_bytes()
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
         if img is None:
-            raise SampleDataError("matplotlib's grace_hopper.jpg could not be decoded")
+            raise SampleDataError(f"the bundled photo {_FILES[name]} could not be decoded")
         return np.asarray(img, dtype=np.uint8)
-    if name in ("astronaut", *NON_FACE_PHOTOS):
+    if name in NON_FACE_PHOTOS:
         rgb = getattr(_skimage_data(), name)()
         return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), dtype=np.uint8)
     raise SampleDataError(
