@@ -356,13 +356,16 @@ REVIEW = "# looks right\n"
 
 
 def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
-                full: bool = False, timeout: float = 40.0) -> Outcome:
+                full: bool = False, fps: int = 15,
+                during_call: Callable[[], Any] | None = None,
+                timeout: float = 40.0) -> Outcome:
     """The host at `lab.hosts[host_kind]` opens a session on the lab's signaling server; a
     candidate with an empty configuration at `lab.candidates[cand_kind]` joins it. Both run
     with `PeerConfig()`: every STUN/TURN server comes from the signaling server (host and
     candidate) and the host's offer (candidate). With `full`, both have the call
-    (synthetic camera and microphone), and the document both ways, a signed event and the
-    media both ways are checked before they hang up."""
+    (synthetic camera and microphone, 640×480 at `fps`), and the document both ways, a signed
+    event and the media both ways are checked; then `during_call()` runs (in a worker
+    thread) while the call goes on, and they hang up."""
     import asyncio
     import queue
     import time
@@ -378,7 +381,7 @@ def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
     invites: queue.Queue[str | BaseException] = queue.Queue()
     finished = threading.Event()  # the candidate is done: the host may hang up
     host_checked = threading.Event()  # the host has seen what it waits for: so may the candidate
-    media = (MediaConfig(camera=SYNTHETIC, microphone=SYNTHETIC, speaker=None, fps=15)
+    media = (MediaConfig(camera=SYNTHETIC, microphone=SYNTHETIC, speaker=None, fps=fps)
              if full else None)
 
     async def until(check: Callable[[], bool], what: str) -> None:
@@ -412,6 +415,8 @@ def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
                             "the signed event, verified")
                 await until(lambda: call_up(host), "video and audio from the candidate")
                 checks = ("document both ways", "signed event verified", "call both ways")
+                if during_call is not None:
+                    await asyncio.to_thread(during_call)
             host_checked.set()
             await asyncio.to_thread(finished.wait, timeout)
             return checks
@@ -454,3 +459,13 @@ def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
     if pair is None:
         raise AssertionError(f"{name}: connected, but no nominated ICE pair was found")
     return Outcome(host_kind, cand_kind, pair[0], pair[1], connect_ms, checks)
+
+
+def interface_bytes(ns: str, ifname: str) -> int:
+    """Bytes received plus sent so far on an interface of a namespace."""
+    import json
+
+    out = subprocess.run(["ip", "-n", ns, "-s", "-j", "link", "show", ifname],
+                         capture_output=True, text=True, check=True, timeout=10).stdout
+    stats = json.loads(out)[0]["stats64"]
+    return int(stats["rx"]["bytes"]) + int(stats["tx"]["bytes"])
