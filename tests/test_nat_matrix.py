@@ -19,16 +19,16 @@ from tests.nat_helpers import TEST_SECRET
 # Which path each combination must take. A symmetric NAT facing a filtering NAT leaves no
 # direct path (the symmetric side's port toward the peer is not the one STUN saw), so the
 # relay is the only way; a peer on the public network, or on the same LAN, is reached
-# directly. Two port-restricted cones can meet directly (their mappings do not depend on the
-# destination) but only after each has punched its hole, which costs one retransmission
-# (aioice: 500 ms), and aioice nominates the first pair that succeeds: the relay pair wins
-# that race some of the time, so either path is accepted there (the outcome is printed).
-EXPECTED: dict[tuple[str, str], str | None] = {
+# directly. Two port-restricted cones meet directly (their mappings do not depend on the
+# destination) after each has punched its hole, which costs one retransmission (aioice:
+# 500 ms). aioice nominates the first pair that answers, so without the host holding its
+# relayed checks back (`RELAY_GRACE_S`) the relay won that race 2 times in 7 (bench_nat).
+EXPECTED: dict[tuple[str, str], str] = {
     ("none", "none"): "direct",
     ("none", "masquerade"): "direct",
     ("none", "symmetric"): "direct",
     ("masquerade", "none"): "direct",
-    ("masquerade", "masquerade"): None,
+    ("masquerade", "masquerade"): "direct",
     ("masquerade", "symmetric"): "relay",
     ("symmetric", "none"): "direct",
     ("symmetric", "masquerade"): "relay",
@@ -66,8 +66,7 @@ def test_every_nat_combination_connects_direct_where_it_can(lab, capsys):
             print("\n  NAT " + outcome.line(), end="")
     with capsys.disabled():
         print()
-    wrong = [o.line() for o in outcomes
-             if EXPECTED[(o.host, o.candidate)] not in (None, o.path)]
+    wrong = [o.line() for o in outcomes if EXPECTED[(o.host, o.candidate)] != o.path]
     assert not wrong, "unexpected paths:\n" + "\n".join(wrong)
     for o in outcomes:
         if o.path == "direct":  # a direct pair is between addresses, never through coturn

@@ -48,6 +48,52 @@ EARLY_REFUSALS = 64
 MediaHook = Callable[[RTCPeerConnection], Any]
 
 
+RELAY_GRACE_S = 0.6
+"""How long the controlling side (the host) checks direct pairs alone before relayed ones."""
+
+
+def _prefer_direct_paths() -> None:
+    """Make aioice prefer a direct path to the relay, process-wide (once).
+
+    aioice nominates aggressively: the controlling agent marks every check for nomination,
+    so the first pair that answers wins. Between two NATs that filter by address and port a
+    direct pair answers only at its first retransmission (500 ms: the first check punched the
+    hole and was dropped), while a relayed pair may answer at once, so the relay would win a
+    race a direct path could have won. Here, on the controlling side, a check of a relayed
+    pair starts only `RELAY_GRACE_S` after the first check of the connection, unless every
+    pair is relayed (relay-only). The answering side is unchanged: its relayed checks still
+    open the TURN permissions early, so a relay that is needed costs little more.
+    """
+    import aioice.ice
+
+    connection = aioice.ice.Connection
+    if getattr(connection.check_start, "_prefers_direct", False):
+        return
+    original = connection.check_start
+    in_progress = aioice.ice.CandidatePair.State.IN_PROGRESS
+
+    def relayed(pair: Any) -> bool:
+        return "relay" in (pair.local_candidate.type, pair.remote_candidate.type)
+
+    async def check_start(self: Any, pair: Any) -> None:
+        loop = asyncio.get_running_loop()
+        first = self.__dict__.setdefault("_assessiq_first_check", loop.time())
+        grace = first + RELAY_GRACE_S - loop.time()
+        if (grace > 0 and self.ice_controlling and relayed(pair)
+                and not all(relayed(p) for p in self._check_list)):
+            self.check_state(pair, in_progress)  # so the pacing moves on to other pairs
+            await asyncio.sleep(grace)
+            if self._check_list_done:
+                return
+        await original(self, pair)
+
+    check_start._prefers_direct = True  # type: ignore[attr-defined]
+    connection.check_start = check_start  # type: ignore[method-assign]
+
+
+_prefer_direct_paths()
+
+
 def restrict_host_addresses(addresses: list[str]) -> None:
     """Offer only these local addresses as ICE host candidates, process-wide.
 
