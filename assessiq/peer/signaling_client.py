@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from ..core.jsonlimits import loads_bounded
 from .config import IceServer
 from .errors import SignalingUnavailable
 
-__all__ = ["SignalingClient", "ws_endpoint"]
+__all__ = ["SignalingClient", "affinity_url", "ws_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,17 @@ APP_PING_INTERVAL = 60.0  # the server closes rooms with no client frame for 15 
 BACKOFF = (0.1, 0.25, 0.5, 1.0)
 FATAL_CODES = {"room-full", "too-many-rooms", "bad-frame"}
 MAX_FRAME_BYTES = 1 << 20  # the largest server frame read (a relay of a sealed handshake is ~90 KB)
+
+
+def affinity_url(url: str, room: str) -> str:
+    """The URL a member of `room` connects to: the endpoint with `r=<room tag>` in its query
+    (the first 8 hex digits of the room id's SHA-256, as the server's logs show it). The
+    server ignores it; a load balancer in front of several signaling servers hashes on it, so
+    both members of a room reach the same instance (docs/scaling.md)."""
+    parts = urlsplit(url)
+    tag = hashlib.sha256(room.encode("utf-8")).hexdigest()[:8]
+    query = f"{parts.query}&r={tag}" if parts.query else f"r={tag}"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 def ws_endpoint(url: str) -> str:
@@ -157,7 +169,7 @@ class SignalingClient:
         while not self._closing and self.failure is None:
             try:
                 async with connect(
-                    self.url,
+                    affinity_url(self.url, self.room),
                     ping_interval=self.ping_interval,
                     ping_timeout=self.ping_timeout,
                     open_timeout=max(self.ping_timeout, 3.0),
