@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
         description=(
             "Check a session file offline: the host's seal, every event's signature, the hash "
             "chain, sequence, receipts, the document history, heartbeats; then recompute the "
-            "score from the verified log and the session's policy. Exit 0 when valid, 1 when "
+            "score from the verified log and the session's policy, and the final code's "
+            "provenance (who wrote each character, and how). Exit 0 when valid, 1 when "
             "invalid or tampered with, 2 when the file cannot be read."
         ),
     )
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"valid": False, "events": 0, "errors": [str(exc)], "warnings": [],
                               "flags": [], "score": None, "explanation": [], "gaps": [],
                               "session": None, "host": None, "candidate": None,
-                              "sealed": False}))
+                              "sealed": False, "provenance": None}))
         else:
             print(f"assessiq verify: {exc}", file=sys.stderr)
         return 2
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print("INVALID:")
         for error in verdict.errors:
             print(f"  - {error}")
+    if verdict.provenance is not None:
+        print(f"code      {verdict.provenance.sentence()}")
     if out["score"] is not None:
         print(f"score     {out['score']}/100")
         for item in out["explanation"]:

@@ -68,8 +68,9 @@ from typing import Any, Final, Protocol
 
 from .textreplay import Node, TextReplay
 
-__all__ = ["AUTHORS", "HOWS", "PasteMark", "Provenance", "Segment", "compute",
-           "from_record", "generated_ranges", "mark_generated", "policy_weight"]
+__all__ = ["AUTHORS", "HOWS", "PasteMark", "Provenance", "Segment", "code_clock", "compute",
+           "from_parts", "from_record", "generated_ranges", "mark_generated", "paste_marks",
+           "policy_weight"]
 
 PASTE_WINDOW_S: Final = 10.0
 IME_WINDOW_S: Final = 60.0
@@ -287,11 +288,33 @@ class _Runs:
         """(client, first clock, end clock) of what the run typed so far."""
 
 
+def _judge(author: str, rows: list[int], times: list[float], chars: list[str]
+           ) -> tuple[dict[str, Any] | None, tuple[float, float, int] | None]:
+    """A closed run: (a transcription finding, None) or (None, its rhythm (median, spread,
+    keys)) or (None, None) when too short to say."""
+    if len(rows) < 2:
+        return None, None
+    gaps = [1000 * (b - a) for a, b in itertools.pairwise(times)]
+    keys = [g for g, c0, c1 in zip(gaps, chars, chars[1:], strict=False) if c0 != c1]
+    if len(keys) < 2:
+        return None, None
+    median = statistics.median(keys)
+    spread = _spread(keys, median)
+    if len(rows) >= RUN_MIN and len(set(chars)) >= RUN_DISTINCT and \
+            (spread < SPREAD_MAX or median < FAST_MS):
+        return {"author": author, "t0": times[0], "t1": times[-1], "keys": len(rows),
+                "median_ms": round(median, 1), "spread": round(spread, 3),
+                "why": "near-constant intervals" if spread < SPREAD_MAX else
+                "faster than a person sustains", "rows": rows}, None
+    return None, (median, spread, len(rows))
+
+
 class _Analysis:
     """One pass over the history (see `compute`)."""
 
     def __init__(self, pastes: Sequence[PasteMark],
-                 generated: Sequence[tuple[int, int, int]]) -> None:
+                 generated: Sequence[tuple[int, int, int]], sides: Mapping[str, str]) -> None:
+        self.sides = {**_SIDE, **sides}
         self.replay = TextReplay("code")
         self.row_t: list[float] = []
         self.row_author: list[str] = []
@@ -314,7 +337,7 @@ class _Analysis:
     # ------------------------------------------------------------------ per row
     def row(self, t: float, origin: str, data: bytes) -> None:
         i = len(self.row_t)
-        author = _SIDE.get(origin, "unknown")
+        author = self.sides.get(origin, "unknown")
         self.row_t.append(t)
         self.row_author.append(author)
         try:
@@ -372,24 +395,14 @@ class _Analysis:
             return
         times, rows, chars = runs.times, runs.rows, runs.chars
         runs.rows, runs.times, runs.chars, runs.last = [], [], [], None
-        if len(rows) < 2:
-            return
-        gaps = [1000 * (b - a) for a, b in itertools.pairwise(times)]
-        keys = [g for g, c0, c1 in zip(gaps, chars, chars[1:], strict=False) if c0 != c1]
-        if len(keys) < 2:
-            return
-        median = statistics.median(keys)
-        spread = _spread(keys, median)
-        if len(rows) >= RUN_MIN and len(set(chars)) >= RUN_DISTINCT and \
-                (spread < SPREAD_MAX or median < FAST_MS):
+        finding, stat = _judge(author, rows, times, chars)
+        if finding is not None:
             self.flagged.update(rows)
-            self.findings.append({
-                "author": author, "t0": times[0], "t1": times[-1], "keys": len(rows),
-                "median_ms": round(median, 1), "spread": round(spread, 3),
-                "why": "near-constant intervals" if spread < SPREAD_MAX else "faster than a person "
-                       "sustains", "rows": rows})
-        else:
-            self.run_stats.setdefault(author, []).append((median, spread, len(rows)))
+            self.findings.append(finding)
+        elif stat is not None:
+            self.run_stats.setdefault(author, []).append(stat)
+
+
 
     def _generated(self, nodes: list[Node]) -> list[Node]:
         """Tag the editor's own text among `nodes`; returns the rest."""
@@ -545,9 +558,18 @@ class _Analysis:
 
     # ------------------------------------------------------------------ the result
     def result(self, final_text: str | None) -> Provenance:
-        for author in list(self.runs):
-            self._close(author)
-        flagged = self.flagged
+        """The attribution so far (the analysis can go on: runs still open are judged as if
+        they ended here, without ending them)."""
+        flagged = set(self.flagged)
+        findings = [dict(f) for f in self.findings]
+        run_stats = {a: list(s) for a, s in self.run_stats.items()}
+        for author, runs in self.runs.items():
+            finding, stat = _judge(author, runs.rows, runs.times, runs.chars)
+            if finding is not None:
+                flagged.update(runs.rows)
+                findings.append(finding)
+            elif stat is not None:
+                run_stats.setdefault(author, []).append(stat)
         row_author = self.row_author
         segments: list[Segment] = []
         counts: dict[str, dict[str, int]] = {}
@@ -585,7 +607,7 @@ class _Analysis:
         bursts = [{"t": self.row_t[row], "author": row_author[row], "chars": n,
                    "kept": kept_rows.get(row, 0)} for row, n in sorted(self.burst_rows.items())]
         transcriptions = []
-        for f in self.findings:
+        for f in sorted(findings, key=lambda f: f["t0"]):
             rows = f.pop("rows")
             f["kept"] = sum(kept_rows.get(r, 0) for r in rows)
             transcriptions.append(f)
@@ -593,7 +615,7 @@ class _Analysis:
                      for p, used in zip(self.pastes, self.paste_used, strict=True)
                      if not used and p.chars > 0]
         rhythm = {}
-        for author, stats in self.run_stats.items():
+        for author, stats in sorted(run_stats.items()):
             keys = sum(n for _, _, n in stats)
             rhythm[author] = {
                 "runs": len(stats), "keys": keys,
@@ -607,13 +629,15 @@ class _Analysis:
 
 def compute(rows: Iterable[_Row], *, pastes: Sequence[PasteMark] = (),
             generated: Sequence[tuple[int, int, int]] = (),
-            final_text: str | None = None) -> Provenance:
+            final_text: str | None = None, sides: Mapping[str, str] | None = None
+            ) -> Provenance:
     """The provenance of the code after `rows` (each with `t`, `origin`, `data`: the
     session file's document updates, in order). `pastes`: the candidate's signed paste events
     on the same clock; `generated`: (client, first clock, end clock) ranges of text the
     interviewer's app wrote by itself (`generated_ranges`). With `final_text` (the document's
-    code, as pycrdt reads it) a difference is reported in `errors`."""
-    analysis = _Analysis(pastes, generated)
+    code, as pycrdt reads it) a difference is reported in `errors`. `sides` maps further
+    origins to authors ("host" is the interviewer's, "candidate" the candidate's)."""
+    analysis = _Analysis(pastes, generated, sides or {})
     for row in rows:
         analysis.row(row.t, row.origin, row.data)
     return analysis.result(final_text)
@@ -670,16 +694,29 @@ def paste_marks(events: Sequence[Any], arrivals: Sequence[float] | None = None,
     return out
 
 
+def from_parts(rows: Iterable[_Row], meta: Mapping[str, Any], events: Sequence[Any] = (),
+               arrivals: Sequence[float] | None = None, *, offset: float = 0.0,
+               final_text: str | None = None) -> Provenance:
+    """The provenance of a session file's parts: its update rows and metadata, and the
+    verified events (`arrivals`: when the host received each; else their signed times less
+    the candidate's clock `offset`). The live pages and a sealed record both come here."""
+    if arrivals is not None and len(arrivals) != len(events):
+        arrivals = None
+    pastes = paste_marks(events, arrivals, offset)
+    # a record written with a plain pycrdt document tags the peer's updates "remote"
+    peer = "candidate" if meta.get("role", "host") == "host" else "interviewer"
+    return compute(rows, pastes=pastes, generated=generated_ranges(meta),
+                   final_text=final_text, sides={"remote": peer})
+
+
 def from_record(record: Any, log: Any = None, *, final_text: str | None = None
                 ) -> Provenance:
     """The provenance of a session record (`SessionRecord`), with the paste events of its
     checked log (`verify`'s `LogCheck`; without it, no paste is matched)."""
-    pastes: list[PasteMark] = []
-    if log is not None:
-        arrivals = log.arrivals if len(log.arrivals) == len(log.events) else None
-        pastes = paste_marks(log.events, arrivals)
-    return compute(record.updates, pastes=pastes, generated=generated_ranges(record.meta),
-                   final_text=final_text)
+    if log is None:
+        return from_parts(record.updates, record.meta, final_text=final_text)
+    return from_parts(record.updates, record.meta, log.events, log.arrivals,
+                      final_text=final_text)
 
 
 def policy_weight(policy_text: str | None) -> tuple[float, float]:

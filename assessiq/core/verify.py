@@ -4,6 +4,11 @@
 candidate device's, in order, unbroken, and every receipt matches. It does not mean the
 candidate behaved; the score and findings say that. It also cannot prove the candidate's app
 was unmodified (see the README's trust model).
+
+It also recomputes the code's provenance (`core.provenance`: who wrote each character of the
+final code, and how) from the sealed history and the verified paste events; it is
+information, not a finding, and counts towards the score only when the session's policy gives
+it a weight (the default policy does not).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc
+from pycrdt import Doc, Text
 
 from .document import apply_update_checked
 from .encoding import b64d
@@ -19,6 +24,7 @@ from .errors import PolicyError
 from .identity import fingerprint
 from .integrity import IntegrityError, LogCheck, Receipt, check_log, clock_rule
 from .policy import Policy
+from .provenance import Provenance, from_record, policy_weight
 from .record import SessionRecord
 from .runcheck import check_runs
 from .score import Evaluation, evaluate_session
@@ -54,6 +60,8 @@ class Verdict:
     runs: list[dict[str, Any]] = field(default_factory=list)
     """Each sealed run, `{"id", "verdict", "ok"}`: `ok` says its verdicts follow from what it
     recorded (None: it carries no proof to recompute; see `core.runcheck`)."""
+    provenance: Provenance | None = None
+    """Who wrote each character of the final code, and how (None: the history is unreadable)."""
 
     def to_json(self) -> dict[str, Any]:
         ev = self.evaluation.to_json() if self.evaluation else {
@@ -67,6 +75,7 @@ class Verdict:
                          for r in self.refusals],
             "refused": sum(int(r["count"]) for r in self.refusals),
             "runs": self.runs,
+            "provenance": self.provenance.to_json() if self.provenance else None,
         }
 
 
@@ -119,17 +128,38 @@ def _check_receipts(record: SessionRecord, host_key: bytes, log: LogCheck) -> li
     return errors
 
 
-def _check_history(record: SessionRecord) -> list[str]:
+def _check_history(record: SessionRecord) -> tuple[list[str], str | None]:
+    """Errors in the document history, and the final code (None when it cannot be replayed)."""
     for expected, row in enumerate(record.updates):
         if row.seq != expected:
-            return [f"the document history has a hole or reorder at update {expected}"]
+            return [f"the document history has a hole or reorder at update {expected}"], None
     doc: Doc[Any] = Doc()
     for row in record.updates:
         try:
             apply_update_checked(doc, row.data)
         except ValueError as exc:  # bad update bytes (pycrdt may even panic on them)
-            return [f"the document history cannot be replayed at update {row.seq}: {exc}"]
-    return []
+            return [f"the document history cannot be replayed at update {row.seq}: {exc}"], None
+    return [], str(doc.get("code", type=Text))
+
+
+def _provenance(record: SessionRecord, log: LogCheck, final: str | None,
+                evaluation: Evaluation | None) -> Provenance | None:
+    """The code's provenance; with a policy that weighs it, its penalty in `evaluation`."""
+    if final is None:
+        return None
+    prov = from_record(record, log, final_text=final)
+    text = record.meta.get("policy")
+    weight, cap = policy_weight(text if isinstance(text, str) else None)
+    share = prov.share("candidate", "burst") + prov.share("candidate", "transcription")
+    if evaluation is not None and weight > 0 and share > 0:
+        penalty = round(min(cap, weight * share * 10), 2)
+        evaluation.explanation.append({
+            "kind": "provenance", "occurrences": len(prov.bursts) + len(prov.transcriptions),
+            "seconds": 0.0, "penalty": penalty,
+            "why": f"{100 * share:.0f} % of the final code inserted in bursts or typed at a "
+                   f"transcription cadence × {weight:g} per 10 %, capped at {cap:g}"})
+        evaluation.score = max(0, min(100, round(evaluation.score - penalty)))
+    return prov
 
 
 def verify_record(record: SessionRecord, *, expected_host: str | None = None) -> Verdict:
@@ -169,7 +199,8 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
         errors += log.errors
     if host_key is not None:
         errors += _check_receipts(record, host_key, log)
-    errors += _check_history(record)
+    history_errors, final = _check_history(record)
+    errors += history_errors
     runs = check_runs(record.runs)  # every run's verdicts recomputed from its own record
     errors += runs.errors
 
@@ -186,10 +217,12 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
             record.meta, log.events, policy, arrivals=log.arrivals,
             end_t=end if isinstance(end, int | float) else None,
         )
+    provenance = _provenance(record, log, final, evaluation)
     return Verdict(
         valid=not errors, errors=errors, events=len(log.events), session=session,
         host=host_fp, candidate=fingerprint(device_key) if device_key else None,
         sealed=record.seal is not None, evaluation=evaluation, log=log,
         refusals=record.refusals, runs=[r.to_json() for r in runs.runs],
+        provenance=provenance,
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 from ..core.errors import AssessIQError
 from ..core.integrity import Envelope
 from ..core.policy import Policy
+from ..core.provenance import code_clock, mark_generated
 from ..core.record import SessionRecord
 from ..core.score import Evaluation, evaluate_session
 from ..core.verify import Verdict, verify_record
@@ -126,6 +127,7 @@ class HostController:
         host.store.set_meta("problem", problem.title)
         host.store.add_private("hidden_tests", [t.to_json() for t in problem.hidden])
         doc = host.doc
+        clock = code_clock(doc)
         with doc.transaction("host"):
             doc.set_problem(problem.statement, origin="host")
             doc.set_language(setup.language, origin="host")
@@ -138,6 +140,7 @@ class HostController:
             starter = starter_for(problem, setup.language)
             if starter and not doc.code_text:
                 doc.set_code(starter, origin="host")
+        mark_generated(host.store, doc, "starter", clock)  # the editor's text, not a person's
         return cls(setup, host, server, call)
 
     # --- state for the pages ------------------------------------------------------------

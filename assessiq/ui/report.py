@@ -1,4 +1,5 @@
-"""A readable report of a sealed session (Markdown, and the same as HTML)."""
+"""A readable report of a sealed session (Markdown, and the same as HTML; the HTML also shows
+the final code coloured by who wrote it and how)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pycrdt import Doc
 from ..core.document import SharedDoc, apply_update_checked
 from ..core.record import SessionRecord
 from ..core.verify import Verdict
+from .provenance_view import markdown_lines, report_html
 
 __all__ = ["clock", "render_markdown", "write_reports"]
 
@@ -128,6 +130,7 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
         lines += ["", f"## Final code ({doc.language})", "", _fence(doc.code_text, doc.language)]
     except Exception as exc:  # a damaged history is already an error in the verdict
         lines += ["", f"## Final code: cannot be replayed ({type(exc).__name__})"]
+    lines += markdown_lines(verdict.provenance, clock)
     return "\n".join(lines) + "\n"
 
 
@@ -161,7 +164,8 @@ def write_reports(record: SessionRecord, verdict: Verdict, session_file: Path
     body = markdown2.markdown(text, safe_mode="escape", extras=["fenced-code-blocks"])
     page = (f"<!doctype html><meta charset='utf-8'><title>AssessIQ report</title>"
             f"<style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}"
-            f"pre{{background:#f4f4f4;padding:.5em;overflow:auto}}</style>{body}")
+            f"pre{{background:#f4f4f4;padding:.5em;overflow:auto}}</style>{body}"
+            f"{report_html(verdict.provenance)}")
     out = session_file.with_suffix(".report.html")
     out.write_text(page, encoding="utf-8")
     return md, out

@@ -1,0 +1,193 @@
+"""The code's provenance where people look: the report (Markdown and coloured HTML), the
+replay, the interviewer's live page and the candidate's transparency panel.
+
+Every view shows the result of the one core function (`core.provenance`): the report and the
+replay take it from `verify_record`'s verdict; the live pages compute it from their own
+session file's rows and verified events (`live_provenance`), the same rows the sealed record
+will hold. Colours and words are here, nothing else.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..core.provenance import Provenance, from_parts
+
+__all__ = ["LEGEND", "code_html", "legend_html", "live_provenance", "markdown_lines",
+           "provenance_panel", "report_html"]
+
+log = logging.getLogger(__name__)
+
+LEGEND: dict[tuple[str, str], tuple[str, str]] = {
+    ("candidate", "typed"): ("typed by the candidate", "#ffffff"),
+    ("candidate", "pasted"): ("pasted by the candidate (with its paste event)", "#ffd8a8"),
+    ("candidate", "burst"): ("inserted at once by the candidate, no paste event", "#ffa8a8"),
+    ("candidate", "transcription"): ("typed at a transcription cadence", "#e5dbff"),
+    ("interviewer", "typed"): ("typed by the interviewer", "#d0ebff"),
+    ("interviewer", "pasted"): ("pasted by the interviewer", "#a5d8ff"),
+    ("interviewer", "burst"): ("inserted at once by the interviewer", "#a5d8ff"),
+    ("interviewer", "transcription"): ("typed by the interviewer (even cadence)", "#d0ebff"),
+    ("editor", "starter"): ("the starter code (the editor)", "#e9ecef"),
+    ("editor", "auto"): ("indentation and closing brackets (the editor)", "#f1f3f5"),
+}
+_UNKNOWN = ("by an unknown writer", "#fff3bf")
+REFRESH_S = 3.0
+"""How often the live panels recompute (at most; longer when a recompute takes long)."""
+
+
+def _style(author: str, how: str) -> tuple[str, str]:
+    return LEGEND.get((author, how), _UNKNOWN)
+
+
+def code_html(prov: Provenance) -> str:
+    """The final code as a <pre>, each stretch coloured by who wrote it and how."""
+    out = ['<pre class="aiq-provenance" style="padding:.5em;border:1px solid #ccc;'
+           'overflow:auto;line-height:1.35">']
+    for s in prov.segments:
+        words, colour = _style(s.author, s.how)
+        text = html.escape(prov.text[s.start:s.end])
+        if s.author == "candidate" and s.how == "typed":
+            out.append(text)
+        else:
+            out.append(f'<span data-prov="{s.author}-{s.how}" title="{html.escape(words)}" '
+                       f'style="background:{colour}">{text}</span>')
+    out.append("</pre>")
+    return "".join(out)
+
+
+def legend_html(prov: Provenance) -> str:
+    """The colours that appear in `prov`, with their share of the code."""
+    items = []
+    for author, by in sorted(prov.counts.items()):
+        for how, n in sorted(by.items()):
+            words, colour = _style(author, how)
+            share = 100 * n / max(1, len(prov.text))
+            items.append(f'<span style="background:{colour};border:1px solid #ccc;'
+                         f'padding:0 .4em;margin-right:.6em">{html.escape(words)}: '
+                         f'{share:.0f} %</span>')
+    return f'<p class="aiq-provenance-legend">{"".join(items)}</p>'
+
+
+def report_html(prov: Provenance | None) -> str:
+    """The report's HTML section: the summary, the legend and the coloured code."""
+    if prov is None:
+        return "<h2>The final code by provenance</h2><p>The history cannot be replayed.</p>"
+    return (f"<h2>The final code by provenance</h2><p>{html.escape(prov.sentence())}.</p>"
+            f"{legend_html(prov)}{code_html(prov)}")
+
+
+def markdown_lines(prov: Provenance | None, clock: Callable[[float], str]) -> list[str]:
+    """The report's Markdown section: the summary, what each part of the code is, and
+    which lines were not typed by the candidate."""
+    lines = ["", "## Who wrote the code", ""]
+    if prov is None:
+        return [*lines, "- the document history cannot be replayed", ""]
+    lines += [f"{prov.sentence()}.", ""]
+    for author, by in sorted(prov.counts.items()):
+        for how, n in sorted(by.items()):
+            lines.append(f"- {_style(author, how)[0]}: {n} characters "
+                         f"({100 * n / max(1, len(prov.text)):.0f} %)")
+    for p in prov.pastes:
+        lines.append(f"- {clock(p['t'])} paste (event #{p['seq']}, {p['chars']} characters): "
+                     f"{p['kept']} in the final code")
+    for b in prov.bursts:
+        lines.append(f"- {clock(b['t'])} {b['chars']} characters inserted at once by the "
+                     f"{b['author']} with no paste event: {b['kept']} in the final code")
+    for r in prov.transcriptions:
+        lines.append(f"- {clock(r['t0'])}–{clock(r['t1'])} {r['keys']} keys by the "
+                     f"{r['author']} at a transcription cadence ({r['why']}: "
+                     f"{r['median_ms']:g} ms apart, spread {r['spread']:g}): {r['kept']} "
+                     f"in the final code")
+    for author, rhythm in prov.rhythm.items():
+        lines.append(f"- the {author}'s own rhythm: {rhythm['median_ms']:g} ms between keys, "
+                     f"spread {rhythm['spread']:g}, over {rhythm['keys']} keys")
+    marked = _marked_lines(prov)
+    if marked:
+        lines += ["", "Lines not typed by the candidate:", ""]
+        lines += [f"- line{'s' if a != b else ''} {a}{f'–{b}' if a != b else ''}: {words}"
+                  for a, b, words in marked]
+    if prov.unmatched_pastes:
+        lines.append(f"- {len(prov.unmatched_pastes)} paste event(s) with no matching insert "
+                     "(pasted elsewhere on the page, or nothing arrived)")
+    for error in prov.errors:
+        lines.append(f"- **{error}**")
+    lines += ["", "> Provenance is information, not a finding: a fast, clean typist is not a "
+              "cheater, and someone retyping an answer by hand looks like typing. See "
+              "docs/integrity.md.", ""]
+    return lines
+
+
+def _marked_lines(prov: Provenance) -> list[tuple[int, int, str]]:
+    """(first line, last line, words) of the lines whose visible characters were mostly
+    not typed by the candidate (editor whitespace does not count)."""
+    per_char = prov.per_char()
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    for number, line in enumerate(prov.text.split("\n"), 1):
+        counts: dict[tuple[str, str], int] = {}
+        for i, ch in enumerate(line):
+            if not ch.isspace():
+                key = per_char[pos + i]
+                counts[key] = counts.get(key, 0) + 1
+        pos += len(line) + 1
+        if not counts:
+            continue
+        top = max(counts.items(), key=lambda kv: kv[1])[0]
+        if top == ("candidate", "typed"):
+            continue
+        words = _style(*top)[0]
+        if out and out[-1][1] == number - 1 and out[-1][2] == words:
+            out[-1] = (out[-1][0], number, words)
+        else:
+            out.append((number, number, words))
+    return out
+
+
+def live_provenance(store: Any, events: list[Any], arrivals: list[float] | None = None,
+                    *, offset: float = 0.0) -> Provenance:
+    """The provenance of a running session from its own session file's rows and the
+    verified events (the host's: with their arrival times; the candidate's own: their
+    signed times)."""
+    store.flush()
+    return from_parts(list(store.updates()), store.meta(), events, arrivals, offset=offset)
+
+
+def provenance_panel(compute: Callable[[], Provenance | None], *, you: bool = False,
+                     show_code: bool = True) -> Any:
+    """A live panel: the summary line (and, for the interviewer, the coloured code in an
+    expansion), recomputed at most every `REFRESH_S` seconds while the code changes."""
+    from nicegui import ui
+
+    state: dict[str, Any] = {"next": 0.0, "cost": 0.0}
+    with ui.column().classes("w-full gap-1").props('data-testid="provenance"') as panel:
+        summary = ui.label("").classes("text-body2").props('data-testid="provenance-summary"')
+        code = None
+        if show_code:
+            with ui.expansion("Who wrote the code").classes("w-full"):
+                code = ui.html("").props('data-testid="provenance-code"')
+
+    def refresh() -> None:
+        now = time.monotonic()
+        if now < state["next"]:
+            return
+        started = time.perf_counter()
+        try:
+            prov = compute()
+        except Exception:  # a view must never take the page down
+            log.exception("provenance: the live view could not be computed")
+            prov = None
+        state["cost"] = time.perf_counter() - started
+        state["next"] = now + max(REFRESH_S, 10 * state["cost"])
+        if prov is None:
+            return
+        summary.set_text(prov.sentence(you=you).capitalize() + ".")
+        if code is not None:
+            code.set_content(legend_html(prov) + code_html(prov))
+
+    ui.timer(1.0, refresh)
+    refresh()
+    return panel
