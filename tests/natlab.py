@@ -131,7 +131,7 @@ class Lab:
         ns = self._ns(name)
         self._to_bridge(ns, "br0", "wan", wan, self.pub)
         self._bridge(ns, f"{lan_net}.1")
-        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        sh("ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
         rule = ["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"]
         if kind == "symmetric":
             rule.append("--random-fully")
