@@ -326,9 +326,16 @@ class TextReplay:
     def apply(self, update: bytes, tag: Any = None) -> RowChange:
         """Apply one v1 update; new nodes get `tag`. `ValueError` when malformed."""
         if not self._pending and not self._pending_deletes:
-            fast = self._fast(update, tag)
-            if fast is not None:
-                return fast
+            node = self.insert_key(update, tag)
+            if node is not None:
+                change = RowChange()
+                change.created.append(node)
+                return change
+            m = _FAST_DELETE.fullmatch(update)
+            if m is not None:
+                change = RowChange()
+                self._delete(_num(m.group(1)), _num(m.group(2)), _num(m.group(3)), change)
+                return change
         change = RowChange()
         r = _Reader(bytes(update))
         structs: list[_Struct] = []
@@ -391,10 +398,12 @@ class TextReplay:
             self._delete(client, c0, n, change)
         return change
 
-    def _fast(self, update: bytes, tag: Any) -> RowChange | None:
-        """`apply` for the two keystroke shapes, when nothing waits; None otherwise."""
+    def insert_key(self, update: bytes, tag: Any) -> Node | None:
+        """`apply` for an update of the keystroke shape (one short string item placed by its
+        origins, nothing deleted): its node; None (nothing applied) for any other update,
+        or while anything waits — then call `apply`."""
         m = _FAST_INSERT.match(update)
-        if m is not None:
+        if m is not None and not self._pending and not self._pending_deletes:
             end = m.end()
             size = update[end - 1]
             if end + size + 1 != len(update) or update[-1] != 0:
@@ -404,9 +413,11 @@ class TextReplay:
             except UnicodeDecodeError:
                 return None
             g = m.groups()
-            client, clock = _num(g[0]), _num(g[1])
+            nums = _NUMS
+            client = nums.get(g[0]) or _num(g[0])
+            clock = nums.get(g[1]) or _num(g[1])
             if g[2] is not None:
-                origin: ID | None = (_num(g[2]), _num(g[3]))
+                origin: ID | None = (nums.get(g[2]) or _num(g[2]), nums.get(g[3]) or _num(g[3]))
                 rorigin: ID | None = None
             elif g[4] is not None:
                 origin, rorigin = None, (_num(g[4]), _num(g[5]))
@@ -416,11 +427,15 @@ class TextReplay:
                 return None
             left = right = None
             if origin is not None:
-                left = self.find(origin[0], origin[1])
-                if left is None:
-                    return None
-                if origin[1] != left.clock + left.length - 1:
-                    self.split(left, origin[1] - left.clock + 1)
+                oc, ok = origin
+                nodes = self._nodes.get(oc)
+                left = nodes[-1] if nodes else None  # (typing on: the client's newest node)
+                if left is None or not left.clock <= ok < left.clock + left.length:
+                    left = self.find(oc, ok)
+                    if left is None:
+                        return None
+                if ok != left.clock + left.length - 1:
+                    self.split(left, ok - left.clock + 1)
             if rorigin is not None:
                 right = self.find(rorigin[0], rorigin[1])
                 if right is None:
@@ -447,14 +462,7 @@ class TextReplay:
                 starts.append(clock)
                 self._nodes[client].append(node)
             self._next[client] = clock + length
-            change = RowChange()
-            change.created.append(node)
-            return change
-        m = _FAST_DELETE.fullmatch(update)
-        if m is not None:
-            change = RowChange()
-            self._delete(_num(m.group(1)), _num(m.group(2)), _num(m.group(3)), change)
-            return change
+            return node
         return None
 
     def _see(self, client: int, clock: int, length: int) -> None:

@@ -1,0 +1,102 @@
+"""Code provenance of a long session: `core.provenance.compute` over a 100,000-keystroke
+history (the goal: at most 1 s), beside pycrdt merely replaying the same updates into a
+document (what `verify` does anyway), interleaved in one run.
+
+The session is generated (tests/provenance_traces.py): the candidate types the solution
+again and again at a human rhythm with typos corrected, rewrites blocks (select and delete),
+pastes with their events, drops text in, and the interviewer types comments; one Yjs update
+per keystroke, as the browser editor sends them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import pycrdt
+
+from bench.common import Row, median
+from tests.provenance_traces import SOLUTION, Trace, lognormal, source_text
+
+AREA = "provenance"
+
+
+def make_session(keys: int, seed: int = 11) -> Trace:
+    tr = Trace(seed=seed, check=False)
+    tr.starter("# Read the input, print the answer.\n")
+    rng = random.Random(seed)
+    iki = lognormal(rng, 0.11, 0.45)
+    text = source_text(SOLUTION)
+    loops = 0
+    while len(tr.rows) < keys:
+        loops += 1
+        tr.move("candidate", 0)  # a new version above the old (its indentation from 0)
+        tr.type("candidate", text, iki=iki, typo=0.03, think=0.2)
+        if loops % 10 == 0:
+            tr.move("interviewer", 0)
+            tr.type("interviewer", "# interviewer: and the empty input?\n", iki=iki)
+        if loops % 15 == 0:
+            tr.paste("candidate", "def helper(a, b):\n    return a * b + 1\n")
+        if loops % 25 == 0:
+            tr.paste("candidate", "x = [i * i for i in range(100)]\n" * 5, event=False)
+        while len(tr.code) > 6000:  # rewrite: select an older block and delete it
+            start = rng.randrange(0, len(tr.code) - 1500)
+            tr.select_delete("candidate", start, start + 1200)
+        tr.wait(rng.uniform(1, 10))
+    return tr
+
+
+def _ours(tr: Trace) -> tuple[float, float]:
+    """(wall, CPU) seconds of one provenance computation."""
+    from assessiq.core.provenance import compute
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    prov = compute(tr.rows, pastes=tr.pastes, generated=tr.generated)
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert prov.text == tr.code and not prov.errors
+    return took, cpu
+
+
+def _pycrdt(tr: Trace) -> float:
+    t0 = time.perf_counter()
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    for row in tr.rows:
+        doc.apply_update(row.data)
+    took = time.perf_counter() - t0
+    assert str(doc.get("code", type=pycrdt.Text)) == tr.code
+    return took
+
+
+def run(quick: bool) -> list[Row]:
+    keys = 10_000 if quick else 100_000
+    t0 = time.perf_counter()
+    tr = make_session(keys)
+    made = time.perf_counter() - t0
+    n = len(tr.rows)
+    ours: list[float] = []
+    cpu: list[float] = []
+    base: list[float] = []
+    load = os.getloadavg()[0]
+    for _ in range(3 if quick else 7):  # interleaved
+        wall, used = _ours(tr)
+        ours.append(wall)
+        cpu.append(used)
+        base.append(_pycrdt(tr))
+    from assessiq.core.provenance import compute
+
+    prov = compute(tr.rows, pastes=tr.pastes, generated=tr.generated)
+    note = (f"{n} updates, final code {len(tr.code)} chars; found {len(prov.pastes)} pastes, "
+            f"{len(prov.bursts)} bursts, {len(prov.transcriptions)} transcription runs; "
+            f"trace made in {made:.0f} s; load average {load:.1f} on "
+            f"{os.cpu_count()} cores")
+    return [
+        Row(AREA, f"provenance of a {n:,}-update session", median(ours), "s",
+            baseline=median(base), baseline_name="pycrdt replaying the same updates",
+            goal="<= 1 s for 100,000 keystrokes", note=note),
+        Row(AREA, "  the same, CPU time of the process", median(cpu), "s",
+            note=f"min {min(cpu):.2f} s, max {max(cpu):.2f} s"),
+        Row(AREA, "  per update", 1e6 * median(ours) / n, "us",
+            baseline=1e6 * median(base) / n, baseline_name="pycrdt replay"),
+    ]
