@@ -26,8 +26,12 @@ from browser_helpers import (
     type_in_editor,
     wait_for,
 )
+from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from test_ui_session_policy import custom_policy_text
+
+from assessiq.core.record import SessionRecord
+from assessiq.ui.replay import Replay
 
 pytestmark = pytest.mark.timeout(500)
 
@@ -339,6 +343,31 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
                          what="final code in the replay")
                 assert "tab.hidden" in text_of(rd, "replay-items")
                 screenshot(rd, "replay")
+                # it plays: at 10×, from the start (Play at the end starts over) to the end,
+                # where it stops by itself on the final code
+                def ten_times() -> bool:
+                    button = rd.find_element(By.XPATH, '//*[@data-testid="speed"]//button'
+                                             '[normalize-space(.)="10×"]')
+                    if button.get_attribute("aria-pressed") != "true":
+                        button.click()
+                    return "at 10×" in text_of(rd, "when")
+
+                wait_for(ten_times, what="the speed set to 10×")
+                click(rd, "play")
+                wait_for(lambda: text_of(rd, "play").lower() == "pause", what="playing")
+                offsets: list[float] = []
+
+                def played() -> bool:  # (noting where the player was on the way)
+                    offsets.append(float(text_of(rd, "when").split("(+", 1)[1].split(" ")[0]))
+                    return text_of(rd, "play").lower() == "play"
+
+                wait_for(played, timeout=120, what="played to the end")
+                assert len(set(offsets)) >= 3 and offsets == sorted(offsets), offsets
+                final = Replay(SessionRecord.load(session_file)).final.code_text
+                shown = rd.execute_script(
+                    'return document.querySelector("[data-testid=replay-code] pre").innerText')
+                assert shown.strip() == final.strip()
+                screenshot(rd, "replay-played")
         finally:
             replay.stop()
     finally:

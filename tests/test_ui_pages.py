@@ -14,8 +14,10 @@ from nicegui import ui
 from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
+from assessiq.core.record import SessionRecord
 from assessiq.ui.app import AppState, register_pages
 from assessiq.ui.call import plan_call
+from assessiq.ui.replay import Replay
 from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
@@ -222,6 +224,17 @@ async def test_host_creates_a_session_and_candidate_joins(
         await host_user.open(f"/{state.token}/replay")
         await host_user.should_see("VALID", retries=100)
         await host_user.should_see("tab.hidden", retries=100)
+        # its header names the file (it read "replay · replay"), and it plays: at 10× from
+        # the start (Play at the end starts over) to the end, where the code is the final code
+        await host_user.should_see(f"· replay · {ended.session_file.name}", retries=100)
+        await host_user.should_not_see("replay · replay")
+        host_user.find(marker="speed").elements.pop().set_value("10×")
+        host_user.find(marker="play").click()
+        await host_user.should_see("Pause", retries=100)
+        await host_user.should_see("Play", retries=1200)  # stops by itself at the end
+        final = Replay(SessionRecord.load(ended.session_file)).final.code_text
+        code = host_user.find(marker="replay-code").elements.pop()
+        assert isinstance(code, ui.code) and code.content == final
 
 
 def _listed(user: User) -> str:

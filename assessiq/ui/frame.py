@@ -17,6 +17,7 @@ def frame(title: str, *, role: str) -> Iterator[None]:
     colour = {"host": "bg-indigo-8", "candidate": "bg-teal-8"}.get(role, "bg-grey-8")
     with ui.header().classes(f"{colour} items-center q-py-xs"):
         ui.label("AssessIQ").classes("text-h6")
-        ui.label(f"· {role} · {title}").classes("text-subtitle1").props('data-testid="title"')
+        shown = f"· {role} · {title}" if title != role else f"· {title}"
+        ui.label(shown).classes("text-subtitle1").props('data-testid="title"')
     with ui.column().classes("w-full q-pa-md gap-3"):
         yield

@@ -84,5 +84,9 @@ class Replay:
             apply_update_checked(doc, row.data)
         return SharedDoc(doc).code_text
 
+    def updates_until(self, t: float) -> int:
+        """How many of the document's updates were made by time `t`."""
+        return bisect.bisect_right(self.times, t)
+
     def items_until(self, t: float) -> list[TimelineItem]:
         return [i for i in self.items if i.t <= t]
