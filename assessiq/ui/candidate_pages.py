@@ -23,6 +23,7 @@ from .candidate_session import (
 from .components import call_controls, media_source, results_view, timer_label
 from .editor import shared_editor
 from .frame import frame
+from .provenance_view import candidate_provenance
 from .report import clock, date_time
 
 __all__ = ["register"]
@@ -274,6 +275,7 @@ def register(state: AppState) -> None:
                             pagination={"rowsPerPage": 10}) \
                             .props('dense flat wrap-cells data-testid="sent-table"') \
                             .classes("w-full").mark("sent-table")
+                        candidate_provenance(session)
 
         async def on_signal(e: GenericEventArguments) -> None:
             await cand.on_signal(e.args)

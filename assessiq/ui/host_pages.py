@@ -22,6 +22,7 @@ from .editor import shared_editor
 from .frame import frame
 from .host_session import HostController, HostSetup
 from .problems import BANK, LANGUAGES, canonical_language
+from .provenance_view import host_provenance_card
 from .refusals import refusals_panel
 
 __all__ = ["invite_qr_svg", "register"]
@@ -262,6 +263,7 @@ def register(state: AppState) -> None:
                     call_controls(lambda: host.host, host.call)
                     integrity_panel(lambda: host.events, host.evaluation)
                     refusals_panel(lambda: host.refusals)
+                    host_provenance_card(host)
                     with ui.card().classes("w-full q-pa-sm"):
                         ui.label("Phase and timer").classes("text-subtitle1")
                         phase = ui.toggle(["lobby", "interview", "wrap-up"], value=doc.phase,

@@ -17,8 +17,9 @@ from typing import Any
 
 from ..core.provenance import Provenance, from_parts
 
-__all__ = ["LEGEND", "code_html", "legend_html", "live_provenance", "markdown_lines",
-           "provenance_panel", "report_html"]
+__all__ = ["LEGEND", "candidate_provenance", "code_html", "host_provenance_card",
+           "legend_html", "live_provenance", "markdown_lines", "provenance_panel",
+           "report_html"]
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +192,38 @@ def provenance_panel(compute: Callable[[], Provenance | None], *, you: bool = Fa
     ui.timer(1.0, refresh)
     refresh()
     return panel
+
+
+def host_provenance_card(controller: Any) -> Any:
+    """The interviewer's live page: who wrote the code so far, and how (from the host's own
+    session file and the verified paste events: what the sealed record will say)."""
+    from nicegui import ui
+
+    def compute() -> Provenance | None:
+        peer = controller.host
+        if controller.ended is not None or peer.store is None:
+            return None
+        return live_provenance(peer.store, list(peer.events), peer.arrivals())
+
+    with ui.card().classes("w-full q-pa-sm") as card:
+        ui.label("Who wrote the code").classes("text-subtitle1")
+        provenance_panel(compute)
+    return card
+
+
+def candidate_provenance(session: Any) -> Any:
+    """The candidate's transparency panel: the same summary about themselves, from their own
+    copy of the session (their own paste events, on their own clock)."""
+    from nicegui import ui
+
+    def compute() -> Provenance | None:
+        store = getattr(session, "store", None)
+        if store is None or session.ended.is_set():
+            return None
+        return live_provenance(store, list(session.log))
+
+    with ui.column().classes("w-full gap-0") as column:
+        ui.label("What the code's history says about you (the interviewer sees the same, "
+                 "from their copy):").classes("text-caption")
+        provenance_panel(compute, you=True, show_code=False)
+    return column
