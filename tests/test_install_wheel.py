@@ -11,6 +11,7 @@ every module there and runs `assessiq verify`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -93,7 +94,15 @@ def _env(tmp: Path) -> dict[str, str]:
     (NiceGUI switches to its screen-test mode when it sees pytest's)."""
     drop = ("PYTHON", "VIRTUAL_ENV", "PYTEST", "NICEGUI")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    return {**env, "ASSESSIQ_DATA_DIR": str(tmp / "data"), "HOME": str(tmp)}
+    return {**env, "ASSESSIQ_DATA_DIR": str(tmp / "data"), "HOME": str(tmp),
+            "UV_CACHE_DIR": _uv_cache()}  # HOME moves; uv's cache (filled by setup) must not
+
+
+@functools.cache
+def _uv_cache() -> str:
+    r = _run([_uv(), "cache", "dir"])
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
 
 
 def _modules(venv: Path, *names: str) -> dict[str, bool]:
@@ -202,26 +211,32 @@ def test_host_install_has_no_face_analysis_and_serves_its_app(venvs, tmp_path):
         assert "AssessIQ" in _page(url)
 
 
-def test_candidate_install_joins_by_web_link_and_shows_consent(venvs, tmp_path):
-    """The candidate's path: the synthetic camera's scenes (their photos come from the wheel:
-    no scikit-image installed, scipy never imported), then `assessiq join` with an https
-    invite link up to the consent page."""
-    venv = venvs("candidate")
-    assert _modules(venv, "skimage", "docker", "qrcode") == {
-        "skimage": False, "docker": False, "qrcode": False}
-    code = ("import sys; from assessiq.core.identity import Identity; "
-            "from assessiq.core.invite import make_invite; "
-            "from assessiq.proctor.synthetic import Scene, SyntheticCamera; "
-            "assert SyntheticCamera([(1, 'present')]).render(Scene.TWO_FACES, 0).shape "
-            "== (480, 640, 3); assert 'scipy' not in sys.modules, 'scipy imported'; "
+def test_candidate_install_joins_by_web_link_and_shows_consent(dist, tmp_path):
+    """The candidate's one command (`uv tool run`, i.e. `uvx`), which installs the wheel into
+    a fresh environment of its own: the synthetic camera's scenes there (their photos come
+    from the wheel: no scikit-image installed, scipy never imported), then `assessiq join`
+    with an https invite link, up to the consent page.
+
+    The command is the one README and the join page give, with two changes for this machine:
+    the wheel comes from the build above instead of PyPI (--offline --find-links), and the
+    Python is this one instead of `--python 3.12`."""
+    uvx = [_uv(), "tool", "run", "--offline", "--find-links", dist["wheel"].parent,
+           "--python", sys.executable, "--from", "assessiq[candidate]"]
+    code = ("import importlib.util, sys\n"
+            "assert not any(importlib.util.find_spec(m) for m in ('skimage', 'docker', 'qrcode'))\n"
+            "from assessiq.core.identity import Identity\n"
+            "from assessiq.core.invite import make_invite\n"
+            "from assessiq.proctor.synthetic import Scene, SyntheticCamera\n"
+            "frame = SyntheticCamera([(1, 'present')]).render(Scene.TWO_FACES, 0)\n"
+            "assert frame.shape == (480, 640, 3) and 'scipy' not in sys.modules\n"
             "print(make_invite(Identity.generate(), signaling='wss://sig.example.org/ws')"
-            ".web_link())")
-    r = _run([venv / "bin" / "python", "-c", code], env=_env(tmp_path))
+            ".web_link())\n")
+    r = _run([*uvx, "python", "-c", code], env=_env(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
     link = r.stdout.strip().splitlines()[-1]
     assert link.startswith("https://sig.example.org/join#aiq1.")
-    cmd = [venv / "bin" / "assessiq", "join", link, "--no-browser", "--port",
-           str(_free_port()), "--camera", "none", "--microphone", "none"]
+    cmd = [*uvx, "assessiq", "join", link, "--no-browser", "--port", str(_free_port()),
+           "--camera", "none", "--microphone", "none"]
     with _serve(cmd, tmp_path) as url:
         assert url.endswith("/join")
         assert "consent" in _page(url).lower()
