@@ -8,6 +8,7 @@ import base64
 import hashlib
 import logging
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -140,6 +141,8 @@ def test_the_page_shows_the_command_with_the_invite():
             driver.get(f"http://127.0.0.1:{port.result()}{JOIN_PATH}#{TEXT}")
             command = by_testid(driver, "command").text
             short = by_testid(driver, "short").text
+            driver.find_element("css selector", 'button[data-os="windows"]').click()
+            windows = by_testid(driver, "command").text
             driver.get(f"http://127.0.0.1:{port.result()}{JOIN_PATH}?again#nothing")  # a new load
             missing = driver.find_element("id", "no-invite").is_displayed()
     finally:
@@ -148,4 +151,10 @@ def test_the_page_shows_the_command_with_the_invite():
     assert short == f'uvx --python 3.12 --from "assessiq[candidate]" assessiq join "{TEXT}"'
     assert command.startswith("curl -LsSf https://astral.sh/uv/install.sh | sh && ")
     assert command.endswith(short)
+    assert windows.startswith("powershell -ExecutionPolicy ByPass -c ")
+    assert windows.endswith(short.replace("uvx ", "uvx.exe ", 1))
     assert missing
+    # README's install section gives the very same three commands
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for shown in (command, windows, short):
+        assert shown.replace(TEXT, "INVITE") in readme.splitlines()
