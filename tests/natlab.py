@@ -356,7 +356,7 @@ REVIEW = "# looks right\n"
 
 
 def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
-                full: bool = False, fps: int = 15,
+                full: bool = False, fps: int = 15, relay_only: tuple[bool, bool] = (False, False),
                 during_call: Callable[[], Any] | None = None,
                 timeout: float = 40.0) -> Outcome:
     """The host at `lab.hosts[host_kind]` opens a session on the lab's signaling server; a
@@ -365,7 +365,8 @@ def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
     candidate) and the host's offer (candidate). With `full`, both have the call
     (synthetic camera and microphone, 640×480 at `fps`), and the document both ways, a signed
     event and the media both ways are checked; then `during_call()` runs (in a worker
-    thread) while the call goes on, and they hang up."""
+    thread) while the call goes on, and they hang up. `relay_only` is (host's, candidate's)
+    setting, still with no server of their own."""
     import asyncio
     import queue
     import time
@@ -399,7 +400,8 @@ def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
     async def host_side() -> tuple[str, ...]:
         try:
             host = await Host.start(identity=Identity.generate(), signaling=lab.signaling_url,
-                                    config=PeerConfig(), session_path=work / f"{files}.aiq",
+                                    config=PeerConfig(relay_only=relay_only[0]),
+                                    session_path=work / f"{files}.aiq",
                                     runs=False, media=media)
         except BaseException as exc:
             invites.put(exc)
@@ -428,7 +430,8 @@ def run_session(lab: Lab, host_kind: str, cand_kind: str, workdir: Any, *,
         if isinstance(invite, BaseException):
             raise RuntimeError(f"{name}: the host did not start") from invite
         t0 = time.perf_counter()
-        cand = await Candidate.join(invite, config=PeerConfig(), media=media, timeout=timeout,
+        cand = await Candidate.join(invite, config=PeerConfig(relay_only=relay_only[1]),
+                                    media=media, timeout=timeout,
                                     session_path=work / f"{files}.candidate.aiq")
         connect_ms = (time.perf_counter() - t0) * 1000
         try:

@@ -80,3 +80,16 @@ def test_symmetric_to_symmetric_with_empty_config_carries_document_events_and_ca
         print("\n  NAT " + outcome.line())
     assert outcome.path == "relay"
     assert outcome.checks == ("document both ways", "signed event verified", "call both ways")
+
+
+@pytest.mark.parametrize("relay_only", [(True, False), (False, True)], ids=["host", "candidate"])
+def test_relay_only_with_an_empty_config_uses_the_issued_relay(lab, capsys, relay_only):
+    # Both on the public network, where a direct path is certain: relay_only on one side,
+    # with no server of its own, still connects, through the relay the session handed it.
+    built, work = lab
+    outcome = natlab.run_session(built, "none", "none", work, relay_only=relay_only)
+    with capsys.disabled():
+        print(f"\n  NAT relay-only ({'host' if relay_only[0] else 'candidate'}): "
+              + outcome.line())
+    relayed_end = outcome.remote if relay_only[0] else outcome.local
+    assert relayed_end == "relay", outcome.line()
