@@ -242,11 +242,12 @@ class RunService:
         except SandboxError as exc:
             raise RunRefused(str(exc)) from exc
         run_id = secrets.token_hex(6)
-        self.doc.request_run(run_id, by=by, at=time.time(), language=language, source=source,
+        now = time.time()  # the run's time everywhere: the live page, the record, the report
+        self.doc.request_run(run_id, by=by, at=now, language=language, source=source,
                              origin=self.origin)
         self._waiting[by] = self._waiting.get(by, 0) + 1
         self._done[run_id] = asyncio.Event()
-        self._queue.put_nowait(_Job(run_id, by, request))
+        self._queue.put_nowait(_Job(run_id, by, request, submitted=now))
         return run_id
 
     async def wait(self, run_id: str) -> None:
@@ -280,7 +281,8 @@ class RunService:
         if self.store is not None:
             self.store.put_run(job.run_id, self._sealed_request(job), {
                 "error": reason, "proof": runcheck.PROOF_VERSION,
-                "verdict": runcheck.run_verdict([], error=True), "tests": [], "hidden": []})
+                "verdict": runcheck.run_verdict([], error=True), "tests": [], "hidden": []},
+                t=job.submitted)
 
     async def _execute(self, job: _Job) -> None:
         backend = self.backend or default_backend()
@@ -324,9 +326,9 @@ class RunService:
         doc_result["verdict"] = verdict
         self.doc.set_run_result(job.run_id, doc_result, origin=self.origin)
         if self.store is not None:
-            self.store.put_run(job.run_id, self._sealed_request(job), result.to_dict() | {
-                "proof": runcheck.PROOF_VERSION, "verdict": verdict, "tests": public,
-                "hidden": hidden})
+            sealed = result.to_dict() | {"proof": runcheck.PROOF_VERSION, "verdict": verdict,
+                                         "tests": public, "hidden": hidden}
+            self.store.put_run(job.run_id, self._sealed_request(job), sealed, t=job.submitted)
             if hidden_out:
                 # the hidden tests' outcomes in full, for the interviewer only; the sealed
                 # run above keeps only their digests and verdicts

@@ -10,6 +10,7 @@ are protected too. A verdict flipped in the session file afterwards is caught by
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Callable
@@ -79,6 +80,7 @@ class Sealed:
     host_key: Identity
     honest: str  # the run id of the correct code
     forged: str  # the run id of the wrong code run against forged tests
+    shown_at: dict[str, float]  # each run's time as the live pages show it (the document)
 
 
 async def _request(cand: Candidate, host: Host, code: str) -> str:
@@ -141,11 +143,12 @@ async def _interview(tmp_path: Path) -> Sealed:
             cand.doc.set_code(CORRECT + "# done\n", origin="candidate")
             await eventually(lambda: host.doc.code_text == cand.doc.code_text,
                              what="the code converges")
+            shown_at = {r["run_id"]: r["at"] for r in host.doc.runs()}
             path = await host.end()
         finally:
             await cand.close()
             await host.close()
-    return Sealed(path, identity, honest, forged)
+    return Sealed(path, identity, honest, forged, shown_at)
 
 
 def _run_row(record: SessionRecord, run_id: str) -> dict[str, Any]:
@@ -186,6 +189,21 @@ async def test_forged_expected_outputs_never_pass_wrong_code(tmp_path):
     assert "public tests 1/2 — **failed**" in report
     assert "public tests 2/2 — **passed**" in report
     assert "does not follow" not in report
+    # ... naming each test, with the failed one's diff; the hidden results by test name and
+    # by the run's time (not its opaque id); the run times the live pages showed; the date.
+    failed = report.split("- **failed** `negative`\n", 1)[1]
+    assert failed.startswith("```diff\n") and "-3" in failed.split("```\n", 1)[0]
+    assert "- passed `small`" in report
+    assert {r["id"]: r["t"] for r in record.runs} == sealed.shown_at
+    stamp = {i: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M:%S")
+             for i, t in sealed.shown_at.items()}
+    assert f"- run at {stamp[sealed.forged]} by candidate: 0/1 passed — `hidden-big` " \
+           "**failed**" in report
+    assert f"- run at {stamp[sealed.honest]} by candidate: 1/1 passed — `hidden-big` " \
+           "passed" in report
+    assert sealed.forged not in report and sealed.honest not in report
+    day = dt.datetime.fromtimestamp(record.meta["created"], dt.UTC).strftime("%Y-%m-%d")
+    assert f"- started: {day} " in report and "- sealed: " in report
 
 
 async def test_a_flipped_verdict_is_caught_by_the_seal_and_by_the_recomputation(tmp_path):

@@ -62,6 +62,8 @@ class Verdict:
     recorded (None: it carries no proof to recompute; see `core.runcheck`)."""
     provenance: Provenance | None = None
     """Who wrote each character of the final code, and how (None: the history is unreadable)."""
+    sealed_at: float | None = None
+    """When the host sealed it, as its signed manifest says (None: not sealed, or forged)."""
 
     def to_json(self) -> dict[str, Any]:
         ev = self.evaluation.to_json() if self.evaluation else {
@@ -205,6 +207,7 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
     errors += runs.errors
 
     evaluation = None
+    end = manifest.get("sealed_at") if manifest else None
     try:
         policy_text = record.meta.get("policy")
         policy = Policy.from_toml(policy_text) if isinstance(policy_text, str) else \
@@ -212,7 +215,6 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
     except PolicyError as exc:
         errors.append(f"the session's policy is invalid: {exc}")
     else:
-        end = manifest.get("sealed_at") if manifest else None
         evaluation = evaluate_session(
             record.meta, log.events, policy, arrivals=log.arrivals,
             end_t=end if isinstance(end, int | float) else None,
@@ -224,5 +226,6 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
         sealed=record.seal is not None, evaluation=evaluation, log=log,
         refusals=record.refusals, runs=[r.to_json() for r in runs.runs],
         provenance=provenance,
+        sealed_at=float(end) if isinstance(end, int | float) else None,
     )
 

@@ -4,6 +4,7 @@ the final code coloured by who wrote it and how)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from ..core.record import SessionRecord
 from ..core.verify import Verdict
 from .provenance_view import markdown_lines, report_html
 
-__all__ = ["clock", "render_markdown", "write_reports"]
+__all__ = ["clock", "date_time", "render_markdown", "write_reports"]
 
 MAX_REFUSALS_LISTED = 200
 """The report lists this many refusals; the rest are counted (all are in the session file)."""
@@ -28,6 +29,19 @@ def clock(t: float) -> str:
 def date_time(t: float) -> str:
     """A time that may fall on another day than today's, with its date (UTC)."""
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _stamper(start: float | None) -> Callable[[float], str]:
+    """The report's times: the time of day, and the date too wherever it is not the day the
+    session started (an interview can run past midnight UTC)."""
+    day = dt.datetime.fromtimestamp(start, dt.UTC).date() if start is not None else None
+
+    def stamp(t: float) -> str:
+        when = dt.datetime.fromtimestamp(t, dt.UTC)
+        return when.strftime("%H:%M:%S") if when.date() == day else \
+            when.strftime("%Y-%m-%d %H:%M:%S")
+
+    return stamp
 
 
 def _final_doc(record: SessionRecord) -> SharedDoc:
@@ -50,13 +64,18 @@ def _fence(text: str, lang: str = "") -> str:
 def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
     out = verdict.to_json()
     meta = record.meta
+    created = meta.get("created")
+    start = float(created) if isinstance(created, int | float) else None
+    clock = _stamper(start)  # (shadows the module's: with the date where it is another day)
+    sealed_at = verdict.sealed_at
     lines = [f"# AssessIQ session report — {meta.get('problem') or meta.get('label') or ''}",
              "", f"- session: `{verdict.session}`",
              f"- interviewer key: `{verdict.host or '-'}`",
              f"- candidate device: `{verdict.candidate or '-'}`"
              + (f" ({meta['candidate_name']})" if meta.get("candidate_name") else ""),
-             f"- started: {clock(meta['created'])} UTC" if isinstance(
-                 meta.get("created"), int | float) else "- started: -",
+             f"- started: {date_time(start)}" if start is not None else "- started: -",
+             f"- sealed: {date_time(sealed_at)}" if sealed_at is not None else "- not sealed",
+             "- times below are UTC, on the interviewer's clock",
              f"- integrity events: {verdict.events}", ""]
     if verdict.valid:
         lines.append("**VALID**: sealed by the interviewer; every event signed by the "
@@ -85,7 +104,7 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
             lines += ["### Heartbeat gaps", ""] + [
                 f"- {clock(g['start'])} no heartbeat for {g['duration']:.0f} s"
                 for g in out["gaps"]] + [""]
-    lines += _refusal_lines(out["refused"], out["refusals"])
+    lines += _refusal_lines(out["refused"], out["refusals"], clock)
     events = verdict.log.events if verdict.log else []
     shown = [e for e in events if not e.kind.endswith("heartbeat")]
     lines += ["## Integrity timeline", ""]
@@ -108,20 +127,28 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
                          "recorded** (see the errors above)")
         for t in tests:
             if isinstance(t, dict) and "expected" in t:
-                lines.append(f"- {'passed' if t.get('passed') else 'failed'} "
+                lines.append(f"- {'passed' if t.get('passed') else '**failed**'} "
                              f"`{t.get('name')}`")
+                if not t.get("passed") and t.get("diff"):  # expected against actual
+                    lines.append(_fence(str(t["diff"])[-2000:], "diff"))
         if stage.get("output"):
             lines.append(_fence(str(stage["output"])[-2000:]))
     if not record.runs:
         lines.append("- no runs")
-    hidden = [p["value"] for p in record.private if p["kind"] == "hidden_results"
-              and isinstance(p["value"], dict)]
+    hidden = {str(p["value"].get("run_id")): p["value"] for p in record.private
+              if p["kind"] == "hidden_results" and isinstance(p["value"], dict)}
     if hidden:
         lines += ["", "## Hidden tests (interviewer only)", ""]
-        for h in hidden:
-            results = h.get("tests") or []
+        for run in record.runs:  # by the run's time and author, each test by its name
+            h = hidden.get(str(run.get("id")))
+            if h is None:
+                continue
+            results = [r for r in h.get("tests") or [] if isinstance(r, dict)]
             ok = sum(1 for r in results if r.get("passed"))
-            lines.append(f"- run `{h.get('run_id')}`: {ok}/{len(results)} passed")
+            named = ", ".join(f"`{r.get('name')}` {'passed' if r.get('passed') else '**failed**'}"
+                              for r in results)
+            lines.append(f"- run at {clock(run['t'])} by {run['request'].get('by', '?')}: "
+                         f"{ok}/{len(results)} passed — {named}")
     notes = [p for p in record.private if p["kind"] == "note"]
     lines += ["", "## Interviewer notes", ""]
     lines += [f"- {clock(n['t'])} {n['value'].get('text', '')}" for n in notes] or ["- none"]
@@ -134,7 +161,8 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _refusal_lines(total: int, refusals: list[dict[str, Any]]) -> list[str]:
+def _refusal_lines(total: int, refusals: list[dict[str, Any]],
+                   clock: Callable[[float], str]) -> list[str]:
     """The sealed record's refusals: what the host would not take from the candidate's app."""
     lines = [f"## Refused from the candidate's app ({total})", ""]
     for r in refusals[:MAX_REFUSALS_LISTED]:
