@@ -19,6 +19,7 @@ from assessiq.core.record import SessionRecord
 from assessiq.core.seal import seal
 from assessiq.ui.app import AppState, register_pages
 from assessiq.ui.call import plan_call
+from assessiq.ui.editor import SharedEditor
 from assessiq.ui.host_session import HostController
 from assessiq.ui.problems import BANK, parse_problem
 from tests.peer_helpers import eventually
@@ -197,3 +198,36 @@ async def test_a_launched_sandbox_shows_its_progress_while_the_session_starts(
         assert host.host.runs is not None and host.host.runs.backend_error is None
     finally:
         piston.__exit__(None, None, None)
+
+
+async def test_the_interviewer_switches_the_language_during_the_interview(
+        app_state: tuple[AppState, User]) -> None:
+    state, user = app_state
+    await user.open(f"/{state.token}/host")
+    await user.should_see("Create a session", retries=100)
+    _select(user, "problem").set_value("Sum of numbers")
+    host = await _create(state, user)
+    host.set_phase("interview")
+    await user.open(f"/{state.token}/host/interview")
+    await user.should_see("End and seal", retries=100)
+    editor = user.find(marker="editor").elements.pop()
+    assert isinstance(editor, SharedEditor) and editor.language == "python"
+    # Untouched starter code: the new language's starter (a comment line) replaces it.
+    _select(user, "language-switch").set_value("java")
+    await eventually(lambda: editor.language == "java", what="the editor follows")
+    assert host.doc.language == "java"
+    assert host.doc.code_text == ("// Your Java solution: read standard input, print to "
+                                  "standard output.\n")
+    # Code someone wrote is kept, under a comment line in the new language's syntax.
+    written = "class Main { public static void main(String[] a) {} }\n"
+    host.doc.set_code(written, origin="candidate")
+    _select(user, "language-switch").set_value("python")
+    await eventually(lambda: editor.language == "python", what="the editor follows back")
+    assert host.doc.code_text == ("# The interviewer switched the language from Java to "
+                                  "Python; the code below was written in Java.\n" + written)
+    # Both switches are the editor's text in the sealed metadata, not anyone's typing.
+    marks = host.host.store.meta()["generated_code"]
+    assert [m["what"] for m in marks] == ["starter", "language switch", "language switch"]
+    with pytest.raises(ValueError, match="unknown language"):
+        host.switch_language("cobol")
+    assert host.switch_language("python") is False  # already: nothing changes

@@ -307,6 +307,8 @@ def register(state: AppState) -> None:
                                  "against you for this.")
             elif tickets:
                 refused.set_text("")
+            if doc.language and editor.language != doc.language:  # the interviewer switched
+                editor.set_language(doc.language)
             if doc.problem != seen["problem"]:
                 seen["problem"] = doc.problem
                 problem.set_content(doc.problem)

@@ -172,6 +172,10 @@ class SharedEditor(ui.element, component=_COMPONENT, esm={"aiq-yeditor": "static
                                "color": COLORS.get(role, "#495057")}
         self.classes("w-full").style("height: 100%; min-height: 320px; border: 1px solid #ccc")
 
+    @property
+    def language(self) -> str:
+        return str(self._props["language"])
+
     def set_language(self, language: str) -> None:
         self._props["language"] = language
         self.update()

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import qrcode
 import qrcode.image.svg
@@ -238,14 +239,26 @@ def register(state: AppState) -> None:
                     with ui.row().classes("items-center w-full"):
                         conn = ui.label("").props('data-testid="conn"')
                         timer_label(doc.timer)
+
+                        def switch(e: Any) -> None:
+                            try:
+                                host.switch_language(str(e.value))
+                            except ValueError as exc:
+                                ui.notify(str(exc), type="negative")
+
+                        language = ui.select(LANGUAGES, value=canonical_language(
+                            doc.language or host.setup.language), label="Language",
+                            on_change=switch).classes("w-36") \
+                            .props('dense data-testid="language-switch"') \
+                            .mark("language-switch")
                         ui.space()
                         end_error = ui.label("").classes("text-negative") \
                             .props('data-testid="end-error"')
                         end_button = ui.button("End and seal", color="negative",
                                                on_click=lambda: confirm.open()) \
                             .props('data-testid="end"').mark("end")
-                    shared_editor(doc, origin="host", awareness=host.host.awareness,
-                                  base=f"/{token}", role="host", name="interviewer")
+                    editor = shared_editor(doc, origin="host", awareness=host.host.awareness,
+                                           base=f"/{token}", role="host", name="interviewer")
                     with ui.row().classes("items-center"):
 
                         def run() -> None:
@@ -312,6 +325,9 @@ def register(state: AppState) -> None:
                     results_view(runs, host.hidden_results())
             if phase.value != doc.phase and doc.phase in ("lobby", "interview", "wrap-up"):
                 phase.set_value(doc.phase)
+            if doc.language and editor.language != doc.language:
+                editor.set_language(doc.language)
+                language.set_value(canonical_language(doc.language))
 
         ui.timer(0.25, poll)
 

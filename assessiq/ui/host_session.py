@@ -27,7 +27,7 @@ from ..core.verify import Verdict, verify_record
 from ..peer import Host, PeerConfig
 from ..runs import RunRefused
 from .call import CallPlan
-from .problems import Problem, starter_for
+from .problems import LANGUAGES, Problem, canonical_language, starter_for, switch_note
 from .report import write_reports
 
 __all__ = ["HostController", "HostSetup", "describe_camera_check"]
@@ -210,6 +210,32 @@ class HostController:
             doc.set_phase(phase, origin="host")  # type: ignore[arg-type]
             if phase == "interview" and doc.timer() is None:
                 doc.start_timer(self.setup.duration_min * 60, time.time(), origin="host")
+
+    def switch_language(self, language: str) -> bool:
+        """The interviewer switches the session's language (both sides see it; the state
+        update and the editor's text are in the record). Untouched code (the old starter,
+        or nothing) becomes the new language's starter; code someone wrote is kept, with a
+        comment line above it saying what happened. The text the editor writes here is
+        marked as the editor's (`mark_generated`), not counted as anyone's typing. Returns
+        False when nothing changed; raises ValueError for a language the sandbox lacks."""
+        language = canonical_language(language)
+        if language not in LANGUAGES:
+            raise ValueError(f"unknown language {language!r} (one of {', '.join(LANGUAGES)})")
+        doc = self.host.doc
+        old = doc.language or self.setup.language
+        if language == canonical_language(old):
+            return False
+        before = code_clock(doc)
+        code = doc.code_text
+        with doc.transaction("host"):
+            doc.set_language(language, origin="host")
+            if not code.strip() or code == starter_for(self.setup.problem, old):
+                doc.set_code(starter_for(self.setup.problem, language), origin="host")
+            else:
+                doc.insert_code(0, switch_note(old, language), origin="host")
+        mark_generated(self.host.store, doc, "language switch", before)
+        log.info("host: language switched from %s to %s", old, language)
+        return True
 
     def restart_timer(self, minutes: float) -> None:
         self.host.doc.start_timer(minutes * 60, time.time(), origin="host")

@@ -146,6 +146,17 @@ def starter_for(problem: Problem, language: str) -> str:
     return f"{mark} Your {shown} solution: read standard input, print to standard output.\n"
 
 
+def switch_note(old: str, new: str) -> str:
+    """The line the editor puts above code kept through a language switch, in the new
+    language's comment syntax (so the file still says what it is)."""
+    new = canonical_language(new)
+    mark = _COMMENT.get(new, "#")
+    shown_old = _SHOWN.get(canonical_language(old), old)
+    shown_new = _SHOWN.get(new, new)
+    return (f"{mark} The interviewer switched the language from {shown_old} to {shown_new}; "
+            f"the code below was written in {shown_old}.\n")
+
+
 def load_problem(path: Path | str) -> Problem:
     path = Path(path)
     try:
