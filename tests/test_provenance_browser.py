@@ -64,6 +64,8 @@ class Ended:
     code: str
     host_live: str
     candidate_live: str
+    browser: Any
+    data_dir: Path
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def ended(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ended]:
         wait_for(lambda: hd.current_url.endswith("/host/ended"), timeout=90,
                  what="ended page")
         session_file = Path(text_of(hd, "session-file").split(": ", 1)[1])
-        yield Ended(session_file, code, host_live, candidate_live)
+        yield Ended(session_file, code, host_live, candidate_live, hd, host_dir)
 
 
 def _verify(path: Path) -> dict[str, Any]:
@@ -153,3 +155,19 @@ def test_the_report_and_the_live_views_said_the_same(ended: Ended) -> None:
     assert 'data-prov="candidate-pasted"' in html and 'data-prov="candidate-burst"' in html
     assert "pasted in 1 paste" in ended.host_live and "one burst" in ended.host_live
     assert ended.candidate_live.startswith("You typed")
+
+
+def test_the_replay_colours_the_final_code_the_same_way(ended: Ended) -> None:
+    replay = App(["replay", str(ended.session_file)], ended.data_dir)
+    try:
+        ended.browser.get(replay.url)
+        summary = wait_for(lambda: text_of(ended.browser, "replay-provenance"),
+                           what="the replay's provenance")
+        assert "pasted in 1 paste" in summary and "one burst at" in summary
+        spans = ended.browser.execute_script(
+            "return Array.from(document.querySelectorAll('[data-prov]'))"
+            ".map(e => [e.dataset.prov, e.textContent]);")
+        assert ["candidate-pasted", PASTED] in spans
+        assert ["candidate-burst", DROPPED] in spans
+    finally:
+        replay.stop()

@@ -34,18 +34,19 @@ is attributed to the *editor*.
 - *burst*: anything longer, in one transaction, with no paste event: drag and drop from
   outside, an autotyper that inserts whole strings, an extension.
 
-**Transcription cadence.** Consecutive one-character inserts by one side, each placed right
-after the previous one, with no deletion by that side and no pause over `RUN_GAP_S`, form a
-run. A run of at least `RUN_MIN` keys (with at least `RUN_DISTINCT` different characters: a
-held key's auto-repeat is not one) is *transcription* when its inter-key intervals are
-near-constant (their *spread* — the mean of the smallest 80 % of their distances from
-their median, over the median — under `SPREAD_MAX`) or faster than any person sustains
-(median under `FAST_MS`). Human typing, fast or slow, varies from key to key far more than
-that (log-normal intervals with σ ≥ 0.3 give a spread of at least 0.13 over 60 keys, on the
-record's 10 ms grid, measured over 300 runs; a 120 wpm typist's σ is nearer 0.45, a spread
-of ~0.26); tools that type out a text at a fixed or narrowly random interval do not (25–40 ms:
-0.05–0.18 but far too fast; 80–120 ms: 0.05–0.12). Each finding carries the same side's own
-rhythm (the median and variation of their other runs) for comparison.
+**Transcription cadence.** Consecutive one-character inserts by one side, each placed inside
+what the run typed so far (the caret did not move away), with no deletion by that side and no
+pause over `RUN_GAP_S`, form a run. A run of at least `RUN_MIN` keys (with at least
+`RUN_DISTINCT` different characters: a held key's auto-repeat is not one) is *transcription*
+when its inter-key intervals are near-constant (their *spread* — the mean of the smallest
+80 % of their distances from their median, over the median — under `SPREAD_MAX`) or faster
+than any person sustains (median under `FAST_MS`). Human typing, fast or slow, varies from
+key to key far more than that; tools that type out a text at a fixed or narrowly random
+interval do not (measured on the record's 10 ms grid by bench/bench_provenance.py, 300 runs
+of 60 keys each: log-normal human intervals with σ = 0.35 gave a spread of at least 0.138, a
+120 wpm typist's σ = 0.45 at least 0.175; uniform 80–120 ms autotyping at most 0.115; 25–40
+ms is caught by its speed). Each finding carries the same side's own rhythm (the median and
+spread of their other runs) for comparison.
 
 What this cannot tell, plainly: someone retyping an answer by hand from a phone or a second
 screen types like a person and counts as typing; times are the host's receipt times (to
@@ -279,14 +280,17 @@ def _is_ws(text: str) -> bool:
 class _Runs:
     """The cadence of one side's typing: runs of contiguous one-character inserts."""
 
-    __slots__ = ("chars", "last", "rows", "times")
+    __slots__ = ("chars", "client", "first", "last_t", "rows", "times", "upto")
 
     def __init__(self) -> None:
         self.rows: list[int] = []
         self.times: list[float] = []
         self.chars: list[str] = []
-        self.last: tuple[int, int, int] | None = None
-        """(client, first clock, end clock) of what the run typed so far."""
+        # what the run typed so far: `client`'s clocks `first`..`upto` (client -1: nothing)
+        self.client = -1
+        self.first = 0
+        self.upto = 0
+        self.last_t = 0.0
 
 
 def _judge(author: str, rows: list[int], times: list[float], chars: list[str]
@@ -337,9 +341,10 @@ class _Analysis:
 
     # ------------------------------------------------------------------ per row
     def row(self, t: float, origin: str, data: bytes) -> None:
-        i = len(self.row_t)
+        row_t = self.row_t
+        i = len(row_t)
         author = self.sides.get(origin, "unknown")
-        self.row_t.append(t)
+        row_t.append(t)
         self.row_author.append(author)
         node = self.replay.insert_key(data, i * 8)  # (the keystroke's path)
         if node is not None:
@@ -347,7 +352,7 @@ class _Analysis:
             if self.writers.get(client) != author:
                 self._writer(client, author)
             text = node.text
-            if client in self.generated:
+            if self.generated and client in self.generated:
                 rest = self._generated([node])
                 if len(rest) != 1 or rest[0] is not node:
                     if rest:
@@ -380,13 +385,13 @@ class _Analysis:
         runs = self.runs.get(author)
         if runs is None:
             runs = self.runs[author] = _Runs()
-        last = runs.last
-        if last is None or origin is None or origin[0] != last[0] or \
-                not last[1] <= origin[1] < last[2] or t - runs.times[-1] > RUN_GAP_S:
+        if origin is None or origin[0] != runs.client or \
+                not runs.first <= origin[1] < runs.upto or t - runs.last_t > RUN_GAP_S:
             self._close(author)  # (placed outside what this run typed: the caret moved)
-            runs.last = (client, start, end)
-        else:
-            runs.last = (client, last[1], max(end, last[2]))
+            runs.client, runs.first, runs.upto = client, start, end
+        elif end > runs.upto:
+            runs.upto = end
+        runs.last_t = t
         runs.rows.append(row)
         runs.times.append(t)
         runs.chars.append(char)
@@ -396,7 +401,7 @@ class _Analysis:
         if runs is None or not runs.rows:
             return
         times, rows, chars = runs.times, runs.rows, runs.chars
-        runs.rows, runs.times, runs.chars, runs.last = [], [], [], None
+        runs.rows, runs.times, runs.chars, runs.client = [], [], [], -1
         finding, stat = _judge(author, rows, times, chars)
         if finding is not None:
             self.flagged.update(rows)

@@ -19,7 +19,7 @@ from ..core.provenance import Provenance, from_parts
 
 __all__ = ["LEGEND", "candidate_provenance", "code_html", "host_provenance_card",
            "legend_html", "live_provenance", "markdown_lines", "provenance_panel",
-           "report_html"]
+           "replay_provenance", "report_html"]
 
 log = logging.getLogger(__name__)
 
@@ -227,3 +227,20 @@ def candidate_provenance(session: Any) -> Any:
                  "from their copy):").classes("text-caption")
         provenance_panel(compute, you=True, show_code=False)
     return column
+
+
+def replay_provenance(replay: Any) -> Any:
+    """The replay's section: the final code coloured by provenance, with the summary and
+    the legend (from the replay's own verification of the sealed record)."""
+    from nicegui import ui
+
+    prov = replay.verdict.provenance
+    with ui.expansion("Who wrote the final code", value=True).classes("w-full") \
+            .props('data-testid="replay-provenance"') as section:
+        if prov is None:
+            ui.label("The document history cannot be replayed.")
+        else:
+            ui.label(prov.sentence().capitalize() + ".") \
+                .props('data-testid="provenance-summary"')
+            ui.html(legend_html(prov) + code_html(prov)).classes("w-full")
+    return section

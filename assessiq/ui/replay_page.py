@@ -13,6 +13,7 @@ from ..core.errors import RecordError
 from ..core.record import SessionRecord
 from .app import AppState, check_token
 from .frame import frame
+from .provenance_view import replay_provenance
 from .replay import Replay
 from .replay_player import SPEEDS, Player
 from .report import clock, date_time
@@ -98,6 +99,7 @@ def _viewer(replay: Replay, path: str) -> None:
             .style("flex: 3").props('data-testid="replay-code"').mark("replay-code")
         items_col = ui.column().classes("gap-0").style("flex: 2") \
             .props('data-testid="replay-items"')
+    replay_provenance(replay)
 
     shown = {"updates": -1, "items": -1}
 
