@@ -11,6 +11,9 @@ frames (`DataChannelChannel(fragment=True)`), under one inbound byte-rate cap fo
 connection (`inbound`, a `TokenBucket`; a session passes its own with `guard_inbound` so a
 reconnect does not refill it). What they refuse goes to the session's refusal handler; what is
 refused before one is attached is kept (the last `EARLY_REFUSALS`) and handed over then.
+
+Importing this module makes aioice prefer a direct path to the relay, process-wide
+(`_prefer_direct_paths`, `RELAY_GRACE_S`).
 """
 
 from __future__ import annotations
