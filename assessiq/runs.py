@@ -244,7 +244,7 @@ class RunService:
         run_id = secrets.token_hex(6)
         now = time.time()  # the run's time everywhere: the live page, the record, the report
         self.doc.request_run(run_id, by=by, at=now, language=language, source=source,
-                             origin=self.origin)
+                             stdin=stdin, origin=self.origin)
         self._waiting[by] = self._waiting.get(by, 0) + 1
         self._done[run_id] = asyncio.Event()
         self._queue.put_nowait(_Job(run_id, by, request, submitted=now))

@@ -82,3 +82,67 @@ async def test_candidate_runs_over_control(tmp_path):
         finally:
             await cand.close()
             await host.close()
+
+
+ECHO = "import sys\nprint(*sys.stdin.read().split(), sep='|')\n"
+
+
+async def test_a_console_run_takes_the_persons_input_and_a_modified_app_cannot_abuse_it(
+        tmp_path):
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "h.aiq", run_backend=LocalBackend())
+        cand = await Candidate.join(host.invite.encode(), config=FAST,
+                                    session_path=tmp_path / "c.aiq")
+        try:
+            await host.connected(10)
+            assert host.runs is not None
+            host.doc.set_language("python", origin="host")
+            cand.doc.set_code(ECHO, origin="candidate")
+            ticket = await cand.request_run(stdin="héllo 世界")
+            await eventually(lambda: ticket.state == "accepted", what="console run accepted")
+            assert ticket.run_id is not None
+            run_id = ticket.run_id
+            await eventually(lambda: result_of(cand, run_id) is not None, timeout=30,
+                             what="the console run's result")
+            for side in (host, cand):
+                [run] = [r for r in side.doc.runs() if r["run_id"] == run_id]
+                assert run["stdin"] == "héllo 世界"
+                assert run["result"]["run"]["stdout"] == "héllo|世界\n"
+            [sealed] = host.store.runs()  # the record keeps what the program was given
+            assert sealed["request"]["stdin"] == "héllo 世界"
+            # the interviewer's console run: the same service, the same record
+            own = host.run_code(stdin="x")
+            await eventually(lambda: result_of(cand, own) is not None, timeout=30,
+                             what="the host's console run")
+            assert result_of(cand, own)["run"]["stdout"] == "x\n"
+
+            # An honest app refuses a too-long input itself, before sending anything.
+            long_input = "é" * 1500  # 3,000 bytes: over MAX_CONSOLE_STDIN, under 4 KiB
+            local = await cand.request_run(stdin=long_input)
+            assert local.state == "refused" and "limited to 2048 bytes" in local.reason
+            # A modified app sends it anyway (it fits in a control message): refused by the
+            # host, with the reason, and recorded; the session goes on.
+            before = host.refused_total
+            await cand.send_control("run.stdin", id="forged1", language="python",
+                                    sha="0" * 16, stdin=long_input)
+            # (at the limit, any text fits a control message: 1024 two-byte characters)
+            at_limit = await cand.request_run(stdin="é" * 1024)
+            await eventually(lambda: at_limit.state == "accepted", what="input at the limit")
+            await eventually(lambda: host.refused_total > before, what="the refusal")
+            assert "console run's input is limited" in host.refused[-1]["reason"]
+            # ... and a run.stdin without its input, or with a number for it: not a message
+            await cand.send_control("run.request", id="plain1", language="python",
+                                    sha="0" * 16)  # (honest, for contrast: accepted)
+            raw = b'{"t":"run.stdin","id":"forged2","language":"python","sha":"00","stdin":5}'
+            assert cand.link is not None
+            await cand.link.conn.channels["control"].send(raw)
+            await eventually(lambda: host.refused_total > before + 1, what="the bad type")
+            cand.doc.set_code(ECHO + "# still syncing\n", origin="candidate")
+            await eventually(lambda: host.doc.code_text == cand.doc.code_text,
+                             what="the session goes on")
+            # the two console runs, the one at the limit and the honest request
+            await eventually(lambda: len(host.store.runs()) == 4, what="the runs recorded")
+        finally:
+            await cand.close()
+            await host.close()

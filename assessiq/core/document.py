@@ -755,9 +755,11 @@ class SharedDoc:
         at: float,
         language: str,
         source: str,
+        stdin: str = "",
         origin: str | None = None,
     ) -> None:
-        """Record a request to run `source`; results come later via `set_run_result`."""
+        """Record a request to run `source` (with `stdin`, a console run's input; none is
+        kept when empty); results come later via `set_run_result`."""
         run_id = _text(run_id, "run id")
         if not run_id:
             raise ValueError("run id must not be empty")
@@ -770,6 +772,8 @@ class SharedDoc:
             "language": _text(language, "run language"),
             "source": _text(source, "run source"),
         }
+        if stdin:
+            request["stdin"] = _text(stdin, "run input")
         with self._txn(origin, own=True, part="state"):
             self._run_requests[run_id] = _canonical_json(request, "run request")
             self._run_ids.append(run_id)
@@ -807,11 +811,13 @@ class SharedDoc:
     def _valid_request(run_id: str, request: object) -> bool:
         if not isinstance(request, dict) or request.get("run_id") != run_id:
             return False
-        if set(request) != {"run_id", "by", "at", "language", "source"}:
+        keys = set(request) - {"stdin"}  # (a console run's input, when it has one)
+        if keys != {"run_id", "by", "at", "language", "source"}:
             return False
         at = request["at"]
         return (
             all(isinstance(request[k], str) for k in ("by", "language", "source"))
+            and isinstance(request.get("stdin", ""), str)
             and isinstance(at, int | float)
             and not isinstance(at, bool)
             and math.isfinite(at)

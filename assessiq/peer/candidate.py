@@ -36,7 +36,7 @@ from .connection import PeerConnection
 from .datachannel import DataChannelChannel
 from .errors import ConnectError, PeerError, SignalingUnavailable
 from .link import Link
-from .runrequests import RunTicket, code_sha
+from .runrequests import MAX_CONSOLE_STDIN, RunTicket, code_sha
 from .session import PeerSession
 from .signaling_client import SignalingClient
 
@@ -341,14 +341,21 @@ class Candidate(PeerSession):
 
     # ---- runs --------------------------------------------------------------------------
 
-    async def request_run(self, language: str | None = None) -> RunTicket:
-        """Ask the host to run the current shared code. The ticket's `state` becomes
+    async def request_run(self, language: str | None = None, stdin: str = "") -> RunTicket:
+        """Ask the host to run the current shared code (with `stdin`: a console run, its
+        input at most `MAX_CONSOLE_STDIN` bytes). The ticket's `state` becomes
         "accepted" (the result appears in `doc.runs()` under `run_id`) or "refused" (with
         the `reason` to show). Not connected: refused at once."""
         ticket = RunTicket(id=secrets.token_hex(6), language=language or self.doc.language)
         self.runs[ticket.id] = ticket
-        sent = await self.send_control("run.request", id=ticket.id, language=ticket.language,
-                                       sha=code_sha(self.doc.code_text))
+        if len(stdin.encode("utf-8")) > MAX_CONSOLE_STDIN:
+            self._refused(ticket, f"a console run's input is limited to {MAX_CONSOLE_STDIN} "
+                                  "bytes")
+            return ticket
+        fields = {"stdin": stdin} if stdin else {}
+        sent = await self.send_control("run.stdin" if stdin else "run.request", id=ticket.id,
+                                       language=ticket.language,
+                                       sha=code_sha(self.doc.code_text), **fields)
         if not sent:
             self._refused(ticket, "not connected to the host; try again in a moment")
         return ticket

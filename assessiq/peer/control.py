@@ -70,7 +70,8 @@ def decode(raw: bytes) -> dict[str, Any]:
 
 def encode(kind: str, **fields: Any) -> bytes:
     """Build a control message, checked against the same schema."""
-    raw = json.dumps(_check({"t": kind, **fields}), separators=(",", ":")).encode("utf-8")
+    raw = json.dumps(_check({"t": kind, **fields}), separators=(",", ":"),
+                     ensure_ascii=False).encode("utf-8")  # (its size: the text's UTF-8)
     if len(raw) > MAX_CONTROL_BYTES:
         raise ControlError(f"control message {kind!r} is too large to send")
     return raw

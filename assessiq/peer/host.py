@@ -332,12 +332,12 @@ class Host(PeerSession):
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         await super()._on_control(message)
-        if message["t"] == "run.request":
+        if message["t"] in ("run.request", "run.stdin"):
             # answered in its own task: it may wait for the candidate's last edits
             self._spawn(handle_run_request(self, self.runs, message), "host-run-request")
 
     def run_code(self, *, by: str = "host", language: str | None = None,
-                 source: str | None = None) -> str:
+                 source: str | None = None, stdin: str = "") -> str:
         """The interviewer presses Run: the current shared code (or `source`) goes through
         the same `RunService` as the candidate's requests. Returns the run id; raises
         `RunRefused` with the reason, or `PeerError` when runs are off."""
@@ -346,7 +346,8 @@ class Host(PeerSession):
 
             raise PeerError("this session does not run code (started with runs=False)")
         return self.runs.submit(by=by, language=language or self.doc.language or "python",
-                                source=self.doc.code_text if source is None else source)
+                                source=self.doc.code_text if source is None else source,
+                                stdin=stdin)
 
     # ---- ending ------------------------------------------------------------------------
 

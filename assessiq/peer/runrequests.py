@@ -4,7 +4,9 @@ A control message is at most 4 KiB, so the source never travels in it. The candi
 
     {"t": "run.request", "id": <its request id>, "language": "python", "sha": <16 hex>}
 
-where `sha` is the first 16 hex digits of the SHA-256 of the code as the candidate sees it.
+(a console run is `run.stdin`, the same with the person's `stdin`, at most
+`MAX_CONSOLE_STDIN` bytes), where `sha` is the first 16 hex digits of the SHA-256 of the
+code as the candidate sees it.
 The `sync` and `control` channels are separate SCTP streams with no order between them, so
 the host waits briefly (`SYNC_WAIT`) until its own copy of the code has that hash — the
 candidate's last keystrokes have arrived — and then submits the shared document's current
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from ..runs import RunService
     from .session import PeerSession
 
-__all__ = ["SYNC_WAIT", "RunTicket", "code_sha", "handle_run_request"]
+__all__ = ["MAX_CONSOLE_STDIN", "SYNC_WAIT", "RunTicket", "code_sha", "handle_run_request"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,12 @@ SYNC_WAIT = 2.0  # seconds the host waits for the candidate's last edits to arri
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 control.register("run.request", {"id": str, "language": str, "sha": str})
+# a console run: the same, with the standard input the person typed (it fits in a control
+# message: `MAX_CONSOLE_STDIN` bytes at most, checked on both sides)
+control.register("run.stdin", {"id": str, "language": str, "sha": str, "stdin": str})
+
+MAX_CONSOLE_STDIN = 2048
+"""A console run's input, in UTF-8 bytes (a control message is at most 4 KiB)."""
 control.register("run.accepted", {"id": str, "run": str})
 control.register("run.refused", {"id": str, "reason": str})
 
@@ -71,8 +79,12 @@ async def handle_run_request(
         return
     reason = ""
     run_id = ""
+    stdin = message.get("stdin", "")
     if runs is None:
         reason = "the host does not run code in this session"
+    elif len(stdin.encode("utf-8", "replace")) > MAX_CONSOLE_STDIN:  # (an honest app checks)
+        reason = f"a console run's input is limited to {MAX_CONSOLE_STDIN} bytes"
+        session.refuse("control", reason, stdin.encode("utf-8", "replace"))
     else:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SYNC_WAIT
@@ -80,7 +92,7 @@ async def handle_run_request(
             await asyncio.sleep(0.05)
         try:
             run_id = runs.submit(by="candidate", language=message["language"][:32],
-                                 source=session.doc.code_text)
+                                 source=session.doc.code_text, stdin=stdin)
         except RunRefused as exc:
             reason = str(exc)
     if reason:

@@ -341,12 +341,13 @@ class CandidateController:
     async def heartbeat(self) -> None:
         await self.send("browser.heartbeat", {"phase": "instant"})
 
-    async def request_run(self) -> RunTicket | None:
-        """Ask the host to run the current shared code (its limits apply; a refusal comes
-        back with its reason in the ticket and in `run_refusals`)."""
+    async def request_run(self, stdin: str = "") -> RunTicket | None:
+        """Ask the host to run the current shared code, with `stdin` for a console run (its
+        limits apply; a refusal comes back with its reason in the ticket and in
+        `run_refusals`)."""
         if self.candidate is None:
             return None
-        return await self.candidate.request_run()
+        return await self.candidate.request_run(stdin=stdin)
 
     @property
     def refused_by_peer(self) -> list[dict[str, Any]]:

@@ -249,11 +249,12 @@ class HostController:
         self.host.doc.start_timer(timer["duration_s"] + minutes * 60, timer["started_at"],
                                   origin="host")
 
-    def run(self) -> str | None:
-        """The interviewer's Run: the current shared code through the host's run service.
-        Returns the reason when it is refused (also kept in `run_refusals`), else None."""
+    def run(self, stdin: str = "") -> str | None:
+        """The interviewer's Run: the current shared code through the host's run service
+        (with `stdin`: a console run). Returns the reason when it is refused (also kept in
+        `run_refusals`), else None."""
         try:
-            self.host.run_code(by="host")
+            self.host.run_code(by="host", stdin=stdin)
         except (RunRefused, AssessIQError) as exc:
             self.run_refusals.append(str(exc))
             return str(exc)
