@@ -58,3 +58,23 @@ def test_headless_demo_with_proctor_runs_and_call(tmp_path):
     assert max(s["audio"]["frames_received"] for s in stats) > 50
     assert max(s["video"]["kbps_sent"] for s in stats) > 0
     assert max(s["video"]["fps_received"] for s in stats) > 5
+
+    # the code's provenance: one function, the same answer in verify, the report, the replay
+    # and the live view's computation from the session file's parts
+    from assessiq.core.provenance import from_parts
+    from assessiq.core.verify import verify_record
+    from assessiq.ui.replay import Replay
+    from assessiq.ui.report import render_markdown
+
+    sealed = verify_record(record)
+    assert sealed.provenance is not None and sealed.log is not None
+    prov = sealed.provenance.to_json()
+    assert prov == verdict["provenance"]
+    assert prov["errors"] == [] and prov["conflicts"] == []
+    # both typed; the candidate's last whole-code replacement (no paste event) is what is left
+    assert set(prov["writers"].values()) == {"candidate", "interviewer"}
+    assert prov["counts"] == {"candidate": {"burst": prov["chars"]}}
+    assert Replay(record).verdict.provenance.to_json() == prov  # type: ignore[union-attr]
+    live = from_parts(record.updates, record.meta, sealed.log.events, sealed.log.arrivals)
+    assert live.to_json() == prov
+    assert sealed.provenance.sentence() in render_markdown(record, sealed)

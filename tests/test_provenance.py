@@ -285,3 +285,12 @@ def test_a_damaged_update_is_reported_not_raised() -> None:
     p = compute(tr.rows, generated=tr.generated)
     assert p.errors and "cannot be read" in p.errors[0]
     assert p.text == tr.code
+
+
+def test_a_crlf_paste_arriving_as_lf_still_matches_its_event() -> None:
+    tr = _candidate_trace(12)
+    text = "".join(f"line_{i} = {i}\n" for i in range(12))
+    tr.paste("candidate", text, event=False)
+    tr.pastes.append(PasteMark(tr.t, len(text) + text.count("\n"), 0))  # the clipboard's CRLF
+    p = _prov(tr)
+    assert [x["seq"] for x in p.pastes] == [0] and p.bursts == []

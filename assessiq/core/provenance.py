@@ -19,7 +19,7 @@ is attributed to the *editor*.
 
 - *pasted*: a candidate's update matched to one of their signed `paste` events — within
   `PASTE_WINDOW_S` on the record's clock, inserting at most the event's `chars` UTF-16 units
-  and at least half of them (a pasted CRLF arrives as LF);
+  and at least three quarters of them (a pasted CRLF arrives as LF);
 - *moved / restored*: an insert whose text is exactly a text the same side deleted before (an
   undo or redo, a drag inside the editor, cut and paste) keeps the provenance of what was
   deleted;
@@ -28,9 +28,9 @@ is attributed to the *editor*.
   pair inserted with its opening half (auto-close) or around a selection;
 - *typed*: what is left is one character per place (multiple cursors type one each; an emoji
   with its joiners and modifiers is one character), or at most `IME_MAX` characters replacing
-  text the same side inserted in the last `IME_WINDOW_S` (an IME composition being committed:
-  CJK input counts as typing), or fewer than `BURST_MIN` characters (a dead key, an
-  autocorrection, a short text expansion);
+  no shorter a text the same side typed key by key in the last `IME_WINDOW_S` (an IME
+  composition being committed: CJK input counts as typing), or fewer than `BURST_MIN`
+  characters (a dead key, an autocorrection, a short text expansion);
 - *burst*: anything longer, in one transaction, with no paste event: drag and drop from
   outside, an autotyper that inserts whole strings, an extension.
 
@@ -504,7 +504,7 @@ class _Analysis:
             return
         self._close(author)
         total = sum(sizes)
-        if deleted and total <= IME_MAX and self._own_recent(deleted, author, t):
+        if deleted and total <= IME_MAX and self._composed(deleted, author, t, total):
             return  # an IME composition committed (typed)
         if total < BURST_MIN:
             return
@@ -541,13 +541,18 @@ class _Analysis:
                 need -= node.length
                 k += 1
 
-    def _own_recent(self, deleted: list[Node], author: str, t: float) -> bool:
+    def _composed(self, deleted: list[Node], author: str, t: float, inserted: int) -> bool:
+        """Whether an insert of `inserted` characters replacing `deleted` commits an IME
+        composition: what it replaces was typed (key by key) by the same side in the last
+        `IME_WINDOW_S`, and the result is no longer than it, give or take one."""
+        composing = 0
         for n in deleted:
             row = n.tag >> 3
-            if row >= len(self.row_t) or self.row_author[row] != author or \
-                    t - self.row_t[row] > IME_WINDOW_S:
+            if n.tag & 7 != _TYPED or row >= len(self.row_t) or \
+                    self.row_author[row] != author or t - self.row_t[row] > IME_WINDOW_S:
                 return False
-        return True
+            composing += _graphemes(n.text)
+        return inserted <= composing + 1
 
     def _match_paste(self, t: float, units: int) -> int | None:
         best: int | None = None
@@ -556,7 +561,7 @@ class _Analysis:
                 break
             if self.paste_used[k] or p.t < t - PASTE_WINDOW_S:
                 continue
-            if not (units <= p.chars and 2 * units >= p.chars):
+            if not (units <= p.chars and 4 * units >= 3 * p.chars):
                 continue
             if best is None or abs(p.t - t) < abs(self.pastes[best].t - t):
                 best = k
