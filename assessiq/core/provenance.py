@@ -358,12 +358,26 @@ class _Analysis:
                     if rest:
                         self._general(i, t, author, rest, [], None)
                     return
-            if len(text) == 1 or (len(text) == 2 and text in _PAIRS) or (
+            one = len(text) == 1
+            if one or (len(text) == 2 and text in _PAIRS) or (
                     not text.isascii() and _graphemes(text) == 1):
-                end = node.clock + node.length
-                if len(text) == 2 and text in _PAIRS:
+                start = node.clock
+                end = start + node.length
+                if not one and text in _PAIRS:
                     self.replay.split(node, 1).tag = i * 8 + _AUTO
-                self._key(author, i, t, client, node.origin, node.clock, end, text[0])
+                # `_key`, written out for the keystroke's path
+                runs = self.runs.get(author)
+                after = node.origin
+                if runs is None or after is None or after[0] != runs.client or \
+                        not runs.first <= after[1] < runs.upto or t - runs.last_t > RUN_GAP_S:
+                    self._key(author, i, t, client, after, start, end, text[0])
+                    return
+                if end > runs.upto:
+                    runs.upto = end
+                runs.last_t = t
+                runs.rows.append(i)
+                runs.times.append(t)
+                runs.chars.append(text[0])
                 return
             self._general(i, t, author, [node], [], None)
             return
