@@ -10,9 +10,11 @@ credentials) and, for the candidate, the host's encrypted offer.
 Each row: `Candidate.join(invite)` → returned (signaling join, signed handshake, ICE, DTLS,
 SCTP, all three channels open, first document sync), median over rounds; the combinations are
 interleaved round by round so load on the machine spreads over all of them. Baseline, same
-run, alternating with each measurement: the same combination with aioice's own check order
-(`assessiq.peer.connection.RELAY_GRACE_S = 0`: relayed pairs checked at once, and the first
-pair to answer wins). The note says which path ICE chose each time, ours then the baseline's.
+run, alternating with each measurement: the same combination with aioice's own checks
+(`assessiq.peer.connection.RELAY_GRACE_S = 0`, `RETRIGGER = False`: relayed pairs checked at
+once, the first pair to answer wins, and a pair whose check is in progress waits for its
+retransmission even when the peer's check has arrived). The note says which path ICE chose
+each time, ours then the baseline's.
 
 Last row: what a relayed interview costs the relay. Host and candidate behind symmetric NATs
 hold the call (synthetic 640×480 camera at the app's default 30 fps, 1 Mbit/s video cap, and
@@ -65,10 +67,12 @@ def run(quick: bool) -> list[Row]:
                 for host_kind, cand_kind in order:
                     for g in ((grace, 0.0) if r % 2 else (0.0, grace)):
                         connection.RELAY_GRACE_S = g
+                        connection.RETRIGGER = g > 0
                         try:
                             outcome = natlab.run_session(lab, host_kind, cand_kind, tmp)
                         finally:
                             connection.RELAY_GRACE_S = grace
+                            connection.RETRIGGER = True
                         key = (host_kind, cand_kind, g)
                         times.setdefault(key, []).append(outcome.connect_ms)
                         paths.setdefault(key, Counter())[

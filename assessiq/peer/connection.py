@@ -13,7 +13,7 @@ reconnect does not refill it). What they refuse goes to the session's refusal ha
 refused before one is attached is kept (the last `EARLY_REFUSALS`) and handed over then.
 
 Importing this module makes aioice prefer a direct path to the relay, process-wide
-(`_prefer_direct_paths`, `RELAY_GRACE_S`).
+(`_prefer_direct_paths`, `RELAY_GRACE_S`, `RELAY_PROBE_S`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,11 @@ MediaHook = Callable[[RTCPeerConnection], Any]
 
 
 RELAY_GRACE_S = 0.6
-"""How long the controlling side (the host) checks direct pairs alone before relayed ones."""
+"""How long the controlling side (the host) may check direct pairs alone before relayed ones."""
+RELAY_PROBE_S = 0.25
+"""...but only this long if no check from the peer has reached it on a direct path by then."""
+RETRIGGER = True
+"""Check a pair again at once when the peer's check arrives while ours is in progress."""
 
 
 def _prefer_direct_paths() -> None:
@@ -63,35 +67,65 @@ def _prefer_direct_paths() -> None:
     direct pair answers only at its first retransmission (500 ms: the first check punched the
     hole and was dropped), while a relayed pair may answer at once, so the relay would win a
     race a direct path could have won. Here, on the controlling side, a check of a relayed
-    pair starts only `RELAY_GRACE_S` after the first check of the connection, unless every
-    pair is relayed (relay-only). The answering side is unchanged: its relayed checks still
-    open the TURN permissions early, so a relay that is needed costs little more.
+    pair waits until `RELAY_GRACE_S` after the connection's first check, unless every pair is
+    relayed (relay-only) — or until `RELAY_PROBE_S` when by then no check from the peer has
+    arrived on one of our own (non-relay) sockets: behind a symmetric NAT facing a filtering
+    one none ever does, and waiting longer would only delay the relay. The answering side is
+    unchanged: its relayed checks open the TURN permissions early.
     """
     import aioice.ice
 
     connection = aioice.ice.Connection
     if getattr(connection.check_start, "_prefers_direct", False):
         return
-    original = connection.check_start
+    original_start = connection.check_start
+    original_incoming = connection.check_incoming
     in_progress = aioice.ice.CandidatePair.State.IN_PROGRESS
+    waiting = aioice.ice.CandidatePair.State.WAITING
 
     def relayed(pair: Any) -> bool:
         return "relay" in (pair.local_candidate.type, pair.remote_candidate.type)
 
+    def check_incoming(self: Any, message: Any, addr: Any, protocol: Any) -> None:
+        if protocol.local_candidate.type != "relay":
+            self.__dict__["_assessiq_heard_direct"] = True
+        original_incoming(self, message, addr, protocol)
+        # RFC 8445 7.3.1.4: a check arriving on a pair whose own check is in progress
+        # triggers a new check of it at once (aioice leaves it to its retransmission, 500 ms
+        # later: the peer's check shows the path is open now). Once per pair.
+        if not RETRIGGER:
+            return
+        retriggered: set[int] = self.__dict__.setdefault("_assessiq_retriggered", set())
+        for pair in self._check_list:
+            if (pair.protocol is protocol and pair.remote_addr == addr
+                    and pair.state == in_progress and pair.task is not None
+                    and id(pair) not in retriggered and not self._check_list_done):
+                retriggered.add(id(pair))
+                pair.task.cancel()
+                pair.task = None
+                self.check_state(pair, waiting)
+                self.check_start_task(pair)
+                break
+
     async def check_start(self: Any, pair: Any) -> None:
         loop = asyncio.get_running_loop()
         first = self.__dict__.setdefault("_assessiq_first_check", loop.time())
-        grace = first + RELAY_GRACE_S - loop.time()
-        if (grace > 0 and self.ice_controlling and relayed(pair)
+        if (self.ice_controlling and relayed(pair)
                 and not all(relayed(p) for p in self._check_list)):
             self.check_state(pair, in_progress)  # so the pacing moves on to other pairs
-            await asyncio.sleep(grace)
+            while not self._check_list_done:
+                waited = loop.time() - first
+                heard = self.__dict__.get("_assessiq_heard_direct", False)
+                if waited >= RELAY_GRACE_S or (waited >= RELAY_PROBE_S and not heard):
+                    break
+                await asyncio.sleep(0.02)
             if self._check_list_done:
                 return
-        await original(self, pair)
+        await original_start(self, pair)
 
     check_start._prefers_direct = True  # type: ignore[attr-defined]
     connection.check_start = check_start  # type: ignore[method-assign]
+    connection.check_incoming = check_incoming  # type: ignore[method-assign]
 
 
 _prefer_direct_paths()
