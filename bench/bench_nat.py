@@ -16,6 +16,9 @@ once, the first pair to answer wins, and a pair whose check is in progress waits
 retransmission even when the peer's check has arrived). The note says which path ICE chose
 each time, ours then the baseline's.
 
+Then relay-only on loopback (no lab, no root: coturn on 127.0.0.1 with the shipped
+configuration, `relay_only=True` on both sides), ours against aioice's own checks, alternating.
+
 Last row: what a relayed interview costs the relay. Host and candidate behind symmetric NATs
 hold the call (synthetic 640×480 camera at the app's default 30 fps, 1 Mbit/s video cap, and
 audio, both ways) for a while; the bytes in and out of the public namespace's services
@@ -42,14 +45,63 @@ RELAY_EXPECTED = {("masquerade", "symmetric"), ("symmetric", "masquerade"),
                   ("symmetric", "symmetric")}
 
 
+async def _loopback_relay_only(runs: int) -> dict[bool, list[float]]:
+    """Join → connected, relay-only through coturn on 127.0.0.1, with and without our
+    changes to aioice's checks (alternating)."""
+    import asyncio
+    from pathlib import Path
+
+    from assessiq.core.identity import Identity
+    from assessiq.peer import Candidate, Host, IceServer, PeerConfig, connection
+    from signaling import ServerConfig, SignalingServer
+    from signaling.turn import turn_credentials
+    from tests.nat_helpers import TEST_SECRET, loopback_coturn
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        async with loopback_coturn(tmp, loopback_peers=True) as port, \
+                SignalingServer(ServerConfig(host="127.0.0.1", port=0)) as server:
+            creds = turn_credentials(TEST_SECRET, "bench", 3600)
+            cfg = PeerConfig(relay_only=True, ice_servers=(
+                IceServer(f"turn:127.0.0.1:{port}", creds.username, creds.credential),))
+            url = f"ws://127.0.0.1:{server.port}"
+            for i in range(2 * runs):
+                ours = i % 2 == (i // 2) % 2  # ours first in every other pair
+                grace = connection.RELAY_GRACE_S
+                connection.RETRIGGER, connection.RELAY_GRACE_S = ours, grace if ours else 0.0
+                try:
+                    host = await Host.start(identity=Identity.generate(), signaling=url,
+                                            config=cfg, session_path=tmp / f"h{i}.aiq",
+                                            runs=False)
+                    t0 = time.perf_counter()
+                    cand = await Candidate.join(host.invite.encode(), config=cfg,
+                                                session_path=tmp / f"c{i}.aiq")
+                    times[ours].append((time.perf_counter() - t0) * 1000)
+                    await cand.close()
+                    await host.close()
+                finally:
+                    connection.RETRIGGER, connection.RELAY_GRACE_S = True, grace
+                await asyncio.sleep(0)
+    return times
+
+
 def run(quick: bool) -> list[Row]:
+    import asyncio
+
     from tests import natlab
     from tests.nat_helpers import TEST_SECRET
 
+    loop_runs = 3 if quick else 7
+    loopback = asyncio.run(_loopback_relay_only(loop_runs))
+    loop_row = Row(AREA, "relay-only on loopback (coturn 127.0.0.1): join → channels open, median",
+                   median(loopback[True]), "ms", baseline=median(loopback[False]),
+                   baseline_name="aioice's own checks", goal="≤ 700 ms",
+                   note=f"{loop_runs} runs each, alternating; max {max(loopback[True]):.0f} ms")
     reason = natlab.missing_prerequisite()
     if reason is not None:
-        return [Row(AREA, "connect through simulated NATs", float("nan"), "ms",
-                    note=f"skipped: {reason}")]
+        return [loop_row, Row(AREA, "connect through simulated NATs", float("nan"), "ms",
+                              note=f"skipped: {reason}")]
     logging.getLogger("aioice").setLevel(logging.ERROR)
     from assessiq.peer import connection
 
@@ -103,6 +155,7 @@ def run(quick: bool) -> list[Row]:
             goal="≤ 700 ms (relay)" if combo in RELAY_EXPECTED else "≤ 150 ms (direct)",
             note=f"{rounds} runs, max {max(times[ours]):.0f} ms; {seen[0]} | baseline: "
                  f"{seen[1]}"))
+    rows.append(loop_row)
     mbit = sample["bytes"] * 8 / sample["seconds"] / 1e6
     rows.append(Row(
         AREA, "relayed call (both behind symmetric NATs): traffic through coturn, in + out",
