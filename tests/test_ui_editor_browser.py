@@ -447,3 +447,39 @@ def test_undo_and_redo_stay_local_to_each_person(room: Room) -> None:
     content[room.hd].send_keys(Keys.CONTROL, "y")
     shown(both, "the host's redo")
     _files_agree(room, both)
+
+
+def _fits(driver: Any) -> dict[str, Any]:
+    """How the interview page sits in the window: horizontal overflow, and where Run and the
+    results are."""
+    fit: dict[str, Any] = driver.execute_script(
+        "const q = id => document.querySelector(`[data-testid=${id}]`).getBoundingClientRect();"
+        "const run = q('run'), out = q('results'), ed = q('editor');"
+        "return {overflow: document.documentElement.scrollWidth - window.innerWidth,"
+        " height: window.innerHeight, run: run.bottom, results: out.top,"
+        " editor: ed.height, scrolled: window.scrollY};")
+    return fit
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1440, 900), (1920, 1080)])
+def test_the_room_fills_the_window_with_run_and_results_in_view(room: Room,
+                                                                size: tuple[int, int]) -> None:
+    width, height = size
+    for d, who in ((room.hd, "host"), (room.cd, "candidate")):
+        d.set_window_size(width, height)  # then grown by the browser's own frame: the
+        extra = d.execute_script(  # page itself gets width × height
+            "return [window.outerWidth - window.innerWidth,"
+            " window.outerHeight - window.innerHeight];")
+        d.set_window_size(width + int(extra[0]), height + int(extra[1]))
+        d.execute_script("window.scrollTo(0, 0)")
+
+        def settled(d: Any = d) -> dict[str, Any] | None:
+            fit = _fits(d)
+            return fit if fit["run"] <= fit["height"] else None
+
+        fit = wait_for(settled, what=f"Run in view on the {who}'s page at {width}×{height}")
+        assert fit["height"] == height, fit
+        assert fit["overflow"] <= 0, fit  # no horizontal scrolling
+        assert fit["results"] < fit["height"], fit  # the results start within the window
+        assert fit["editor"] >= 180, fit  # the editor takes the height it is given
+        screenshot(d, f"room-{who}-{width}x{height}")

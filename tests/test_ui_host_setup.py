@@ -231,3 +231,24 @@ async def test_the_interviewer_switches_the_language_during_the_interview(
     with pytest.raises(ValueError, match="unknown language"):
         host.switch_language("cobol")
     assert host.switch_language("python") is False  # already: nothing changes
+
+
+async def test_theme_and_font_size(app_state: tuple[AppState, User]) -> None:
+    state, user = app_state
+    await user.open(f"/{state.token}/host")
+    await user.should_see("Create a session", retries=100)
+    host = await _create(state, user)
+    host.set_phase("interview")
+    await user.open(f"/{state.token}/host/interview")
+    await user.should_see("End and seal", retries=100)
+    dark = user.find(kind=ui.dark_mode).elements.pop()
+    assert isinstance(dark, ui.dark_mode) and dark.value is None  # follows the system
+    seen = []
+    for _ in range(3):
+        user.find(marker="theme").click()
+        seen.append(dark.value)
+    assert seen == [True, False, None]
+    editor = user.find(marker="editor").elements.pop()
+    assert editor._style.get("font-size") == "14px"
+    _select(user, "font-size").set_value(18)
+    assert editor._style.get("font-size") == "18px"

@@ -130,6 +130,11 @@ async def test_host_creates_a_session_and_candidate_joins(
         assert (await host_user.http_client.get(f"/{state.token}/video/nope")).status_code == 404
         await host_user.should_not_see("camera not available")
 
+        # Before any run, both pages list the public tests: name, input, expected output.
+        for u in (host_user, cand_user):
+            await u.should_see("No runs yet.", retries=100)
+            await u.should_see("three numbers", retries=100)
+            await u.should_see("expected output", retries=100)
         # Runs: the candidate's Run goes to the host's run service; results on both pages,
         # hidden tests only on the interviewer's.
         code = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
@@ -160,6 +165,15 @@ async def test_host_creates_a_session_and_candidate_joins(
         host_user.find(marker="run").click()
         await eventually(lambda: state.host is not None and len(state.host.doc.runs()) == 2)
         assert state.host.doc.runs()[1]["by"] == "host"
+        # The console: the interviewer runs the code with their own input; both see it.
+        host_user.find(marker="console-input").type("40 2")
+        host_user.find(marker="console-run").click()
+        await cand_user.should_see('run by host with input "40 2"', retries=600)
+        host_doc = state.host.doc
+        await eventually(lambda: len(host_doc.runs()) == 3
+                         and host_doc.runs()[2]["result"] is not None, what="the console run")
+        assert host_doc.runs()[2]["stdin"] == "40 2"
+        assert host_doc.runs()[2]["result"]["run"]["stdout"] == "42\n"
 
         # The candidate turns the camera off and on: signed camera.off, seen on both sides.
         cand_user.find(marker="camera-switch").click()

@@ -25,6 +25,7 @@ from .editor import shared_editor
 from .frame import frame
 from .provenance_view import candidate_provenance
 from .report import clock, date_time
+from .room import console, font_size, problem_panel, room_panes
 
 __all__ = ["register"]
 
@@ -218,71 +219,77 @@ def register(state: AppState) -> None:
             '<div>The interview runs in fullscreen.</div>'
             '<button data-testid="fullscreen" onclick="aiqEnterFullscreen()" '
             'style="font-size:18px;padding:.5em 1em">Enter fullscreen</button></div>')
-        with frame("interview", role="candidate"), \
-                ui.row().classes("w-full no-wrap items-start gap-4"):
-                with ui.column().classes("gap-2").style("flex: 3; min-width: 0"):
-                    with ui.expansion("Problem", value=True).classes("w-full"):
-                        problem = ui.markdown(doc.problem)
-                    with ui.row().classes("items-center"):
-                        conn = ui.label("").props('data-testid="conn"')
-                        not_taken = ui.label("").classes("text-negative") \
-                            .props('data-testid="not-accepted"')
-                        phase = ui.label("").props('data-testid="phase"')
-                        timer_label(doc.timer, lambda: cand.ended)
-                    ended_banner = ui.label(
-                        "The interview has ended. The interviewer sealed the record; the "
-                        "editor is read-only and nothing more is sent.") \
-                        .classes("text-subtitle1 q-pa-sm bg-blue-1 w-full") \
-                        .props('role="status" data-testid="ended-banner"').mark("ended-banner")
-                    ended_banner.set_visibility(False)
-                    editor = shared_editor(doc, origin="candidate", awareness=session.awareness,
-                                  base=f"/{token}", role="candidate", name=cand.name or "candidate")
-                    tickets: list[Any] = []
+        with frame("interview", role="candidate"):
+            panes = room_panes()
+            with panes.problem:
+                refresh_problem = problem_panel(doc)
+            with panes.work:
+                with ui.row().classes("items-center w-full no-wrap gap-2"):
+                    conn = ui.label("").classes("aiq-status").props('data-testid="conn"')
+                    not_taken = ui.label("").classes("text-negative") \
+                        .props('data-testid="not-accepted"')
+                    phase = ui.label("").props('data-testid="phase"')
+                    timer_label(doc.timer, lambda: cand.ended)
+                    fonts = ui.row()
+                ended_banner = ui.label(
+                    "The interview has ended. The interviewer sealed the record; the "
+                    "editor is read-only and nothing more is sent.") \
+                    .classes("text-subtitle1 q-pa-sm bg-blue-1 text-black w-full") \
+                    .props('role="status" data-testid="ended-banner"').mark("ended-banner")
+                ended_banner.set_visibility(False)
+                with ui.element("div").classes("w-full aiq-editor-slot"):
+                    editor = shared_editor(doc, origin="candidate",
+                                           awareness=session.awareness, base=f"/{token}",
+                                           role="candidate", name=cand.name or "candidate")
+                with fonts:
+                    font_size(editor)
+                tickets: list[Any] = []
 
-                    async def run() -> None:
-                        ticket = await cand.request_run()
-                        if ticket is not None:
-                            tickets.append(ticket)
+                async def run(stdin: str = "") -> None:
+                    ticket = await cand.request_run(stdin)
+                    if ticket is not None:
+                        tickets.append(ticket)
 
-                    with ui.row().classes("items-center"):
-                        run_button = ui.button("Run", on_click=run) \
-                            .props('data-testid="run"').mark("run")
-                        refused = ui.label("").classes("text-negative") \
-                            .props('data-testid="run-refused"')
-                    results = ui.column().classes("w-full").props('data-testid="results"')
-                with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
-                    with ui.row():
-                        state.tile("Interviewer", "candidate-remote",
-                                   media_source(lambda: session, "remote"))
-                        state.tile("You", "candidate-self", media_source(lambda: session, "self"))
-                    call_controls(lambda: session, cand.call)
-                    analysis = ui.label("").classes("text-caption") \
-                        .props('data-testid="analysis"')
-                    notices = ui.column().classes("w-full").props('data-testid="notices"')
-                    with ui.card().classes("w-full q-pa-sm").props('data-testid="transparency"'):
-                        ui.label("What is sent about you").classes("text-subtitle1")
-                        ui.label("Every event this computer signed and sent to the "
-                                 "interviewer, newest first (all of them, page by page)."
-                                 ).classes("text-caption")
-                        ui.label(cand.policy_note or "Warnings follow the interviewer's "
-                                 "policy for this session.").classes("text-caption") \
-                            .props('data-testid="policy-source"')
-                        sent_summary = ui.label("").classes("text-caption")
-                        beats = ui.switch("Show heartbeats too", value=False) \
-                            .props('data-testid="show-heartbeats"').mark("show-heartbeats")
-                        sent_table = ui.table(
-                            columns=SENT_COLUMNS, rows=[], row_key="seq",
-                            pagination={"rowsPerPage": 10}) \
-                            .props('dense flat wrap-cells data-testid="sent-table"') \
-                            .classes("w-full").mark("sent-table")
-                        candidate_provenance(session)
+                with ui.row().classes("items-center w-full no-wrap"):
+                    run_button = ui.button("Run", on_click=lambda: run()) \
+                        .props('data-testid="run"').mark("run")
+                    refused = ui.label("").classes("text-negative") \
+                        .props('data-testid="run-refused"')
+                console(run)
+                results = ui.column().classes("w-full aiq-output") \
+                    .props('data-testid="results"')
+            with panes.side:
+                with ui.row():
+                    state.tile("Interviewer", "candidate-remote",
+                               media_source(lambda: session, "remote"))
+                    state.tile("You", "candidate-self", media_source(lambda: session, "self"))
+                call_controls(lambda: session, cand.call)
+                analysis = ui.label("").classes("text-caption") \
+                    .props('data-testid="analysis"')
+                notices = ui.column().classes("w-full").props('data-testid="notices"')
+                with ui.card().classes("w-full q-pa-sm").props('data-testid="transparency"'):
+                    ui.label("What is sent about you").classes("text-subtitle1")
+                    ui.label("Every event this computer signed and sent to the "
+                             "interviewer, newest first (all of them, page by page)."
+                             ).classes("text-caption")
+                    ui.label(cand.policy_note or "Warnings follow the interviewer's "
+                             "policy for this session.").classes("text-caption") \
+                        .props('data-testid="policy-source"')
+                    sent_summary = ui.label("").classes("text-caption")
+                    beats = ui.switch("Show heartbeats too", value=False) \
+                        .props('data-testid="show-heartbeats"').mark("show-heartbeats")
+                    sent_table = ui.table(
+                        columns=SENT_COLUMNS, rows=[], row_key="seq",
+                        pagination={"rowsPerPage": 10}) \
+                        .props('dense flat wrap-cells data-testid="sent-table"') \
+                        .classes("w-full").mark("sent-table")
+                    candidate_provenance(session)
 
         async def on_signal(e: GenericEventArguments) -> None:
             await cand.on_signal(e.args)
 
         ui.on("aiq_signal", on_signal)
-        seen: dict[str, Any] = {"events": None, "listed": None, "runs": "", "warned": 0,
-                                "problem": doc.problem}
+        seen: dict[str, Any] = {"events": None, "listed": None, "runs": "", "warned": 0}
 
         def refresh() -> None:
             conn.set_text("connected" if cand.connected else (
@@ -309,9 +316,7 @@ def register(state: AppState) -> None:
                 refused.set_text("")
             if doc.language and editor.language != doc.language:  # the interviewer switched
                 editor.set_language(doc.language)
-            if doc.problem != seen["problem"]:
-                seen["problem"] = doc.problem
-                problem.set_content(doc.problem)
+            refresh_problem()
             runs = doc.runs()
             key = repr([(r["run_id"], r["result"] is not None) for r in runs])
             if key != seen["runs"]:

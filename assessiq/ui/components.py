@@ -114,7 +114,8 @@ def call_controls(session: Callable[[], Any], plan: CallPlan | None) -> None:
 def timer_label(get_timer: Callable[[], dict[str, float] | None],
                 ended: Callable[[], bool] = lambda: False) -> ui.label:
     """The time left, counting down each second; once `ended()` it stops for good."""
-    label = ui.label("timer not started").classes("text-subtitle1").props('data-testid="timer"')
+    label = ui.label("timer not started").classes("text-subtitle1 aiq-status") \
+        .props('data-testid="timer"')
 
     def tick() -> None:
         if ended():
@@ -151,6 +152,10 @@ def results_view(runs: list[dict[str, Any]],
     for run in reversed(runs[-5:]):
         result = run.get("result")
         head = f"{clock(run['at'])} run by {run['by']}"
+        stdin = run.get("stdin")
+        if isinstance(stdin, str) and stdin:  # a console run: with the input it was given
+            shown = stdin if len(stdin) <= 80 else stdin[:77] + "…"
+            head += f" with input {json.dumps(shown, ensure_ascii=False)}"
         with ui.card().classes("w-full q-pa-sm").props('data-testid="run"'):
             if result is None:
                 ui.label(f"{head}: running…")

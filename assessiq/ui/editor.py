@@ -170,7 +170,7 @@ class SharedEditor(ui.element, component=_COMPONENT, esm={"aiq-yeditor": "static
         self._props["readOnly"] = False
         self._props["user"] = {"name": name[:40], "role": role,
                                "color": COLORS.get(role, "#495057")}
-        self.classes("w-full").style("height: 100%; min-height: 320px; border: 1px solid #ccc")
+        self.classes("w-full").style("height: 100%; min-height: 180px; border: 1px solid #ccc")
 
     @property
     def language(self) -> str:
@@ -199,5 +199,5 @@ def shared_editor(doc: Any, *, origin: str, awareness: Awareness, base: str, rol
     """The shared editor for one side, as the interview pages place it."""
     editor = SharedEditor(doc, origin=origin, awareness=awareness, base=base, role=role,
                           name=name, language=doc.language)
-    editor.props('data-testid="editor"').style("height: 360px").mark("editor")
+    editor.props('data-testid="editor"').style("height: 100%").mark("editor")
     return editor

@@ -7,7 +7,31 @@ from contextlib import contextmanager
 
 from nicegui import ui
 
-__all__ = ["frame"]
+__all__ = ["frame", "theme_toggle"]
+
+_THEMES = {None: ("brightness_auto", "the system's"), True: ("dark_mode", "dark"),
+           False: ("light_mode", "light")}
+
+
+def theme_toggle() -> ui.button:
+    """Light, dark, or the system's theme (the default), for this page: each press moves on."""
+    dark = ui.dark_mode(None)
+    button = ui.button().props('flat round color=white data-testid="theme"').mark("theme")
+    with button:
+        tip = ui.tooltip("")
+
+    def show() -> None:
+        icon, words = _THEMES[dark.value]
+        button.props(f'icon={icon} aria-label="theme: {words} (change)"')
+        tip.set_text(f"Theme: {words}")
+
+    def cycle() -> None:
+        dark.value = {None: True, True: False, False: None}[dark.value]
+        show()
+
+    button.on_click(cycle)
+    show()
+    return button
 
 
 @contextmanager
@@ -19,5 +43,7 @@ def frame(title: str, *, role: str) -> Iterator[None]:
         ui.label("AssessIQ").classes("text-h6")
         shown = f"· {role} · {title}" if title != role else f"· {title}"
         ui.label(shown).classes("text-subtitle1").props('data-testid="title"')
+        ui.space()
+        theme_toggle()
     with ui.column().classes("w-full q-pa-md gap-3"):
         yield

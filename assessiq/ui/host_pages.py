@@ -25,6 +25,7 @@ from .host_session import HostController, HostSetup
 from .problems import BANK, LANGUAGES, canonical_language
 from .provenance_view import host_provenance_card
 from .refusals import refusals_panel
+from .room import console, font_size, problem_panel, room_panes
 
 __all__ = ["invite_qr_svg", "register"]
 
@@ -231,84 +232,90 @@ def register(state: AppState) -> None:
                 ui.button("End and seal", color="negative", on_click=end) \
                     .props('data-testid="end-confirm"').mark("end-confirm")
 
-        with frame("interview", role="host"), \
-                ui.row().classes("w-full no-wrap items-start gap-4"):
-                with ui.column().classes("gap-2").style("flex: 3; min-width: 0"):
-                    with ui.expansion("Problem", value=True).classes("w-full"):
-                        ui.markdown(doc.problem)
-                    with ui.row().classes("items-center w-full"):
-                        conn = ui.label("").props('data-testid="conn"')
-                        timer_label(doc.timer)
+        with frame("interview", role="host"):
+            panes = room_panes()
+            with panes.problem:
+                refresh_problem = problem_panel(doc)
+            with panes.work:
+                with ui.row().classes("items-center w-full no-wrap gap-2"):
+                    conn = ui.label("").classes("aiq-status").props('data-testid="conn"')
+                    timer_label(doc.timer)
 
-                        def switch(e: Any) -> None:
-                            try:
-                                host.switch_language(str(e.value))
-                            except ValueError as exc:
-                                ui.notify(str(exc), type="negative")
+                    def switch(e: Any) -> None:
+                        try:
+                            host.switch_language(str(e.value))
+                        except ValueError as exc:
+                            ui.notify(str(exc), type="negative")
 
-                        language = ui.select(LANGUAGES, value=canonical_language(
-                            doc.language or host.setup.language), label="Language",
-                            on_change=switch).classes("w-36") \
-                            .props('dense data-testid="language-switch"') \
-                            .mark("language-switch")
-                        ui.space()
-                        end_error = ui.label("").classes("text-negative") \
-                            .props('data-testid="end-error"')
-                        end_button = ui.button("End and seal", color="negative",
-                                               on_click=lambda: confirm.open()) \
-                            .props('data-testid="end"').mark("end")
+                    language = ui.select(LANGUAGES, value=canonical_language(
+                        doc.language or host.setup.language), label="Language",
+                        on_change=switch).classes("w-32") \
+                        .props('dense data-testid="language-switch"').mark("language-switch")
+                    fonts = ui.row()
+                    ui.space()
+                    end_error = ui.label("").classes("text-negative") \
+                        .props('data-testid="end-error"')
+                    end_button = ui.button("End and seal", color="negative",
+                                           on_click=lambda: confirm.open()) \
+                        .props('data-testid="end"').mark("end")
+                with ui.element("div").classes("w-full aiq-editor-slot"):
                     editor = shared_editor(doc, origin="host", awareness=host.host.awareness,
                                            base=f"/{token}", role="host", name="interviewer")
+                with fonts:
+                    font_size(editor)
+                with ui.row().classes("items-center w-full no-wrap"):
+
+                    def run(stdin: str = "") -> None:
+                        refused.set_text(host.run(stdin) or "")
+
+                    ui.button("Run", on_click=lambda: run()).props('data-testid="run"') \
+                        .mark("run")
+                    refused = ui.label("").classes("text-negative") \
+                        .props('data-testid="run-refused"')
+                console(run)
+                results = ui.column().classes("w-full aiq-output") \
+                    .props('data-testid="results"')
+            with panes.side:
+                with ui.row():
+                    state.tile("Candidate", "host-remote",
+                               media_source(lambda: host.host, "remote"))
+                    state.tile("You", "host-self", media_source(lambda: host.host, "self"))
+                call_controls(lambda: host.host, host.call)
+                integrity_panel(lambda: host.events, host.evaluation)
+                refusals_panel(lambda: host.refusals)
+                host_provenance_card(host)
+                with ui.card().classes("w-full q-pa-sm"):
+                    ui.label("Phase and timer").classes("text-subtitle1")
+                    phase = ui.toggle(["lobby", "interview", "wrap-up"], value=doc.phase,
+                                      on_change=lambda e: host.set_phase(e.value)) \
+                        .props('data-testid="phase-toggle"').mark("phase")
                     with ui.row().classes("items-center"):
+                        extra = ui.number("minutes", value=host.setup.duration_min,
+                                          min=1, max=600).classes("w-24") \
+                            .props('data-testid="timer-minutes"').mark("timer-minutes")
+                        ui.button("Restart timer",
+                                  on_click=lambda: host.restart_timer(
+                                      float(extra.value or 1))) \
+                            .props('data-testid="restart-timer"').mark("restart-timer")
+                        ui.button("+5 min", on_click=lambda: host.extend_timer(5)) \
+                            .props('data-testid="extend-timer"').mark("extend-timer")
+                with ui.card().classes("w-full q-pa-sm"):
+                    ui.label("Private notes (never shared)").classes("text-subtitle1")
+                    note = ui.textarea(placeholder="a note…").classes("w-full") \
+                        .props('data-testid="note"').mark("note")
+                    notes_col = ui.column().classes("gap-0")
 
-                        def run() -> None:
-                            refused.set_text(host.run() or "")
+                    def add_note() -> None:
+                        host.add_note(note.value or "")
+                        note.set_value("")
+                        notes_col.clear()
+                        with notes_col:
+                            for t, text in host.notes:
+                                ui.label(f"{time.strftime('%H:%M:%S', time.gmtime(t))} "
+                                         f"{text}").classes("text-body2")
 
-                        ui.button("Run", on_click=run).props('data-testid="run"').mark("run")
-                        refused = ui.label("").classes("text-negative") \
-                            .props('data-testid="run-refused"')
-                    results = ui.column().classes("w-full").props('data-testid="results"')
-                with ui.column().classes("gap-2").style("flex: 2; min-width: 320px"):
-                    with ui.row():
-                        state.tile("Candidate", "host-remote",
-                                   media_source(lambda: host.host, "remote"))
-                        state.tile("You", "host-self", media_source(lambda: host.host, "self"))
-                    call_controls(lambda: host.host, host.call)
-                    integrity_panel(lambda: host.events, host.evaluation)
-                    refusals_panel(lambda: host.refusals)
-                    host_provenance_card(host)
-                    with ui.card().classes("w-full q-pa-sm"):
-                        ui.label("Phase and timer").classes("text-subtitle1")
-                        phase = ui.toggle(["lobby", "interview", "wrap-up"], value=doc.phase,
-                                          on_change=lambda e: host.set_phase(e.value)) \
-                            .props('data-testid="phase-toggle"').mark("phase")
-                        with ui.row().classes("items-center"):
-                            extra = ui.number("minutes", value=host.setup.duration_min,
-                                              min=1, max=600).classes("w-24") \
-                                .props('data-testid="timer-minutes"').mark("timer-minutes")
-                            ui.button("Restart timer",
-                                      on_click=lambda: host.restart_timer(
-                                          float(extra.value or 1))) \
-                                .props('data-testid="restart-timer"').mark("restart-timer")
-                            ui.button("+5 min", on_click=lambda: host.extend_timer(5)) \
-                                .props('data-testid="extend-timer"').mark("extend-timer")
-                    with ui.card().classes("w-full q-pa-sm"):
-                        ui.label("Private notes (never shared)").classes("text-subtitle1")
-                        note = ui.textarea(placeholder="a note…").classes("w-full") \
-                            .props('data-testid="note"').mark("note")
-                        notes_col = ui.column().classes("gap-0")
-
-                        def add_note() -> None:
-                            host.add_note(note.value or "")
-                            note.set_value("")
-                            notes_col.clear()
-                            with notes_col:
-                                for t, text in host.notes:
-                                    ui.label(f"{time.strftime('%H:%M:%S', time.gmtime(t))} "
-                                             f"{text}").classes("text-body2")
-
-                        ui.button("Add note", on_click=add_note) \
-                            .props('data-testid="add-note"').mark("add-note")
+                    ui.button("Add note", on_click=add_note) \
+                        .props('data-testid="add-note"').mark("add-note")
 
         seen_runs: list[str] = [""]
 
@@ -328,6 +335,7 @@ def register(state: AppState) -> None:
             if doc.language and editor.language != doc.language:
                 editor.set_language(doc.language)
                 language.set_value(canonical_language(doc.language))
+            refresh_problem()
 
         ui.timer(0.25, poll)
 
