@@ -26,7 +26,7 @@ from assessiq.core.record import SessionRecord
 from assessiq.core.seal import seal
 from assessiq.core.store import SessionStore
 from assessiq.core.verify import verify_record
-from assessiq.ui.provenance_view import live_provenance
+from assessiq.ui.provenance_view import LiveProvenance, live_provenance
 from assessiq.ui.replay import Replay
 from assessiq.ui.report import render_markdown, write_reports
 from tests.provenance_traces import SOLUTION, Trace, lognormal, source_text, uniform
@@ -69,20 +69,28 @@ def _write(path: Path, tr: Trace, policy: str) -> dict[str, Any]:
         "policy": policy, "invite": invite.id, "role": "host",
         "generated_code": [{"what": "starter", "client": c, "from": a, "to": b}
                            for c, a, b in tr.generated]})
-    for row in tr.rows:
-        store.record_update(row.data, origin=row.origin, t=row.t)
     signer, verifier = EventSigner(invite.room, device), LogVerifier(invite.room,
                                                                      device.public_key)
-    events, arrivals = [], []
-    for p in tr.pastes:
-        env = signer.sign("paste", {"phase": "instant", "chars": p.chars}, severity="warn",
-                          now=p.t - 0.02)
-        accepted, _ = verifier.accept(env.encode())
-        store.append_envelope(env.encode(), received_at=p.t)
-        store.append_receipt(make_receipt(host, accepted, now=p.t).encode())
-        events.append(accepted)
-        arrivals.append(p.t)
-    live = live_provenance(store, events, arrivals).to_json()
+    events: list[Any] = []
+    arrivals: list[float] = []
+    pending = list(tr.pastes)
+    view = LiveProvenance(store)  # the live page's, read every 25 updates as they come
+    for n, row in enumerate(tr.rows):
+        store.record_update(row.data, origin=row.origin, t=row.t)
+        while pending and pending[0].t + 2 < row.t:  # each event lands after its text
+            p = pending.pop(0)
+            env = signer.sign("paste", {"phase": "instant", "chars": p.chars},
+                              severity="warn", now=p.t - 0.02)
+            accepted, _ = verifier.accept(env.encode())
+            store.append_envelope(env.encode(), received_at=p.t)
+            store.append_receipt(make_receipt(host, accepted, now=p.t).encode())
+            events.append(accepted)
+            arrivals.append(p.t)
+        if n % 25 == 0:
+            view.compute(events, arrivals)
+    assert not pending
+    live = view.compute(events, arrivals).to_json()
+    assert live == live_provenance(store, events, arrivals).to_json()  # from the start
     seal(store, host, now=tr.rows[-1].t + 1)
     store.close()
     return live

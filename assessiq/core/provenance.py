@@ -70,9 +70,10 @@ from typing import Any, Final, Protocol
 
 from .textreplay import Node, RowChange, TextReplay
 
-__all__ = ["AUTHORS", "HOWS", "PasteMark", "Provenance", "Segment", "code_clock", "compute",
+__all__ = ["AUTHORS", "HOWS", "PasteMark", "Provenance", "Running", "Segment", "code_clock",
+           "compute",
            "from_parts", "from_record", "generated_ranges", "mark_generated", "paste_marks",
-           "policy_weight"]
+           "policy_weight", "sides_of"]
 
 PASTE_WINDOW_S: Final = 10.0
 IME_WINDOW_S: Final = 60.0
@@ -324,8 +325,7 @@ class _Analysis:
         self.row_t: list[float] = []
         self.row_author: list[str] = []
         self.pastes = sorted(pastes, key=lambda p: p.t)
-        self.paste_used = [False] * len(self.pastes)
-        self.paste_rows: dict[int, int] = {}  # row -> index in self.pastes
+        self.maybe_paste: dict[int, int] = {}  # row -> UTF-16 units it inserted
         self.burst_rows: dict[int, int] = {}  # row -> chars inserted
         self.generated: dict[int, list[tuple[int, int]]] = {}
         for client, a, b in generated:
@@ -501,15 +501,10 @@ class _Analysis:
             return
         sizes = [_graphemes(x) for x in typed]
         if author == "candidate" and max(sizes) > 1:
-            units = sum(n.length for run in open_runs for n in run)
-            k = self._match_paste(t, units)
-            if k is not None:  # the whole insert, its indentation and brackets too
-                self._close(author)
-                self.paste_rows[i] = k
-                for run in open_runs:
-                    for n in run:
-                        n.tag = i * 8 + _PASTED
-                return
+            # a paste if one of the candidate's paste events matches it; that is decided
+            # when the result is read (`_match_pastes`), so that an event arriving after its
+            # text gives the same answer live as in the sealed record
+            self.maybe_paste[i] = sum(n.length for run in open_runs for n in run)
         if max(sizes) <= 1:
             if len(open_runs) == 1 and not deleted and len(typed) == 1:
                 self._key(author, i, t, *span, typed[0][:1])
@@ -562,31 +557,40 @@ class _Analysis:
         composing = 0
         for n in deleted:
             row = n.tag >> 3
-            if n.tag & 7 != _TYPED or row >= len(self.row_t) or \
+            if n.tag & 7 != _TYPED or row in self.maybe_paste or row >= len(self.row_t) or \
                     self.row_author[row] != author or t - self.row_t[row] > IME_WINDOW_S:
                 return False
             composing += _graphemes(n.text)
         return inserted <= composing + 1
 
-    def _match_paste(self, t: float, units: int) -> int | None:
-        best: int | None = None
-        for k, p in enumerate(self.pastes):
-            if p.t > t + PASTE_WINDOW_S:
-                break
-            if self.paste_used[k] or p.t < t - PASTE_WINDOW_S:
-                continue
-            if not (units <= p.chars and 4 * units >= 3 * p.chars):
-                continue
-            if best is None or abs(p.t - t) < abs(self.pastes[best].t - t):
-                best = k
-        if best is not None:
-            self.paste_used[best] = True
-        return best
+    def _match_pastes(self) -> tuple[dict[int, int], list[bool]]:
+        """Which rows are pastes: each row that could be one, in order, takes the closest
+        unused paste event in time that fits its size. Returns (row -> event index, which
+        events were used)."""
+        used = [False] * len(self.pastes)
+        matched: dict[int, int] = {}
+        for row, units in self.maybe_paste.items():
+            t = self.row_t[row]
+            best: int | None = None
+            for k, p in enumerate(self.pastes):
+                if p.t > t + PASTE_WINDOW_S:
+                    break
+                if used[k] or p.t < t - PASTE_WINDOW_S:
+                    continue
+                if not (units <= p.chars and 4 * units >= 3 * p.chars):
+                    continue
+                if best is None or abs(p.t - t) < abs(self.pastes[best].t - t):
+                    best = k
+            if best is not None:
+                used[best] = True
+                matched[row] = best
+        return matched, used
 
     # ------------------------------------------------------------------ the result
     def result(self, final_text: str | None) -> Provenance:
         """The attribution so far (the analysis can go on: runs still open are judged as if
         they ended here, without ending them)."""
+        matched, used = self._match_pastes()
         flagged = set(self.flagged)
         findings = [dict(f) for f in self.findings]
         run_stats = {a: list(s) for a, s in self.run_stats.items()}
@@ -606,6 +610,8 @@ class _Analysis:
         for node in self.replay.live():
             tag = node.tag
             kind, row = tag & 7, tag >> 3
+            if row in matched and kind != _STARTER:
+                kind = _PASTED  # the whole insert, its indentation and brackets too
             if kind in (_AUTO, _STARTER):
                 author, how = "editor", _KIND_HOW[kind]
             else:
@@ -630,17 +636,17 @@ class _Analysis:
             errors.append("the attribution's text differs from the document's final code")
         pastes = [{"t": self.row_t[row], "author": row_author[row], "seq": self.pastes[k].seq,
                    "chars": self.pastes[k].chars, "kept": kept_rows.get(row, 0)}
-                  for row, k in sorted(self.paste_rows.items())]
+                  for row, k in sorted(matched.items())]
         bursts = [{"t": self.row_t[row], "author": row_author[row], "chars": n,
-                   "kept": kept_rows.get(row, 0)} for row, n in sorted(self.burst_rows.items())]
+                   "kept": kept_rows.get(row, 0)} for row, n in sorted(self.burst_rows.items())
+                  if row not in matched]
         transcriptions = []
         for f in sorted(findings, key=lambda f: f["t0"]):
             rows = f.pop("rows")
             f["kept"] = sum(kept_rows.get(r, 0) for r in rows)
             transcriptions.append(f)
         unmatched = [{"t": p.t, "chars": p.chars, "seq": p.seq}
-                     for p, used in zip(self.pastes, self.paste_used, strict=True)
-                     if not used and p.chars > 0]
+                     for p, u in zip(self.pastes, used, strict=True) if not u and p.chars > 0]
         rhythm = {}
         for author, stats in sorted(run_stats.items()):
             keys = sum(n for _, _, n in stats)
@@ -664,18 +670,43 @@ def compute(rows: Iterable[_Row], *, pastes: Sequence[PasteMark] = (),
     interviewer's app wrote by itself (`generated_ranges`). With `final_text` (the document's
     code, as pycrdt reads it) a difference is reported in `errors`. `sides` maps further
     origins to authors ("host" is the interviewer's, "candidate" the candidate's)."""
-    analysis = _Analysis(pastes, generated, sides or {})
-    # Two objects per update, linked both ways: the cyclic collector would walk them again
-    # and again while they are built (~15 % of the time, measured); it runs after instead.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for row in rows:
-            analysis.row(row.t, row.origin, row.data)
-        return analysis.result(final_text)
-    finally:
-        if enabled:
-            gc.enable()
+    running = Running(generated, sides)
+    running.add(rows)
+    return running.result(pastes, final_text)
+
+
+class Running:
+    """`compute` one update at a time, for a session that is still going (the live pages):
+    `add` the new rows as they are recorded, read `result` whenever; the answer is the one
+    `compute` gives for all the rows so far (paste events are matched when it is read, so one
+    that arrives after its text counts the same)."""
+
+    def __init__(self, generated: Sequence[tuple[int, int, int]] = (),
+                 sides: Mapping[str, str] | None = None) -> None:
+        self.generated = tuple(generated)
+        self._analysis = _Analysis((), generated, sides or {})
+
+    @property
+    def rows(self) -> int:
+        return len(self._analysis.row_t)
+
+    def add(self, rows: Iterable[_Row]) -> None:
+        analysis = self._analysis
+        # Two objects per update, linked both ways: the cyclic collector would walk them
+        # again and again while they are built (~15 % of the time, measured); it runs after.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for row in rows:
+                analysis.row(row.t, row.origin, row.data)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def result(self, pastes: Sequence[PasteMark] = (), final_text: str | None = None
+               ) -> Provenance:
+        self._analysis.pastes = sorted(pastes, key=lambda p: p.t)
+        return self._analysis.result(final_text)
 
 
 # ---------------------------------------------------------------------- the record
@@ -738,10 +769,14 @@ def from_parts(rows: Iterable[_Row], meta: Mapping[str, Any], events: Sequence[A
     if arrivals is not None and len(arrivals) != len(events):
         arrivals = None
     pastes = paste_marks(events, arrivals, offset)
-    # a record written with a plain pycrdt document tags the peer's updates "remote"
-    peer = "candidate" if meta.get("role", "host") == "host" else "interviewer"
     return compute(rows, pastes=pastes, generated=generated_ranges(meta),
-                   final_text=final_text, sides={"remote": peer})
+                   final_text=final_text, sides=sides_of(meta))
+
+
+def sides_of(meta: Mapping[str, Any]) -> dict[str, str]:
+    """Origins beyond "host" and "candidate" a session file may use: a record written with a
+    plain pycrdt document tags the peer's updates "remote"."""
+    return {"remote": "candidate" if meta.get("role", "host") == "host" else "interviewer"}
 
 
 def from_record(record: Any, log: Any = None, *, final_text: str | None = None

@@ -15,9 +15,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..core.provenance import Provenance, from_parts
+from ..core.provenance import (
+    Provenance,
+    Running,
+    from_parts,
+    generated_ranges,
+    paste_marks,
+    sides_of,
+)
+from ..core.segments import UpdateRow, decode_batch, decode_segment
 
-__all__ = ["LEGEND", "candidate_provenance", "code_html", "host_provenance_card",
+__all__ = ["LEGEND", "LiveProvenance", "candidate_provenance", "code_html", "host_provenance_card",
            "legend_html", "live_provenance", "markdown_lines", "provenance_panel",
            "replay_provenance", "report_html"]
 
@@ -152,9 +160,56 @@ def live_provenance(store: Any, events: list[Any], arrivals: list[float] | None 
                     *, offset: float = 0.0) -> Provenance:
     """The provenance of a running session from its own session file's rows and the
     verified events (the host's: with their arrival times; the candidate's own: their
-    signed times)."""
+    signed times), computed from the start."""
     store.flush()
     return from_parts(list(store.updates()), store.meta(), events, arrivals, offset=offset)
+
+
+def rows_after(store: Any, seq: int) -> list[UpdateRow]:
+    """The session file's document updates after update `seq`, in order, read in one
+    snapshot (a compaction moving rows meanwhile can neither hide nor repeat one)."""
+    store.flush()
+    db = store._db
+    db.execute("BEGIN")
+    try:
+        segments = db.execute("SELECT blob FROM segments WHERE last_seq > ? ORDER BY first_seq",
+                              (seq,)).fetchall()
+        single = db.execute("SELECT seq, t, origin, data FROM updates WHERE seq > ? "
+                            "ORDER BY seq", (seq,)).fetchall()
+        batches = db.execute("SELECT first_seq, blob FROM batches WHERE last_seq > ? ORDER BY "
+                             "first_seq", (seq,)).fetchall() if store._batches else []
+    finally:
+        db.execute("COMMIT")
+    rows = [r for (blob,) in segments for r in decode_segment(blob) if r.seq > seq]
+    rows += [UpdateRow(*r) for r in single]
+    rows += [r for first, blob in batches for r in decode_batch(blob, first) if r.seq > seq]
+    rows.sort(key=lambda r: r.seq)
+    return rows
+
+
+class LiveProvenance:
+    """A running session's provenance, kept up to date from its session file: each call
+    reads only the updates recorded since the last (`core.provenance.Running`), so a long
+    interview costs the live page no more than a short one."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._running: Running | None = None
+        self._seq = -1
+
+    def compute(self, events: list[Any], arrivals: list[float] | None = None, *,
+                offset: float = 0.0) -> Provenance:
+        meta = self.store.meta()
+        generated = tuple(generated_ranges(meta))
+        if self._running is None or self._running.generated != generated:
+            self._running, self._seq = Running(generated, sides_of(meta)), -1
+        rows = rows_after(self.store, self._seq)
+        if rows:
+            self._running.add(rows)
+            self._seq = rows[-1].seq
+        if arrivals is not None and len(arrivals) != len(events):
+            arrivals = None
+        return self._running.result(paste_marks(events, arrivals, offset))
 
 
 def provenance_panel(compute: Callable[[], Provenance | None], *, you: bool = False,
@@ -199,11 +254,14 @@ def host_provenance_card(controller: Any) -> Any:
     session file and the verified paste events: what the sealed record will say)."""
     from nicegui import ui
 
+    live: dict[str, LiveProvenance] = {}
+
     def compute() -> Provenance | None:
         peer = controller.host
         if controller.ended is not None or peer.store is None:
             return None
-        return live_provenance(peer.store, list(peer.events), peer.arrivals())
+        view = live.setdefault("view", LiveProvenance(peer.store))
+        return view.compute(list(peer.events), peer.arrivals())
 
     with ui.card().classes("w-full q-pa-sm") as card:
         ui.label("Who wrote the code").classes("text-subtitle1")
@@ -216,11 +274,13 @@ def candidate_provenance(session: Any) -> Any:
     copy of the session (their own paste events, on their own clock)."""
     from nicegui import ui
 
+    live: dict[str, LiveProvenance] = {}
+
     def compute() -> Provenance | None:
         store = getattr(session, "store", None)
         if store is None or session.ended.is_set():
             return None
-        return live_provenance(store, list(session.log))
+        return live.setdefault("view", LiveProvenance(store)).compute(list(session.log))
 
     with ui.column().classes("w-full gap-0") as column:
         ui.label("What the code's history says about you (the interviewer sees the same, "
