@@ -77,4 +77,4 @@ def test_headless_demo_with_proctor_runs_and_call(tmp_path):
     assert Replay(record).verdict.provenance.to_json() == prov  # type: ignore[union-attr]
     live = from_parts(record.updates, record.meta, sealed.log.events, sealed.log.arrivals)
     assert live.to_json() == prov
-    assert sealed.provenance.sentence() in render_markdown(record, sealed)
+    assert sealed.provenance.sentence()[1:] in render_markdown(record, sealed)

@@ -138,7 +138,7 @@ def test_live_view_report_replay_and_verify_agree(built: Built, tmp_path: Path) 
     assert Replay(built.record).verdict.provenance.to_json() == sealed  # type: ignore[union-attr]
     assert verify_record(SessionRecord.load(built.path)).provenance.to_json() == sealed  # type: ignore[union-attr]
     md = render_markdown(built.record, verdict)
-    assert "## Who wrote the code" in md and verdict.provenance.sentence() in md
+    assert "## Who wrote the code" in md and verdict.provenance.sentence()[1:] in md
     copy = tmp_path / "copy.aiq"
     built.record.write(copy)
     _, html_path = write_reports(built.record, verdict, copy)

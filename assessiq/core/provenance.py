@@ -188,7 +188,10 @@ class Provenance:
                          f"from {_hhmm(r['t0'])})")
         theirs = self.share("interviewer")
         if theirs:
-            parts.append(f"{_pct(theirs)} by the interviewer")
+            # (the candidate's own copy cannot tell the interviewer's starter code from
+            # their typing: only the host's app knows which writes were its own)
+            parts.append(f"{_pct(theirs)} by the interviewer" + (
+                " (their typing and any starter code)" if you else ""))
         generated = self.share("editor")
         if generated:
             parts.append(f"{_pct(generated)} written by the editor (starter, indentation, "

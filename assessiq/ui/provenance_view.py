@@ -48,6 +48,11 @@ REFRESH_S = 3.0
 """How often the live panels recompute (at most; longer when a recompute takes long)."""
 
 
+def _line(sentence: str) -> str:
+    """A summary as a sentence: capital first, full stop last."""
+    return sentence[:1].upper() + sentence[1:] + "."
+
+
 def _style(author: str, how: str) -> tuple[str, str]:
     return LEGEND.get((author, how), _UNKNOWN)
 
@@ -85,7 +90,7 @@ def report_html(prov: Provenance | None) -> str:
     """The report's HTML section: the summary, the legend and the coloured code."""
     if prov is None:
         return "<h2>The final code by provenance</h2><p>The history cannot be replayed.</p>"
-    return (f"<h2>The final code by provenance</h2><p>{html.escape(prov.sentence())}.</p>"
+    return (f"<h2>The final code by provenance</h2><p>{html.escape(_line(prov.sentence()))}</p>"
             f"{legend_html(prov)}{code_html(prov)}")
 
 
@@ -95,7 +100,7 @@ def markdown_lines(prov: Provenance | None, clock: Callable[[float], str]) -> li
     lines = ["", "## Who wrote the code", ""]
     if prov is None:
         return [*lines, "- the document history cannot be replayed", ""]
-    lines += [f"{prov.sentence()}.", ""]
+    lines += [f"{_line(prov.sentence())}", ""]
     for author, by in sorted(prov.counts.items()):
         for how, n in sorted(by.items()):
             lines.append(f"- {_style(author, how)[0]}: {n} characters "
@@ -240,7 +245,7 @@ def provenance_panel(compute: Callable[[], Provenance | None], *, you: bool = Fa
         state["next"] = now + max(REFRESH_S, 10 * state["cost"])
         if prov is None:
             return
-        summary.set_text(prov.sentence(you=you).capitalize() + ".")
+        summary.set_text(_line(prov.sentence(you=you)))
         if code is not None:
             code.set_content(legend_html(prov) + code_html(prov))
 
@@ -300,7 +305,7 @@ def replay_provenance(replay: Any) -> Any:
         if prov is None:
             ui.label("The document history cannot be replayed.")
         else:
-            ui.label(prov.sentence().capitalize() + ".") \
+            ui.label(_line(prov.sentence())) \
                 .props('data-testid="provenance-summary"')
             ui.html(legend_html(prov) + code_html(prov)).classes("w-full")
     return section
