@@ -294,3 +294,25 @@ def test_a_crlf_paste_arriving_as_lf_still_matches_its_event() -> None:
     tr.pastes.append(PasteMark(tr.t, len(text) + text.count("\n"), 0))  # the clipboard's CRLF
     p = _prov(tr)
     assert [x["seq"] for x in p.pastes] == [0] and p.bursts == []
+
+
+def test_damaged_updates_are_reported_never_raised() -> None:
+    tr = _candidate_trace(13)
+    rng = random.Random(13)
+    tr.type("candidate", source_text(SOLUTION)[:120], iki=lognormal(rng, 0.1, 0.4), typo=0.05)
+    tr.paste("candidate", "abc def ghi jkl\n" * 3, event=False)
+    for _ in range(300):
+        rows = list(tr.rows)
+        k = rng.randrange(len(rows))
+        data = bytearray(rows[k].data)
+        for _ in range(rng.randint(1, 3)):
+            what = rng.random()
+            if what < 0.6 and data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            elif what < 0.8 and data:
+                del data[rng.randrange(len(data)):]
+            else:
+                data.insert(rng.randrange(len(data) + 1), rng.randrange(256))
+        rows[k] = type(rows[k])(rows[k].seq, rows[k].t, rows[k].origin, bytes(data))
+        p = compute(rows, pastes=tr.pastes, generated=tr.generated)
+        assert len(p.per_char()) == len(p.text)

@@ -195,9 +195,7 @@ class _Reader:
         if tag in (127, 126, 121, 120):
             return
         if tag == 125:
-            while self.data[self.pos] & 0x80:
-                self.pos += 1
-            self.pos += 1
+            self.uint()  # (a signed varint: its length is what matters here)
         elif tag == 124:
             self.pos += 4
         elif tag in (123, 122):

@@ -13,6 +13,7 @@ it a weight (the default policy does not).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ from .score import Evaluation, evaluate_session
 from .seal import compute_manifest, host_key_of, open_seal
 
 __all__ = ["Verdict", "verify_record"]
+
+log_ = logging.getLogger(__name__)
 
 _SECTION_WORDS = {
     "session": "the session id",
@@ -149,7 +152,11 @@ def _provenance(record: SessionRecord, log: LogCheck, final: str | None,
     """The code's provenance; with a policy that weighs it, its penalty in `evaluation`."""
     if final is None:
         return None
-    prov = from_record(record, log, final_text=final)
+    try:
+        prov = from_record(record, log, final_text=final)
+    except Exception:  # information only: a fault here must not take verification down
+        log_.exception("verify: the code's provenance could not be computed")
+        return None
     text = record.meta.get("policy")
     weight, cap = policy_weight(text if isinstance(text, str) else None)
     share = prov.share("candidate", "burst") + prov.share("candidate", "transcription")
