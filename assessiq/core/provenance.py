@@ -426,8 +426,6 @@ class _Analysis:
         elif stat is not None:
             self.run_stats.setdefault(author, []).append(stat)
 
-
-
     def _generated(self, nodes: list[Node]) -> list[Node]:
         """Tag the editor's own text among `nodes`; returns the rest."""
         rest: list[Node] = []
