@@ -59,6 +59,23 @@ RETRIGGER = True
 """Check a pair again at once when the peer's check arrives while ours is in progress."""
 
 
+def _retransmit_now(protocol: Any, addr: tuple[str, int]) -> bool:
+    """Send the pending STUN request to `addr` on `protocol` again now (aioice's
+    `Transaction.__retry`, which also re-arms its timer); False if there is none."""
+    for transaction in list(getattr(protocol, "transactions", {}).values()):
+        if getattr(transaction, "_Transaction__addr", None) != addr:
+            continue
+        retry = getattr(transaction, "_Transaction__retry", None)
+        if retry is None:
+            return False
+        handle = getattr(transaction, "_Transaction__timeout_handle", None)
+        if handle is not None:
+            handle.cancel()
+        retry()
+        return True
+    return False
+
+
 def _prefer_direct_paths() -> None:
     """Make aioice prefer a direct path to the relay, process-wide (once).
 
@@ -81,7 +98,6 @@ def _prefer_direct_paths() -> None:
     original_start = connection.check_start
     original_incoming = connection.check_incoming
     in_progress = aioice.ice.CandidatePair.State.IN_PROGRESS
-    waiting = aioice.ice.CandidatePair.State.WAITING
 
     def relayed(pair: Any) -> bool:
         return "relay" in (pair.local_candidate.type, pair.remote_candidate.type)
@@ -92,19 +108,18 @@ def _prefer_direct_paths() -> None:
         original_incoming(self, message, addr, protocol)
         # RFC 8445 7.3.1.4: a check arriving on a pair whose own check is in progress
         # triggers a new check of it at once (aioice leaves it to its retransmission, 500 ms
-        # later: the peer's check shows the path is open now). Once per pair.
-        if not RETRIGGER:
+        # later: the peer's check shows the path is open now). Done as an immediate
+        # retransmission of the check's own transaction, once per pair: cancelling the check
+        # instead can leave aioice's TURN client waiting for ever on a channel binding it
+        # was in the middle of (measured: a relay-only connection that took 20 s).
+        if not RETRIGGER or self._check_list_done:
             return
         retriggered: set[int] = self.__dict__.setdefault("_assessiq_retriggered", set())
         for pair in self._check_list:
             if (pair.protocol is protocol and pair.remote_addr == addr
-                    and pair.state == in_progress and pair.task is not None
-                    and id(pair) not in retriggered and not self._check_list_done):
+                    and pair.state == in_progress and id(pair) not in retriggered):
                 retriggered.add(id(pair))
-                pair.task.cancel()
-                pair.task = None
-                self.check_state(pair, waiting)
-                self.check_start_task(pair)
+                _retransmit_now(protocol, addr)
                 break
 
     async def check_start(self: Any, pair: Any) -> None:
