@@ -47,9 +47,9 @@ def video_tile(title: str, url: str, source: FrameSource) -> None:
     testid = "video-" + "-".join(title.lower().split())
     with ui.card().classes("q-pa-xs").style("width: 240px").props(f'data-testid="{testid}"'):
         ui.label(title).classes("text-caption")
-        ui.element("img").props(f'data-aiq-video="{url}"') \
+        ui.element("img").props(f'data-aiq-video="{url}" alt="{title}: live video"') \
             .style("width: 230px; height: 172px; background: #222; object-fit: contain")
-        missing = ui.label("camera not available").classes("text-grey-6 text-caption") \
+        missing = ui.label("camera not available").classes("text-grey-8 text-caption") \
             .props('data-testid="no-camera"')
 
         def refresh() -> None:
@@ -172,7 +172,8 @@ def results_view(runs: list[dict[str, Any]],
                 .props('data-testid="run-summary"')
             output = (stage.get("output") or "")[-3000:]
             if output:
-                ui.code(output, language="text").classes("w-full")
+                ui.code(output, language="text").classes("w-full") \
+                    .copy_button.props('aria-label="copy the output"')
             for test in tests:
                 ok = bool(test.get("passed"))
                 # in words and colour: an emoji mark alone is a box where no emoji font is
@@ -180,7 +181,8 @@ def results_view(runs: list[dict[str, Any]],
                     .classes("text-positive" if ok else "text-negative text-weight-bold") \
                     .props('data-testid="test-verdict"')
                 if not ok and test.get("diff"):
-                    ui.code(test["diff"], language="diff").classes("w-full")
+                    ui.code(test["diff"], language="diff").classes("w-full") \
+                        .copy_button.props('aria-label="copy the difference"')
             secret = (hidden or {}).get(str(run.get("run_id")))
             if hidden is not None and secret is not None:
                 ok_n = sum(1 for t in secret if t.get("passed"))

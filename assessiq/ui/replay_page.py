@@ -20,7 +20,7 @@ from .report import clock, date_time
 
 __all__ = ["register"]
 
-_COLOURS = {"event": "text-orange-9", "run": "text-blue-9", "note": "text-grey-8"}
+_COLOURS = {"event": "text-deep-orange-10", "run": "text-blue-9", "note": "text-grey-8"}
 _MARKER = {"event": "#e8590c", "run": "#1971c2", "note": "#868e96"}
 
 
@@ -97,6 +97,7 @@ def _viewer(replay: Replay, path: str) -> None:
     with ui.row().classes("w-full no-wrap items-start"):
         code = ui.code("", language=replay.final.language).classes("w-full") \
             .style("flex: 3").props('data-testid="replay-code"').mark("replay-code")
+        code.copy_button.props('aria-label="copy the code"')
         items_col = ui.column().classes("gap-0").style("flex: 2") \
             .props('data-testid="replay-items"')
     replay_provenance(replay)
@@ -120,7 +121,8 @@ def _viewer(replay: Replay, path: str) -> None:
                         .classes(_COLOURS[item.kind])
                     output = str(item.detail.get("output") or "")
                     if item.kind == "run" and output:
-                        ui.code(output[-1500:], language="text").classes("w-full")
+                        ui.code(output[-1500:], language="text").classes("w-full") \
+                            .copy_button.props('aria-label="copy the output"')
 
     def sync() -> None:
         """The player moved: the slider, the button and the view follow."""

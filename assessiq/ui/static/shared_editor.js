@@ -31,6 +31,10 @@ export default {
       readOnly: this.readOnly,
       user: this.user,
     });
+    // Its name for screen readers, and how the keyboard leaves it: Tab indents in it
+    // (CodeMirror's indentWithTab), Escape and then Tab moves the focus on.
+    this.handle.editor.contentDOM.setAttribute(
+      "aria-label", "Code editor (Escape, then Tab, to leave it)");
     // Tests and the latency benchmark read the editor through this handle.
     this.$el.aiqEditor = this.handle;
   },
