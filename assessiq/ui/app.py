@@ -15,24 +15,18 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from fastapi import HTTPException
 from nicegui import app as nicegui_app
 from nicegui import ui
 
-from ..config import AppConfig
 from ..core.errors import AssessIQError
-from ..peer import PeerConfig
-from .call import CallPlan
-from .candidate_session import CandidateController
-from .components import FrameSource, video_tile
+from .candidate_pages import register as register_candidate
 from .editor import add_editor_route
-from .host_session import HostController
+from .host_pages import register as register_host
 from .localguard import LocalGuard, allowed_origins, limit_socketio_origins
-from .problems import Problem
+from .replay_page import register as register_replay
+from .state import AppState, check_token
 from .video_stream import add_video_routes
 
 __all__ = ["AppState", "check_token", "register_pages", "serve"]
@@ -40,63 +34,13 @@ __all__ = ["AppState", "check_token", "register_pages", "serve"]
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AppState:
-    """Everything one app process holds. Host, candidate and replay pages use parts of it."""
-
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    # host
-    host: HostController | None = None
-    problem_file: Problem | None = None  # a problem loaded with --problem
-    signaling: str | None = None
-    lan: bool = False
-    lan_address: str = "127.0.0.1"
-    # candidate
-    candidate: CandidateController | None = None
-    invite_text: str | None = None
-    name: str | None = None
-    # replay
-    replay_path: Path | None = None
-    # the call: media settings per role ("host", "candidate"; None: decided at start)
-    calls: dict[str, CallPlan] = field(default_factory=dict)
-    # video frames served at /<token>/video/<name>: the newest JPEG of each tile
-    videos: dict[str, FrameSource] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    # the TOML configuration (`assessiq config`): ICE servers, sandbox backend, policy file
-    app_config: AppConfig = field(default_factory=AppConfig)
-
-    def peer_config(self) -> PeerConfig:
-        config: PeerConfig = self.app_config.peer_config()
-        return config
-
-    def url(self, port: int, path: str) -> str:
-        return f"http://127.0.0.1:{port}/{self.token}/{path.lstrip('/')}"
-
-    def tile(self, title: str, name: str, source: FrameSource) -> None:
-        """A video tile showing the frames of `source`, served as `name`."""
-        self.videos[name] = source
-        video_tile(title, f"/{self.token}/video/{name}", source)
-
-
-def check_token(state: AppState, token: str) -> None:
-    """404 unless `token` is this run's secret (compared in constant time)."""
-    if not secrets.compare_digest(token.encode(), state.token.encode()):
-        raise HTTPException(status_code=404, detail="Not Found")
-
-
 def register_pages(state: AppState, roles: tuple[str, ...]) -> None:
     """Register the pages of the given roles ("host", "candidate", "replay")."""
     if "host" in roles:
-        from .host_pages import register as register_host
-
         register_host(state)
     if "candidate" in roles:
-        from .candidate_pages import register as register_candidate
-
         register_candidate(state)
     if "replay" in roles:
-        from .replay_page import register as register_replay
-
         register_replay(state)
 
     # the video tiles' frames: GET /<token>/video/<name> and WS /<token>/video/<name>/ws

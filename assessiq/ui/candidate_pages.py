@@ -12,7 +12,6 @@ from nicegui.events import GenericEventArguments
 
 from ..core.errors import AssessIQError
 from ..core.score import evaluate
-from .app import AppState, check_token
 from .call import plan_call
 from .candidate_session import (
     MONITORED,
@@ -26,6 +25,7 @@ from .frame import frame
 from .provenance_view import candidate_provenance
 from .report import clock, date_time
 from .room import console, font_size, problem_panel, room_panes
+from .state import AppState, check_token
 
 __all__ = ["register"]
 

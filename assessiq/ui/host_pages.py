@@ -16,7 +16,6 @@ from nicegui import ui
 
 from ..core.errors import AssessIQError
 from ..core.policy import Policy
-from .app import AppState, check_token
 from .call import plan_call
 from .components import call_controls, integrity_panel, media_source, results_view, timer_label
 from .editor import shared_editor
@@ -26,6 +25,7 @@ from .problems import BANK, LANGUAGES, canonical_language
 from .provenance_view import host_provenance_card
 from .refusals import refusals_panel
 from .room import console, font_size, problem_panel, room_panes
+from .state import AppState, check_token
 
 __all__ = ["invite_qr_svg", "register"]
 

@@ -11,12 +11,12 @@ from nicegui.events import KeyEventArguments
 
 from ..core.errors import RecordError
 from ..core.record import SessionRecord
-from .app import AppState, check_token
 from .frame import frame
 from .provenance_view import replay_provenance
 from .replay import Replay
 from .replay_player import SPEEDS, Player
 from .report import clock, date_time
+from .state import AppState, check_token
 
 __all__ = ["register"]
 
