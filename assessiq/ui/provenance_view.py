@@ -46,6 +46,8 @@ LEGEND: dict[tuple[str, str], tuple[str, str]] = {
 _UNKNOWN = ("by an unknown writer", "#fff3bf")
 REFRESH_S = 3.0
 """How often the live panels recompute (at most; longer when a recompute takes long)."""
+MAX_COLOURED_CHARS = 200_000
+"""Longer code is not coloured on the live page (the report colours it all)."""
 
 
 def _line(sentence: str) -> str:
@@ -201,6 +203,7 @@ class LiveProvenance:
         self.store = store
         self._running: Running | None = None
         self._seq = -1
+        self._last: tuple[int, Provenance] | None = None  # (events seen, the result)
 
     def compute(self, events: list[Any], arrivals: list[float] | None = None, *,
                 offset: float = 0.0) -> Provenance:
@@ -212,9 +215,13 @@ class LiveProvenance:
         if rows:
             self._running.add(rows)
             self._seq = rows[-1].seq
+        elif self._last is not None and self._last[0] == len(events):
+            return self._last[1]  # nothing new
         if arrivals is not None and len(arrivals) != len(events):
             arrivals = None
-        return self._running.result(paste_marks(events, arrivals, offset))
+        prov = self._running.result(paste_marks(events, arrivals, offset))
+        self._last = (len(events), prov)
+        return prov
 
 
 def provenance_panel(compute: Callable[[], Provenance | None], *, you: bool = False,
@@ -245,9 +252,15 @@ def provenance_panel(compute: Callable[[], Provenance | None], *, you: bool = Fa
         state["next"] = now + max(REFRESH_S, 10 * state["cost"])
         if prov is None:
             return
+        if prov is state.get("shown"):
+            return
+        state["shown"] = prov
         summary.set_text(_line(prov.sentence(you=you)))
         if code is not None:
-            code.set_content(legend_html(prov) + code_html(prov))
+            body = code_html(prov) if len(prov.text) <= MAX_COLOURED_CHARS else (
+                f"<p>The code is {len(prov.text):,} characters long: too long to colour "
+                "here. The report colours it all.</p>")
+            code.set_content(legend_html(prov) + body)
 
     ui.timer(1.0, refresh)
     refresh()
@@ -307,5 +320,8 @@ def replay_provenance(replay: Any) -> Any:
         else:
             ui.label(_line(prov.sentence())) \
                 .props('data-testid="provenance-summary"')
-            ui.html(legend_html(prov) + code_html(prov)).classes("w-full")
+            body = code_html(prov) if len(prov.text) <= MAX_COLOURED_CHARS else (
+                f"<p>The code is {len(prov.text):,} characters long: too long to colour "
+                "here. The report colours it all.</p>")
+            ui.html(legend_html(prov) + body).classes("w-full")
     return section
