@@ -61,12 +61,14 @@ def join_to_consent(assessiq: list[str], invite: str, data: str) -> float:
                             stderr=subprocess.STDOUT, text=True, env=_env(data))
     try:
         assert proc.stdout is not None
+        lines = []
         for line in proc.stdout:
+            lines.append(line)
             if (m := READY.search(line)) is not None:
                 url = m.group(1)
                 break
         else:
-            raise RuntimeError("assessiq join ended before serving")
+            raise RuntimeError("assessiq join ended before serving: " + "".join(lines)[-500:])
         with httpx.Client(timeout=10) as client:
             while True:
                 try:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..proctor.errors import ProctorError
-
+# Nothing of `assessiq.proctor` at module level: the package imports OpenCV, and every
+# `assessiq` command imports this module to build its parser.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
 
 
@@ -135,6 +135,7 @@ def _r(x: float | None) -> float | None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from ..proctor.errors import ProctorError
     from ..proctor.frames import VideoFileSource, read_image
 
     paths = [Path(f) for f in args.files]
@@ -228,6 +229,7 @@ def _event_line(kind: str, d: dict[str, Any]) -> str:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from ..proctor.errors import ProctorError
     from ..proctor.frames import CameraSource
     from ..proctor.runner import Proctor
     from ..proctor.synthetic import SyntheticCamera, parse_timeline
@@ -280,6 +282,7 @@ def _watch(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     import cv2
 
+    from ..proctor.errors import ProctorError
     from ..proctor.synthetic import SyntheticCamera, parse_timeline
 
     try:
