@@ -53,7 +53,15 @@ _NUMS: dict[bytes, int] = {}
 
 
 def _num(raw: bytes) -> int:
-    """A varint's value from its bytes (remembered: client ids repeat on every key)."""
+    """A varint's value from its bytes (clocks of up to three bytes worked out; longer
+    numbers — client ids, which repeat on every key — remembered)."""
+    n = len(raw)
+    if n == 1:
+        return raw[0]
+    if n == 2:
+        return (raw[0] & 0x7F) | (raw[1] << 7)
+    if n == 3:
+        return (raw[0] & 0x7F) | ((raw[1] & 0x7F) << 7) | (raw[2] << 14)
     value = _NUMS.get(raw)
     if value is None:
         value = shift = 0
@@ -411,11 +419,10 @@ class TextReplay:
             except UnicodeDecodeError:
                 return None
             g = m.groups()
-            nums = _NUMS
-            client = nums.get(g[0]) or _num(g[0])
-            clock = nums.get(g[1]) or _num(g[1])
+            client = _num(g[0])
+            clock = _num(g[1])
             if g[2] is not None:
-                origin: ID | None = (nums.get(g[2]) or _num(g[2]), nums.get(g[3]) or _num(g[3]))
+                origin: ID | None = (_num(g[2]), _num(g[3]))
                 rorigin: ID | None = None
             elif g[4] is not None:
                 origin, rorigin = None, (_num(g[4]), _num(g[5]))
