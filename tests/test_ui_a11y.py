@@ -175,6 +175,10 @@ def test_every_page_passes_axe_and_the_candidate_needs_only_the_keyboard(
         wait_for(lambda: cd.execute_script(
             'return !!document.querySelector("[data-testid=editor] .cm-content")'),
             what="candidate editor")
+        # The page asks for fullscreen first (a dialog over the page): Enter on its button.
+        press(cd, "fullscreen", Keys.ENTER)
+        wait_for(lambda: cd.execute_script("return !!document.fullscreenElement"),
+                 what="the candidate's page in fullscreen")
         # The candidate writes and runs code with the keyboard: Tab indents inside the
         # editor, so Escape and then Tab leaves it (CodeMirror's way out, named in the
         # editor's aria-label).

@@ -213,7 +213,8 @@ def register(state: AppState) -> None:
         doc = session.doc
         check = cand.check_camera()  # the proctor runs for the interview
         ui.add_body_html(
-            '<div id="aiq-fullscreen-overlay" style="display:flex;position:fixed;inset:0;'
+            '<div id="aiq-fullscreen-overlay" role="dialog" aria-modal="true" '
+            'aria-label="Fullscreen" style="display:flex;position:fixed;inset:0;'
             'z-index:9000;background:rgba(20,30,40,.92);color:white;align-items:center;'
             'justify-content:center;flex-direction:column;gap:1em;font:18px sans-serif">'
             '<div>The interview runs in fullscreen.</div>'

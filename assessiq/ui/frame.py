@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from nicegui import ui
 
 __all__ = ["frame", "theme_toggle"]
+
+A11Y_JS = (Path(__file__).parent / "static" / "a11y.js").read_text(encoding="utf-8")
 
 _THEMES = {None: ("brightness_auto", "the system's"), True: ("dark_mode", "dark"),
            False: ("light_mode", "light")}
@@ -38,11 +41,13 @@ def theme_toggle() -> ui.button:
 def frame(title: str, *, role: str) -> Iterator[None]:
     """A header with the app name, the role and the screen's title; the page goes below."""
     ui.page_title(f"AssessIQ — {title}")
+    ui.add_body_html(f"<script>{A11Y_JS}</script>")  # keyboard access to scrolled tables
     colour = {"host": "bg-indigo-8", "candidate": "bg-teal-8"}.get(role, "bg-grey-8")
     with ui.header().classes(f"{colour} items-center q-py-xs"):
         ui.label("AssessIQ").classes("text-h6")
         shown = f"· {role} · {title}" if title != role else f"· {title}"
-        ui.label(shown).classes("text-subtitle1").props('data-testid="title"')
+        ui.label(shown).classes("text-subtitle1") \
+            .props('data-testid="title" role="heading" aria-level="1"')
         ui.space()
         theme_toggle()
     with ui.column().classes("w-full q-pa-md gap-3"):

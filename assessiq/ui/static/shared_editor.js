@@ -33,8 +33,11 @@ export default {
     });
     // Its name for screen readers, and how the keyboard leaves it: Tab indents in it
     // (CodeMirror's indentWithTab), Escape and then Tab moves the focus on.
-    this.handle.editor.contentDOM.setAttribute(
-      "aria-label", "Code editor (Escape, then Tab, to leave it)");
+    // A tab stop read-only too (then CodeMirror makes it not editable, so not focusable):
+    // its code can still be scrolled and read with the keyboard.
+    const content = this.handle.editor.contentDOM;
+    content.setAttribute("aria-label", "Code editor (Escape, then Tab, to leave it)");
+    content.tabIndex = 0;
     // Tests and the latency benchmark read the editor through this handle.
     this.$el.aiqEditor = this.handle;
   },
