@@ -6,7 +6,7 @@ about the pages, and "no camera" is itself a camera-check result the lobby must 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +66,17 @@ async def app_state(data_dir: str) -> AsyncIterator[tuple[AppState, User]]:
 
 
 async def _connect(state: AppState, host_user: User, cand_user: User,
-                   policy_file: Path | None) -> CandidateController:
-    """The host creates a session (with `policy_file`, or the defaults); the candidate
-    checks the invite, consents and joins. Returns on the candidate's check page."""
+                   policy_file: Path | None,
+                   setup: Callable[[User], None] | None = None) -> CandidateController:
+    """The host creates a session (with `policy_file`, or the defaults; `setup` fills in
+    more of the setup page); the candidate checks the invite, consents and joins. Returns
+    on the candidate's check page."""
     await host_user.open(f"/{state.token}/host")
     await host_user.should_see("Create a session", retries=100)
     if policy_file is not None:
         host_user.find(marker="policy-file").type(str(policy_file))
+    if setup is not None:
+        setup(host_user)
     host_user.find(marker="create").click()
     await eventually(lambda: state.host is not None)
     await host_user.should_see("Waiting for the candidate", retries=100)

@@ -12,7 +12,8 @@ from typing import Any
 
 from .errors import PolicyError
 
-__all__ = ["HeartbeatRule", "KindRule", "PasteRule", "Policy", "default_policy_text"]
+__all__ = ["ACCOMMODATION_KINDS", "MAX_EXTRA_MINUTES", "Accommodations", "HeartbeatRule",
+           "KindRule", "PasteRule", "Policy", "default_policy_text"]
 
 MAX_PASTE_CHARS = 4000  # a signed envelope is at most 16 KiB
 
@@ -63,15 +64,73 @@ class PasteRule:
             raise PolicyError(f"max_chars must be a whole number from 1 to {MAX_PASTE_CHARS}")
 
 
+ACCOMMODATION_KINDS = ("gaze.away", "head.turned")
+"""The detectors an interviewer may turn off for a candidate (e.g. a candidate who reads with
+a screen magnifier, or whose eyes or head move in ways the detectors would misread)."""
+MAX_EXTRA_MINUTES = 240
+
+
+@dataclass(frozen=True)
+class Accommodations:
+    """What the interviewer set for this candidate: detectors off (their events are not
+    analysed or sent, and count for nothing) and extra minutes on the timer. Part of the
+    policy, so it is sealed with the record and shown to the candidate before the interview."""
+
+    off: tuple[str, ...] = ()
+    extra_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.off, tuple) or not all(k in ACCOMMODATION_KINDS
+                                                      for k in self.off):
+            raise PolicyError(f"off lists detectors to turn off, of "
+                              f"{', '.join(ACCOMMODATION_KINDS)}")
+        if isinstance(self.extra_minutes, bool) or \
+                not isinstance(self.extra_minutes, int | float) or \
+                not 0 <= self.extra_minutes <= MAX_EXTRA_MINUTES:
+            raise PolicyError(f"extra_minutes must be from 0 to {MAX_EXTRA_MINUTES}")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.off or self.extra_minutes)
+
+    def words(self) -> list[str]:
+        """One line each, as the candidate and the report read them."""
+        names = {"gaze.away": "Gaze detection (eyes turned away) is off.",
+                 "head.turned": "Head-pose detection (head turned away) is off."}
+        out = [names[k] for k in self.off]
+        if self.extra_minutes:
+            out.append(f"{self.extra_minutes:g} extra minutes are added to the time.")
+        return out
+
+    def toml(self) -> str:
+        off = ", ".join(f'"{k}"' for k in self.off)
+        return (f"\n[accommodations]\n# set by the interviewer for this candidate\n"
+                f"off = [{off}]\nextra_minutes = {self.extra_minutes:g}\n")
+
+
 @dataclass(frozen=True)
 class Policy:
     kinds: dict[str, KindRule]
     heartbeats: HeartbeatRule
     text: str
     paste: PasteRule = PasteRule()
+    accommodations: Accommodations = Accommodations()
 
     def rule(self, kind: str) -> KindRule | None:
+        if kind in self.accommodations.off:  # turned off for this candidate: counts nothing
+            return None
         return self.kinds.get(kind)
+
+    def with_accommodations(self, accommodations: Accommodations) -> Policy:
+        """This policy with the interviewer's accommodations for one session (its text gains
+        an [accommodations] table; a policy file that already has one is refused, so the two
+        never disagree)."""
+        if not accommodations.any:
+            return self
+        if self.accommodations.any or "[accommodations]" in self.text:
+            raise PolicyError("the policy file already sets [accommodations]; set them there "
+                              "or on this page, not both")
+        return Policy.from_toml(self.text.rstrip("\n") + "\n" + accommodations.toml())
 
     @classmethod
     def default(cls) -> Policy:
@@ -108,7 +167,27 @@ def _parse_policy(text: str) -> Policy:
     for kind, fields in tables.items():
         kinds[kind] = _build(KindRule, fields, f"kinds.{kind}")
     heartbeats = _build(HeartbeatRule, data.get("heartbeats") or {}, "heartbeats")
-    return Policy(kinds=kinds, heartbeats=heartbeats, text=text, paste=_paste(data.get("paste")))
+    return Policy(kinds=kinds, heartbeats=heartbeats, text=text, paste=_paste(data.get("paste")),
+                  accommodations=_accommodations(data.get("accommodations")))
+
+
+def _accommodations(fields: Any) -> Accommodations:
+    if fields is None:
+        return Accommodations()
+    if not isinstance(fields, dict):
+        raise PolicyError("[accommodations] must be a table")
+    unknown = set(fields) - {"off", "extra_minutes"}
+    if unknown:
+        raise PolicyError(f"[accommodations]: unknown key {sorted(unknown)[0]!r} "
+                          "(known: off, extra_minutes)")
+    off = fields.get("off", [])
+    if not isinstance(off, list) or not all(isinstance(k, str) for k in off):
+        raise PolicyError("[accommodations]: off must be a list of detectors")
+    try:
+        return Accommodations(off=tuple(dict.fromkeys(off)),
+                              extra_minutes=fields.get("extra_minutes", 0.0))
+    except PolicyError as exc:
+        raise PolicyError(f"[accommodations]: {exc}") from exc
 
 
 def _paste(fields: Any) -> PasteRule:

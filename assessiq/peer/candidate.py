@@ -80,6 +80,9 @@ class Candidate(PeerSession):
         self.runs: dict[str, RunTicket] = {}  # run requests by request id
         self.run_refusals: list[str] = []  # every refusal's reason, in order (for the UI)
         self.proctor: Proctor | None = None
+        # detectors the interviewer turned off for this candidate (the session policy's
+        # [accommodations]): their findings are dropped here, never signed or sent
+        self.silenced: frozenset[str] = frozenset()
         self._proctor_task: asyncio.Task[Any] | None = None
         self._events: asyncio.Queue[tuple[str, dict[str, Any], str]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -317,14 +320,17 @@ class Candidate(PeerSession):
                                 "tap_rate=...) or give the proctor its frames")
             frames = _tap_frames(tap, lambda: self.proctor is None or self._closed)
 
-        def sink(kind: str, data: dict[str, Any]) -> None:
-            start = data.get("phase") == "start"
-            self.emit(kind, data, "warn" if start else "info")
-
-        proctor = Proctor(sink, config)
+        proctor = Proctor(self.proctor_sink, config)
         self.proctor = proctor
         self._proctor_task = self._spawn(proctor.run(frames), "candidate-proctor")
         return proctor
+
+    def proctor_sink(self, kind: str, data: dict[str, Any]) -> None:
+        """Where the proctor's findings go: signed and sent in order, except those of a
+        detector the interviewer turned off (`silenced`), which are dropped unsigned."""
+        if kind in self.silenced:
+            return
+        self.emit(kind, data, "warn" if data.get("phase") == "start" else "info")
 
     async def stop_proctor(self, timeout: float = 5.0) -> None:
         """Stop the proctor (its last events are queued) and wait for it to end."""

@@ -188,6 +188,12 @@ def register(state: AppState) -> None:
                     ui.label("This interviewer's policy records only the size of what you "
                              "paste or copy, never its text.").classes("text-caption") \
                         .props('data-testid="paste-size-only"')
+                if policy.accommodations.any:
+                    ui.label("Accommodations your interviewer set for you").classes("text-h6")
+                    for line in policy.accommodations.words():
+                        ui.label(line).props('data-testid="accommodation"')
+                    ui.label("Nothing from a detector that is off is analysed into an event, "
+                             "sent, or counted.").classes("text-caption")
             go = ui.button("Go to the interview",
                            on_click=lambda: ui.navigate.to(f"/{token}/join/interview")) \
                 .props('data-testid="enter"').mark("enter")
@@ -276,6 +282,9 @@ def register(state: AppState) -> None:
                     ui.label(cand.policy_note or "Warnings follow the interviewer's "
                              "policy for this session.").classes("text-caption") \
                         .props('data-testid="policy-source"')
+                    for line in cand.policy.accommodations.words():
+                        ui.label(f"Accommodation: {line}").classes("text-caption") \
+                            .props('data-testid="accommodation"')
                     sent_summary = ui.label("").classes("text-caption")
                     beats = ui.switch("Show heartbeats too", value=False) \
                         .props('data-testid="show-heartbeats"').mark("show-heartbeats")

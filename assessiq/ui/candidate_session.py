@@ -200,6 +200,8 @@ class CandidateController:
         self._policy_text = text
         self.signals.policy, self.policy_note = read_session_policy(text)
         self.policy_source = "default" if self.policy_note else "session"
+        if self.candidate is not None:  # detectors turned off for this candidate
+            self.candidate.silenced = frozenset(self.signals.policy.accommodations.off)
 
     @property
     def paste_text_needs_consent(self) -> bool:

@@ -15,7 +15,7 @@ import qrcode.image.svg
 from nicegui import ui
 
 from ..core.errors import AssessIQError
-from ..core.policy import Policy
+from ..core.policy import MAX_EXTRA_MINUTES, Accommodations, Policy
 from .call import plan_call
 from .components import call_controls, integrity_panel, media_source, results_view, timer_label
 from .editor import shared_editor
@@ -100,6 +100,19 @@ def register(state: AppState) -> None:
             duration = ui.number("Duration (minutes)", value=45, min=1, max=600).classes("w-96")
             policy_path = ui.input("Policy file (empty: the documented defaults)") \
                 .classes("w-96").props('data-testid="policy-file"').mark("policy-file")
+            with ui.expansion("Accommodations for this candidate").classes("w-96") \
+                    .props('data-testid="accommodations"'):
+                ui.label("For a candidate whose eyes or head move in ways the detectors would "
+                         "misread, or who needs more time. The candidate is told before the "
+                         "interview starts, and the sealed record keeps it.") \
+                    .classes("text-caption")
+                gaze_off = ui.checkbox("Turn off gaze detection (eyes turned away)") \
+                    .props('data-testid="acc-gaze"').mark("acc-gaze")
+                head_off = ui.checkbox("Turn off head-pose detection (head turned away)") \
+                    .props('data-testid="acc-head"').mark("acc-head")
+                extra_time = ui.number("Extra minutes", value=0, min=0,
+                                       max=MAX_EXTRA_MINUTES).classes("w-40") \
+                    .props('data-testid="acc-extra"').mark("acc-extra")
             label = ui.input("Candidate label (optional, e.g. their name)").classes("w-96")
             error = ui.label("").classes("text-negative")
 
@@ -109,6 +122,10 @@ def register(state: AppState) -> None:
                     policy_file = Path(policy_path.value) if policy_path.value \
                         else state.app_config.policy_file
                     policy = Policy.load(policy_file) if policy_file else Policy.default()
+                    off = tuple(kind for kind, box in (("gaze.away", gaze_off),
+                                                       ("head.turned", head_off)) if box.value)
+                    policy = policy.with_accommodations(Accommodations(
+                        off=off, extra_minutes=float(extra_time.value or 0)))
                     setup = HostSetup(problem=chosen, language=language.value,
                                       duration_min=float(duration.value or 45), policy=policy,
                                       label=label.value or "", signaling=state.signaling,

@@ -209,7 +209,9 @@ class HostController:
         with doc.transaction("host"):
             doc.set_phase(phase, origin="host")  # type: ignore[arg-type]
             if phase == "interview" and doc.timer() is None:
-                doc.start_timer(self.setup.duration_min * 60, time.time(), origin="host")
+                minutes = self.setup.duration_min + \
+                    self.setup.policy.accommodations.extra_minutes  # (the accommodation's)
+                doc.start_timer(minutes * 60, time.time(), origin="host")
 
     def switch_language(self, language: str) -> bool:
         """The interviewer switches the session's language (both sides see it; the state

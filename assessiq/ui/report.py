@@ -12,6 +12,8 @@ import markdown2
 from pycrdt import Doc
 
 from ..core.document import SharedDoc, apply_update_checked
+from ..core.errors import PolicyError
+from ..core.policy import Policy
 from ..core.record import SessionRecord
 from ..core.verify import Verdict
 from .provenance_view import markdown_lines, report_html
@@ -76,6 +78,7 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
              f"- started: {date_time(start)}" if start is not None else "- started: -",
              f"- sealed: {date_time(sealed_at)}" if sealed_at is not None else "- not sealed",
              "- times below are UTC, on the interviewer's clock",
+             *_accommodation_lines(meta.get("policy")),
              f"- integrity events: {verdict.events}", ""]
     if verdict.valid:
         lines.append("**VALID**: sealed by the interviewer; every event signed by the "
@@ -159,6 +162,18 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
         lines += ["", f"## Final code: cannot be replayed ({type(exc).__name__})"]
     lines += markdown_lines(verdict.provenance, clock)
     return "\n".join(lines) + "\n"
+
+
+def _accommodation_lines(policy_text: Any) -> list[str]:
+    """What the interviewer set for this candidate (from the sealed policy)."""
+    try:
+        policy = Policy.from_toml(policy_text) if isinstance(policy_text, str) else None
+    except PolicyError:
+        return []  # (an unreadable policy is already an error in the verdict)
+    if policy is None or not policy.accommodations.any:
+        return []
+    return ["- accommodations set by the interviewer: "
+            + " ".join(policy.accommodations.words())]
 
 
 def _refusal_lines(total: int, refusals: list[dict[str, Any]],
