@@ -4,6 +4,8 @@ screens in one process, connected through the real peer layer on 127.0.0.1, with
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -248,7 +250,9 @@ async def test_host_creates_a_session_and_candidate_joins(
         await host_user.should_see("Play", retries=1200)  # stops by itself at the end
         final = Replay(SessionRecord.load(ended.session_file)).final.code_text
         code = host_user.find(marker="replay-code").elements.pop()
-        assert isinstance(code, ui.code) and code.content == final
+        assert isinstance(code, ui.html)  # the final code, shaded by who wrote it
+        assert html.unescape(re.sub(r"<[^>]+>", "", code.content)) == final
+        assert 'data-prov="candidate-burst"' in code.content  # (set in one go, no paste)
 
 
 def _listed(user: User) -> str:

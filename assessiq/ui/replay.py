@@ -9,6 +9,7 @@ from typing import Any
 from pycrdt import Doc
 
 from ..core.document import SharedDoc, apply_update_checked
+from ..core.provenance import Provenance, Running, generated_ranges, paste_marks, sides_of
 from ..core.record import SessionRecord
 from ..core.verify import Verdict, verify_record
 
@@ -31,6 +32,7 @@ class Replay:
     def __init__(self, record: SessionRecord) -> None:
         self.record = record
         self.verdict: Verdict = verify_record(record)
+        self._running: Running | None = None
         self.times = [row.t for row in record.updates]
         self._checkpoints: list[tuple[int, bytes]] = []  # (updates applied, state)
         doc: Doc[Any] = Doc()
@@ -83,6 +85,18 @@ class Replay:
         for row in self.record.updates[applied:n]:
             apply_update_checked(doc, row.data)
         return SharedDoc(doc).code_text
+
+    def provenance_at(self, n: int) -> Provenance:
+        """Who wrote each character of the code as it was after its first `n` updates, and
+        how (`core.provenance`, fed one update at a time while the replay plays forward;
+        started over when it goes back)."""
+        if self._running is None or n < self._running.rows:
+            meta = self.record.meta
+            self._running = Running(generated_ranges(meta), sides_of(meta))
+        running = self._running
+        running.add(self.record.updates[running.rows:n])
+        log = self.verdict.log
+        return running.result(paste_marks(log.events, log.arrivals) if log else ())
 
     def updates_until(self, t: float) -> int:
         """How many of the document's updates were made by time `t`."""

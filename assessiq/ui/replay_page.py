@@ -3,6 +3,7 @@ whether it verifies. The player's clock is `replay_player.Player`; this is its v
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from nicegui.events import KeyEventArguments
 from ..core.errors import RecordError
 from ..core.record import SessionRecord
 from .frame import frame
-from .provenance_view import replay_provenance
+from .provenance_view import MAX_COLOURED_CHARS, code_html, replay_provenance
 from .replay import Replay
 from .replay_player import SPEEDS, Player
 from .report import clock, date_time
@@ -79,7 +80,7 @@ def _viewer(replay: Replay, path: str) -> None:
                    'aria-label="next event"').mark("next-event")
         speed = ui.toggle(list(SPEEDS), value=player.speed,
                           on_change=lambda e: then_sync(lambda: player.set_speed(str(e.value)))) \
-            .props('dense data-testid="speed" aria-label="speed"').mark("speed")
+            .props('dense data-testid="speed" role="group" aria-label="speed"').mark("speed")
         when = ui.label("").classes("q-ml-md").props('data-testid="when" aria-live="off"')
     slider = ui.slider(min=0, max=span, step=0.1, value=span) \
         .props('data-testid="scrub" aria-label="time in the session"').classes("w-full")
@@ -95,9 +96,11 @@ def _viewer(replay: Replay, path: str) -> None:
                 .on("click", lambda _, at=at: then_sync(lambda: player.seek(at)))
     ui.label("Space: play or pause · ← →: previous or next event").classes("text-caption")
     with ui.row().classes("w-full no-wrap items-start"):
-        code = ui.code("", language=replay.final.language).classes("w-full") \
-            .style("flex: 3").props('data-testid="replay-code"').mark("replay-code")
-        code.copy_button.props('aria-label="copy the code"')
+        with ui.column().classes("gap-1").style("flex: 3; min-width: 0"):
+            # the code as typed, each stretch shaded by who wrote it and how (the legend is
+            # the final code's, below)
+            code = ui.html("").classes("w-full").props('data-testid="replay-code"') \
+                .mark("replay-code")
         items_col = ui.column().classes("gap-0").style("flex: 2") \
             .props('data-testid="replay-items"')
     replay_provenance(replay)
@@ -110,7 +113,9 @@ def _viewer(replay: Replay, path: str) -> None:
         n = replay.updates_until(t)
         if n != shown["updates"]:
             shown["updates"] = n
-            code.set_content(replay.code_at(t) or " ")
+            prov = replay.provenance_at(n)
+            code.set_content(code_html(prov) if len(prov.text) <= MAX_COLOURED_CHARS else
+                             f"<pre>{html.escape(replay.code_at(t))}</pre>")
         items = replay.items_until(t)
         if len(items) != shown["items"]:
             shown["items"] = len(items)

@@ -52,12 +52,13 @@ def room_panes() -> Panes:
     """The three panes, resizable by dragging their dividers."""
     ui.add_css(_CSS)
     with ui.splitter(value=24, limits=(10, 50)).classes("w-full aiq-room") \
-            .props('data-testid="room" aria-label="problem | editor and side panel"') as outer:
+            .props('data-testid="room" role="group" '
+                   'aria-label="problem | editor and side panel"') as outer:
         with outer.before:
             problem = ui.column().classes("w-full q-pr-sm gap-2 aiq-pane") \
                 .props('data-testid="problem-pane"')
         with outer.after, ui.splitter(value=66, limits=(35, 85)).classes("w-full h-full") \
-                .props('aria-label="editor | side panel"') as inner:
+                .props('role="group" aria-label="editor | side panel"') as inner:
             with inner.before:
                 work = ui.column().classes("w-full q-px-sm gap-2 aiq-work") \
                     .props('data-testid="work-pane"')
