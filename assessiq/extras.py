@@ -20,16 +20,15 @@ FEATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "core": (("cryptography", "pycrdt"), "AssessIQ's core (keys, invites, session files)"),
     "verify": (("cryptography", "pycrdt"), "checking a session file"),
     "apps": (("nicegui", "aiortc", "av", "numpy", "PIL", "zeroconf", "markdown2",
-              "sounddevice", "cryptography", "pycrdt"), "the interview app"),
-    "invite-qr": (("qrcode",), "the interviewer's app"),
+              "sounddevice", "qrcode", "cryptography", "pycrdt"), "the interview app"),
     "face": (("mediapipe", "cv2"), "face analysis"),
 }
 
 # command: (the features it needs, the extra to install for them); any other command needs
 # the core (`CORE`)
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "demo": (("apps", "invite-qr", "face"), "app"),
-    "host": (("apps", "invite-qr"), "host"),
+    "demo": (("apps", "face"), "app"),
+    "host": (("apps",), "host"),
     "join": (("apps", "face"), "candidate"),
     "proctor": (("face",), "candidate"),
     "replay": (("apps",), "host"),

@@ -28,7 +28,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ("assessiq/core/default_policy.toml", "assessiq/ui/static/yeditor/index.js",
-           "assessiq/ui/static/video.js", "assessiq/proctor/sample_photos/astronaut.png",
+           "assessiq/ui/static/video.js", "assessiq/ui/static/a11y.css",
+           "assessiq/proctor/sample_photos/astronaut.png",
            "assessiq/proctor/sample_photos/grace_hopper.jpg", "signaling/static/join.html")
 READY = re.compile(r"open (http://127\.0\.0\.1:\d+/\S+)")
 
@@ -169,6 +170,11 @@ def _free_port() -> int:
 def test_the_wheel_and_sdist_carry_the_static_files_policy_and_photos(dist):
     names = set(zipfile.ZipFile(dist["wheel"]).namelist())
     assert set(SHIPPED) <= names
+    # every file of the three packages, so a new static file cannot be left out unnoticed
+    tree = {p.relative_to(ROOT).as_posix() for pkg in ("assessiq", "signaling", "sandbox")
+            for p in (ROOT / pkg).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    assert tree - names == set()
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
     with tarfile.open(dist["sdist"]) as tar:
         sdist = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
@@ -223,7 +229,7 @@ def test_candidate_install_joins_by_web_link_and_shows_consent(dist, tmp_path):
     uvx = [_uv(), "tool", "run", "--offline", "--find-links", dist["wheel"].parent,
            "--python", sys.executable, "--from", "assessiq[candidate]"]
     code = ("import importlib.util, sys\n"
-            "assert not any(importlib.util.find_spec(m) for m in ('skimage', 'docker', 'qrcode'))\n"
+            "assert not any(importlib.util.find_spec(m) for m in ('skimage', 'docker'))\n"
             "from assessiq.core.identity import Identity\n"
             "from assessiq.core.invite import make_invite\n"
             "from assessiq.proctor.synthetic import Scene, SyntheticCamera\n"
