@@ -97,7 +97,7 @@ def test_honest_typing_is_typing(who: str) -> None:
         assert set(p.counts["candidate"]) == {"typed"}
         assert p.counts["editor"]["starter"] == len("# Read the input, print the answer.\n")
         assert p.counts["editor"]["auto"] > 100
-        assert p.rhythm["candidate"]["keys"] > 500
+        assert p.rhythm["candidate"]["keys"] > 400  # (runs of 10 keys or more)
 
 
 def test_cjk_through_an_ime_counts_as_typing() -> None:

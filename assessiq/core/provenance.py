@@ -84,6 +84,8 @@ RUN_MIN: Final = 40
 RUN_DISTINCT: Final = 8
 SPREAD_MAX: Final = 0.12
 FAST_MS: Final = 45.0
+RHYTHM_MIN: Final = 10
+"""Runs shorter than this are left out of a side's rhythm (and cannot be transcription)."""
 
 AUTHORS: Final = ("candidate", "interviewer", "editor", "unknown")
 HOWS: Final = ("typed", "pasted", "burst", "transcription", "auto", "starter")
@@ -301,8 +303,8 @@ def _judge(author: str, rows: list[int], times: list[float], chars: list[str]
            ) -> tuple[dict[str, Any] | None, tuple[float, float, int] | None]:
     """A closed run: (a transcription finding, None) or (None, its rhythm (median, spread,
     keys)) or (None, None) when too short to say."""
-    if len(rows) < 2:
-        return None, None
+    if len(rows) < RHYTHM_MIN:
+        return None, None  # (too short to say anything about a rhythm)
     gaps = [1000 * (b - a) for a, b in itertools.pairwise(times)]
     keys = [g for g, c0, c1 in zip(gaps, chars, chars[1:], strict=False) if c0 != c1]
     if len(keys) < 2:
@@ -362,11 +364,13 @@ class _Analysis:
                         self._general(i, t, author, rest, [], None)
                     return
             one = len(text) == 1
-            if one or (len(text) == 2 and text in _PAIRS) or (
+            indent = not one and text[0] == "\n" and not text.strip(" \t\n") \
+                and "\n" not in text[1:]  # Enter, and the indentation the editor added
+            if one or indent or (len(text) == 2 and text in _PAIRS) or (
                     not text.isascii() and _graphemes(text) == 1):
                 start = node.clock
                 end = start + node.length
-                if not one and text in _PAIRS:
+                if indent or (not one and text in _PAIRS):
                     self.replay.split(node, 1).tag = i * 8 + _AUTO
                 # `_key`, written out for the keystroke's path
                 runs = self.runs.get(author)

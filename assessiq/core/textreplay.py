@@ -104,37 +104,32 @@ class RowChange:
 
     def runs(self, nodes: list[Node]) -> list[list[Node]]:
         """`nodes` (of this change) grouped into runs that sit side by side in the text
-        (older tombstones between them skipped), each in document order."""
+        (at most `_ADJACENT_SCAN` older tombstones between two of them skipped), each in
+        document order."""
         if len(nodes) == 1:
             return [nodes]
         members = {id(n) for n in nodes}
         out: list[list[Node]] = []
         for node in nodes:
-            prev = _step(node, members, left=True)
-            if prev is not None:
+            other = node.left
+            for _ in range(_ADJACENT_SCAN):
+                if other is None or id(other) in members or not other.deleted:
+                    break
+                other = other.left
+            if other is not None and id(other) in members:
                 continue  # not the first of its run
             run = [node]
-            nxt = _step(node, members, left=False)
-            while nxt is not None:
-                run.append(nxt)
-                nxt = _step(nxt, members, left=False)
+            while True:
+                other = run[-1].right
+                for _ in range(_ADJACENT_SCAN):
+                    if other is None or id(other) in members or not other.deleted:
+                        break
+                    other = other.right
+                if other is None or id(other) not in members:
+                    break
+                run.append(other)
             out.append(run)
         return out
-
-
-def _step(node: Node, members: set[int], *, left: bool) -> Node | None:
-    """The next member of `members` beside `node`, past at most `_ADJACENT_SCAN` older
-    tombstones; None when a live non-member (or nothing) comes first."""
-    other = node.left if left else node.right
-    for _ in range(_ADJACENT_SCAN):
-        if other is None:
-            return None
-        if id(other) in members:
-            return other
-        if not other.deleted:
-            return None
-        other = other.left if left else other.right
-    return None
 
 
 def utf16_len(text: str) -> int:
