@@ -316,3 +316,26 @@ def test_damaged_updates_are_reported_never_raised() -> None:
         rows[k] = type(rows[k])(rows[k].seq, rows[k].t, rows[k].origin, bytes(data))
         p = compute(rows, pastes=tr.pastes, generated=tr.generated)
         assert len(p.per_char()) == len(p.text)
+
+
+def test_editor_commands_are_not_bursts() -> None:
+    """A duplicated line keeps its provenance; a comment toggled on six lines is typing."""
+    tr = _candidate_trace(14)
+    rng = random.Random(14)
+    lines = "a = 1\ntotal = a + b + c + d\nc = 3\nd = 4\ne = 5\nf = 6\n"
+    start = len(tr.code)
+    tr.type("candidate", lines, iki=lognormal(rng, 0.15, 0.45))
+    tr.wait(2)
+    line = "total = a + b + c + d\n"  # duplicated below itself (one insert, no paste event)
+    at = tr.code.index(line, start) + len(line)
+    tr._edit("candidate", [(at, 0, line)])
+    tr.wait(2)
+    starts = [start + i for i, ch in enumerate(tr.code[start:]) if i == 0 or
+              tr.code[start + i - 1] == "\n"][:6]
+    tr._edit("candidate", [(s + k * 2, 0, "# ") for k, s in enumerate(starts)])
+    p = _prov(tr)
+    assert p.bursts == []
+    assert set(p.counts["candidate"]) == {"typed"}
+    tr.wait(2)
+    tr._edit("candidate", [(0, 0, line)])  # the same text where it repeats nothing: a burst
+    assert [b["chars"] for b in _prov(tr).bursts] == [len(line)]

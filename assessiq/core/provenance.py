@@ -20,6 +20,8 @@ is attributed to the *editor*.
 - *pasted*: a candidate's update matched to one of their signed `paste` events — within
   `PASTE_WINDOW_S` on the record's clock, inserting at most the event's `chars` UTF-16 units
   and at least three quarters of them (a pasted CRLF arrives as LF);
+- *duplicated*: an insert whose text repeats the text right beside it (a line duplicated in
+  the editor) keeps the provenance of that text;
 - *moved / restored*: an insert whose text is exactly a text the same side deleted before (an
   undo or redo, a drag inside the editor, cut and paste) keeps the provenance of what was
   deleted;
@@ -30,7 +32,8 @@ is attributed to the *editor*.
   with its joiners and modifiers is one character), or at most `IME_MAX` characters replacing
   no shorter a text the same side typed key by key in the last `IME_WINDOW_S` (an IME
   composition being committed: CJK input counts as typing), or fewer than `BURST_MIN`
-  characters (a dead key, an autocorrection, a short text expansion);
+  characters (a dead key, an autocorrection, a short text expansion), or one text of at most
+  4 characters at several places (a comment toggled on several lines);
 - *burst*: anything longer, in one transaction, with no paste event: drag and drop from
   outside, an autotyper that inserts whole strings, an extension.
 
@@ -84,6 +87,8 @@ RUN_MIN: Final = 40
 RUN_DISTINCT: Final = 8
 SPREAD_MAX: Final = 0.12
 FAST_MS: Final = 45.0
+MAX_BESIDE: Final = 10_000
+"""Longest text checked for repeating its neighbour (a duplicated line or block)."""
 RHYTHM_MIN: Final = 10
 """Runs shorter than this are left out of a side's rhythm (and cannot be transcription)."""
 
@@ -474,6 +479,8 @@ class _Analysis:
         for run in runs:
             text = "".join(n.text for n in run)
             inherited = self.pool.get((author, text)) if len(text) >= 2 else None
+            if inherited is None and len(text) >= 2:
+                inherited = self._beside(run, text, i)
             if inherited is not None:
                 self._inherit(run, inherited)
             else:
@@ -518,6 +525,8 @@ class _Analysis:
             return
         self._close(author)
         total = sum(sizes)
+        if len(typed) > 1 and len(set(typed)) == 1 and sizes[0] <= 4:
+            return  # one short text at several places: a comment toggled, several cursors
         if deleted and total <= IME_MAX and self._composed(deleted, author, t, total):
             return  # an IME composition committed (typed)
         if total < BURST_MIN:
@@ -527,6 +536,40 @@ class _Analysis:
             for n in run:
                 if n.tag & 7 == _TYPED and n.tag >> 3 == i:
                     n.tag = i * 8 + _BURST
+
+    def _beside(self, run: list[Node], text: str, row: int) -> list[tuple[str, int]] | None:
+        """When `text` (inserted by `run`) repeats the text right before or right after it —
+        a line duplicated in the editor — the pieces of that text with their tags."""
+        n = len(text)
+        if n > MAX_BESIDE:
+            return None
+        for left in (True, False):
+            pieces: list[tuple[str, int]] = []
+            got = 0
+            node = run[0].left if left else run[-1].right
+            steps = 0
+            while node is not None and got < n and steps < n + MAX_BESIDE:
+                if not node.deleted and node.text and node.tag >> 3 != row:
+                    pieces.append((node.text, node.tag))
+                    got += len(node.text)
+                node = node.left if left else node.right
+                steps += 1
+            if got < n:
+                continue
+            if left:
+                pieces.reverse()
+            joined = "".join(p for p, _ in pieces)
+            if (joined[-n:] if left else joined[:n]) != text:
+                continue
+            extra = got - n  # cut what lies beyond the repeated text
+            if left and extra:
+                first_text, first_tag = pieces[0]
+                pieces[0] = (first_text[extra:], first_tag)
+            elif extra:
+                last_text, last_tag = pieces[-1]
+                pieces[-1] = (last_text[:len(last_text) - extra], last_tag)
+            return [p for p in pieces if p[0]]
+        return None
 
     def _tag_from(self, run: list[Node], units: int, tag: int) -> None:
         """Give `tag` to the run's text from UTF-16 offset `units` on."""
