@@ -319,7 +319,8 @@ def test_damaged_updates_are_reported_never_raised() -> None:
 
 
 def test_editor_commands_are_not_bursts() -> None:
-    """A duplicated line keeps its provenance; a comment toggled on six lines is typing."""
+    """A duplicated line keeps its provenance; a comment toggled on six lines and a
+    replace-all are typing."""
     tr = _candidate_trace(14)
     rng = random.Random(14)
     lines = "a = 1\ntotal = a + b + c + d\nc = 3\nd = 4\ne = 5\nf = 6\n"
@@ -333,6 +334,9 @@ def test_editor_commands_are_not_bursts() -> None:
     starts = [start + i for i, ch in enumerate(tr.code[start:]) if i == 0 or
               tr.code[start + i - 1] == "\n"][:6]
     tr._edit("candidate", [(s + k * 2, 0, "# ") for k, s in enumerate(starts)])
+    tr.wait(2)  # replace all: "total" -> "grand_total_sum" at both places
+    found = [k for k in range(len(tr.code)) if tr.code.startswith("total", k)]
+    tr._edit("candidate", [(k + j * 10, 5, "grand_total_sum") for j, k in enumerate(found)])
     p = _prov(tr)
     assert p.bursts == []
     assert set(p.counts["candidate"]) == {"typed"}

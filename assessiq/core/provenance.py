@@ -32,8 +32,9 @@ is attributed to the *editor*.
   with its joiners and modifiers is one character), or at most `IME_MAX` characters replacing
   no shorter a text the same side typed key by key in the last `IME_WINDOW_S` (an IME
   composition being committed: CJK input counts as typing), or fewer than `BURST_MIN`
-  characters (a dead key, an autocorrection, a short text expansion), or one text of at most
-  4 characters at several places (a comment toggled on several lines);
+  characters (a dead key, an autocorrection, a short text expansion), or one text at several
+  places, of at most 4 characters or replacing deleted text (a comment toggled on several
+  lines, a replace-all);
 - *burst*: anything longer, in one transaction, with no paste event: drag and drop from
   outside, an autotyper that inserts whole strings, an extension.
 
@@ -525,8 +526,9 @@ class _Analysis:
             return
         self._close(author)
         total = sum(sizes)
-        if len(typed) > 1 and len(set(typed)) == 1 and sizes[0] <= 4:
-            return  # one short text at several places: a comment toggled, several cursors
+        if len(typed) > 1 and len(set(typed)) == 1 and (sizes[0] <= 4 or deleted):
+            return  # one text at several places: a comment toggled, several cursors, a
+            # replace-all (each replacing a deleted text)
         if deleted and total <= IME_MAX and self._composed(deleted, author, t, total):
             return  # an IME composition committed (typed)
         if total < BURST_MIN:
