@@ -37,6 +37,8 @@ EXAMPLE = """\
 #   { url = "stun:stun.example.org:3478" },
 #   { url = "turn:turn.example.org:3478", username = "me", credential = "secret" },
 # ]
+# The interviewer's app passes servers without a credential (STUN) to the candidate, but a
+# TURN password only with share = true on that server (the candidate would hold it).
 # Send everything through TURN (hides both sides' addresses from each other):
 # relay_only = false
 
@@ -64,6 +66,7 @@ class IceServerEntry:
     url: str
     username: str | None = None
     credential: str | None = None
+    share: bool = False  # the host may pass it, credential included, to the candidate
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ class AppConfig:
         from .peer.config import IceServer, PeerConfig
 
         try:
-            servers = tuple(IceServer(s.url, s.username, s.credential) for s in self.ice_servers)
+            servers = tuple(IceServer(s.url, s.username, s.credential, s.share)
+                            for s in self.ice_servers)
             return PeerConfig(ice_servers=servers, relay_only=self.relay_only)
         except ValueError as exc:
             raise ConfigError(f"{self.source or 'config'}: [ice] {exc}") from exc
@@ -154,7 +158,8 @@ def load_config(path: Path | None = None) -> AppConfig:
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             raise ConfigError(f"{where}: each server needs a url")
         servers.append(IceServerEntry(entry["url"], _get(entry, "username", str, where),
-                                      _get(entry, "credential", str, where)))
+                                      _get(entry, "credential", str, where),
+                                      bool(_get(entry, "share", bool, where))))
     backend = _get(tables["sandbox"], "backend", str, f"{path} [sandbox]") or "local"
     if backend not in ("local", "piston"):
         raise ConfigError(f"{path} [sandbox]: backend must be \"local\" or \"piston\"")

@@ -24,7 +24,7 @@ def test_the_example_parses_and_a_full_file_is_used(tmp_path):
     path.write_text(
         '[signaling]\nurl = "wss://sig.example.org/ws"\n'
         '[ice]\nrelay_only = true\nservers = [{ url = "stun:127.0.0.1:3478" },\n'
-        '  { url = "turn:127.0.0.1:3478", username = "u", credential = "p" }]\n'
+        '  { url = "turn:127.0.0.1:3478", username = "u", credential = "p", share = true }]\n'
         '[sandbox]\nbackend = "piston"\npiston_url = "http://127.0.0.1:2000"\n'
         '[policy]\nfile = "~/policy.toml"\n')
     config = load_config(path)
@@ -33,6 +33,8 @@ def test_the_example_parses_and_a_full_file_is_used(tmp_path):
     rtc = config.peer_config().rtc_configuration()
     assert [s.urls for s in rtc.iceServers] == ["stun:127.0.0.1:3478", "turn:127.0.0.1:3478"]
     assert rtc.iceTransportPolicy.value == "relay"
+    # Only a server marked share = true may go to the candidate with its credential.
+    assert [s.share for s in config.peer_config().ice_servers] == [False, True]
 
 
 @pytest.mark.parametrize("text,words", [
@@ -46,6 +48,9 @@ def test_the_example_parses_and_a_full_file_is_used(tmp_path):
     ('[ice]\nservers = [{ url = "http://x" }]', "stun:, turn: or turns:"),
     ('[ice]\nservers = [{ url = "turn:127.0.0.1:3478" }]', "username and a credential"),
     ('[ice]\nrelay_only = "yes"', "relay_only must be a bool"),
+    ('[ice]\nservers = [{ url = "stun:127.0.0.1:99999999" }]', "port of an ICE server URL"),
+    ('[ice]\nservers = [{ url = "stun:127.0.0.1:0" }]', "port of an ICE server URL"),
+    ('[ice]\nservers = [{ url = "stun:127.0.0.1", share = "yes" }]', "share must be a bool"),
     ('[sandbox]\nbackend = "docker"', "backend must be"),
     ('[sandbox]\nbackend = "piston"\nlaunch = "yes"', "launch must be a bool"),
     ('[sandbox]\nlaunch = true', 'launch = true needs backend = "piston"'),

@@ -196,10 +196,15 @@ class RecordingServer(SignalingServer):
 
 async def test_host_servers_reach_a_relay_only_candidate_only_inside_the_handshake(tmp_path):
     async with loopback_coturn(tmp_path, loopback_peers=True) as port:
-        # The host brings its own relay (its config); this signaling server issues none.
+        # The host brings its own relay (its config, marked share); this signaling server
+        # issues none. Its STUN server goes to the candidate too, but not a TURN password
+        # it did not mark share: the candidate is the party nobody vouches for.
         creds = turn_credentials(TEST_SECRET, "host-own", TTL)
-        own = IceServer(f"turn:127.0.0.1:{port}", creds.username, creds.credential)
-        host_cfg = dataclasses.replace(FAST, ice_servers=(own,))
+        own = IceServer(f"turn:127.0.0.1:{port}", creds.username, creds.credential, share=True)
+        private = turn_credentials(TEST_SECRET, "host-private", TTL)
+        kept = IceServer(f"turn:127.0.0.1:{port}", private.username, private.credential)
+        stun = IceServer(f"stun:127.0.0.1:{port}")
+        host_cfg = dataclasses.replace(FAST, ice_servers=(own, kept, stun))
         # The candidate has no server of its own and hides its address: it can only connect
         # through a relay it was told about in the handshake.
         cand_cfg = dataclasses.replace(FAST, relay_only=True)
@@ -214,7 +219,10 @@ async def test_host_servers_reach_a_relay_only_candidate_only_inside_the_handsha
                 cand = await Candidate.join(host.invite.encode(), config=cand_cfg, timeout=30)
                 try:
                     assert cand.link is not None and host.link is not None
-                    assert own in cand.link.conn.ice_servers
+                    given = cand.link.conn.ice_servers
+                    assert [s.url for s in given] == [own.url, stun.url]
+                    assert given[0].credential == own.credential
+                    assert all(s.username != kept.username for s in given)
                     assert cand.link.conn.selected_pair() is not None
                     assert cand.link.conn.selected_pair()[0] == "relay"
                     assert "typ host" not in cand.link.conn.local_sdp
@@ -253,3 +261,25 @@ async def test_relay_only_with_no_turn_server_anywhere_is_refused_with_the_reaso
         finally:
             await host.close()
 
+
+
+async def test_a_host_that_cannot_make_its_connection_tells_the_candidate_why(tmp_path,
+                                                                          monkeypatch):
+    """The host's side of an attempt fails before its offer (here: a stand-in for relay-only
+    with no TURN server): the candidate stops at once with the host's reason, signed,
+    instead of waiting out its timeout."""
+    import assessiq.peer.host as host_module
+    from tests.peer_helpers import signaling_server
+
+    def no_connection(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectError("the host has no usable TURN server (test)")
+
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, runs=False,
+                                config=FAST, session_path=tmp_path / "h.aiq")
+        monkeypatch.setattr(host_module, "PeerConnection", no_connection)
+        try:
+            with pytest.raises(ConnectError, match="no usable TURN server"):
+                await Candidate.join(host.invite.encode(), config=FAST, timeout=60)
+        finally:
+            await host.close()

@@ -4,7 +4,10 @@ A connection's ICE servers are the peer's own (`PeerConfig.ice_servers`) followe
 was given for this attempt: the ones the signaling server issued with its join (short-lived
 TURN credentials), and on the candidate also the host's list from the signed, encrypted
 offer (`assessiq/core/handshake.py`). `merge_servers` makes that list; `servers_to_json` and
-`servers_from_json` are its form inside the handshake.
+`servers_from_json` are its form inside the handshake. The host forwards only what the candidate
+may hold (`for_candidate`): the signaling server's short-lived credentials, servers that carry
+no credential (STUN), and those its configuration marks `share = true` — never its own TURN
+password otherwise, since the candidate is the party the interview does not trust.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from aiortc.rtcicetransport import parse_stun_turn_uri
 
 from ..core.jsonlimits import loads_bounded
 
-__all__ = ["IceServer", "PeerConfig", "merge_servers", "servers_from_json", "servers_to_json"]
+__all__ = ["IceServer", "PeerConfig", "for_candidate", "merge_servers", "servers_from_json",
+           "servers_to_json"]
 
 MAX_SERVERS = 8
 MAX_FIELD_CHARS = 512
@@ -28,11 +32,13 @@ MAX_FIELD_CHARS = 512
 
 @dataclass(frozen=True)
 class IceServer:
-    """One STUN or TURN server, e.g. `IceServer("turn:127.0.0.1:3478", "user", "pass")`."""
+    """One STUN or TURN server, e.g. `IceServer("turn:127.0.0.1:3478", "user", "pass")`.
+    `share`: the host may pass this server, credential included, to the candidate."""
 
     url: str
     username: str | None = None
     credential: str | None = None
+    share: bool = False
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("stun:", "turn:", "turns:")):
@@ -44,9 +50,11 @@ class IceServer:
                 raise ValueError("an ICE server's URL, username and credential are strings of "
                                  f"at most {MAX_FIELD_CHARS} characters")
         try:
-            parse_stun_turn_uri(self.url)
+            port = parse_stun_turn_uri(self.url).get("port")
         except ValueError as exc:
             raise ValueError(f"not a usable STUN/TURN URL: {self.url!r} ({exc})") from None
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"the port of an ICE server URL is 1 to 65535: {self.url!r}")
 
     @property
     def is_turn(self) -> bool:
@@ -105,6 +113,13 @@ def merge_servers(*lists: Iterable[IceServer]) -> tuple[IceServer, ...]:
                 seen.add(key)
                 merged.append(server)
     return tuple(merged)
+
+
+def for_candidate(own: Iterable[IceServer], issued: Iterable[IceServer]) -> tuple[IceServer, ...]:
+    """What the host may send the candidate: the servers the signaling server `issued` (its
+    short-lived credentials), then those of the host's `own` that carry no credential or are
+    marked `share`."""
+    return merge_servers(issued, (s for s in own if s.credential is None or s.share))
 
 
 def servers_to_json(servers: Sequence[IceServer]) -> str:

@@ -118,8 +118,10 @@ def _prefer_direct_paths() -> None:
         for pair in self._check_list:
             if (pair.protocol is protocol and pair.remote_addr == addr
                     and pair.state == in_progress and id(pair) not in retriggered):
-                retriggered.add(id(pair))
-                _retransmit_now(protocol, addr)
+                # Only a retransmission that happened counts: with no transaction pending
+                # yet, a later check from the peer may still trigger one.
+                if _retransmit_now(protocol, addr):
+                    retriggered.add(id(pair))
                 break
 
     async def check_start(self: Any, pair: Any) -> None:

@@ -35,7 +35,7 @@ from ..core.paths import sessions_dir
 from ..core.policy import Policy
 from ..core.seal import seal
 from ..core.store import SessionStore
-from .config import PeerConfig, merge_servers, servers_to_json
+from .config import PeerConfig, for_candidate, merge_servers, servers_to_json
 from .connection import PeerConnection
 from .datachannel import DataChannelChannel
 from .errors import ConnectError, SignalingUnavailable
@@ -249,17 +249,21 @@ class Host(PeerSession):
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._answers = {attempt: answer}
         try:
-            # Our servers and the signaling server's fresh relay credentials; the candidate
-            # gets the same list inside the encrypted offer.
+            # Our servers and the signaling server's fresh relay credentials. The candidate
+            # gets, inside the encrypted offer, the issued ones and those of ours it may
+            # hold (no credential, or marked share): never our own TURN password otherwise.
             conn = PeerConnection(self.config, media=self.media_hook,
                                   ice_servers=self.signaling.ice_servers)
         except ConnectError as exc:
             log.warning("host: connection attempt failed: %s", exc)
             self.refusals.append(str(exc))
+            # Tell the candidate, so it stops at once with the reason instead of retrying.
+            await self.signaling.send(self.handshake.refuse(attempt, str(exc)))
             return
         try:
             sdp = await conn.offer()
-            ice = servers_to_json(conn.ice_servers) if conn.ice_servers else None
+            given = for_candidate(self.config.ice_servers, self.signaling.ice_servers)
+            ice = servers_to_json(given) if given else None
             await self.signaling.send(self.handshake.offer(sdp, ice))
             answer_sdp = await asyncio.wait_for(answer, self.config.handshake_timeout)
             await conn.accept(answer_sdp)
