@@ -52,6 +52,7 @@ class RunLimits:
     per_minute: float = 10.0  # sustained runs per minute per requester
     max_waiting: int = 4  # queued runs per requester
     run_timeout_ms: int = 5_000
+    max_stdin_bytes: int = 64 * 1024  # a console run's input (over `control`: 2 KiB, there)
 
     def __post_init__(self) -> None:
         if self.max_source_bytes <= 0 or self.burst < 1 or self.per_minute <= 0:
@@ -227,10 +228,18 @@ class RunService:
         if not isinstance(source, str) or not isinstance(language, str) or \
                 not isinstance(stdin, str):
             raise RunRefused("a run needs a language and the source as text")
-        size = len(source.encode("utf-8"))
+        try:
+            size = len(source.encode("utf-8"))
+            stdin_size = len(stdin.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise RunRefused("the source or the input is not valid text (a lone "
+                             "surrogate)") from None
         if size > self.limits.max_source_bytes:
             raise RunRefused(f"the source is {size // 1024} KiB; runs are limited to "
                              f"{self.limits.max_source_bytes // 1024} KiB")
+        if stdin_size > self.limits.max_stdin_bytes:
+            raise RunRefused(f"the input is {stdin_size:,} bytes; a run's input is limited "
+                             f"to {self.limits.max_stdin_bytes:,} bytes")
         language = self.language_for(language)
         if self._waiting.get(by, 0) >= self.limits.max_waiting:
             raise RunRefused("runs are already waiting; try again when they finish")

@@ -4,10 +4,12 @@ current shared code in the real local sandbox, results land in both documents; r
 
 from __future__ import annotations
 
+import pytest
+
 from assessiq.core.identity import Identity
 from assessiq.core.policy import Policy, default_policy_text
 from assessiq.peer import Candidate, Host
-from assessiq.runs import RunLimits
+from assessiq.runs import RunLimits, RunRefused
 from sandbox import LocalBackend
 from sandbox.testcases import TestCase
 from tests.peer_helpers import FAST, eventually, signaling_server
@@ -121,6 +123,14 @@ async def test_a_console_run_takes_the_persons_input_and_a_modified_app_cannot_a
             long_input = "é" * 1500  # 3,000 bytes: over MAX_CONSOLE_STDIN, under 4 KiB
             local = await cand.request_run(stdin=long_input)
             assert local.state == "refused" and "limited to 2048 bytes" in local.reason
+            # Quotes, backslashes and line breaks are escaped on the way: counted so, and an
+            # honest app says so instead of failing to send; nor does it send broken text.
+            quotes = await cand.request_run(stdin='"' * 1500)
+            assert quotes.state == "refused" and "count two" in quotes.reason
+            broken = await cand.request_run(stdin="ok \ud800")
+            assert broken.state == "refused" and "not valid text" in broken.reason
+            with pytest.raises(RunRefused, match="not valid text"):  # the interviewer's own
+                host.run_code(stdin="\ud800")
             # A modified app sends it anyway (it fits in a control message): refused by the
             # host, with the reason, and recorded; the session goes on.
             before = host.refused_total
@@ -138,6 +148,11 @@ async def test_a_console_run_takes_the_persons_input_and_a_modified_app_cannot_a
             assert cand.link is not None
             await cand.link.conn.channels["control"].send(raw)
             await eventually(lambda: host.refused_total > before + 1, what="the bad type")
+            lone = b'{"t":"run.stdin","id":"forged3","language":"python","sha":"00",' \
+                   b'"stdin":"\\ud800"}'
+            await cand.link.conn.channels["control"].send(lone)
+            await eventually(lambda: host.refused_total > before + 2, what="the lone surrogate")
+            assert "not valid text" in host.refused[-1]["reason"]
             cand.doc.set_code(ECHO + "# still syncing\n", origin="candidate")
             await eventually(lambda: host.doc.code_text == cand.doc.code_text,
                              what="the session goes on")

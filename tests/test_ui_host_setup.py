@@ -4,7 +4,6 @@ microphone): the language follows the problem, and a failed seal is shown and ca
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -139,9 +138,14 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
     # Sealing is final, so "End and seal" asks first; keeping on interviewing seals nothing.
     user.find(marker="end").click()
     await user.should_see("End the interview and seal the record?", retries=100)
+    dialog = next(e for e in user.find(kind=ui.dialog).elements)
+    assert dialog.value  # open, asking
     user.find(marker="end-cancel").click()
-    await asyncio.sleep(0.3)
+    await eventually(lambda: not dialog.value, what="the dialog closed")
+    # nothing was sealed or started: End and seal ran only on the confirming button
     assert host.ended is None and calls == [] and host.doc.phase == "interview"
+    end_button = user.find(marker="end").elements.pop()
+    assert isinstance(end_button, ui.button) and end_button.enabled
     user.find(marker="end").click()
     user.find(marker="end-confirm").click()
     await user.should_see("The session could not be sealed: cannot write the session file: "

@@ -36,7 +36,7 @@ from .connection import PeerConnection
 from .datachannel import DataChannelChannel
 from .errors import ConnectError, PeerError, SignalingUnavailable
 from .link import Link
-from .runrequests import MAX_CONSOLE_STDIN, RunTicket, code_sha
+from .runrequests import MAX_CONSOLE_STDIN, RunTicket, code_sha, console_input_size
 from .session import PeerSession
 from .signaling_client import SignalingClient
 
@@ -354,9 +354,11 @@ class Candidate(PeerSession):
         the `reason` to show). Not connected: refused at once."""
         ticket = RunTicket(id=secrets.token_hex(6), language=language or self.doc.language)
         self.runs[ticket.id] = ticket
-        if len(stdin.encode("utf-8")) > MAX_CONSOLE_STDIN:
-            self._refused(ticket, f"a console run's input is limited to {MAX_CONSOLE_STDIN} "
-                                  "bytes")
+        size = console_input_size(stdin)
+        if size is None or size > MAX_CONSOLE_STDIN:
+            self._refused(ticket, "the input is not valid text" if size is None else
+                          f"a console run's input is limited to {MAX_CONSOLE_STDIN} bytes "
+                          "(quotes, backslashes and line breaks count two)")
             return ticket
         fields = {"stdin": stdin} if stdin else {}
         sent = await self.send_control("run.stdin" if stdin else "run.request", id=ticket.id,

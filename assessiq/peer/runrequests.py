@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from ..runs import RunService
     from .session import PeerSession
 
-__all__ = ["MAX_CONSOLE_STDIN", "SYNC_WAIT", "RunTicket", "code_sha", "handle_run_request"]
+__all__ = ["MAX_CONSOLE_STDIN", "SYNC_WAIT", "RunTicket", "code_sha", "console_input_size",
+           "handle_run_request"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,17 @@ control.register("run.request", {"id": str, "language": str, "sha": str})
 control.register("run.stdin", {"id": str, "language": str, "sha": str, "stdin": str})
 
 MAX_CONSOLE_STDIN = 2048
-"""A console run's input, in UTF-8 bytes (a control message is at most 4 KiB)."""
+"""A console run's input, in bytes as it travels: UTF-8, JSON-escaped (a quote, a backslash
+or a line break counts two; a control message is at most 4 KiB)."""
+
+
+def console_input_size(stdin: str) -> int | None:
+    """`stdin`'s size as a `run.stdin` message carries it (see `MAX_CONSOLE_STDIN`); None
+    when it is not valid text (a lone surrogate)."""
+    try:
+        return len(json.dumps(stdin, ensure_ascii=False).encode("utf-8")) - 2
+    except UnicodeEncodeError:
+        return None
 control.register("run.accepted", {"id": str, "run": str})
 control.register("run.refused", {"id": str, "reason": str})
 
@@ -80,10 +92,12 @@ async def handle_run_request(
     reason = ""
     run_id = ""
     stdin = message.get("stdin", "")
+    size = console_input_size(stdin)
     if runs is None:
         reason = "the host does not run code in this session"
-    elif len(stdin.encode("utf-8", "replace")) > MAX_CONSOLE_STDIN:  # (an honest app checks)
-        reason = f"a console run's input is limited to {MAX_CONSOLE_STDIN} bytes"
+    elif size is None or size > MAX_CONSOLE_STDIN:  # (an honest app checks both)
+        reason = "a console run's input is not valid text" if size is None else \
+            f"a console run's input is limited to {MAX_CONSOLE_STDIN} bytes"
         session.refuse("control", reason, stdin.encode("utf-8", "replace"))
     else:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,13 @@ from ..core.provenance import Provenance, Running, generated_ranges, paste_marks
 from ..core.record import SessionRecord
 from ..core.verify import Verdict, verify_record
 
-__all__ = ["Replay", "TimelineItem"]
+__all__ = ["MAX_SHADED_UPDATES", "ProvenanceCursor", "Replay", "TimelineItem"]
+
+MAX_SHADED_UPDATES = 20_000
+"""Up to this many updates, the replay shades the code by who wrote it at every moment (a
+seek back recomputes from the start; provenance took 1.18 s for 100,227 updates in
+docs/benchmarks.md, so about a fifth of that here); longer sessions show the code plain while
+playing, and the final code shaded."""
 
 _CHECKPOINT = 200  # keep a copy of the document every so many updates
 
@@ -32,7 +38,6 @@ class Replay:
     def __init__(self, record: SessionRecord) -> None:
         self.record = record
         self.verdict: Verdict = verify_record(record)
-        self._running: Running | None = None
         self.times = [row.t for row in record.updates]
         self._checkpoints: list[tuple[int, bytes]] = []  # (updates applied, state)
         doc: Doc[Any] = Doc()
@@ -86,21 +91,30 @@ class Replay:
             apply_update_checked(doc, row.data)
         return SharedDoc(doc).code_text
 
-    def provenance_at(self, n: int) -> Provenance:
-        """Who wrote each character of the code as it was after its first `n` updates, and
-        how (`core.provenance`, fed one update at a time while the replay plays forward;
-        started over when it goes back)."""
-        if self._running is None or n < self._running.rows:
-            meta = self.record.meta
-            self._running = Running(generated_ranges(meta), sides_of(meta))
-        running = self._running
-        running.add(self.record.updates[running.rows:n])
-        log = self.verdict.log
-        return running.result(paste_marks(log.events, log.arrivals) if log else ())
-
     def updates_until(self, t: float) -> int:
         """How many of the document's updates were made by time `t`."""
         return bisect.bisect_right(self.times, t)
 
     def items_until(self, t: float) -> list[TimelineItem]:
         return [i for i in self.items if i.t <= t]
+
+
+class ProvenanceCursor:
+    """One page's view of who wrote the code at a moment of a replay: `at(n)` is the
+    provenance after the first `n` updates, fed forward one update at a time while the page
+    plays and started over when it goes back. Per page, so two tabs at different moments
+    never make each other start over."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        meta = replay.record.meta
+        self._generated, self._sides = generated_ranges(meta), sides_of(meta)
+        log = replay.verdict.log
+        self._pastes = paste_marks(log.events, log.arrivals) if log else []
+        self._running = Running(self._generated, self._sides)
+
+    def at(self, n: int) -> Provenance:
+        if n < self._running.rows:
+            self._running = Running(self._generated, self._sides)
+        self._running.add(self.replay.record.updates[self._running.rows:n])
+        return self._running.result(self._pastes)

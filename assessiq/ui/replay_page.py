@@ -14,7 +14,7 @@ from ..core.errors import RecordError
 from ..core.record import SessionRecord
 from .frame import frame
 from .provenance_view import MAX_COLOURED_CHARS, code_html, replay_provenance
-from .replay import Replay
+from .replay import MAX_SHADED_UPDATES, ProvenanceCursor, Replay
 from .replay_player import SPEEDS, Player
 from .report import clock, date_time
 from .state import AppState, check_token
@@ -106,6 +106,7 @@ def _viewer(replay: Replay, path: str) -> None:
     replay_provenance(replay)
 
     shown = {"updates": -1, "items": -1}
+    cursor = ProvenanceCursor(replay) if len(replay.times) <= MAX_SHADED_UPDATES else None
 
     def show() -> None:
         t = replay.start + player.t
@@ -113,8 +114,9 @@ def _viewer(replay: Replay, path: str) -> None:
         n = replay.updates_until(t)
         if n != shown["updates"]:
             shown["updates"] = n
-            prov = replay.provenance_at(n)
-            code.set_content(code_html(prov) if len(prov.text) <= MAX_COLOURED_CHARS else
+            prov = cursor.at(n) if cursor is not None else None
+            code.set_content(code_html(prov) if prov is not None and
+                             len(prov.text) <= MAX_COLOURED_CHARS else
                              f"<pre>{html.escape(replay.code_at(t))}</pre>")
         items = replay.items_until(t)
         if len(items) != shown["items"]:
