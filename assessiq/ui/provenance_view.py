@@ -276,7 +276,8 @@ def host_provenance_card(controller: Any) -> Any:
 
     def compute() -> Provenance | None:
         peer = controller.host
-        if controller.ended is not None or peer.store is None:
+        if controller.ended is not None or peer.store is None or \
+                getattr(peer.store, "_closed", False):  # (sealed, or being sealed)
             return None
         view = live.setdefault("view", LiveProvenance(peer.store))
         return view.compute(list(peer.events), peer.arrivals())
@@ -296,7 +297,7 @@ def candidate_provenance(session: Any) -> Any:
 
     def compute() -> Provenance | None:
         store = getattr(session, "store", None)
-        if store is None or session.ended.is_set():
+        if store is None or session.ended.is_set() or getattr(store, "_closed", False):
             return None
         return live.setdefault("view", LiveProvenance(store)).compute(list(session.log))
 
