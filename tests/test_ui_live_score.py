@@ -51,6 +51,8 @@ async def test_a_late_joining_candidate_shows_the_sealed_score_live(tmp_path: Pa
             live = controller.evaluation(now=time.time())
             beating.cancel()
             path = await host.end()
+            # the page's panel keeps asking after the seal closed the file: the same answer
+            assert controller.evaluation(now=time.time()).gaps == []
         finally:
             if beating is not None:
                 beating.cancel()

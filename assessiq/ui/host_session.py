@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,7 @@ class HostController:
         self.call = call
         self._server = server
         self.notes: list[tuple[float, str]] = []
+        self._meta: dict[str, Any] = {}  # the session file's metadata, as last read
         self.ended: Ended | None = None
         self.run_refusals: list[str] = []  # why the interviewer's own runs were refused
         self._score_saved = False
@@ -191,7 +193,9 @@ class HostController:
 
     def evaluation(self, now: float | None = None) -> Evaluation:
         """The score as the sealed record will give it (`evaluate_session`, as `verify`)."""
-        return evaluate_session(self.host.store.meta(), self.host.events, self.setup.policy,
+        with contextlib.suppress(sqlite3.ProgrammingError):  # closed once sealed: as last read
+            self._meta = self.host.store.meta()
+        return evaluate_session(self._meta, self.host.events, self.setup.policy,
                                 arrivals=self.host.arrivals(),
                                 end_t=time.time() if now is None else now)
 
