@@ -21,6 +21,10 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = clock()
 
+    def full(self) -> bool:
+        """True when the bucket has refilled completely (nothing spent that still counts)."""
+        return self._tokens + (self._clock() - self._stamp) * self.rate >= self.burst
+
     def take(self) -> bool:
         """Spend one token; False (and nothing spent) when the bucket is empty."""
         now = self._clock()

@@ -56,6 +56,9 @@ class Limits:
         20.0, "a connection not answering a keepalive ping within this is closed")
     close_timeout_seconds: float = _limit(
         5.0, "how long to wait for a client's closing handshake before dropping its TCP link")
+    turn_credentials_per_ip_per_hour: int = _limit(
+        120, "TURN credential pairs issued to one IP address per hour (a burst of as many, "
+             "refilled evenly); past it, joins succeed without credentials")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -66,7 +69,7 @@ class Limits:
                 raise ConfigError(f"limit {f.name} must be positive, got {value!r}")
         for name in ("max_message_bytes", "hard_max_message_bytes", "message_burst",
                      "error_burst", "max_connections", "max_connections_per_ip",
-                     "max_rooms", "max_rooms_per_ip"):
+                     "max_rooms", "max_rooms_per_ip", "turn_credentials_per_ip_per_hour"):
             if not isinstance(getattr(self, name), int):
                 raise ConfigError(f"limit {name} must be a whole number")
         if self.hard_max_message_bytes < self.max_message_bytes:
@@ -82,7 +85,7 @@ class ServerConfig:
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
     turn: TurnConfig | None = None
-    """With it, every client that joins a room is given TURN credentials (`joined` frame)."""
+    """With it, the two members of a room, once both are in, are given TURN credentials."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:

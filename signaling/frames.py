@@ -122,20 +122,28 @@ def error_frame(code: str, message: str) -> str:
     return encode({"type": "error", "code": code, "message": message})
 
 
-def joined_frame(room: str, role: Role, resume: str, peer: bool,
-                 ice: TurnCredentials | None = None) -> str:
-    """With `ice`, the frame also carries the room's relay: `ice_urls` (a list of strings),
-    `ice_username`, `ice_credential` and `ice_expires` (unix time), one flat level deep."""
-    frame: dict[str, object] = {"type": "joined", "room": room, "role": role, "resume": resume,
-                                "peer": peer}
+def _with_ice(frame: dict[str, object], ice: TurnCredentials | None,
+              urls: tuple[str, ...]) -> str:
     if ice is not None:
         frame.update(ice_urls=list(ice.urls), ice_username=ice.username,
                      ice_credential=ice.credential, ice_expires=ice.expires)
+    elif urls:
+        frame.update(ice_urls=list(urls))
     return encode(frame)
 
 
-def peer_joined_frame(role: Role, resumed: bool) -> str:
-    return encode({"type": "peer-joined", "role": role, "resumed": resumed})
+def joined_frame(room: str, role: Role, resume: str, peer: bool,
+                 ice: TurnCredentials | None = None, ice_urls: tuple[str, ...] = ()) -> str:
+    """With `ice`, the frame also carries the room's relay: `ice_urls` (a list of strings),
+    `ice_username`, `ice_credential` and `ice_expires` (unix time), one flat level deep;
+    without, `ice_urls` alone when given (the server has a relay, not yet for this client)."""
+    return _with_ice({"type": "joined", "room": room, "role": role, "resume": resume,
+                      "peer": peer}, ice, ice_urls)
+
+
+def peer_joined_frame(role: Role, resumed: bool, ice: TurnCredentials | None = None) -> str:
+    """With `ice`, the relay credentials for the member told, as in `joined_frame`."""
+    return _with_ice({"type": "peer-joined", "role": role, "resumed": resumed}, ice, ())
 
 
 def peer_left_frame(role: Role) -> str:

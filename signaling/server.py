@@ -59,6 +59,8 @@ class SignalingServer:
         self.rooms = RoomTable()
         self.clients: set[Client] = set()
         self.connections_per_ip: Counter[str] = Counter()
+        self.turn_issues: dict[str, TokenBucket] = {}
+        """Per IP address: the TURN credential pairs it may still be issued."""
         self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -84,7 +86,8 @@ class SignalingServer:
         self._sweeper = asyncio.create_task(self._sweep_idle_rooms())
         log.info("listening on %s:%s (WebSocket path %s)", self.config.host, self.port, WS_PATH)
         if self.config.turn is not None:
-            log.info("issuing TURN credentials valid for %g s to room members for %s",
+            log.info("issuing TURN credentials valid for %g s to rooms with both members "
+                     "for %s",
                      self.config.turn.ttl_seconds, " ".join(self.config.turn.urls))
 
     async def stop(self) -> None:
@@ -294,16 +297,31 @@ class SignalingServer:
         other = room.members.get(frames.other_role(join.role))
         if not resumed:
             log.info("room %s: %s joined from %s", room.tag, join.role, client.ip)
-        await self._send(client, frames.joined_frame(room.id, join.role, token, other is not None,
-                                                     self._turn_for(room)))
+        # Relay credentials only once the room has both its members: the one arriving gets
+        # them with `joined`, the one waiting with `peer-joined`.
+        urls = self.config.turn.urls if self.config.turn is not None else ()
+        await self._send(client, frames.joined_frame(
+            room.id, join.role, token, other is not None,
+            self._turn_for(room, client) if other is not None else None, urls))
         if other is not None:
-            await self._send(other, frames.peer_joined_frame(join.role, resumed))
+            await self._send(other, frames.peer_joined_frame(join.role, resumed,
+                                                             self._turn_for(room, other)))
 
-    def _turn_for(self, room: Room) -> TurnCredentials | None:
-        """Relay credentials for a member of `room`, valid for the configured ttl; only a
-        client that has just joined a room is given them (signaling/turn.py)."""
+    def _turn_for(self, room: Room, client: Client) -> TurnCredentials | None:
+        """Relay credentials for `client`, a member of `room` whose other member is
+        present, valid for the configured ttl; None without a relay or past the per-address
+        issue rate (signaling/turn.py)."""
         turn = self.config.turn
         if turn is None:
+            return None
+        bucket = self.turn_issues.get(client.ip)
+        if bucket is None:
+            per_hour = self.limits.turn_credentials_per_ip_per_hour
+            bucket = self.turn_issues[client.ip] = TokenBucket(per_hour / 3600.0, per_hour)
+        if not bucket.take():
+            log.warning("room %s: no TURN credentials for %s: more than %d issued to it in "
+                        "the last hour", room.tag, client.ip,
+                        self.limits.turn_credentials_per_ip_per_hour)
             return None
         return turn_credentials(turn.secret, room.tag, turn.ttl_seconds, turn.urls)
 
@@ -331,6 +349,8 @@ class SignalingServer:
             await asyncio.sleep(interval)
             try:
                 self._close_idle_rooms(time.monotonic() - idle)
+                for ip in [ip for ip, b in self.turn_issues.items() if b.full()]:
+                    del self.turn_issues[ip]  # refilled: as good as a new one
             except Exception:  # the sweeper must outlive any bug in one pass
                 log.exception("idle-room sweep failed")
 

@@ -2,10 +2,18 @@
 
 coturn, run with `use-auth-secret` and `static-auth-secret=S`, accepts any username of the form
 `<expiry unix time>:<anything>` whose password is base64(HMAC-SHA1(S, username)), until the
-expiry passes. The signaling server holds the same secret and hands such a pair to a client
-only once it has joined a room, so the relay is open to people in an interview and to nobody
-else, and each pair stops working on its own: there is no user database and nothing to revoke.
-The username's second part is the room's log tag (a hash prefix), never the room id.
+expiry passes. The signaling server holds the same secret and hands such a pair to the two
+members of a room only once both are in it, at a bounded rate per IP address
+(`Limits.turn_credentials_per_ip_per_hour`). Each pair stops working on its own: there is no
+user database and nothing to revoke, and nobody holds a password that works for ever.
+
+What this does not do: the signaling server cannot tell an interview from anything else, so
+whoever can reach it can open a room as host and join it as candidate and get a pair. The
+relay is therefore open to anyone who can reach the signaling server, within the rate limit,
+the pairs' lifetime, coturn's quotas and its denied-peer-ip list (deploy/turnserver.conf) —
+not only to real interviews. Put the signaling server where only your candidates and
+interviewers reach it if that matters. The username's second part is the room's log tag (a
+hash prefix), never the room id.
 
 Standard library only, like the rest of the signaling server.
 """

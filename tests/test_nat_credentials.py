@@ -1,5 +1,6 @@
-"""Relay credentials nobody can abuse: issued only to room members, refused by the real coturn
-once expired or forged, and carried to the candidate only inside the encrypted handshake.
+"""Relay credentials nobody can abuse: issued only to the members of a room that has both,
+at a bounded rate per address, refused by the real coturn once expired or forged, and carried
+to the candidate only inside the encrypted handshake.
 
 coturn runs on 127.0.0.1 with the shipped `deploy/turnserver.conf` (rendered with a test
 secret); the signaling server runs with a `[turn]` configuration like `deploy/signaling.toml`.
@@ -7,6 +8,7 @@ secret); the signaling server runs with a `[turn]` configuration like `deploy/si
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -24,6 +26,7 @@ from assessiq.core.identity import Identity
 from assessiq.peer import Candidate, Host, IceServer
 from assessiq.peer.errors import ConnectError
 from signaling import ConfigError, ServerConfig, SignalingServer, load_config
+from signaling.config import Limits
 from signaling.rooms import room_tag
 from signaling.testing import WsClient
 from signaling.turn import TurnConfig, turn_credentials
@@ -40,13 +43,27 @@ ROOM = "room-turn-creds-0123456789"
 TTL = 3600.0
 
 
-def turn_server(urls: tuple[str, ...], secret: str = TEST_SECRET) -> SignalingServer:
+def turn_server(urls: tuple[str, ...], secret: str = TEST_SECRET,
+                **limits: Any) -> SignalingServer:
     return SignalingServer(ServerConfig(host="127.0.0.1", port=0,
+                                        limits=dataclasses.replace(Limits(), **limits),
                                         turn=TurnConfig(secret, urls, TTL)))
 
 
 def has_ice(frame: dict[str, Any]) -> bool:
-    return any(k.startswith("ice_") for k in frame)
+    return any(k.startswith("ice_") and k != "ice_urls" for k in frame)
+
+
+async def full_room(port: int, room: str = ROOM) -> tuple[WsClient, WsClient, dict[str, Any],
+                                                          dict[str, Any]]:
+    """A host and a candidate in `room`: both clients, the candidate's `joined` and the
+    host's `peer-joined`."""
+    host = await WsClient.connect(port)
+    joined = await host.join(room, "host")
+    assert joined["type"] == "joined" and not has_ice(joined)
+    candidate = await WsClient.connect(port)
+    cand_joined = await candidate.join(room, "candidate")
+    return host, candidate, cand_joined, await host.expect("peer-joined")
 
 
 async def test_credentials_only_for_a_client_that_joined_a_room():
@@ -61,20 +78,25 @@ async def test_credentials_only_for_a_client_that_joined_a_room():
         refused = await early.join(ROOM, "candidate")
         assert refused["code"] == "unknown-room" and not has_ice(refused)
 
+        # A host alone in its room (any room id will do to open one) is told the relay's
+        # URLs but gets no credentials: they come once a candidate is in the room too.
         host = await WsClient.connect(server.port)
         before = time.time()
-        joined = await host.join(ROOM, "host")
-        assert joined["type"] == "joined" and joined["ice_urls"] == list(urls)
-        expiry, user = joined["ice_username"].split(":")
-        assert user == room_tag(ROOM) and ROOM not in joined["ice_username"]
-        assert before + TTL - 1 <= int(expiry) <= time.time() + TTL
-        assert joined["ice_expires"] == int(expiry)
-        digest = hmac.new(TEST_SECRET.encode(), joined["ice_username"].encode(),
-                          hashlib.sha1).digest()
-        assert joined["ice_credential"] == base64.b64encode(digest).decode()
-
+        alone = await host.join(ROOM, "host")
+        assert alone["type"] == "joined" and alone["ice_urls"] == list(urls)
+        assert not has_ice(alone)
         candidate = await WsClient.connect(server.port)
-        assert has_ice(await candidate.join(ROOM, "candidate"))
+        cand_joined = await candidate.join(ROOM, "candidate")
+        told = await host.expect("peer-joined")
+        for joined in (cand_joined, told):
+            assert joined["ice_urls"] == list(urls)
+            expiry, user = joined["ice_username"].split(":")
+            assert user == room_tag(ROOM) and ROOM not in joined["ice_username"]
+            assert before + TTL - 1 <= int(expiry) <= time.time() + TTL
+            assert joined["ice_expires"] == int(expiry)
+            digest = hmac.new(TEST_SECRET.encode(), joined["ice_username"].encode(),
+                              hashlib.sha1).digest()
+            assert joined["ice_credential"] == base64.b64encode(digest).decode()
         # A client taking a role that is already held gets no credentials.
         third = await WsClient.connect(server.port)
         full = await third.join(ROOM, "candidate")
@@ -88,12 +110,29 @@ async def test_credentials_only_for_a_client_that_joined_a_room():
         await client.close()
 
 
+async def test_credentials_per_address_are_rate_limited():
+    """One address opening room after room, as host and candidate, gets at most the
+    configured number of pairs per hour; the joins themselves still succeed."""
+    async with turn_server(("turn:127.0.0.1:3478",), turn_credentials_per_ip_per_hour=4) \
+            as server:
+        clients: list[WsClient] = []
+        issued = []
+        for i in range(3):
+            host, candidate, cand_joined, told = await full_room(server.port, f"{ROOM}-{i}")
+            clients += [host, candidate]
+            assert cand_joined["type"] == "joined" and told["type"] == "peer-joined"
+            issued.append((has_ice(cand_joined), has_ice(told)))
+        assert issued == [(True, True), (True, True), (False, False)]
+        for client in clients:
+            await client.close()
+
+
 async def test_real_coturn_accepts_issued_credentials_and_refuses_expired_or_forged(tmp_path):
     async with loopback_coturn(tmp_path) as port:
         async with turn_server((f"turn:127.0.0.1:{port}",)) as server:
-            host = await WsClient.connect(server.port)
-            joined = await host.join(ROOM, "host")
+            host, candidate, _, joined = await full_room(server.port)
             await host.close()
+            await candidate.close()
         user, password = joined["ice_username"], joined["ice_credential"]
         relayed = await turn_allocate("127.0.0.1", port, user, password)
         assert relayed[0] == "127.0.0.1"
@@ -113,6 +152,36 @@ async def test_real_coturn_accepts_issued_credentials_and_refuses_expired_or_for
             assert "401" in str(exc.value), name
         # Still good after the refusals: the refusals are about the credentials only.
         assert (await turn_allocate("127.0.0.1", port, user, password))[0] == "127.0.0.1"
+
+
+async def test_real_coturn_relays_to_no_special_network(tmp_path):
+    """The shipped denied-peer-ip list: a member's allocation may not open a channel into the
+    private and special IPv4 networks (403); a public address is allowed. The IPv6 ranges
+    (IPv4-mapped, NAT64) cannot be tried with an IPv4 allocation: coturn is shown to have
+    taken them."""
+    from aioice.turn import create_turn_endpoint
+
+    async with loopback_coturn(tmp_path) as port:
+        creds = turn_credentials(TEST_SECRET, "denied-peers", TTL)
+        transport, _ = await create_turn_endpoint(
+            asyncio.DatagramProtocol, server_addr=("127.0.0.1", port),
+            username=creds.username, password=creds.credential, lifetime=60)
+        inner = transport._TurnTransport__inner_protocol  # type: ignore[attr-defined]
+        refused = {}
+        try:
+            for i, peer in enumerate(["203.0.113.5", "10.0.0.1", "192.0.0.8", "198.18.0.1",
+                                      "198.19.255.1", "240.0.0.1", "255.255.255.254"]):
+                try:
+                    await inner.channel_bind(0x4000 + i, (peer, 9))
+                    refused[peer] = 0
+                except TransactionFailed as exc:
+                    refused[peer] = exc.response.error_code
+        finally:
+            transport.close()
+        assert refused == {"203.0.113.5": 0} | {p: 403 for p in list(refused)[1:]}
+    log = (tmp_path / "turn.log").read_text(errors="replace")
+    for line in ("::ffff:0.0.0.0-::ffff:255.255.255.255", "64:ff9b::-64:ff9b::ffff:ffff"):
+        assert f"Black listing: {line}" in log
 
 
 def test_turn_configuration_from_the_shipped_file_the_environment_and_flags(tmp_path,

@@ -35,7 +35,7 @@ from ..core.paths import sessions_dir
 from ..core.policy import Policy
 from ..core.seal import seal
 from ..core.store import SessionStore
-from .config import PeerConfig, for_candidate, merge_servers, servers_to_json
+from .config import PeerConfig, for_candidate, servers_to_json
 from .connection import PeerConnection
 from .datachannel import DataChannelChannel
 from .errors import ConnectError, SignalingUnavailable
@@ -180,9 +180,10 @@ class Host(PeerSession):
             host._setup_call(media)
             host.signaling = SignalingClient.for_peer(signaling, invite.room, "host", config)
             await host.signaling.start()
-            if config.relay_only and not any(
-                    s.is_turn for s in merge_servers(config.ice_servers,
-                                                     host.signaling.ice_servers)):
+            # The server's relay credentials come once the candidate is in the room; its
+            # joined frame says whether it has a relay to issue them for.
+            if config.relay_only and not host.signaling.relay_offered and not any(
+                    s.is_turn for s in config.ice_servers):
                 raise ConnectError("relay-only needs a TURN server: configure one, or use a "
                                    "signaling server that issues TURN credentials")
             if lan and server is not None:

@@ -90,8 +90,12 @@ class SignalingClient:
         self.reconnects = 0
         self.generation = 0  # +1 on every successful (re)join
         self.ice_servers: tuple[IceServer, ...] = ()
-        """The STUN/TURN servers the signaling server issued with the latest join (short-lived
-        TURN credentials; empty when it issues none)."""
+        """The STUN/TURN servers the signaling server issued with the latest join or
+        peer-joined (short-lived TURN credentials come only once both members are in the
+        room; empty when it issues none)."""
+        self.relay_offered = False
+        """The server named a TURN URL at the latest join: it issues credentials once the
+        other member is there."""
         self._relays: asyncio.Queue[str | None] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -226,6 +230,9 @@ class SignalingClient:
             token = frame.get("resume")
             self.resume = token if isinstance(token, str) else None
             self.ice_servers = _issued_servers(frame)
+            urls = frame.get("ice_urls")
+            self.relay_offered = isinstance(urls, list) and any(
+                isinstance(u, str) and u.startswith("turn") for u in urls)
             self.peer_present = frame.get("peer") is True
             self.generation += 1
             self.joined.set()
@@ -240,6 +247,8 @@ class SignalingClient:
             return True
         if kind in ("peer-joined", "peer-left"):
             self.peer_present = kind == "peer-joined"
+            if kind == "peer-joined" and "ice_username" in frame:
+                self.ice_servers = _issued_servers(frame)  # the room's relay, now both are in
             if self.on_peer is not None:
                 self.on_peer(kind, str(frame.get("role")))
             return True
@@ -264,9 +273,10 @@ class SignalingClient:
 
 
 def _issued_servers(frame: dict[str, Any]) -> tuple[IceServer, ...]:
-    """The relay a `joined` frame carries (`ice_urls`, `ice_username`, `ice_credential`), as
-    `IceServer`s; a malformed part is skipped with a log line (the server is untrusted, and
-    a bad relay costs only the relay)."""
+    """The relay a `joined` or `peer-joined` frame carries (`ice_urls`, `ice_username`,
+    `ice_credential`), as `IceServer`s; a malformed part is skipped with a log line (the
+    server is untrusted, and a bad relay costs only the relay). TURN URLs without any
+    credentials (a join before the other member is there) are left out quietly."""
     urls, user, password = (frame.get(k) for k in ("ice_urls", "ice_username", "ice_credential"))
     if not isinstance(urls, list):
         return ()
@@ -275,6 +285,8 @@ def _issued_servers(frame: dict[str, Any]) -> tuple[IceServer, ...]:
         try:
             if not isinstance(url, str):
                 raise ValueError("not a string")
+            if url.startswith("turn") and user is None and password is None:
+                continue
             if url.startswith("turn"):
                 if not isinstance(user, str) or not isinstance(password, str):
                     raise ValueError("no credentials")
