@@ -394,6 +394,8 @@ class _Analysis:
                 return
             self._general(i, t, author, [node], [], None)
             return
+        if self.replay.unreadable is not None:
+            return  # (said once, at the update that made it so)
         try:
             change = self.replay.apply(data, i * 8)
         except ValueError as exc:

@@ -17,11 +17,17 @@ state document's items (the problem, tests, runs) are recognised and skipped. Le
 clocks are in UTF-16 code units, as in Yjs; a node's text is a Python str. Anything
 malformed raises `ValueError`. The tests check the resulting text against pycrdt's on
 concurrent random edits.
+
+An item (or a delete) that refers to an item not seen yet waits, indexed by the
+(client, clock) it waits for: each arriving item wakes only what waits for it, so waiting
+items cost nothing while they wait, and the keystroke path stays on. At most `MAX_WAITING`
+may wait; past that `apply` refuses this and every later update (`unreadable`).
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 from collections.abc import Iterator
 from typing import Any, Final
@@ -37,6 +43,10 @@ _STRING: Final = 4
 _SKIP: Final = 10
 _ADJACENT_SCAN: Final = 64
 """Tombstones skipped when deciding whether two nodes of one update are side by side."""
+MAX_WAITING: Final = 20_000
+"""Items and deletes that may wait at once for an item not seen yet. An honest history has
+none waiting once each update is in (the session file keeps them in order); a hostile peer
+can send thousands. Past this the history is unreadable from that update on (`unreadable`)."""
 
 ID = tuple[int, int]
 
@@ -269,8 +279,17 @@ class TextReplay:
         self._nodes: dict[int, list[Node]] = {}  # client -> its nodes, by clock
         self._next: dict[int, int] = {}  # client -> the next clock not yet seen
         self._foreign: dict[int, list[tuple[int, int]]] = {}  # items of other roots
-        self._pending: list[_Struct] = []  # waiting for an item not seen yet
-        self._pending_deletes: list[tuple[int, int, int]] = []
+        # client -> heap of (the clock it waits for, arrival, the waiting struct or delete):
+        # each waits until that client's next clock is past the clock
+        self._waits: dict[int, list[tuple[int, int, _Struct | tuple[int, int, int]]]] = {}
+        self._waiting = 0
+        self._arrivals = 0
+        self._woken: list[int] = []  # clients whose next clock moved while something waits
+        self.rechecks = 0
+        """Waiting structs and deletes looked at again after what they waited for arrived
+        (a measure of work, for the tests)."""
+        self.unreadable: str | None = None
+        """Why the history cannot be read past some update (too many waiting), or None."""
 
     # --------------------------------------------------------------------- lookups
     def find(self, client: int, clock: int) -> Node | None:
@@ -326,20 +345,22 @@ class TextReplay:
     # --------------------------------------------------------------------- applying
     def apply(self, update: bytes, tag: Any = None) -> RowChange:
         """Apply one v1 update; new nodes get `tag`. `ValueError` when malformed."""
-        if not self._pending and not self._pending_deletes:
-            node = self.insert_key(update, tag)
-            if node is not None:
-                change = RowChange()
-                change.created.append(node)
-                return change
-            m = _FAST_DELETE.fullmatch(update)
-            if m is not None:
-                change = RowChange()
-                self._delete(_num(m.group(1)), _num(m.group(2)), _num(m.group(3)), change)
-                return change
+        if self.unreadable is not None:
+            raise ValueError(self.unreadable)
+        node = self.insert_key(update, tag)
+        if node is not None:
+            change = RowChange()
+            change.created.append(node)
+            return change
+        m = _FAST_DELETE.fullmatch(update)
+        if m is not None:
+            change = RowChange()
+            self._delete(_num(m.group(1)), _num(m.group(2)), _num(m.group(3)), change)
+            return change
         change = RowChange()
         r = _Reader(bytes(update))
         structs: list[_Struct] = []
+        seen: list[tuple[int, int, int]] = []  # GC ranges
         root = self.root
         for _ in range(r.uint()):
             n_structs = r.uint()
@@ -356,7 +377,7 @@ class TextReplay:
                 if ref in (_GC, _SKIP):
                     length = r.uint()
                     if ref == _GC:
-                        self._see(client, clock, length)
+                        seen.append((client, clock, length))
                     clock += length
                     continue
                 origin = (r.uint(), r.uint()) if info & _ORIGIN else None
@@ -388,13 +409,13 @@ class TextReplay:
                 deletes.append((client, c0, r.uint()))
         if r.pos != len(r.data):
             raise ValueError("update has trailing bytes")
-        if self._pending:
-            structs = self._pending + structs
-            self._pending = []
-        self._integrate_all(structs, tag, change)
-        if self._pending_deletes:
-            deletes = self._pending_deletes + deletes
-            self._pending_deletes = []
+        for client, clock, length in seen:
+            self._see(client, clock, length)
+        self._wake(tag, change)
+        for s in structs:
+            self._place(s, tag, change)
+            if self._woken:
+                self._wake(tag, change)
         for client, c0, n in deletes:
             self._delete(client, c0, n, change)
         return change
@@ -404,7 +425,7 @@ class TextReplay:
         origins, nothing deleted): its node; None (nothing applied) for any other update,
         or while anything waits — then call `apply`."""
         m = _FAST_INSERT.match(update)
-        if m is not None and not self._pending and not self._pending_deletes:
+        if m is not None and self.unreadable is None:
             end = m.end()
             size = update[end - 1]
             if end + size + 1 != len(update) or update[-1] != 0:
@@ -425,6 +446,9 @@ class TextReplay:
                 origin, rorigin = (_num(g[6]), _num(g[7])), (_num(g[8]), _num(g[9]))
             if clock != self._next.get(client, 0):
                 return None
+            waits = self._waits.get(client)
+            if waits and waits[0][0] < clock + len(text) * 2:
+                return None  # it wakes what waits for it: `apply`
             left = right = None
             if origin is not None:
                 oc, ok = origin
@@ -468,38 +492,61 @@ class TextReplay:
     def _see(self, client: int, clock: int, length: int) -> None:
         if clock + length > self._next.get(client, 0):
             self._next[client] = clock + length
+            if client in self._waits:
+                self._woken.append(client)
 
-    def _integrate_all(self, structs: list[_Struct], tag: Any, change: RowChange) -> None:
-        todo = structs
-        while todo:
-            left: list[_Struct] = []
-            progress = False
-            for s in todo:
-                state = self._ready(s)
-                if state is None:
-                    left.append(s)
-                    continue
-                progress = True
-                if state:
-                    self._integrate(s, tag, change)
+    def _wait(self, client: int, clock: int, item: _Struct | tuple[int, int, int]) -> None:
+        """`item` waits until `client`'s clock `clock` is seen."""
+        if self._waiting >= MAX_WAITING:
+            self.unreadable = (f"more than {MAX_WAITING:,} items wait for items never sent; "
+                               "the history is not read past this update")
+            raise ValueError(self.unreadable)
+        heapq.heappush(self._waits.setdefault(client, []), (clock, self._arrivals, item))
+        self._arrivals += 1
+        self._waiting += 1
+
+    def _wake(self, tag: Any, change: RowChange) -> None:
+        """Place what waited for the clocks that arrived (and what that wakes in turn)."""
+        woken = self._woken
+        while woken:
+            client = woken.pop()
+            heap = self._waits.get(client)
+            if not heap:
+                continue
+            known = self._next.get(client, 0)
+            ready = []
+            while heap and heap[0][0] < known:
+                ready.append(heapq.heappop(heap)[2])
+            if not heap:
+                del self._waits[client]
+            self._waiting -= len(ready)
+            self.rechecks += len(ready)
+            for item in ready:
+                if isinstance(item, _Struct):
+                    self._place(item, tag, change)
                 else:
-                    self._mark_foreign(s)
-            if not progress:
-                self._pending = left
-                return
-            todo = left
+                    self._delete(*item, change)
 
-    def _ready(self, s: _Struct) -> bool | None:
-        """True: a code item that can be integrated now; False: not the code's (or already
-        known); None: it waits for an item not seen yet."""
+    def _place(self, s: _Struct, tag: Any, change: RowChange) -> None:
+        """Integrate `s`, skip it (not the code's), or let it wait for what it refers to."""
         if s.clock > self._next.get(s.client, 0):
-            return None  # an earlier clock of its client is missing
+            self._wait(s.client, s.clock - 1, s)  # an earlier clock of its client is missing
+            return
+        for ident in (s.origin, s.rorigin):
+            if ident is not None and ident[1] >= self._next.get(ident[0], 0):
+                self._wait(ident[0], ident[1], s)  # (both must be there to place it)
+                return
+        if self._is_code(s):
+            self._integrate(s, tag, change)
+        else:
+            self._mark_foreign(s)
+
+    def _is_code(self, s: _Struct) -> bool:
+        """Whether `s` (its origins all seen) is an item of the code."""
         code = s.code
         for ident in (s.origin, s.rorigin):
             if ident is None:
                 continue
-            if ident[1] >= self._next.get(ident[0], 0):
-                return None  # (both origins must be there before it can be placed)
             if self.find(*ident) is not None:
                 code = True if code is None else code
             elif self._is_foreign(ident):
@@ -509,7 +556,11 @@ class TextReplay:
     def _mark_foreign(self, s: _Struct) -> None:
         end = s.clock + s.length
         if end > self._next.get(s.client, 0):
-            self._foreign.setdefault(s.client, []).append((s.clock, end))
+            ranges = self._foreign.setdefault(s.client, [])
+            if ranges and ranges[-1][1] == s.clock:
+                ranges[-1] = (ranges[-1][0], end)
+            else:
+                ranges.append((s.clock, end))
             self._see(s.client, s.clock, s.length)
 
     def _integrate(self, s: _Struct, tag: Any, change: RowChange) -> None:
@@ -541,6 +592,8 @@ class TextReplay:
         self._starts.setdefault(s.client, []).append(clock)
         self._nodes.setdefault(s.client, []).append(node)
         self._next[s.client] = clock + length
+        if s.client in self._waits:
+            self._woken.append(s.client)
         change.created.append(node)
 
     def _resolve(self, node: Node, left: Node | None, right: Node | None) -> Node | None:
@@ -574,7 +627,8 @@ class TextReplay:
         end = clock + length
         known = self._next.get(client, 0)
         if end > known:
-            self._pending_deletes.append((client, max(clock, known), end - max(clock, known)))
+            first = max(clock, known)
+            self._wait(client, first, (client, first, end - first))
             end = known
         if clock >= end or client not in self._nodes:
             return
