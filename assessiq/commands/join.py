@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
             "event sent about you. Without INVITE the app asks for it."
         ),
     )
-    p.add_argument("invite", nargs="?", help="the invite text (aiq1.…) or link")
+    p.add_argument("invite", nargs="?", help="the invite: aiq1.…, or a link to it "
+                   "(https://<server>/join#aiq1.… or assessiq://join/aiq1.…)")
     p.add_argument("--name", help="your name, shown to the interviewer")
     p.add_argument("--port", type=int, default=8732, help="local port (default 8732)")
     p.add_argument("--signaling", metavar="URL", help="override the invite's signaling server")
