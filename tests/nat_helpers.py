@@ -85,9 +85,12 @@ def turnserver_binary() -> str:
 def run_coturn(conf: Path, address: str, port: int, netns: str | None = None,
                log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """turnserver -c conf (inside `netns` when given), until it accepts TCP on address:port."""
+    from tests.natlab import die_with_parent
+
     cmd = [turnserver_binary(), "-c", str(conf)]
     if netns is not None:
         cmd = ["ip", "netns", "exec", netns, *cmd]
+    cmd = die_with_parent(cmd)
     out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -22,8 +22,12 @@ NAT kinds (iptables in the router's namespace, on its WAN side):
   router.
 
 Every address exists only inside namespaces made here; nothing is routed to or from the
-machine's own namespaces, so the traffic never leaves them. `Lab.destroy()` deletes them all
-(deleting a namespace deletes its interfaces and rules).
+machine's own namespaces, so the traffic never leaves them. `Lab.destroy()` kills whatever
+still runs in them and deletes them all (deleting a namespace deletes its interfaces and
+rules). A namespace's name carries the pid of the process that made it
+(`aiq-<name>-<pid>-<hex>`): after a hard kill, the next `build_lab()` removes the labs whose
+maker is gone (`remove_stale_labs`), and the services (coturn, the signaling server) are
+started to die with their parent (`die_with_parent`), so nothing outlives a killed run.
 
 The peers run in this process: `in_netns(ns, fn)` runs `fn` in a fresh thread that has
 joined the namespace (setns on a thread affects only it), so sockets it opens — the event
@@ -35,12 +39,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import secrets
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -62,6 +68,50 @@ def missing_prerequisite() -> str | None:
         if shutil.which(tool) is None:
             return f"needs the `{tool}` tool (apt-get install iproute2 iptables coturn)"
     return None
+
+
+def die_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd`, run so that the kernel kills it when the thread that started it exits
+    (`setpriv --pdeathsig KILL`, when util-linux's setpriv is there)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
+
+
+STALE_NAME = re.compile(r"^aiq-[a-z0-9]+-(\d+)-[0-9a-f]+$")
+
+
+def _kill_netns_processes(ns: str) -> None:
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                         timeout=30).stdout
+    for pid in out.split():
+        with suppress(ProcessLookupError, ValueError):
+            if int(pid) != os.getpid():  # our own threads may sit in a lab namespace
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def remove_stale_labs() -> list[str]:
+    """Delete the lab namespaces whose maker (the pid in the name) is no longer running,
+    killing what still runs in them; the names deleted."""
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return []
+    removed = []
+    for ns in sorted(names):
+        match = STALE_NAME.match(ns)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # its maker is alive (or the pid was reused: then it is left alone)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        _kill_netns_processes(ns)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        removed.append(ns)
+    return removed
 
 
 def sh(*args: str) -> None:
@@ -94,7 +144,9 @@ class Lab:
         return f"ws://{SERVICES_IP}:{SIGNALING_PORT}"
 
     def destroy(self) -> None:
+        """Kill what still runs in the lab's namespaces, then delete them."""
         for ns in reversed(self.namespaces):
+            _kill_netns_processes(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
         self.namespaces.clear()
 
@@ -158,8 +210,10 @@ class Lab:
 
 
 def build_lab() -> Lab:
-    """Make every namespace, link and rule; on any failure, delete what was made and raise."""
-    tag = secrets.token_hex(3)
+    """Make every namespace, link and rule (after removing the labs of dead runs); on any
+    failure, delete what was made and raise."""
+    remove_stale_labs()
+    tag = f"{os.getpid()}-{secrets.token_hex(2)}"
     lab = Lab(tag=tag, pub="")
     try:
         lab.pub = lab._ns("pub")
@@ -306,9 +360,9 @@ def public_services(lab: Lab, workdir: Any, secret: str) -> Iterator[None]:
                                                    "?transport=udp"]))
     log = open(work / "signaling.log", "wb")  # noqa: SIM115
     env = {k: v for k, v in os.environ.items() if k != "ASSESSIQ_TURN_SECRET"}
-    signaling = subprocess.Popen(["ip", "netns", "exec", lab.pub, sys.executable, "-m",
-                                  "signaling", "--config", str(toml), "--log-level", "WARNING"],
-                                 stdout=log, stderr=subprocess.STDOUT, env=env)
+    signaling = subprocess.Popen(die_with_parent(
+        ["ip", "netns", "exec", lab.pub, sys.executable, "-m", "signaling", "--config",
+         str(toml), "--log-level", "WARNING"]), stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         with run_coturn(conf, SERVICES_IP, TURN_PORT, netns=lab.pub, log=work / "coturn.out"):
             deadline = time.monotonic() + 15
