@@ -68,6 +68,11 @@ async def test_host_creates_a_session_and_candidate_joins(
     assert state.host is not None
     invite = state.host.invite_text
     await host_user.should_see(state.host.host_fingerprint, retries=100)
+    # the invite also as a link a mail client opens: the signaling server's join page
+    link = host_user.find(marker="invite-link").elements.pop()
+    assert isinstance(link, ui.link) and link.props["href"] == state.host.invite_link
+    assert str(link.props["href"]).startswith("http://127.0.0.1:")
+    assert str(link.props["href"]).endswith(f"/join#{invite}")
     await host_user.should_see("Waiting for the candidate", retries=100)
     # The invite is shown as text; the problem, language and phase are in the shared doc.
     assert host_user.find(ui.textarea).elements.pop().value == invite

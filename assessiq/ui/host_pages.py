@@ -164,6 +164,15 @@ def register(state: AppState) -> None:
                         .props('readonly data-testid="invite" autogrow').classes("w-96")
                     ui.button("Copy invite",
                               on_click=lambda: ui.clipboard.write(invite.value or ""))
+                    link = host.invite_link
+                    if link is not None:  # the same invite, as a link a mail client opens
+                        ui.label("or as a link (its page shows the one command to run):") \
+                            .classes("text-caption")
+                        ui.link(link, link, new_tab=True).classes("text-caption") \
+                            .style("word-break: break-all; max-width: 24rem") \
+                            .props('data-testid="invite-link"').mark("invite-link")
+                        ui.button("Copy link", on_click=lambda: ui.clipboard.write(link)) \
+                            .props("flat dense")
                 ui.html(invite_qr_svg(host.invite_text)).style("width: 220px") \
                     .props('data-testid="qr"')
             status = ui.label("Waiting for the candidate…").props('data-testid="lobby-status"')

@@ -155,6 +155,13 @@ class HostController:
         return self.host.invite.encode()
 
     @property
+    def invite_link(self) -> str | None:
+        """The invite as a link that opens in any mail client: the signaling server's join
+        page with the invite in the fragment (None without a web-reachable server)."""
+        link: str | None = self.host.invite.web_link()
+        return link
+
+    @property
     def host_fingerprint(self) -> str:
         return self.host.identity.fingerprint
 
