@@ -5,6 +5,7 @@ from the running session's own file, the starter is the editor's, and a policy m
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
@@ -26,6 +27,7 @@ from assessiq.core.record import SessionRecord
 from assessiq.core.seal import seal
 from assessiq.core.store import SessionStore
 from assessiq.core.verify import verify_record
+from assessiq.ui import provenance_view
 from assessiq.ui.provenance_view import LiveProvenance, live_provenance
 from assessiq.ui.replay import Replay
 from assessiq.ui.report import render_markdown, write_reports
@@ -91,6 +93,19 @@ def _write(path: Path, tr: Trace, policy: str) -> dict[str, Any]:
     assert not pending
     live = view.compute(events, arrivals).to_json()
     assert live == live_provenance(store, events, arrivals).to_json()  # from the start
+    threaded = LiveProvenance(store)  # all at once: analysed in a worker thread
+    calls: list[Any] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any) -> Any:
+        calls.append(fn)
+        return await to_thread(fn)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(provenance_view, "OFF_LOOP_ROWS", len(tr.rows) // 2)
+        mp.setattr(provenance_view.asyncio, "to_thread", counted)
+        assert asyncio.run(threaded.compute_async(events, arrivals)).to_json() == live
+    assert len(calls) == 1 and threaded._pending_rows == len(tr.rows)
     seal(store, host, now=tr.rows[-1].t + 1)
     store.close()
     return live
