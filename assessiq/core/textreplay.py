@@ -118,24 +118,24 @@ class RowChange:
         document order."""
         if len(nodes) == 1:
             return [nodes]
-        members = {id(n) for n in nodes}
+        members = set(nodes)  # (by identity: a node defines no equality)
         out: list[list[Node]] = []
         for node in nodes:
             other = node.left
-            for _ in range(_ADJACENT_SCAN):
-                if other is None or id(other) in members or not other.deleted:
-                    break
+            k = _ADJACENT_SCAN
+            while k and other is not None and other not in members and other.deleted:
                 other = other.left
-            if other is not None and id(other) in members:
+                k -= 1
+            if other is not None and other in members:
                 continue  # not the first of its run
             run = [node]
             while True:
                 other = run[-1].right
-                for _ in range(_ADJACENT_SCAN):
-                    if other is None or id(other) in members or not other.deleted:
-                        break
+                k = _ADJACENT_SCAN
+                while k and other is not None and other not in members and other.deleted:
                     other = other.right
-                if other is None or id(other) not in members:
+                    k -= 1
+                if other is None or other not in members:
                     break
                 run.append(other)
             out.append(run)
@@ -435,15 +435,42 @@ class TextReplay:
             except UnicodeDecodeError:
                 return None
             g = m.groups()
-            client = _num(g[0])
-            clock = _num(g[1])
+            # (the varints written out: a call each cost ~15 % of the keystroke's path)
+            raw = g[0]
+            client = _NUMS.get(raw)
+            if client is None:
+                client = _num(raw)
+            raw = g[1]
+            n = len(raw)
+            clock = raw[0] if n == 1 else (raw[0] & 0x7F) | (raw[1] << 7) if n == 2 else \
+                (raw[0] & 0x7F) | ((raw[1] & 0x7F) << 7) | (raw[2] << 14) if n == 3 else \
+                _num(raw)
             if g[2] is not None:
-                origin: ID | None = (_num(g[2]), _num(g[3]))
+                raw = g[3]
+                n = len(raw)
+                origin: ID | None = (
+                    client if g[2] == g[0] else _num(g[2]),
+                    raw[0] if n == 1 else (raw[0] & 0x7F) | (raw[1] << 7) if n == 2 else
+                    (raw[0] & 0x7F) | ((raw[1] & 0x7F) << 7) | (raw[2] << 14) if n == 3 else
+                    _num(raw))
                 rorigin: ID | None = None
             elif g[4] is not None:
                 origin, rorigin = None, (_num(g[4]), _num(g[5]))
             else:
-                origin, rorigin = (_num(g[6]), _num(g[7])), (_num(g[8]), _num(g[9]))
+                raw = g[7]
+                n = len(raw)
+                origin = (
+                    client if g[6] == g[0] else _num(g[6]),
+                    raw[0] if n == 1 else (raw[0] & 0x7F) | (raw[1] << 7) if n == 2 else
+                    (raw[0] & 0x7F) | ((raw[1] & 0x7F) << 7) | (raw[2] << 14) if n == 3 else
+                    _num(raw))
+                raw = g[9]
+                n = len(raw)
+                rorigin = (
+                    client if g[8] == g[0] else _num(g[8]),
+                    raw[0] if n == 1 else (raw[0] & 0x7F) | (raw[1] << 7) if n == 2 else
+                    (raw[0] & 0x7F) | ((raw[1] & 0x7F) << 7) | (raw[2] << 14) if n == 3 else
+                    _num(raw))
             if clock != self._next.get(client, 0):
                 return None
             waits = self._waits.get(client)
@@ -461,11 +488,13 @@ class TextReplay:
                 if ok != left.clock + left.length - 1:
                     self.split(left, ok - left.clock + 1)
             if rorigin is not None:
-                right = self.find(rorigin[0], rorigin[1])
-                if right is None:
-                    return None
-                if rorigin[1] != right.clock:
-                    right = self.split(right, rorigin[1] - right.clock)
+                right = left.right if left is not None else self.start
+                if right is None or right.clock != rorigin[1] or right.client != rorigin[0]:
+                    right = self.find(rorigin[0], rorigin[1])  # (not typing on in place)
+                    if right is None:
+                        return None
+                    if rorigin[1] != right.clock:
+                        right = self.split(right, rorigin[1] - right.clock)
             length = len(text) if text.isascii() else utf16_len(text)
             node = Node(client, clock, length, text, origin, rorigin, False, tag)
             if (left is None and (right is None or right.left is not None)) or \
