@@ -60,6 +60,7 @@ _FAST_INSERT = re.compile(
 _FAST_DELETE = re.compile(rb"\x00\x01(" + _VAR + rb")\x01(" + _VAR + rb")(" + _VAR + rb")",
                           re.DOTALL)
 _NUMS: dict[bytes, int] = {}
+_INF: Final = float("inf")
 
 
 def _num(raw: bytes) -> int:
@@ -278,7 +279,8 @@ class TextReplay:
         self._starts: dict[int, list[int]] = {}  # client -> start clocks of its nodes
         self._nodes: dict[int, list[Node]] = {}  # client -> its nodes, by clock
         self._next: dict[int, int] = {}  # client -> the next clock not yet seen
-        self._foreign: dict[int, list[tuple[int, int]]] = {}  # items of other roots
+        # client -> clock ranges of items of other roots, in order, not overlapping
+        self._foreign: dict[int, list[tuple[int, int]]] = {}
         # client -> heap of (the clock it waits for, arrival, the waiting struct or delete):
         # each waits until that client's next clock is past the clock
         self._waits: dict[int, list[tuple[int, int, _Struct | tuple[int, int, int]]]] = {}
@@ -308,7 +310,11 @@ class TextReplay:
         return node if clock < node.clock + node.length else None
 
     def _is_foreign(self, ident: ID) -> bool:
-        return any(a <= ident[1] < b for a, b in self._foreign.get(ident[0], ()))
+        ranges = self._foreign.get(ident[0])
+        if not ranges:
+            return False
+        i = bisect.bisect_right(ranges, (ident[1], _INF)) - 1
+        return i >= 0 and ident[1] < ranges[i][1]
 
     def split(self, node: Node, units: int) -> Node:
         """Cut `node` after `units` clock units; returns the new right part."""
@@ -584,12 +590,14 @@ class TextReplay:
 
     def _mark_foreign(self, s: _Struct) -> None:
         end = s.clock + s.length
-        if end > self._next.get(s.client, 0):
+        known = self._next.get(s.client, 0)
+        if end > known:
+            first = max(s.clock, known)  # (what came before is known already)
             ranges = self._foreign.setdefault(s.client, [])
-            if ranges and ranges[-1][1] == s.clock:
+            if ranges and ranges[-1][1] == first:
                 ranges[-1] = (ranges[-1][0], end)
             else:
-                ranges.append((s.clock, end))
+                ranges.append((first, end))
             self._see(s.client, s.clock, s.length)
 
     def _integrate(self, s: _Struct, tag: Any, change: RowChange) -> None:
