@@ -428,8 +428,8 @@ class TextReplay:
 
     def insert_key(self, update: bytes, tag: Any) -> Node | None:
         """`apply` for an update of the keystroke shape (one short string item placed by its
-        origins, nothing deleted): its node; None (nothing applied) for any other update,
-        or while anything waits — then call `apply`."""
+        origins, nothing deleted): its node; None (nothing applied) for any other update, or
+        one that something waiting waits for — then call `apply`."""
         m = _FAST_INSERT.match(update)
         if m is not None and self.unreadable is None:
             end = m.end()
