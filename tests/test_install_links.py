@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import importlib
 import logging
 import re
 from pathlib import Path
@@ -60,7 +61,10 @@ def test_assessiq_join_takes_each_form(form, monkeypatch, capsys, data_dir):
     """The command as a candidate runs it: the invite is checked, the fingerprint printed, and
     the app would be served (`serve` is replaced, so no server starts)."""
     served = []
-    monkeypatch.setattr("assessiq.ui.app.serve", lambda state, *a, **kw: served.append(state))
+    # (by the module object the command will import: another test may have re-imported the
+    # package, leaving `assessiq.ui` without its `app` attribute)
+    monkeypatch.setattr(importlib.import_module("assessiq.ui.app"), "serve",
+                        lambda state, *a, **kw: served.append(state))
     assert cli.main(["join", FORMS[form], "--no-browser", "--camera", "none",
                      "--microphone", "none"]) == 0
     assert served[0].candidate.invite.id == INVITE.id
