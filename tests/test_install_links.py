@@ -36,6 +36,9 @@ def test_web_link_is_the_signaling_servers_join_page():
     lan = make_invite(HOST, signaling="ws://192.168.1.20:8765", lan=True)
     assert lan.web_link() == f"http://192.168.1.20:8765{JOIN_PATH}#{lan.encode()}"
     assert make_invite(HOST, lan=True).web_link() is None  # no server to serve the page
+    # a server a proxy serves under a prefix: its page is beside its websocket
+    proxied = make_invite(HOST, signaling="wss://example.org/team/signal/ws")
+    assert proxied.web_link() == f"https://example.org/team/signal/join#{proxied.encode()}"
 
 
 @pytest.mark.parametrize("form", list(FORMS))

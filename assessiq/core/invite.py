@@ -93,7 +93,9 @@ class Invite:
 
     def web_link(self, base: str | None = None) -> str | None:
         """`https://<server>/join#<invite>`: the join page of `base` (an http(s) URL) or of the
-        invite's signaling server (wss → https, ws → http); None when there is neither."""
+        invite's signaling server (wss → https, ws → http), beside its websocket path (a
+        server a proxy serves under `/prefix/ws` has its page at `/prefix/join`); None when
+        there is neither."""
         base = base or self.signaling
         if base is None:
             return None
@@ -101,7 +103,9 @@ class Invite:
         scheme = {"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme)
         if scheme not in ("https", "http") or not parts.netloc:
             return None
-        return f"{scheme}://{parts.netloc}{JOIN_PAGE_PATH}#{self.encode()}"
+        prefix = parts.path.rstrip("/")
+        prefix = prefix[:-len("/ws")] if prefix.endswith("/ws") else prefix
+        return f"{scheme}://{parts.netloc}{prefix}{JOIN_PAGE_PATH}#{self.encode()}"
 
     def is_expired(self, now: float | None = None) -> bool:
         return (time.time() if now is None else now) >= self.expires
