@@ -56,7 +56,7 @@ def test_a_web_link_without_its_fragment_says_so(text):
 
 def test_a_web_link_with_a_damaged_invite_is_refused():
     # (cut inside the signature: its base64 may still decode, to a signature that fails)
-    with pytest.raises(InviteError, match="truncated or damaged|altered or forged"):
+    with pytest.raises(InviteError, match=r"truncated or damaged|altered or forged"):
         Invite.decode(FORMS["https"][:-20])
 
 
