@@ -24,7 +24,7 @@ from .editor import shared_editor
 from .frame import frame
 from .provenance_view import candidate_provenance
 from .report import clock, date_time
-from .room import console, font_size, problem_panel, room_panes
+from .room import font_size, problem_panel, room_panes, run_area
 from .state import AppState, check_token
 
 __all__ = ["register"]
@@ -252,19 +252,13 @@ def register(state: AppState) -> None:
                     font_size(editor)
                 tickets: list[Any] = []
 
-                async def run(stdin: str = "") -> None:
+                async def run(stdin: str) -> None:
                     ticket = await cand.request_run(stdin)
                     if ticket is not None:
                         tickets.append(ticket)
 
-                with ui.row().classes("items-center w-full no-wrap"):
-                    run_button = ui.button("Run", on_click=lambda: run()) \
-                        .props('data-testid="run"').mark("run")
-                    refused = ui.label("").classes("text-negative") \
-                        .props('data-testid="run-refused"')
-                console(run)
-                results = ui.column().classes("w-full aiq-output") \
-                    .props('data-testid="results"')
+                area = run_area(run)
+                run_button, refused, results = area.button, area.refused, area.results
             with panes.side:
                 with ui.row():
                     state.tile("Interviewer", "candidate-remote",

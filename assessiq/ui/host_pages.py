@@ -24,7 +24,7 @@ from .host_session import HostController, HostSetup
 from .problems import BANK, LANGUAGES, canonical_language
 from .provenance_view import host_provenance_card
 from .refusals import refusals_panel
-from .room import console, font_size, problem_panel, room_panes
+from .room import font_size, problem_panel, room_panes, run_area
 from .state import AppState, check_token
 
 __all__ = ["invite_qr_svg", "register"]
@@ -289,18 +289,12 @@ def register(state: AppState) -> None:
                                            base=f"/{token}", role="host", name="interviewer")
                 with fonts:
                     font_size(editor)
-                with ui.row().classes("items-center w-full no-wrap"):
 
-                    def run(stdin: str = "") -> None:
-                        refused.set_text(host.run(stdin) or "")
+                def run(stdin: str) -> None:
+                    area.refused.set_text(host.run(stdin) or "")
 
-                    ui.button("Run", on_click=lambda: run()).props('data-testid="run"') \
-                        .mark("run")
-                    refused = ui.label("").classes("text-negative") \
-                        .props('data-testid="run-refused"')
-                console(run)
-                results = ui.column().classes("w-full aiq-output") \
-                    .props('data-testid="results"')
+                area = run_area(run)
+                results = area.results
             with panes.side:
                 with ui.row():
                     state.tile("Candidate", "host-remote",

@@ -14,7 +14,8 @@ from nicegui import ui
 
 from .editor import SharedEditor
 
-__all__ = ["FONT_SIZES", "Panes", "console", "font_size", "problem_panel", "room_panes"]
+__all__ = ["FONT_SIZES", "Panes", "RunArea", "console", "font_size", "problem_panel",
+           "room_panes", "run_area"]
 
 FONT_SIZES = [12, 13, 14, 16, 18, 20, 24]
 
@@ -108,6 +109,13 @@ def _pre(text: str) -> str:
     return f"<pre>{html.escape(text) or '&nbsp;'}</pre>"
 
 
+async def _submit(run: Callable[[str], Any], stdin: str) -> None:
+    """`run(stdin)`, awaited when it is a coroutine (the candidate's asks its host)."""
+    result = run(stdin)
+    if hasattr(result, "__await__"):
+        await result
+
+
 def console(run: Callable[[str], Any]) -> ui.textarea:
     """Run the shared code with your own standard input (the output appears with the other
     runs, marked with its input). `run(stdin)` submits it."""
@@ -116,15 +124,30 @@ def console(run: Callable[[str], Any]) -> ui.textarea:
         stdin = ui.textarea("Standard input", placeholder="what the program reads") \
             .classes("w-full").props('outlined dense autogrow data-testid="console-input"') \
             .mark("console-input")
-
-        async def submit() -> None:
-            result = run(stdin.value or "")
-            if hasattr(result, "__await__"):
-                await result
-
-        ui.button("Run with this input", on_click=submit) \
+        ui.button("Run with this input", on_click=lambda: _submit(run, stdin.value or "")) \
             .props('data-testid="console-run"').mark("console-run")
     return stdin
+
+
+@dataclass
+class RunArea:
+    """Run, the line saying why a run was refused, and the results column."""
+
+    button: ui.button
+    refused: ui.label
+    results: ui.column
+
+
+def run_area(run: Callable[[str], Any]) -> RunArea:
+    """Under the editor, on both pages: Run (`run("")`), the refusal line, the console
+    (`run(stdin)`) and the results."""
+    with ui.row().classes("items-center w-full no-wrap"):
+        button = ui.button("Run", on_click=lambda: _submit(run, "")) \
+            .props('data-testid="run"').mark("run")
+        refused = ui.label("").classes("text-negative").props('data-testid="run-refused"')
+    console(run)
+    results = ui.column().classes("w-full aiq-output").props('data-testid="results"')
+    return RunArea(button, refused, results)
 
 
 def font_size(editor: SharedEditor) -> ui.select:
