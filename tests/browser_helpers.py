@@ -245,3 +245,28 @@ def screenshot(driver: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+@contextlib.contextmanager
+def calibrated_interview(host_dir: Path, cand_dir: Path
+                         ) -> Iterator[tuple[Any, Any, str]]:
+    """A host app and a candidate app (data in `host_dir` and `cand_dir`, synthetic cameras)
+    in two headless Chromium browsers: the candidate, "Ada", joined after the camera check
+    calibrated, and the interview started. Yields (host driver, candidate driver, the
+    starter code both editors show); everything is stopped on the way out."""
+    require_browser()
+    with contextlib.ExitStack() as stack:
+        host = App(["-v", "host", "--camera", "synthetic"], host_dir)
+        stack.callback(host.stop)
+        cand = App(["-v", "join", "--camera", "synthetic"], cand_dir)
+        stack.callback(cand.stop)
+        hd = stack.enter_context(chromium())
+        cd = stack.enter_context(chromium())
+        open_interview(
+            hd, cd, host.url, cand.url, name="Ada", timeout=90,
+            before_enter=lambda: wait_for(
+                lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=120,
+                what="calibration on the candidate's camera"))
+        starter = wait_for(lambda: editor_text(hd), what="host editor")
+        wait_for(lambda: editor_text(cd) == starter, what="candidate has the starter code")
+        yield hd, cd, starter

@@ -8,7 +8,6 @@ One interview (host + candidate apps, joined and started) for the whole module."
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -21,12 +20,10 @@ import pytest
 from browser_helpers import (
     App,
     by_testid,
-    chromium,
+    calibrated_interview,
     click,
     editor_text,
     focus_editor_at,
-    open_interview,
-    require_browser,
     screenshot,
     text_of,
     type_in_editor,
@@ -70,23 +67,9 @@ class Ended:
 
 @pytest.fixture(scope="module")
 def ended(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ended]:
-    require_browser()
     host_dir = tmp_path_factory.mktemp("prov-host")
     cand_dir = tmp_path_factory.mktemp("prov-cand")
-    with contextlib.ExitStack() as stack:
-        host = App(["-v", "host", "--camera", "synthetic"], host_dir)
-        stack.callback(host.stop)
-        cand = App(["-v", "join", "--camera", "synthetic"], cand_dir)
-        stack.callback(cand.stop)
-        hd = stack.enter_context(chromium())
-        cd = stack.enter_context(chromium())
-        open_interview(
-            hd, cd, host.url, cand.url, name="Ada", timeout=90,
-            before_enter=lambda: wait_for(
-                lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=120,
-                what="calibration on the candidate's camera"))
-        starter = wait_for(lambda: editor_text(hd), what="host editor")
-        wait_for(lambda: editor_text(cd) == starter, what="candidate has the starter")
+    with calibrated_interview(host_dir, cand_dir) as (hd, cd, starter):
         # the candidate types at the end, then pastes, then drops text in
         focus_editor_at(cd, len(starter.encode("utf-16-le")) // 2)
         type_in_editor(cd, TYPED)

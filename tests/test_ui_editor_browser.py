@@ -27,16 +27,12 @@ from typing import Any
 
 import pytest
 from browser_helpers import (
-    App,
-    chromium,
+    calibrated_interview,
     editor_selection,
     editor_text,
     focus_editor_at,
-    open_interview,
     remote_caret,
-    require_browser,
     screenshot,
-    text_of,
     type_in_editor,
     wait_for,
 )
@@ -97,23 +93,9 @@ def _one_session_file(data_dir: Path, what: str) -> Path:
 def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     """A host app and a candidate app (each its own data dir), the candidate joined (the
     default policy) and the interview started, in two headless Chromium browsers."""
-    require_browser()
     host_dir = tmp_path_factory.mktemp("editor-host")
     cand_dir = tmp_path_factory.mktemp("editor-cand")
-    with contextlib.ExitStack() as stack:
-        host = App(["-v", "host", "--camera", "synthetic"], host_dir)
-        stack.callback(host.stop)
-        cand = App(["-v", "join", "--camera", "synthetic"], cand_dir)
-        stack.callback(cand.stop)
-        hd = stack.enter_context(chromium())
-        cd = stack.enter_context(chromium())
-        open_interview(
-            hd, cd, host.url, cand.url, name="Ada", timeout=90,
-            before_enter=lambda: wait_for(
-                lambda: "Calibrated on" in text_of(cd, "calibration"), timeout=120,
-                what="calibration on the candidate's camera"))
-        starter = wait_for(lambda: editor_text(hd), what="host editor")
-        wait_for(lambda: editor_text(cd) == starter, what="candidate has the starter code")
+    with calibrated_interview(host_dir, cand_dir) as (hd, cd, _):
         yield Room(hd, cd, host_dir, cand_dir)
 
 
