@@ -74,6 +74,21 @@ async def _create(state: AppState, user: User) -> HostController:
     return state.host
 
 
+async def _interview(state: AppState, user: User, problem: str | None = None
+                     ) -> HostController:
+    """Create a session (with `problem` chosen, if given), start it, and open the
+    interviewer's interview page."""
+    await user.open(f"/{state.token}/host")
+    await user.should_see("Create a session", retries=100)
+    if problem is not None:
+        _select(user, "problem").set_value(problem)
+    host = await _create(state, user)
+    host.set_phase("interview")
+    await user.open(f"/{state.token}/host/interview")
+    await user.should_see("End and seal", retries=100)
+    return host
+
+
 async def test_the_language_starts_from_the_problem_file(
         app_state: tuple[AppState, User]) -> None:
     state, user = app_state
@@ -115,12 +130,7 @@ async def test_a_failed_seal_is_shown_and_can_be_tried_again(
         app_state: tuple[AppState, User], monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     state, user = app_state
-    await user.open(f"/{state.token}/host")
-    await user.should_see("Create a session", retries=100)
-    host = await _create(state, user)
-    host.set_phase("interview")
-    await user.open(f"/{state.token}/host/interview")
-    await user.should_see("End and seal", retries=100)
+    host = await _interview(state, user)
     # An honest session (here: no candidate at all) has nothing refused.
     await user.should_see("Refused from the candidate's app (0)", retries=100)
     await user.should_see(marker="refusals-none", content="none", retries=100)
@@ -207,13 +217,7 @@ async def test_a_launched_sandbox_shows_its_progress_while_the_session_starts(
 async def test_the_interviewer_switches_the_language_during_the_interview(
         app_state: tuple[AppState, User]) -> None:
     state, user = app_state
-    await user.open(f"/{state.token}/host")
-    await user.should_see("Create a session", retries=100)
-    _select(user, "problem").set_value("Sum of numbers")
-    host = await _create(state, user)
-    host.set_phase("interview")
-    await user.open(f"/{state.token}/host/interview")
-    await user.should_see("End and seal", retries=100)
+    host = await _interview(state, user, "Sum of numbers")
     editor = user.find(marker="editor").elements.pop()
     assert isinstance(editor, SharedEditor) and editor.language == "python"
     # Untouched starter code: the new language's starter (a comment line) replaces it.
@@ -239,12 +243,7 @@ async def test_the_interviewer_switches_the_language_during_the_interview(
 
 async def test_theme_and_font_size(app_state: tuple[AppState, User]) -> None:
     state, user = app_state
-    await user.open(f"/{state.token}/host")
-    await user.should_see("Create a session", retries=100)
-    host = await _create(state, user)
-    host.set_phase("interview")
-    await user.open(f"/{state.token}/host/interview")
-    await user.should_see("End and seal", retries=100)
+    await _interview(state, user)
     dark = user.find(kind=ui.dark_mode).elements.pop()
     assert isinstance(dark, ui.dark_mode) and dark.value is None  # follows the system
     seen = []
