@@ -100,9 +100,9 @@ def serve(port: int, fps: int) -> int:
 
     from assessiq.media import SYNTHETIC, MediaConfig, MediaSession
     from assessiq.media.loopback import connect_pair
+    from assessiq.room.call import JPEG_WIDTH
     from assessiq.ui.app import AppState
     from assessiq.ui.app import serve as serve_app
-    from assessiq.ui.call import JPEG_WIDTH
 
     state = AppState()
     media: list[MediaSession] = []

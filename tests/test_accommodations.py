@@ -21,8 +21,8 @@ from assessiq.core.policy import Accommodations, Policy
 from assessiq.core.record import SessionRecord
 from assessiq.core.score import evaluate
 from assessiq.core.verify import verify_record
+from assessiq.room.report import render_markdown
 from assessiq.ui.app import AppState
-from assessiq.ui.report import render_markdown
 from tests.peer_helpers import eventually
 
 OFF = Accommodations(off=("gaze.away", "head.turned"), extra_minutes=15)

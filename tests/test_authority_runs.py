@@ -39,7 +39,7 @@ from assessiq.core.store import SessionStore
 from assessiq.core.sync import STATE
 from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host
-from assessiq.ui.report import render_markdown
+from assessiq.room.report import render_markdown
 from sandbox import LocalBackend
 from sandbox.testcases import TestCase, normalize
 from tests.peer_helpers import FAST, eventually, signaling_server

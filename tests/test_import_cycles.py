@@ -97,3 +97,18 @@ def test_the_package_has_no_import_cycle() -> None:
 def test_the_check_finds_a_cycle_hidden_in_a_function() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_the_room_holds_no_views() -> None:
+    """`assessiq.room` (controllers, problems, report, replay) imports neither NiceGUI nor
+    `assessiq.ui`, in functions too: the views depend on it, never the other way round."""
+    mods = _modules()
+    graph = _graph(mods)
+    room = [m for m in mods if m.startswith("assessiq.room")]
+    assert "assessiq.room.host" in room
+    for name in room:
+        assert not any(d.startswith("assessiq.ui") for d in graph[name]), name
+        tree = ast.parse(mods[name].read_text(encoding="utf-8"))
+        imported = {a.name for n in _imports(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in _imports(tree) if isinstance(n, ast.ImportFrom)}
+        assert not any(i.split(".")[0] == "nicegui" for i in imported), name

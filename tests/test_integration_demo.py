@@ -63,8 +63,8 @@ def test_headless_demo_with_proctor_runs_and_call(tmp_path):
     # and the live view's computation from the session file's parts
     from assessiq.core.provenance import from_parts
     from assessiq.core.verify import verify_record
-    from assessiq.ui.replay import Replay
-    from assessiq.ui.report import render_markdown
+    from assessiq.room.replay import Replay
+    from assessiq.room.report import render_markdown
 
     sealed = verify_record(record)
     assert sealed.provenance is not None and sealed.log is not None

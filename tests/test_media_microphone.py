@@ -24,7 +24,7 @@ from assessiq.cli import build_parser
 from assessiq.media import SYNTHETIC, MediaConfig
 from assessiq.media.loopback import connect_pair
 from assessiq.media.sinks import dominant_frequency
-from assessiq.ui.call import describe_problems, plan_call
+from assessiq.room.call import describe_problems, plan_call
 
 ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
 TONE_HZ = 523.0

@@ -27,10 +27,10 @@ from assessiq.core.record import SessionRecord
 from assessiq.core.seal import seal
 from assessiq.core.store import SessionStore
 from assessiq.core.verify import verify_record
-from assessiq.ui import provenance_view
-from assessiq.ui.provenance_view import LiveProvenance, live_provenance
-from assessiq.ui.replay import Replay
-from assessiq.ui.report import render_markdown, write_reports
+from assessiq.room import provenance_report
+from assessiq.room.provenance_report import LiveProvenance, live_provenance
+from assessiq.room.replay import Replay
+from assessiq.room.report import render_markdown, write_reports
 from tests.provenance_traces import SOLUTION, Trace, lognormal, source_text, uniform
 
 
@@ -102,8 +102,8 @@ def _write(path: Path, tr: Trace, policy: str) -> dict[str, Any]:
         return await to_thread(fn)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(provenance_view, "OFF_LOOP_ROWS", len(tr.rows) // 2)
-        mp.setattr(provenance_view.asyncio, "to_thread", counted)
+        mp.setattr(provenance_report, "OFF_LOOP_ROWS", len(tr.rows) // 2)
+        mp.setattr(provenance_report.asyncio, "to_thread", counted)
         assert asyncio.run(threaded.compute_async(events, arrivals)).to_json() == live
     assert len(calls) == 1 and threaded._pending_rows == len(tr.rows)
     seal(store, host, now=tr.rows[-1].t + 1)

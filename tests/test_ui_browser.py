@@ -31,7 +31,7 @@ from selenium.webdriver.common.keys import Keys
 from test_ui_session_policy import custom_policy_text
 
 from assessiq.core.record import SessionRecord
-from assessiq.ui.replay import Replay
+from assessiq.room.replay import Replay
 
 pytestmark = pytest.mark.timeout(500)
 

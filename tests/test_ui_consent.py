@@ -12,11 +12,11 @@ from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
 from assessiq.core.errors import AssessIQError
+from assessiq.room.call import plan_call
+from assessiq.room.candidate import CandidateController
+from assessiq.room.host import HostController, HostSetup
+from assessiq.room.problems import BANK
 from assessiq.ui.app import AppState, register_pages
-from assessiq.ui.call import plan_call
-from assessiq.ui.candidate_session import CandidateController
-from assessiq.ui.host_session import HostController, HostSetup
-from assessiq.ui.problems import BANK
 from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)

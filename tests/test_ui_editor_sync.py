@@ -28,8 +28,8 @@ from assessiq.core.document import SharedDoc
 from assessiq.core.record import SessionRecord
 from assessiq.core.store import SessionStore
 from assessiq.core.sync import STATE, SyncProtocol
+from assessiq.room.replay import Replay
 from assessiq.ui.editor import EDITORS, EditorEndpoint, add_editor_route
-from assessiq.ui.replay import Replay
 
 
 class Page:

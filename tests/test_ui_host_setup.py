@@ -16,11 +16,11 @@ from nicegui.testing.user_simulation import user_simulation
 from assessiq.core.errors import StoreError
 from assessiq.core.record import SessionRecord
 from assessiq.core.seal import seal
+from assessiq.room.call import plan_call
+from assessiq.room.host import HostController
+from assessiq.room.problems import BANK, parse_problem
 from assessiq.ui.app import AppState, register_pages
-from assessiq.ui.call import plan_call
 from assessiq.ui.editor import SharedEditor
-from assessiq.ui.host_session import HostController
-from assessiq.ui.problems import BANK, parse_problem
 from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)

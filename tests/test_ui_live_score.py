@@ -18,8 +18,8 @@ from assessiq.core.policy import Policy, default_policy_text
 from assessiq.core.record import SessionRecord
 from assessiq.core.verify import verify_record
 from assessiq.peer import Candidate, Host
-from assessiq.ui.host_session import HostController, HostSetup
-from assessiq.ui.problems import Problem
+from assessiq.room.host import HostController, HostSetup
+from assessiq.room.problems import Problem
 from tests.peer_helpers import FAST, eventually, signaling_server
 
 MAX_GAP = 5.0

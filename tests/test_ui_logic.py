@@ -8,8 +8,8 @@ import pytest
 
 from assessiq.core.document import SharedDoc
 from assessiq.core.policy import Policy
-from assessiq.ui.candidate_session import BrowserSignals
-from assessiq.ui.problems import ProblemError, TestCase, load_problem, parse_problem
+from assessiq.room.candidate import BrowserSignals
+from assessiq.room.problems import ProblemError, TestCase, load_problem, parse_problem
 
 
 def test_signals_are_debounced_per_policy() -> None:
@@ -51,7 +51,7 @@ def test_problem_markdown_parses_public_and_hidden_tests(tmp_path: Path) -> None
 def test_replay_shows_the_code_as_it_was_typed(tmp_path: Path) -> None:
     from assessiq.core.record import SessionRecord
     from assessiq.core.store import SessionStore
-    from assessiq.ui.replay import Replay
+    from assessiq.room.replay import Replay
 
     store = SessionStore.create(tmp_path / "s.aiq", {"session": "s1", "created": 1000.0})
     doc = SharedDoc()
@@ -77,7 +77,7 @@ def test_replay_shows_the_code_as_it_was_typed(tmp_path: Path) -> None:
 
 
 def test_a_synthetic_camera_only_when_asked_for_and_it_says_so() -> None:
-    from assessiq.ui.call import describe_problems, plan_call
+    from assessiq.room.call import describe_problems, plan_call
 
     # No silent stand-in: "auto" with no camera means no video (and camera.off is signed).
     assert not plan_call("candidate").synthetic and plan_call("candidate").config.camera == "auto"
@@ -100,7 +100,7 @@ def test_a_synthetic_camera_only_when_asked_for_and_it_says_so() -> None:
 def test_each_media_problem_is_worded_as_what_it_is() -> None:
     """A busy camera or a refused permission is not "no camera found" (the media layer's own
     messages, as `assessiq.media.devices` and `playback` word them)."""
-    from assessiq.ui.call import describe_problems
+    from assessiq.room.call import describe_problems
 
     video = "; the call goes on without video from this side"
     audio = "; the call goes on without audio from this side"
@@ -144,7 +144,7 @@ def test_each_media_problem_is_worded_as_what_it_is() -> None:
 
 
 def test_a_problem_keeps_its_language_and_its_starter_only_in_it() -> None:
-    from assessiq.ui.problems import canonical_language, starter_for
+    from assessiq.room.problems import canonical_language, starter_for
 
     text = "# Echo\nEcho the input.\n\n## Starter code\n```cpp\nint main() {}\n```\n"
     problem = parse_problem(text)

@@ -17,9 +17,9 @@ from nicegui.testing import User
 from nicegui.testing.user_simulation import user_simulation
 
 from assessiq.core.record import SessionRecord
+from assessiq.room.call import plan_call
+from assessiq.room.replay import Replay
 from assessiq.ui.app import AppState, register_pages
-from assessiq.ui.call import plan_call
-from assessiq.ui.replay import Replay
 from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assessiq.ui.replay_player import IDLE_S, Player
+from assessiq.room.replay_player import IDLE_S, Player
 
 
 def _play_to_end(player: Player, step: float = 0.1, limit: int = 100_000) -> list[float]:

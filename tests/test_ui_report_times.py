@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from assessiq.ui.report import _stamper
+from assessiq.room.report import _stamper
 
 
 def test_a_time_past_midnight_carries_its_date() -> None:

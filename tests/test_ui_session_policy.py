@@ -17,13 +17,13 @@ from nicegui.testing.user_simulation import user_simulation
 from test_ui_pages import _second_user
 
 from assessiq.core.policy import Policy, default_policy_text
-from assessiq.ui.app import AppState, register_pages
-from assessiq.ui.call import plan_call
-from assessiq.ui.candidate_session import (
+from assessiq.room.call import plan_call
+from assessiq.room.candidate import (
     MONITORED,
     CandidateController,
     read_session_policy,
 )
+from assessiq.ui.app import AppState, register_pages
 from tests.peer_helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
@@ -333,7 +333,7 @@ def test_a_camera_check_is_reported_and_never_scored() -> None:
     from assessiq.core.identity import Identity
     from assessiq.core.integrity import EventSigner
     from assessiq.core.score import evaluate
-    from assessiq.ui.host_session import describe_camera_check
+    from assessiq.room.host import describe_camera_check
 
     signer = EventSigner("session", Identity.generate())
     calibrated = signer.sign("camera.check", {"phase": "instant", "result": "calibrated",

@@ -37,9 +37,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from ..config import load_config
+    from ..room.call import plan_call
+    from ..room.problems import load_problem
     from ..ui.app import AppState, check_port, serve
-    from ..ui.call import plan_call
-    from ..ui.problems import load_problem
 
     check_port(args.port)
     config = load_config()  # ConfigError: one line, exit 2

@@ -34,9 +34,9 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from ..config import load_config
+    from ..room.call import plan_call
+    from ..room.candidate import CandidateController
     from ..ui.app import AppState, check_port, serve
-    from ..ui.call import plan_call
-    from ..ui.candidate_session import CandidateController
 
     check_port(args.port)
     config = load_config()  # ConfigError: one line, exit 2

@@ -12,18 +12,18 @@ from nicegui.events import GenericEventArguments
 
 from ..core.errors import AssessIQError
 from ..core.score import evaluate
-from .call import plan_call
-from .candidate_session import (
+from ..room.call import plan_call
+from ..room.candidate import (
     MONITORED,
     CandidateController,
     describe,
     paste_text_words,
 )
+from ..room.report import clock, date_time
 from .components import call_controls, media_source, results_view, timer_label
 from .editor import shared_editor
 from .frame import frame
 from .provenance_view import candidate_provenance
-from .report import clock, date_time
 from .room import font_size, problem_panel, room_panes, run_area
 from .state import AppState, check_token
 

@@ -13,8 +13,8 @@ from nicegui import ui
 from ..core.errors import AssessIQError
 from ..core.integrity import Envelope
 from ..core.score import Evaluation
-from .call import CallPlan, describe_problems
-from .report import clock
+from ..room.call import CallPlan, describe_problems
+from ..room.report import clock
 
 __all__ = ["FrameSource", "call_controls", "integrity_panel", "media_source", "results_view",
            "timer_label", "verdict_words", "video_tile"]

@@ -28,11 +28,11 @@ DEMO_TIMELINE: tuple[tuple[float, str], ...] = (
 
 
 def run_ui_demo(args: argparse.Namespace) -> int:
+    from ..room.call import plan_call
+    from ..room.candidate import CandidateController
+    from ..room.host import HostController, HostSetup
+    from ..room.problems import BANK
     from .app import AppState, check_port, serve
-    from .call import plan_call
-    from .candidate_session import CandidateController
-    from .host_session import HostController, HostSetup
-    from .problems import BANK
 
     port = int(getattr(args, "port", None) or 8730)
     check_port(port)

@@ -16,12 +16,12 @@ from nicegui import ui
 
 from ..core.errors import AssessIQError
 from ..core.policy import MAX_EXTRA_MINUTES, Accommodations, Policy
-from .call import plan_call
+from ..room.call import plan_call
+from ..room.host import HostController, HostSetup
+from ..room.problems import BANK, LANGUAGES, canonical_language
 from .components import call_controls, integrity_panel, media_source, results_view, timer_label
 from .editor import shared_editor
 from .frame import frame
-from .host_session import HostController, HostSetup
-from .problems import BANK, LANGUAGES, canonical_language
 from .provenance_view import host_provenance_card
 from .refusals import refusals_panel
 from .room import font_size, problem_panel, room_panes, run_area

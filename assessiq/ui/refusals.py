@@ -14,7 +14,7 @@ from typing import Any
 
 from nicegui import ui
 
-from .report import clock
+from ..room.report import clock
 
 __all__ = ["SHOWN", "refusal_line", "refusals_panel"]
 

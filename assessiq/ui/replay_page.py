@@ -12,11 +12,12 @@ from nicegui.events import KeyEventArguments
 
 from ..core.errors import RecordError
 from ..core.record import SessionRecord
+from ..room.provenance_report import MAX_COLOURED_CHARS, code_html
+from ..room.replay import MAX_SHADED_UPDATES, ProvenanceCursor, Replay
+from ..room.replay_player import SPEEDS, Player
+from ..room.report import clock, date_time
 from .frame import frame
-from .provenance_view import MAX_COLOURED_CHARS, code_html, replay_provenance
-from .replay import MAX_SHADED_UPDATES, ProvenanceCursor, Replay
-from .replay_player import SPEEDS, Player
-from .report import clock, date_time
+from .provenance_view import replay_provenance
 from .state import AppState, check_token
 
 __all__ = ["register"]

@@ -12,11 +12,11 @@ from fastapi import HTTPException
 
 from ..config import AppConfig
 from ..peer import PeerConfig
-from .call import CallPlan
-from .candidate_session import CandidateController
+from ..room.call import CallPlan
+from ..room.candidate import CandidateController
+from ..room.host import HostController
+from ..room.problems import Problem
 from .components import FrameSource, video_tile
-from .host_session import HostController
-from .problems import Problem
 
 __all__ = ["AppState", "check_token"]
 

@@ -16,7 +16,7 @@ from ..core.errors import PolicyError
 from ..core.policy import Policy
 from ..core.record import SessionRecord
 from ..core.verify import Verdict
-from .provenance_view import markdown_lines, report_html
+from .provenance_report import markdown_lines, report_html
 
 __all__ = ["clock", "date_time", "render_markdown", "write_reports"]
 
