@@ -72,6 +72,14 @@ KINDS: dict[str, KindInfo] = {
             "text: str; frames: int; yaw, pitch: float degrees (when calibrated)",
         ),
         KindInfo("session.note", INSTANT, "a free-form note from the candidate's app", "text"),
+        KindInfo(
+            "session.resumed", INSTANT,
+            "the candidate's app restarted and resumed the session (see `core.resume`); the "
+            "policy's [resume] rule counts the time away, measured on the host's clock",
+            "side: \"candidate\"; away_s: float seconds the app was gone (its claim); "
+            "last_seen: epoch seconds, the newest moment its own session file proves it was "
+            "alive; why: str, how it knows",
+        ),
     ]
 }
 

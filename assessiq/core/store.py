@@ -539,6 +539,24 @@ class SessionStore:
         return [{"kind": k, "t": t, "value": json.loads(v)} for k, t, v in rows
                 if kind is None or k == kind]
 
+    def newest_time(self) -> float | None:
+        """The newest time a row of this file says it was written, on this side's own clock:
+        an update, an envelope's arrival, a run, a host-only entry, a refusal (None: none
+        yet). Read-only; what `core.resume.last_alive` reads after a restart."""
+        parts = ["SELECT MAX(t) FROM updates", "SELECT MAX(t1) FROM segments",
+                 "SELECT MAX(received_at) FROM envelopes", "SELECT MAX(t) FROM runs",
+                 "SELECT MAX(t) FROM private"]
+        if self._has_refusals:
+            parts.append("SELECT MAX(t) FROM refusals")
+        times = [float(t) for (t,) in self._db.execute(" UNION ALL ".join(parts))
+                 if t is not None]
+        if self._batches:
+            last = self._db.execute("SELECT first_seq, last_seq, blob FROM batches "
+                                    "ORDER BY first_seq DESC LIMIT 1").fetchall()
+            times += [r.t for r in self._batch_rows(last)]
+        times += [t for t, _, _ in self._pending]
+        return max(times, default=None)
+
     # --- refusals ------------------------------------------------------------------------
     def append_refusal(self, channel: str, reason: str, raw: bytes = b"", *,
                        t: float | None = None, count: int = 1) -> None:

@@ -1,0 +1,277 @@
+"""Restarts in the record: what a session file says when either side's app died and came back.
+
+A restart is never hidden. Each side records its own, with how long it was gone and how it
+knows:
+
+- **The candidate's app** signs a `session.resumed` event (`resumed_data`) into its own hash
+  chain, like any other event: the host verifies, stores and receipts it. Its `away_s` and
+  `last_seen` are the app's claims; the policy counts the candidate's time away from when the
+  host *received* its events (the silence the restart closes), never from the claim.
+- **The host's app** appends a host-only entry of kind `session.resumed` holding a body signed
+  with the host's key (`record_host_resume`), and adds `[last_seen, at]` to the metadata's
+  `host_restarts`, which the evaluation reads (the live page and `verify` pass the same
+  metadata): while the host was down nothing could arrive, so that time never counts
+  against the candidate. Both parts are sealed (the manifest hashes the metadata and the
+  host-only entries); `verify` checks each entry's signature and that the two agree.
+
+`last_alive` is how a restarted side knows when it was last alive: the newest moment its own
+session file proves it was writing. `restarts` lists every restart of either side, oldest
+first, for `verify` and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from .encoding import b64e, canonical_json, pack_signed, unpack_signed
+from .errors import AssessIQError
+from .identity import verify_signature
+
+if TYPE_CHECKING:
+    from .identity import Identity
+    from .integrity import Envelope
+    from .record import SessionRecord
+    from .store import SessionStore
+
+__all__ = [
+    "HOST_RESTARTS_KEY",
+    "MAX_AWAY_S",
+    "RESUMED",
+    "RESUME_DOMAIN",
+    "Restart",
+    "data_problem",
+    "host_windows",
+    "last_alive",
+    "record_host_resume",
+    "restarts",
+    "resumed_data",
+    "windows_problem",
+]
+
+RESUMED = "session.resumed"
+"""The event kind (candidate) and host-only entry kind (host) of a restart."""
+RESUME_DOMAIN = "resume/v1"
+"""The signature domain of the host's restart entries (never valid as any other signature)."""
+HOST_RESTARTS_KEY = "host_restarts"
+"""Metadata key: `[[last_seen, at], ...]`, one pair per host restart, on the host's clock."""
+SIDES = ("host", "candidate")
+MAX_AWAY_S = 7 * 24 * 3600.0
+"""The longest time away a restart may claim (a week): anything longer is not a resumed
+interview but a damaged or hostile claim."""
+MAX_WHY_CHARS = 200
+CLOCK_TOLERANCE_S = 1.0
+"""How far `last_seen` may be after the restart's own time (the store rounds update times to
+10 ms; a whole second covers it): more is a claim from the future."""
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def last_alive(store: SessionStore) -> float:
+    """The newest moment `store`'s own file proves its side was alive: the newest update,
+    envelope arrival, run, host-only entry or refusal it wrote, the links it recorded opening,
+    and its creation (`meta['created']`, `joined`). Receipts are not counted: their time is
+    the host's clock, and on the host each one is written with its envelope, whose arrival
+    time is counted. `AssessIQError` when the file records no time at all."""
+    times: list[float] = []
+    newest = store.newest_time()
+    if newest is not None:
+        times.append(newest)
+    meta = store.meta()
+    links = meta.get("links_opened")
+    for value in [meta.get("created"), meta.get("joined"),
+                  *(links if isinstance(links, list) else [])]:
+        t = _finite(value)
+        if t is not None:
+            times.append(t)
+    best = max((t for t in times if math.isfinite(t)), default=None)
+    if best is None:
+        raise AssessIQError(f"{store.path}: the session file records no time at all")
+    return best
+
+
+def data_problem(data: Any, *, side: str | None = None, t: float | None = None) -> str | None:
+    """Why `data` is not a well-formed restart claim (None when it is): `side` one of
+    "host"/"candidate" (and the expected one, when given), `away_s` a finite number from 0 to
+    `MAX_AWAY_S`, `last_seen` a finite time not after `t` (the restart's own time, when
+    given), `why` a short non-empty text."""
+    if not isinstance(data, dict):
+        return "not a table of fields"
+    who = data.get("side")
+    if who not in SIDES:
+        return f"side must be \"host\" or \"candidate\", not {str(who)[:20]!r}"
+    if side is not None and who != side:
+        return f"claims to be the {who}'s restart, but the {side} recorded it"
+    away = _finite(data.get("away_s"))
+    if away is None or not 0.0 <= away <= MAX_AWAY_S:
+        return f"away_s must be a number of seconds from 0 to {MAX_AWAY_S:.0f}"
+    seen = _finite(data.get("last_seen"))
+    if seen is None or seen < 0:
+        return "last_seen must be a time (epoch seconds)"
+    if t is not None and seen > t + CLOCK_TOLERANCE_S:
+        return f"last_seen is {seen - t:.1f} s after the restart's own time"
+    why = data.get("why")
+    if not isinstance(why, str) or not why.strip() or len(why) > MAX_WHY_CHARS:
+        return f"why must be a non-empty text of at most {MAX_WHY_CHARS} characters"
+    return None
+
+
+def resumed_data(*, side: str, away_s: float, last_seen: float, why: str) -> dict[str, Any]:
+    """The `data` of a `session.resumed` event (the candidate's app signs it with
+    `Candidate.emit`/`send_event`, as an instant kind: `phase: "instant"`). `ValueError` when
+    the fields are not well formed (`data_problem`)."""
+    data = {"phase": "instant", "side": side, "away_s": float(away_s),
+            "last_seen": float(last_seen), "why": why}
+    problem = data_problem(data)
+    if problem:
+        raise ValueError(f"session.resumed: {problem}")
+    return data
+
+
+def record_host_resume(store: SessionStore, identity: Identity, *, away_s: float,
+                       last_seen: float, why: str, now: float | None = None) -> dict[str, Any]:
+    """Record the host's own restart in its session file: a host-only entry of kind
+    `session.resumed` holding `{"signed": <body>.<signature>}` (the body signed with the
+    host's key under `RESUME_DOMAIN`), committed with fsync, and `[last_seen, at]` appended to
+    the metadata's `host_restarts` (committed with it). Returns the entry's fields
+    (`side, at, away_s, last_seen, why, signed`). `AssessIQError` when `identity` is not the
+    session's host key or the fields are not well formed."""
+    meta = store.meta()
+    if meta.get("host_key") != b64e(identity.public_key):
+        raise AssessIQError("only the session's own host key can record its restart")
+    at = time.time() if now is None else float(now)
+    fields = {"side": "host", "away_s": float(away_s), "last_seen": float(last_seen),
+              "why": why}
+    problem = data_problem(fields, side="host", t=at)
+    if problem:
+        raise AssessIQError(f"host restart: {problem}")
+    body = canonical_json({"v": 1, "kind": RESUMED, "session": str(meta.get("session", "")),
+                           "at": at, **fields})
+    signed = pack_signed(body, identity.sign(RESUME_DOMAIN, body)).decode("utf-8")
+    marks = meta.get(HOST_RESTARTS_KEY)
+    marks = list(marks) if isinstance(marks, list) else []
+    # the metadata first: the entry's fsync then makes both durable
+    store.set_meta(HOST_RESTARTS_KEY, [*marks, [fields["last_seen"], at]])
+    store.add_private(RESUMED, {"signed": signed}, t=at)
+    return {"at": at, **fields, "signed": signed}
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One restart as the record shows it. `at` is on the host's clock (a candidate's: when
+    its event arrived). `away_s`, `last_seen` and `why` are what the side itself said (None
+    when its claim is not a number); `signed` whether the signature checks (a candidate's
+    event is in the verified log, so True). `problem` says why the entry or claim is not
+    well formed (None when it is); `seq` is a candidate event's sequence number."""
+
+    side: str
+    at: float
+    away_s: float | None
+    last_seen: float | None
+    why: str
+    signed: bool
+    problem: str | None = None
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _host_entry(entry: dict[str, Any], session: str, host_key: bytes | None) -> Restart:
+    t = _finite(entry.get("t")) or 0.0
+    value = entry.get("value")
+    signed = value.get("signed") if isinstance(value, dict) else None
+    try:
+        if not isinstance(signed, str):
+            raise ValueError
+        body, signature = unpack_signed(signed.encode("utf-8"))
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError
+    except (ValueError, UnicodeError, RecursionError):
+        return Restart("host", t, None, None, "", False, "the entry is not a signed restart")
+    ok = host_key is not None and verify_signature(host_key, signature, RESUME_DOMAIN, body)
+    at = _finite(data.get("at"))
+    why = data.get("why")
+    problem = None
+    if not ok:
+        problem = "its signature is not the host's"
+    elif data.get("v") != 1 or data.get("kind") != RESUMED:
+        problem = "not a restart entry"
+    elif data.get("session") != session:
+        problem = "it belongs to another session"
+    elif at is None or at != t:
+        problem = "its time differs from the signed one"
+    else:
+        problem = data_problem(data, side="host", t=at)
+    return Restart("host", t, _finite(data.get("away_s")), _finite(data.get("last_seen")),
+                   why[:MAX_WHY_CHARS] if isinstance(why, str) else "", ok, problem)
+
+
+def _host_key(record: SessionRecord) -> bytes | None:
+    from .encoding import b64d
+
+    value = record.meta.get("host_key")
+    try:
+        key = b64d(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return key if key is not None and len(key) == 32 else None
+
+
+def restarts(record: SessionRecord, events: Sequence[Envelope] = (),
+             arrivals: Sequence[float] | None = None) -> list[Restart]:
+    """Every restart of either side, oldest first: the host's signed entries in `record`
+    (each checked against the record's host key), and the candidate's `session.resumed`
+    events among `events` (the verified log; `arrivals[i]` when the host received
+    `events[i]`, else their signed time is used)."""
+    session = str(record.meta.get("session", ""))
+    key = _host_key(record)
+    out = [_host_entry(p, session, key) for p in record.private if p.get("kind") == RESUMED]
+    for i, env in enumerate(events):
+        if env.kind != RESUMED:
+            continue
+        data = env.data
+        why = data.get("why")
+        out.append(Restart(
+            "candidate", float(arrivals[i]) if arrivals is not None else env.t,
+            _finite(data.get("away_s")), _finite(data.get("last_seen")),
+            why[:MAX_WHY_CHARS] if isinstance(why, str) else "", True,
+            data_problem(data, side="candidate", t=env.t), env.seq))
+    out.sort(key=lambda r: (r.at, r.side != "host", r.seq or 0))
+    return out
+
+
+def host_windows(meta: dict[str, Any]) -> list[tuple[float, float]]:
+    """The host's restarts as its metadata records them: `(last_seen, at)` on the host's
+    clock, one per restart, well-formed pairs only (`verify` checks they match the signed
+    entries)."""
+    value = meta.get(HOST_RESTARTS_KEY)
+    out: list[tuple[float, float]] = []
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, list) and len(item) == 2:
+                seen, at = _finite(item[0]), _finite(item[1])
+                if seen is not None and at is not None and seen <= at:
+                    out.append((seen, at))
+    return out
+
+
+def windows_problem(record: SessionRecord, found: Sequence[Restart]) -> str | None:
+    """Why the metadata's `host_restarts` disagrees with the host's signed restart entries
+    (None when each signed entry is there, as signed, and nothing else)."""
+    signed = [[r.last_seen, r.at] for r in found if r.side == "host" and r.problem is None]
+    value = record.meta.get(HOST_RESTARTS_KEY)
+    if value is None and not signed:
+        return None
+    if value != signed:
+        return "the host's restarts in the metadata differ from its signed restart entries"
+    return None
