@@ -88,6 +88,25 @@ def _within_configured_limit(request: RunRequest, exc: PistonError) -> RunReques
     return replace(request, run_timeout=limit) if 0 < limit < request.run_timeout else None
 
 
+INTERRUPTED = ("interrupted: the interviewer's app stopped while this run was waiting or "
+               "running; it was not run again")
+
+
+_DOC_TEST_KEYS = ("name", "hidden", "passed", "status", "code", "time", "message", "actual",
+                  "diff")
+
+
+def _doc_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A recorded result as the document shows it (what `_execute` would have written)."""
+    out = _for_doc({k: v for k, v in result.items() if k not in ("hidden", "proof")})
+    tests = result.get("tests")
+    if isinstance(tests, list):
+        out["tests"] = [{k: _trim(v) if isinstance(v, str) and k in ("actual", "diff") else v
+                         for k, v in t.items() if k in _DOC_TEST_KEYS}
+                        for t in tests if isinstance(t, dict)]
+    return out
+
+
 def _trim(text: str) -> str:
     if len(text) <= MAX_OUTPUT_IN_DOC:
         return text
@@ -153,6 +172,56 @@ class RunService:
                                     "expected": c.expected_stdout} for c in cases],
                                   origin=self.origin)
         self._public = cases
+
+    def restore(self, *, reason: str = INTERRUPTED) -> list[str]:
+        """After the host's app restarted (`Host.resume`): take the public tests back from
+        the host's own document (its state document, which only the host writes) and close
+        every run that was waiting or running when the app died. Such a run is never run
+        again: its result says it was interrupted (`interrupted: true`, verdict "error"), in
+        the document and in the record. A finished run keeps its result and is never run or
+        graded again. Returns the ids of the runs marked interrupted."""
+        try:
+            self._public = tuple(TestCase(name=t["name"], stdin=t["stdin"],
+                                          expected_stdout=t["expected"])
+                                 for t in self.doc.public_tests())
+        except SandboxError as exc:
+            log.warning("the stored public tests cannot be graded against: %s", exc)
+            self._public = ()
+        stored = {r["id"]: r for r in self.store.runs()} if self.store is not None else {}
+        marked: list[str] = []
+        for run in self.doc.runs():
+            run_id = run["run_id"]
+            done = stored.get(run_id)
+            if done is not None and done["result"] is not None:
+                if run["result"] is None:  # recorded; the kill came before the document
+                    self.doc.set_run_result(run_id, _doc_result(done["result"]),
+                                            origin=self.origin)
+                continue  # finished: never again
+            # Not in the record: interrupted, whatever the document showed (the record,
+            # written first, is what decides a run; see `_execute`).
+            self.doc.set_run_result(run_id, {"error": reason, "interrupted": True,
+                                             "verdict": runcheck.run_verdict([], error=True)},
+                                    origin=self.origin)
+            if self.store is not None:
+                source = run["source"]
+                try:
+                    request = RunRequest.single(run["language"], source,
+                                                stdin=run.get("stdin") or "",
+                                                run_timeout=self.limits.run_timeout_ms)
+                    sealed_request = request.to_dict()
+                except SandboxError:
+                    sealed_request = {"language": run["language"]}
+                sealed_request |= {"by": run["by"],
+                                   "source_sha256": runcheck.source_digest(source)}
+                self.store.put_run(run_id, sealed_request, {
+                    "error": reason, "interrupted": True, "proof": runcheck.PROOF_VERSION,
+                    "verdict": runcheck.run_verdict([], error=True), "tests": [],
+                    "hidden": []}, t=float(run["at"]))
+            marked.append(run_id)
+        if marked:
+            log.warning("runs %s were interrupted by the host's restart; not run again",
+                        ", ".join(marked))
+        return marked
 
     @property
     def public_tests(self) -> list[dict[str, str]]:
@@ -285,13 +354,13 @@ class RunService:
                                         "source_sha256": runcheck.source_digest(source)}
 
     def _fail(self, job: _Job, reason: str) -> None:
-        """The run ended without a result: say so in the document and in the record."""
-        self.doc.set_run_result(job.run_id, {"error": reason}, origin=self.origin)
+        """The run ended without a result: say so in the record, then in the document."""
         if self.store is not None:
             self.store.put_run(job.run_id, self._sealed_request(job), {
                 "error": reason, "proof": runcheck.PROOF_VERSION,
                 "verdict": runcheck.run_verdict([], error=True), "tests": [], "hidden": []},
                 t=job.submitted)
+        self.doc.set_run_result(job.run_id, {"error": reason}, origin=self.origin)
 
     async def _execute(self, job: _Job) -> None:
         backend = self.backend or default_backend()
@@ -333,7 +402,8 @@ class RunService:
                                               "diff": _trim(t["diff"])}
             for t in public]
         doc_result["verdict"] = verdict
-        self.doc.set_run_result(job.run_id, doc_result, origin=self.origin)
+        # The record first (fsynced), then the document both people see: a kill between
+        # the two leaves a recorded run whose result `restore` puts in the document.
         if self.store is not None:
             sealed = result.to_dict() | {"proof": runcheck.PROOF_VERSION, "verdict": verdict,
                                          "tests": public, "hidden": hidden}
@@ -345,6 +415,7 @@ class RunService:
                     "run_id": job.run_id,
                     "tests": [o.to_dict() | {"passed": h["passed"], "case": h["case"]}
                               for o, h in zip(hidden_out, hidden, strict=True)]})
+        self.doc.set_run_result(job.run_id, doc_result, origin=self.origin)
         log.info("run %s by %s: %s, %d/%d public, %d/%d hidden", job.run_id, job.by,
                  result.run.status or "ok", sum(t["passed"] for t in public),
                  len(public), sum(h["passed"] for h in hidden), len(hidden))

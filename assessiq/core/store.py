@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS refusals (
 MAX_REFUSAL_ROWS = 10_000
 """Past this many refusals the last row counts the rest (a flood cannot grow the file)."""
 MAX_REASON_CHARS = 300
+SCHEMA_LIVE = """
+CREATE TABLE IF NOT EXISTS live (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+"""What only a live session needs (the invite with its secret, where its signaling server
+listened): not part of the record, emptied in the transaction that stores the seal."""
 SCHEMA = SCHEMA_BATCHES + """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS updates (
@@ -147,6 +152,7 @@ class SessionStore:
         self.clock: Callable[[], float] = time.time
         self.remote_origin = "remote"
         self._subscriptions: list[tuple[Doc[Any] | None, Any]] = []
+        self._urgent: list[bool] = []  # set while a state transaction commits (`attach`)
         self._closed = False
 
     # --- opening -------------------------------------------------------------------------
@@ -240,6 +246,21 @@ class SessionStore:
     def set_meta(self, key: str, value: Any) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
+    # --- what only a live session needs --------------------------------------------------
+    def live(self) -> dict[str, Any]:
+        """The live-only values (`set_live`); empty once sealed, and for older files."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='live'"
+                            ).fetchone() is None:
+            return {}
+        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM live")}
+
+    def set_live(self, key: str, value: Any) -> None:
+        """Keep `value` while the session is live (the invite, with its secret, for a
+        resume): committed at once, never sealed, deleted with the seal."""
+        self._commit_pending()
+        self._db.execute(SCHEMA_LIVE)
+        self._db.execute("INSERT OR REPLACE INTO live VALUES (?, ?)", (key, json.dumps(value)))
+
     # --- document updates ----------------------------------------------------------------
     def attach(self, doc: Any, *, local_origin: str, remote_origin: str = "remote") -> None:
         """Record every update of `doc`: a `SharedDoc` (preferred) or a plain pycrdt `Doc`.
@@ -253,6 +274,8 @@ class SessionStore:
         if hasattr(doc, "observe_updates"):
             pending, clock = self._pending, self.clock
 
+            urgent = self._urgent
+
             def on_update(update: bytes, origin: str | None) -> None:
                 # `record_update`, inlined for the keystroke path (a SharedDoc reports only
                 # non-empty `bytes` updates; time.time() is finite, so rounding is enough)
@@ -260,11 +283,26 @@ class SessionStore:
                     raise StoreError("the session store is closed")
                 pending.append((round(clock() * 100) / 100, local_origin if origin is None
                                 else (remote_origin if origin == "remote" else origin), update))
-                if self._flush_handle is None or len(pending) >= MAX_PENDING:
+                if urgent:  # a change of the state document: committed before it is sent
+                    urgent.clear()
+                    self._commit_pending()
+                elif self._flush_handle is None or len(pending) >= MAX_PENDING:
                     self._after_record()
 
             unsubscribe = doc.observe_updates(on_update)
             self._subscriptions.append((None, unsubscribe))
+            if getattr(doc, "split", False):
+                state = doc.part_doc("state")
+
+                def on_state(_event: TransactionEvent) -> None:
+                    # pycrdt may call this before or after the SharedDoc's own observer
+                    # reports the update: commit what is there, and ask `on_update` to
+                    # commit the update it is about to get. Either way the commit happens
+                    # inside the transaction, before the sync's send can leave the process.
+                    urgent.append(True)
+                    self._commit_pending()
+
+                self._subscriptions.append((state, state.observe(on_state)))
             return
         ydoc: Doc[Any] = doc
 
@@ -505,6 +543,30 @@ class SessionStore:
         self._durable("INSERT INTO envelopes (received_at, raw) VALUES (?, ?)",
                       (time.time() if received_at is None else received_at, bytes(raw)))
 
+    def append_event(self, raw: bytes, receipt: bytes, *, received_at: float) -> None:
+        """An accepted integrity envelope and the host's receipt for it, in one transaction
+        committed with fsync: the receipt may be sent once this returns (a kill can never
+        leave a receipted event unstored, nor a stored event without its receipt)."""
+        self._commit_pending()
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO envelopes (received_at, raw) VALUES (?, ?)",
+                                 (received_at, bytes(raw)))
+                self._db.execute("INSERT INTO receipts (raw) VALUES (?)", (bytes(receipt),))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def envelope_rows(self) -> list[tuple[float, bytes]]:
+        """Every stored envelope with when it arrived (the host's clock), in arrival order."""
+        return [(float(t), bytes(r)) for t, r in
+                self._db.execute("SELECT received_at, raw FROM envelopes ORDER BY id")]
+
     def envelopes(self) -> list[bytes]:
         return [bytes(r) for (r,) in self._db.execute("SELECT raw FROM envelopes ORDER BY id")]
 
@@ -593,10 +655,24 @@ class SessionStore:
     # --- seal ----------------------------------------------------------------------------
     def put_seal(self, raw: bytes) -> None:
         """Store the seal (see `seal.py`), then compact everything and shrink the file."""
+        self._commit_pending()
+        has_live = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='live'").fetchone()
+        self._db.execute("PRAGMA synchronous=FULL")
         try:
-            self._durable("INSERT INTO seal VALUES (1, ?)", (bytes(raw),))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO seal VALUES (1, ?)", (bytes(raw),))
+                if has_live:  # the invite's secret is not part of the record
+                    self._db.execute("DELETE FROM live")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         except sqlite3.IntegrityError as exc:
             raise StoreError("this session is already sealed") from exc
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         self.compact(keep_hot=0)
         self._repack()
         # A sealed file is read, not written: small pages waste less (each table holds at

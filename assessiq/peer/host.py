@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.encoding import b64e
+from ..core.document import SharedDoc
+from ..core.encoding import b64d, b64e
+from ..core.errors import InviteError
 from ..core.handshake import HandshakeError, HostHandshake, Ignored
 from ..core.identity import Identity, load_or_create_host_identity
 from ..core.integrity import (
@@ -28,9 +32,10 @@ from ..core.integrity import (
     IntegrityError,
     LogVerifier,
     Receipt,
+    clock_rule,
     make_receipt,
 )
-from ..core.invite import Invite, make_invite
+from ..core.invite import Invite, JoinGate, make_invite
 from ..core.paths import sessions_dir
 from ..core.policy import Policy
 from ..core.seal import seal
@@ -51,7 +56,7 @@ if TYPE_CHECKING:
     from ..media import MediaConfig
     from ..runs import RunLimits, RunService
 
-__all__ = ["Host"]
+__all__ = ["Host", "SessionSummary", "unsealed_sessions"]
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +72,16 @@ class Host(PeerSession):
         invite: Invite,
         config: PeerConfig,
         store: SessionStore,
+        *,
+        doc: SharedDoc | None = None,
+        pinned_device: bytes | None = None,
     ) -> None:
-        super().__init__(config)
+        super().__init__(config, doc)
         self.identity = identity
         self.invite = invite
         self.store: SessionStore = store
-        self.handshake = HostHandshake(invite, identity)
+        self.handshake = HostHandshake(invite, identity,
+                                       JoinGate(invite, pinned_device=pinned_device))
         self.verifier: LogVerifier | None = None
         self.events: list[Envelope] = []
         self.receipts: dict[int, Receipt] = {}
@@ -87,6 +96,9 @@ class Host(PeerSession):
         self.runs: RunService | None = None  # executes run requests (None: runs off)
         self.received_at: dict[int, float] = {}  # event seq -> when it was verified here
         self._hello_at: float | None = None  # when the current attempt's hello arrived
+        self.resumed: dict[str, Any] | None = None
+        """This app's restart as recorded (`core.resume.record_host_resume`): None for a
+        session this app started; after `Host.resume`, `{at, away_s, last_seen, why, ...}`."""
         store.attach(self.doc, local_origin="host", remote_origin="candidate")
 
     @property
@@ -167,6 +179,13 @@ class Host(PeerSession):
             raise
         host = cls(identity, invite, config, store)
         host.server = server
+        # What a restarted app needs to go on with the same room and invite (`Host.resume`);
+        # the invite's secret stays out of the record (the seal empties `live`).
+        store.set_live("invite", invite.encode())
+        if server is not None:
+            store.set_live("signaling_server", {"address": lan_address, "port": server.port})
+        if hidden_tests:
+            store.add_private("hidden_tests", [_test_json(t) for t in hidden_tests])
         # The candidate's app debounces its browser signals and warns by the same policy.
         host.doc.set_policy(policy.text, origin="host")
         try:
@@ -202,6 +221,117 @@ class Host(PeerSession):
         log.info("host: session %s open; invite made for host key %s", invite.room[:6],
                  identity.fingerprint)
         return host
+
+    @classmethod
+    async def resume(
+        cls,
+        path: Path | str,
+        *,
+        identity: Identity | None = None,
+        config: PeerConfig | None = None,
+        media: MediaConfig | None = None,
+        runs: bool = True,
+        run_backend: Backend | None = None,
+        run_limits: RunLimits | None = None,
+        advertise_interfaces: list[str] | None = None,
+        why: str = "the interviewer's app was restarted and reopened the unsealed session",
+    ) -> Host:
+        """Go on with an unsealed session after this app died (crash, kill, reboot): reopen
+        its file, restore the document, the verified integrity log, the receipts, the pinned
+        candidate device, the run history and the hidden tests, record the restart
+        (`session.resumed`, with how long the host was away), and wait for the candidate in
+        the same room with the same invite: its app, still running, reconnects by itself.
+
+        A run that was in flight at the kill is marked interrupted (never run again); a
+        finished run is never run or graded again. `AssessIQError` (one line) for a file
+        that is sealed, of another host key, or damaged."""
+        from ..core.errors import AssessIQError, StoreError
+
+        identity = identity or load_or_create_host_identity()
+        config = config or PeerConfig()
+        path = Path(path)
+        try:
+            store = SessionStore.open(path)
+        except StoreError as exc:
+            raise AssessIQError(f"cannot resume: {exc}") from None
+        server = None
+        try:
+            state = _read_resumable(store, identity, path)
+            doc = SharedDoc()
+            try:
+                store.load_into(doc)
+            except (ValueError, StoreError) as exc:
+                raise AssessIQError(f"cannot resume {path.name}: its document history does "
+                                    f"not replay ({exc})") from None
+            invite = state.invite
+            signaling = invite.signaling
+            embedded = state.server
+            if embedded is not None:
+                from signaling import ServerConfig, SignalingServer
+
+                server = SignalingServer(ServerConfig(host=embedded[0], port=embedded[1]))
+                try:
+                    await server.start()
+                except OSError as exc:
+                    server = None
+                    raise AssessIQError(
+                        f"cannot resume: the session's signaling server cannot listen again "
+                        f"on {embedded[0]}:{embedded[1]} ({exc.strerror or exc})") from None
+            if signaling is None:
+                raise AssessIQError("cannot resume: the invite names no signaling server")
+            host = cls(identity, invite, config, store, doc=doc, pinned_device=state.device)
+        except BaseException:
+            if server is not None:
+                await server.stop()
+            store.close()
+            raise
+        host.server = server
+        host.verifier, host.events, host.received_at, host.receipts = (
+            state.verifier, state.events, state.received_at, state.receipts)
+        try:
+            await host._resume_record(why)
+            if runs:
+                from ..runs import RunService
+
+                host.runs = RunService(host.doc, store, backend=run_backend,
+                                       hidden_tests=state.hidden_tests, limits=run_limits,
+                                       origin="host")
+                host.runs.restore()
+                await host.runs.start()
+            host._setup_call(media)
+            host.signaling = SignalingClient.for_peer(signaling, invite.room, "host", config)
+            await host.signaling.start()
+            if invite.lan and server is not None:
+                from ..discovery import Advertiser
+
+                host.advertiser = Advertiser(invite.room, server.config.host, server.port,
+                                             interfaces=advertise_interfaces)
+                await host.advertiser.start()
+        except BaseException:
+            await host.close()  # the file stays as it is: unsealed, resumable again
+            raise
+        host._start_awareness()
+        host._spawn(host._signal_loop(), "host-signaling")
+        log.info("host: session %s resumed after %.1f s away; %d events, device %s",
+                 invite.room[:6], host.resumed["away_s"] if host.resumed else 0.0,
+                 len(host.events), "pinned" if state.device else "not joined yet")
+        return host
+
+    async def _resume_record(self, why: str) -> None:
+        """Receipt what was stored without one (a file from before events and receipts were
+        written together), then record this restart."""
+        from ..core.resume import last_alive, record_host_resume
+
+        for env in self.events:
+            if env.seq not in self.receipts:
+                receipt = make_receipt(self.identity, env)
+                self.store.append_receipt(receipt.raw)
+                self.receipts[env.seq] = receipt
+        seen = last_alive(self.store)
+        now = time.time()
+        self.resumed = record_host_resume(self.store, self.identity,
+                                          away_s=max(0.0, now - seen), last_seen=min(seen, now),
+                                          why=why, now=now)
 
     # ---- handshake -----------------------------------------------------------------------
 
@@ -325,10 +455,10 @@ class Host(PeerSession):
                 self.refuse("integrity", f"integrity event refused: {exc}", raw)
                 continue
             if new:
-                self.received_at[env.seq] = now
-                self.store.append_envelope(env.raw, received_at=now)
                 receipt = make_receipt(self.identity, env)
-                self.store.append_receipt(receipt.raw)
+                # both durable (one fsync) before the receipt can tell the candidate so
+                self.store.append_event(env.raw, receipt.raw, received_at=now)
+                self.received_at[env.seq] = now
                 self.receipts[env.seq] = receipt
                 self.events.append(env)
             await channel.send(self.receipts[env.seq].raw)
@@ -396,5 +526,195 @@ class Host(PeerSession):
             self.server = None
 
 
+@dataclass(frozen=True)
+class SessionSummary:
+    """An unsealed host session file, as a list of sessions to resume shows it."""
+
+    path: Path
+    room: str
+    label: str
+    created: float
+    candidate: str | None  # the name the candidate gave (None: not given, or nobody joined)
+    last_alive: float  # the newest moment its file shows the host's app was alive
+    joined: bool  # whether a candidate device is pinned
+    host_key: str  # the host key (base64) that made it
+
+
+def unsealed_sessions(folder: Path | str, *,
+                      identity: Identity | None = None) -> list[SessionSummary]:
+    """The unsealed interviewer's session files in `folder` (`*.aiq`), most recently alive
+    first; with `identity`, only that host key's. Files are opened read-only (listing never
+    changes one); unreadable, sealed and candidate files are left out."""
+    from ..core.resume import last_alive
+
+    key = b64e(identity.public_key) if identity is not None else None
+    found: list[SessionSummary] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    for path in sorted(folder.glob("*.aiq")):
+        try:
+            conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            continue
+        try:
+            store = SessionStore(path, conn, read_only=True)
+            meta = store.meta()
+            if meta.get("role") != "host" or store.seal_raw() is not None:
+                continue
+            if key is not None and meta.get("host_key") != key:
+                continue
+            created = meta.get("created")
+            name = meta.get("candidate_name")
+            label = meta.get("label")
+            found.append(SessionSummary(
+                path=path, room=str(meta.get("session", "")),
+                label=label if isinstance(label, str) else "",
+                created=float(created) if isinstance(created, int | float) else 0.0,
+                candidate=name if isinstance(name, str) else None,
+                last_alive=last_alive(store), joined="device_key" in meta,
+                host_key=str(meta.get("host_key", ""))))
+        except Exception:  # not a session file, or a damaged one: not listed
+            log.debug("not listing %s", path, exc_info=True)
+            continue
+        finally:
+            conn.close()
+    found.sort(key=lambda s: s.last_alive, reverse=True)
+    return found
+
+
 def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
+
+
+def _test_json(test: Any) -> dict[str, str]:
+    """A hidden test as the session file keeps it (`{"name", "stdin", "expected"}`)."""
+    expected = getattr(test, "expected_stdout", None)
+    if expected is None:
+        expected = getattr(test, "expected", "")
+    return {"name": str(test.name), "stdin": str(test.stdin), "expected": str(expected)}
+
+
+@dataclass
+class _Resumable:
+    """What a session file gives back to a restarted host (`_read_resumable`)."""
+
+    invite: Invite
+    server: tuple[str, int] | None
+    device: bytes | None
+    verifier: LogVerifier | None
+    events: list[Envelope]
+    received_at: dict[int, float]
+    receipts: dict[int, Receipt]
+    hidden_tests: list[TestCase]
+
+
+def _read_resumable(store: SessionStore, identity: Identity, path: Path) -> _Resumable:
+    """Read and check everything a resume restores; `AssessIQError` with one line when the
+    file cannot be resumed (sealed, another host's, not a host's, edited or damaged)."""
+    from ..core.errors import AssessIQError
+
+    name = path.name
+    try:
+        meta = store.meta()
+        live = store.live()
+    except (ValueError, TypeError, sqlite3.DatabaseError) as exc:
+        raise AssessIQError(f"cannot resume {name}: its metadata is damaged ({exc})") from None
+    if store.seal_raw() is not None:
+        raise AssessIQError(f"cannot resume {name}: the session is sealed (it ended); "
+                            "open it with `assessiq replay` or `assessiq verify`")
+    if meta.get("role") != "host":
+        raise AssessIQError(f"cannot resume {name}: it is not an interviewer's session file")
+    if meta.get("host_key") != b64e(identity.public_key):
+        raise AssessIQError(f"cannot resume {name}: it belongs to another host key, not "
+                            f"this one ({identity.fingerprint})")
+    session = meta.get("session")
+    text = live.get("invite")
+    if not isinstance(text, str):
+        raise AssessIQError(f"cannot resume {name}: it does not keep its invite (a session "
+                            "started by an older AssessIQ, or its invite was removed)")
+    try:
+        # expired or not: the pinned candidate may always come back (see `JoinGate`)
+        invite = Invite.decode(text, now=0.0, expected_host=identity.fingerprint)
+    except InviteError as exc:
+        raise AssessIQError(f"cannot resume {name}: its stored invite is damaged "
+                            f"({exc})") from None
+    if invite.room != session or invite.id != meta.get("invite"):
+        raise AssessIQError(f"cannot resume {name}: its stored invite is not the session's")
+    server = live.get("signaling_server")
+    address: tuple[str, int] | None = None
+    if server is not None:
+        if not (isinstance(server, dict) and isinstance(server.get("address"), str)
+                and isinstance(server.get("port"), int) and 0 < server["port"] < 65536):
+            raise AssessIQError(f"cannot resume {name}: its signaling server's address is "
+                                "damaged")
+        address = (server["address"], server["port"])
+    device: bytes | None = None
+    key_text = meta.get("device_key")
+    if key_text is not None:
+        try:
+            device = b64d(key_text) if isinstance(key_text, str) else None
+        except ValueError:
+            device = None
+        if device is None or len(device) != 32:
+            raise AssessIQError(f"cannot resume {name}: the pinned device key is damaged")
+    rows = store.envelope_rows()
+    verifier: LogVerifier | None = None
+    events: list[Envelope] = []
+    received_at: dict[int, float] = {}
+    if device is None:
+        if rows:
+            raise AssessIQError(f"cannot resume {name}: it holds integrity events but no "
+                                "pinned device")
+    else:
+        clock, links = clock_rule(meta)
+        if clock is None:
+            raise AssessIQError(f"cannot resume {name}: its clock rule (clock_offset, "
+                                "clock_bound, created) is missing or damaged")
+        verifier = LogVerifier(str(session), device, clock)
+        verifier.links = list(links)
+        for i, (at, raw) in enumerate(rows):
+            try:
+                env, new = verifier.accept(raw, at)
+            except IntegrityError as exc:
+                raise AssessIQError(f"cannot resume {name}: stored event #{i} does not "
+                                    f"verify ({exc}): the file was altered") from None
+            if not new:
+                raise AssessIQError(f"cannot resume {name}: stored event #{i} is a "
+                                    "duplicate: the file was altered")
+            events.append(env)
+            received_at[env.seq] = at
+    receipts: dict[int, Receipt] = {}
+    for i, raw in enumerate(store.receipts()):
+        try:
+            receipt = Receipt.decode(raw)
+        except IntegrityError as exc:
+            raise AssessIQError(f"cannot resume {name}: stored receipt #{i} is damaged "
+                                f"({exc})") from None
+        if (not receipt.verify(identity.public_key) or receipt.seq >= len(events)
+                or receipt.hash != events[receipt.seq].hash or receipt.seq in receipts):
+            raise AssessIQError(f"cannot resume {name}: stored receipt #{i} is not this "
+                                "host's receipt for a stored event: the file was altered")
+        receipts[receipt.seq] = receipt
+    return _Resumable(invite=invite, server=address, device=device, verifier=verifier,
+                      events=events, received_at=received_at, receipts=receipts,
+                      hidden_tests=_hidden_tests(store))
+
+
+def _hidden_tests(store: SessionStore) -> list[TestCase]:
+    """The hidden tests the session set, from its newest `hidden_tests` host-only entry."""
+    from sandbox.testcases import TestCase
+
+    from ..core.errors import AssessIQError
+
+    entries = store.private("hidden_tests")
+    if not entries:
+        return []
+    value = entries[-1]["value"]
+    try:
+        return [TestCase(name=t["name"], stdin=t["stdin"],
+                         expected_stdout=t.get("expected", t.get("expected_stdout")),
+                         hidden=True) for t in value]
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise AssessIQError(f"cannot resume {store.path.name}: its hidden tests are "
+                            f"damaged ({exc})") from None

@@ -1,0 +1,148 @@
+"""The host resumes an unsealed session (issue 15, item 1), in one process: the file gives
+back the document, the verified log, the receipts, the pinned device, the runs and the hidden
+tests; the same room and invite stay valid; the candidate's app, still running, reconnects by
+itself. Refusals of files that cannot be resumed are one line. (The same with real processes
+and SIGKILL: test_resume_host_kill.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from assessiq.core.errors import AssessIQError
+from assessiq.core.identity import Identity
+from assessiq.core.record import SessionRecord
+from assessiq.core.store import SessionStore
+from assessiq.core.verify import verify_record
+from assessiq.peer import Candidate, Host
+from assessiq.peer.host import unsealed_sessions
+from tests.peer_helpers import FAST, eventually, signaling_server
+
+
+async def test_a_closed_host_resumes_and_the_candidate_comes_back_by_itself(tmp_path: Path):
+    ident = Identity.generate()
+    path = tmp_path / "s.aiq"
+    async with signaling_server() as url:
+        host = await Host.start(signaling=url, config=FAST, identity=ident, session_path=path,
+                                label="resume", runs=False)
+        cand = await Candidate.join(host.invite.encode(), config=FAST, name="Ada")
+        try:
+            await host.connected(10)
+            await cand.connected(10)
+            host.doc.insert_code(0, "# host\n")
+            await eventually(lambda: "# host" in cand.doc.code_text, 10, "the host's line")
+            cand.doc.insert_code(len(cand.doc.code_text), "# candidate\n")
+            await cand.send_event("tab.hidden", {"phase": "instant", "confidence": 1})
+            await eventually(lambda: len(host.events) == 1, 10, "the first event")
+            await eventually(lambda: "# candidate" in host.doc.code_text, 10, "typing")
+            room, invite = host.invite.room, host.invite.encode()
+            await host.close()  # the app is gone; its file is unsealed
+            listed = unsealed_sessions(tmp_path)
+            assert [(s.path, s.room, s.label, s.candidate) for s in listed] == [
+                (path, room, "resume", "Ada")]
+            # the candidate goes on alone: an edit and an event while the host is away
+            cand.doc.insert_code(len(cand.doc.code_text), "x = 1\n")
+            await cand.send_event("tab.hidden", {"phase": "instant", "confidence": 1})
+
+            host = await Host.resume(path, identity=ident, config=FAST, runs=False)
+            assert host.invite.room == room and host.invite.encode() == invite
+            assert host.device_key == cand.device.public_key
+            assert len(host.events) == 1 and set(host.receipts) == {0}
+            assert "# host" in host.doc.code_text and "# candidate" in host.doc.code_text
+            assert host.resumed is not None and host.resumed["away_s"] >= 0
+            await host.connected(20)
+            await eventually(lambda: host.doc.code_text == cand.doc.code_text
+                             and "x = 1" in host.doc.code_text, 10, "convergence")
+            await eventually(lambda: len(host.events) == 2 and not cand.outbox, 10,
+                             "the event signed while the host was away")
+            sealed = await host.end()
+        finally:
+            await cand.close()
+            await host.close()
+    verdict = verify_record(SessionRecord.load(sealed))
+    assert verdict.valid, verdict.errors
+    record = SessionRecord.load(sealed)
+    assert [e["kind"] for e in record.private].count("session.resumed") == 1
+    assert unsealed_sessions(tmp_path) == []  # sealed: nothing to resume
+    with sqlite3.connect(sealed) as db:  # the invite's secret left with the seal
+        assert db.execute("SELECT COUNT(*) FROM live").fetchone()[0] == 0
+
+
+async def _unsealed(tmp_path: Path, ident: Identity) -> Path:
+    """An unsealed session file of `ident`'s with a pinned candidate and one event."""
+    async with signaling_server() as url:
+        path = tmp_path / "u.aiq"
+        host = await Host.start(signaling=url, config=FAST, identity=ident, session_path=path,
+                                runs=False)
+        cand = await Candidate.join(host.invite.encode(), config=FAST)
+        try:
+            await host.connected(10)
+            await cand.send_event("tab.hidden", {"phase": "instant", "confidence": 1})
+            await eventually(lambda: len(host.events) == 1, 10, "an event")
+        finally:
+            await cand.close()
+            await host.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def unsealed_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Identity]:
+    ident = Identity.generate()
+    folder = tmp_path_factory.mktemp("unsealed")
+    return asyncio.run(_unsealed(folder, ident)), ident
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+    return dst
+
+
+def _edit(path: Path, sql: str, *params: object) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute(sql, params)
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("meta_json", "metadata is damaged"),
+    ("envelope", "does not verify"),
+    ("receipt", "receipt #0"),
+    ("invite", "invite is damaged"),
+    ("other_host", "another host key"),
+    ("sealed", "sealed"),
+    ("not_a_file", "not an AssessIQ session file"),
+    ("device", "device key is damaged"),
+])
+async def test_a_file_that_cannot_be_resumed_is_refused_in_one_line(
+        unsealed_file, tmp_path: Path, damage: str, says: str):
+    src, ident = unsealed_file
+    path = _copy(src, tmp_path / "x.aiq")
+    if damage == "meta_json":
+        _edit(path, "UPDATE meta SET value = '{not json' WHERE key = 'label'")
+    elif damage == "envelope":
+        raw = bytearray(sqlite3.connect(path).execute("SELECT raw FROM envelopes").fetchone()[0])
+        raw[len(raw) // 2] ^= 1
+        _edit(path, "UPDATE envelopes SET raw = ?", bytes(raw))
+    elif damage == "receipt":
+        _edit(path, "UPDATE receipts SET raw = ?", b"junk")
+    elif damage == "invite":
+        _edit(path, "UPDATE live SET value = ? WHERE key = 'invite'", json.dumps("aiq1.x.y"))
+    elif damage == "other_host":
+        ident = Identity.generate()
+    elif damage == "sealed":
+        _edit(path, "INSERT INTO seal VALUES (1, ?)", b"x")
+    elif damage == "not_a_file":
+        path.write_bytes(b"not sqlite" * 100)
+    elif damage == "device":
+        _edit(path, "UPDATE meta SET value = ? WHERE key = 'device_key'", json.dumps("@@"))
+    with pytest.raises(AssessIQError) as info:
+        await Host.resume(path, identity=ident, config=FAST, runs=False)
+    message = str(info.value)
+    assert says in message and "\n" not in message, message
+    if damage not in ("not_a_file",):  # the refused file is left as it was: unsealed
+        with SessionStore.open(path) as store:
+            assert store.seal_raw() is None or damage == "sealed"
