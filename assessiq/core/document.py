@@ -460,6 +460,30 @@ class SharedDoc:
 
         return unsubscribe
 
+    def observe_state(self, callback: Callable[[frozenset[str]], None]) -> Callable[[], None]:
+        """Call `callback(names)` after each change to the shared state, local or remote:
+        the `meta` keys that changed ("language", "problem", "phase", "timer", "policy",
+        "public_tests") and "runs" for a run requested or answered. It runs inside the pycrdt
+        commit: it must not read or write the document (the pages' controllers only note
+        what changed). Returns an unsubscribe function."""
+
+        def on_meta(event: Any) -> None:
+            callback(frozenset(str(key) for key in event.keys))
+
+        def on_runs(_event: Any) -> None:
+            callback(frozenset(("runs",)))
+
+        roots: list[Any] = [self._run_ids, self._run_requests, self._run_results]
+        subs = [(self._meta, self._meta.observe(on_meta))] + \
+            [(root, root.observe(on_runs)) for root in roots]
+
+        def unsubscribe() -> None:
+            while subs:
+                root, sub = subs.pop()
+                root.unobserve(sub)
+
+        return unsubscribe
+
     # ------------------------------------------------------------------ code
     @property
     def code_text(self) -> str:

@@ -269,6 +269,7 @@ class Candidate(PeerSession):
             raise PeerError("the session has ended; no more events are signed")
         env = self.signer.sign(kind, data, severity=severity)
         self.log.append(env)
+        self.changed("events")
         self.outbox[env.seq] = env
         if self.store is not None:
             self.store.append_envelope(env.raw)
@@ -371,6 +372,7 @@ class Candidate(PeerSession):
     def _refused(self, ticket: RunTicket, reason: str) -> None:
         ticket.state, ticket.reason = "refused", reason
         self.run_refusals.append(reason)
+        self.changed("run_refusals")
         log.info("candidate: run refused: %s", reason)
 
     async def _on_control(self, message: dict[str, Any]) -> None:
@@ -420,6 +422,7 @@ class Candidate(PeerSession):
                     continue
                 del self.outbox[receipt.seq]
                 self.receipts.append(receipt)
+                self.changed("events")
                 if self.store is not None:
                     self.store.append_receipt(receipt.raw)
         finally:

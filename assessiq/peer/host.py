@@ -461,6 +461,7 @@ class Host(PeerSession):
                 self.received_at[env.seq] = now
                 self.receipts[env.seq] = receipt
                 self.events.append(env)
+                self.changed("events")
             await channel.send(self.receipts[env.seq].raw)
 
     # ---- runs --------------------------------------------------------------------------

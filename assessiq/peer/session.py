@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pycrdt import Awareness
@@ -74,8 +75,19 @@ class PeerSession:
         self._unitemised: dict[str, int] = {}
         self.refused_by_peer: deque[dict[str, Any]] = deque(maxlen=KEEP_RECENT)
         """What the other side said it refused from us (its `refused` notices)."""
+        self.listeners: list[Callable[[str], None]] = []
+        """Told what changed: "connection", "events", "refusals", "refused_by_peer" (the
+        pages' controllers in `assessiq.room` listen; each returns at once)."""
         self.inbound = TokenBucket(RATE_BYTES_PER_SECOND, RATE_BURST)
         """The byte-rate cap on what the peer sends on the sync channels, across links."""
+
+    def changed(self, what: str) -> None:
+        """Tell the `listeners` that `what` changed (a listener that fails is logged)."""
+        for listener in list(self.listeners):
+            try:
+                listener(what)
+            except Exception:
+                log.exception("%s: a change listener failed", self.role)
 
     # ---- refusals ----------------------------------------------------------------------
 
@@ -89,6 +101,7 @@ class PeerSession:
         self.refused_total += 1
         now = time.time()
         self.refused.append({"t": now, "channel": channel, "reason": reason, "size": len(raw)})
+        self.changed("refusals")
         if int(now) != self._refusal_second:
             self._refusal_second, self._itemised_this_second = int(now), 0
             self.flush_refusals()
@@ -228,6 +241,7 @@ class PeerSession:
             if sync.synced.is_set() and not sync.closed.is_set():
                 log.info("%s: document synced over the new link", self.role)
                 self._connected.set()
+                self.changed("connection")
                 await first_completed(channel.closed.wait(), sync.closed.wait())
         # However the sync stopped (the channel closed, or DocSync gave up on it), the link
         # ends here and the session builds a new one: "connected" means "syncing".
@@ -243,6 +257,7 @@ class PeerSession:
                         message["channel"][:20], message["reason"][:200])
             self.refused_by_peer.append({"t": time.time(), "channel": message["channel"][:20],
                                          "reason": message["reason"][:200]})
+            self.changed("refused_by_peer")
         if message["t"] == "bye":
             log.info("%s: the other side ended the session: %s", self.role, message["reason"])
             self.ended.set()
@@ -257,6 +272,7 @@ class PeerSession:
             self._connected.clear()
             if self.link is link:
                 self.link = None
+            self.changed("connection")
         log.info("%s: link %d down: %s", self.role, self.links_made, reason)
         return reason
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -37,14 +38,39 @@ class CameraCheck:
         self.candidate = candidate
         self.seconds = seconds
         self.timeout = timeout
-        self.status = "Waiting for your camera's picture…"
+        self.changed: Callable[[], None] = lambda: None
+        """Called when `status` or `done` changes (from the worker thread too): the
+        candidate's controller makes it a "camera" change event."""
+        self._status = "Waiting for your camera's picture…"
+        self._done = False
         self.baseline: Baseline | None = None
         self.frames = 0
         self.available = True  # False: no camera analysis can run on this computer
         self.result = "unavailable"  # for the signed camera.check event (see `report`)
-        self.done = False
         self._stop = False
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def status(self) -> str:
+        """Where the check is, as a sentence for the page."""
+        return self._status
+
+    @status.setter
+    def status(self, text: str) -> None:
+        if text != self._status:
+            self._status = text
+            self.changed()
+
+    @property
+    def done(self) -> bool:
+        """The check has finished, either way."""
+        return self._done
+
+    @done.setter
+    def done(self, value: bool) -> None:
+        if value != self._done:
+            self._done = value
+            self.changed()
 
     def start(self) -> None:
         if self._task is None:

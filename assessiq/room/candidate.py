@@ -6,9 +6,11 @@ sent about them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +23,23 @@ from ..peer import Candidate, PeerConfig
 from ..peer.runrequests import RunTicket
 from .call import CallPlan
 from .camera_check import CameraCheck
+from .changes import Changes
 
-__all__ = ["MONITORED", "BrowserSignals", "CandidateController", "monitored",
-           "read_session_policy"]
+__all__ = ["CANDIDATE_TOPICS", "MONITORED", "BrowserSignals", "CandidateController",
+           "monitored", "read_session_policy"]
+
+CANDIDATE_TOPICS = (
+    "code", "problem", "public_tests", "language", "phase", "timer", "policy",  # the document
+    "runs",             # a run requested or answered
+    "connection",       # the link to the interviewer up or down
+    "events",           # an event signed about the candidate, or a receipt for one
+    "refusals",         # something refused from the interviewer's app
+    "refused_by_peer",  # the interviewer's app refused something of ours
+    "run_refusals",     # a run asked for was refused (or a new one asked for)
+    "camera",           # the camera check's status, or it finished
+    "ended",            # the interviewer ended the session (or this side closed)
+)
+"""What `CandidateController.changes` emits (after joining), and what drives each."""
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +198,13 @@ class CandidateController:
         self._policy_text: str | None = None
         self.paste_text_agreed = False  # the candidate agreed to send pasted text
         self.pending_local: list[tuple[float, str]] = []  # warnings shown before connecting
+        self.changes = Changes()
+        """The page's change events (`CANDIDATE_TOPICS`), from the document's observers, the
+        peer's hooks and this controller's own actions (from joining on): nothing is
+        polled."""
+        self._unwatch: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._due: dict[str, asyncio.TimerHandle] = {}  # a condition's moment to be sent
 
     @property
     def policy(self) -> Policy:
@@ -208,12 +231,16 @@ class CandidateController:
         return self.policy.paste.include_text and not self.paste_text_agreed
 
     async def wait_for_policy(self, timeout: float = 10.0) -> None:
-        """After joining: wait (bounded) for the host's policy to arrive with the document."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.doc is not None and self.doc.policy_text is None \
-                and loop.time() < deadline and not self.ended:
-            await asyncio.sleep(0.05)
+        """After joining: wait (bounded) for the host's policy to arrive with the document
+        (its "policy" change event, or the end)."""
+        if self.doc is not None and self.doc.policy_text is None and not self.ended:
+            arrived = asyncio.Event()
+            off = self.changes.on(("policy", "ended"), arrived.set)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), timeout)
+            finally:
+                off()
         self.refresh_policy()
         if self.doc is not None and self.doc.policy_text is None and not self.policy_note:
             log.warning("the host shared no policy; using the defaults")
@@ -263,15 +290,55 @@ class CandidateController:
                                 "screen and agree first")
         if self.call is not None:
             self.call.restart_scenes()  # a planted timeline runs from the moment of joining
-        self.candidate = await Candidate.join(
+        self.attach(await Candidate.join(
             self.invite, name=self.name, config=self.config, signaling=self.signaling,
-            timeout=timeout, media=self.call.config if self.call is not None else None)
+            timeout=timeout, media=self.call.config if self.call is not None else None))
+        assert self.candidate is not None
         if self.call is not None and self.call.synthetic:
             from .call import SYNTHETIC_EVENT
 
             await self.candidate.send_event("session.note",
                                             {"phase": "instant", "text": SYNTHETIC_EVENT})
         await self.wait_for_policy()
+
+    def attach(self, candidate: Candidate) -> None:
+        """Use `candidate` (joined, or resumed) as this side's session, and connect the
+        sources of `changes` to it: its document's observers, its hooks, its end."""
+        self.unwatch()
+        self.candidate = candidate
+        emit = self.changes.emit
+        doc = candidate.doc
+
+        def on_part(part: str, _update: bytes, _origin: str | None) -> None:
+            if part == "code":
+                emit("code")
+
+        def unlisten() -> None:
+            if emit in candidate.listeners:
+                candidate.listeners.remove(emit)
+
+        async def ended() -> None:
+            await candidate.ended.wait()
+            emit("ended")
+
+        task = asyncio.ensure_future(ended())
+
+        def stop_waiting() -> None:
+            task.cancel()
+
+        candidate.listeners.append(emit)
+        self._unwatch = [doc.observe_state(lambda names: emit(*names)),
+                         doc.observe_part_updates(on_part), unlisten, stop_waiting,
+                         self.changes.on("policy", self.refresh_policy)]
+        if self.camera_check is not None:
+            self.camera_check.changed = lambda: emit("camera")
+
+    def unwatch(self) -> None:
+        """Stop listening to the session (closed, or another one attached)."""
+        while self._unwatch:
+            self._unwatch.pop()()
+        while self._due:
+            self._due.popitem()[1].cancel()
 
     def check_camera(self) -> CameraCheck | None:
         """Start (once) the camera check: calibration on the call's frames, then the
@@ -280,7 +347,9 @@ class CandidateController:
             return None
         if self.camera_check is None:
             self.camera_check = CameraCheck(self.candidate)
+            self.camera_check.changed = lambda: self.changes.emit("camera")
             self.camera_check.start()
+            self.changes.emit("camera")
         return self.camera_check
 
     async def send(self, kind: str, data: dict[str, Any]) -> Envelope | None:
@@ -302,6 +371,7 @@ class CandidateController:
         if state == "on":
             self.signals.begin(kind, now)
             batch = self.signals.due(now)
+            self._send_when_due(kind)
         elif state == "off":
             batch = self.signals.finish(kind, now)
         elif state == "instant":
@@ -319,8 +389,27 @@ class CandidateController:
             return []
         return [e for e in [await self.send(k, d) for k, d in batch] if e is not None]
 
+    def _send_when_due(self, kind: str) -> None:
+        """A condition that began and is not sent yet is sent (by `tick`) the moment it has
+        lasted the policy's minimum: a timer for that moment, not a poll."""
+        cond = self.signals.open.get(kind)
+        if cond is None or cond.sent:
+            return
+        wait = max(0.0, cond.started + self.signals.min_duration(kind) - time.time())
+
+        def fire() -> None:
+            task = asyncio.ensure_future(self.tick())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        old = self._due.pop(kind, None)
+        if old is not None:
+            old.cancel()
+        self._due[kind] = asyncio.get_running_loop().call_later(wait + 0.01, fire)
+
     async def tick(self, now: float | None = None) -> list[Envelope]:
-        """Send conditions that have lasted long enough (called about once a second)."""
+        """Send conditions that have lasted long enough (`on_signal` arranges a call at the
+        moment one is due; calling it more often does no harm)."""
         now = time.time() if now is None else now
         self.refresh_policy()
         return [e for e in [await self.send(k, d) for k, d in self.signals.due(now)]
@@ -349,7 +438,10 @@ class CandidateController:
         `run_refusals`)."""
         if self.candidate is None:
             return None
-        return await self.candidate.request_run(stdin=stdin)
+        try:
+            return await self.candidate.request_run(stdin=stdin)
+        finally:
+            self.changes.emit("run_refusals")  # a new ticket: the last refusal is old news
 
     @property
     def refused_by_peer(self) -> list[dict[str, Any]]:
@@ -366,6 +458,8 @@ class CandidateController:
             self.camera_check.cancel()
         if self.candidate is not None:
             await self.candidate.close()
+        self.changes.emit("ended")
+        self.unwatch()
 
 
 def describe(env: Envelope) -> str:

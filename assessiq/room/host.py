@@ -14,6 +14,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,25 @@ from ..core.verify import Verdict, verify_record
 from ..peer import Host, PeerConfig
 from ..runs import RunRefused
 from .call import CallPlan
+from .changes import Changes
 from .problems import LANGUAGES, Problem, canonical_language, starter_for, switch_note
 from .report import write_reports
 
-__all__ = ["HostController", "HostSetup", "describe_camera_check"]
+__all__ = ["HOST_TOPICS", "HostController", "HostSetup", "describe_camera_check"]
+
+HOST_TOPICS = (
+    "code",             # the shared code (each edit, either side's)
+    "problem", "public_tests", "language", "phase", "timer", "policy",  # the document's state
+    "runs",             # a run requested or answered (and the hidden results with it)
+    "connection",       # the candidate's link up or down (and who joined)
+    "events",           # a verified integrity event (the panel, the score, the camera check)
+    "refusals",         # something refused from the candidate's app
+    "refused_by_peer",  # the candidate's app refused something of ours
+    "run_refusals",     # the interviewer's own Run was refused
+    "notes",            # a private note added
+    "ended",            # sealed (or the seal failed: `end()` raised)
+)
+"""What `HostController.changes` emits, and what drives each."""
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +112,10 @@ class HostController:
         self.run_refusals: list[str] = []  # why the interviewer's own runs were refused
         self._score_saved = False
         self.sealed_path: Path | None = None  # set once the file is sealed
+        self.changes = Changes()
+        """The page's change events (`HOST_TOPICS`), from the document's observers, the
+        peer's hooks and this controller's own actions: nothing is polled."""
+        self._unwatch = self._watch()
 
     @classmethod
     async def start(cls, setup: HostSetup, *, config: PeerConfig | None = None,
@@ -144,6 +164,28 @@ class HostController:
                 doc.set_code(starter, origin="host")
         mark_generated(host.store, doc, "starter", clock)  # the editor's text, not a person's
         return cls(setup, host, server, call)
+
+    def _watch(self) -> list[Callable[[], None]]:
+        """Connect the sources of `changes`; returns what disconnects them."""
+        emit = self.changes.emit
+        host = self.host
+
+        def on_part(part: str, _update: bytes, _origin: str | None) -> None:
+            if part == "code":
+                emit("code")
+
+        def unlisten() -> None:
+            if emit in host.listeners:
+                host.listeners.remove(emit)
+
+        host.listeners.append(emit)
+        return [host.doc.observe_state(lambda names: emit(*names)),
+                host.doc.observe_part_updates(on_part), unlisten]
+
+    def unwatch(self) -> None:
+        """Stop listening to the document and the peer (the session is closed)."""
+        while self._unwatch:
+            self._unwatch.pop()()
 
     # --- state for the pages ------------------------------------------------------------
     @property
@@ -214,6 +256,7 @@ class HostController:
         now = time.time()
         self.notes.append((now, text))
         self.host.store.add_private("note", {"text": text}, t=now)
+        self.changes.emit("notes")
 
     def set_phase(self, phase: str) -> None:
         doc = self.host.doc
@@ -270,6 +313,7 @@ class HostController:
             self.host.run_code(by="host", stdin=stdin)
         except (RunRefused, AssessIQError) as exc:
             self.run_refusals.append(str(exc))
+            self.changes.emit("run_refusals")
             return str(exc)
         return None
 
@@ -310,8 +354,10 @@ class HostController:
         except (AssessIQError, OSError) as exc:
             what = "sealed" if self.sealed_path is None else "reported (it is sealed)"
             log.error("host: the session could not be %s: %s", what, exc)
+            self.changes.emit("ended")
             raise
         self.ended = Ended(path, md, html, verdict)
+        self.changes.emit("ended")
         log.info("host: session sealed at %s", path)
         return self.ended
 
@@ -319,6 +365,7 @@ class HostController:
         """Stop without sealing (the app is shutting down)."""
         if self.ended is not None:
             return
+        self.unwatch()
         await self.host.close()  # keeps the unsealed file
         if self._server is not None:
             await self._server.stop()
