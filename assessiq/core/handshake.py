@@ -55,12 +55,16 @@ __all__ = [
     "Ignored",
     "Opened",
     "derive_key",
+    "open_device_key",
     "open_message",
     "sdp_fingerprints",
+    "seal_device_key",
     "seal_message",
 ]
 
 HANDSHAKE_INFO = b"assessiq/handshake/v1"
+DEVICE_KEY_INFO = b"assessiq/device-key/v1"
+DEVICE_KEY_FORMAT = "dk1"
 SIGN_DOMAIN = "handshake/v1"
 C2H = "c2h"
 H2C = "h2c"
@@ -107,6 +111,53 @@ def derive_key(invite: Invite) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(), length=32, salt=invite.room.encode("utf-8"), info=HANDSHAKE_INFO
     ).derive(invite.secret)
+
+
+def _device_wrap_key(invite: Invite) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=invite.room.encode("utf-8"),
+        info=DEVICE_KEY_INFO,
+    ).derive(invite.secret)
+
+
+def _device_aad(invite: Invite, public_key: bytes) -> bytes:
+    return DEVICE_KEY_INFO + b"|" + invite.room.encode("utf-8") + b"|" + \
+        invite.id.encode("ascii") + b"|" + public_key
+
+
+def seal_device_key(invite: Invite, device: Identity) -> str:
+    """The candidate's device key for keeping in its own session file: the private key
+    encrypted (ChaCha20-Poly1305) under a key derived from this invite's secret, bound to the
+    room, the invite and the device's public key. Text: `dk1.<public>.<nonce+ciphertext>`.
+
+    The session file is the candidate's record, which they may copy or hand over: without the
+    invite it holds no usable key, and with it the key signs only in this session (the chain
+    is bound to the room). The file is 0600 as well."""
+    nonce = os.urandom(NONCE_LEN)
+    sealed = ChaCha20Poly1305(_device_wrap_key(invite)).encrypt(
+        nonce, device.to_pem(), _device_aad(invite, device.public_key))
+    return f"{DEVICE_KEY_FORMAT}.{b64e(device.public_key)}.{b64e(nonce + sealed)}"
+
+
+def open_device_key(invite: Invite, text: str) -> Identity:
+    """The device key `seal_device_key` kept; `AssessIQError` when it was not sealed for this
+    invite or was altered."""
+    parts = text.split(".") if isinstance(text, str) else []
+    try:
+        if len(parts) != 3 or parts[0] != DEVICE_KEY_FORMAT:
+            raise ValueError("unknown format")
+        public_key, blob = b64d(parts[1]), b64d(parts[2])
+        if len(blob) < NONCE_LEN + 16:
+            raise ValueError("truncated")
+        pem = ChaCha20Poly1305(_device_wrap_key(invite)).decrypt(
+            blob[:NONCE_LEN], blob[NONCE_LEN:], _device_aad(invite, public_key))
+    except (ValueError, InvalidTag) as exc:
+        raise AssessIQError("the device key kept in this session file does not open with "
+                            "this invite (another invite's, or the file was altered)") from exc
+    device = Identity.from_pem(pem)
+    if device.public_key != public_key:
+        raise AssessIQError("the device key kept in this session file is damaged")
+    return device
 
 
 def _aad(room: str, direction: str) -> bytes:

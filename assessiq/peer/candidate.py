@@ -18,18 +18,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.encoding import b64e
-from ..core.handshake import CandidateHandshake, HandshakeError, Ignored
+from ..core.errors import StoreError
+from ..core.handshake import (
+    CandidateHandshake,
+    HandshakeError,
+    Ignored,
+    open_device_key,
+    seal_device_key,
+)
 from ..core.identity import Identity
-from ..core.integrity import Envelope, EventSigner, IntegrityError, Receipt
+from ..core.integrity import Envelope, EventSigner, IntegrityError, Receipt, check_log
 from ..core.invite import Invite
 from ..core.paths import sessions_dir
+from ..core.resume import last_alive, resumed_data
 from ..core.store import SessionStore
 from .config import PeerConfig, merge_servers, servers_from_json
 from .connection import PeerConnection
@@ -46,11 +57,20 @@ if TYPE_CHECKING:
     from ..proctor import Proctor, ProctorConfig
     from ..proctor.frames import Frame
 
-__all__ = ["Candidate"]
+__all__ = [
+    "RESUME_WHY",
+    "Candidate",
+    "Resumable",
+    "ResumeError",
+    "decode_for_resume",
+    "find_resumable",
+]
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY = 0.5
+RESUME_WHY = "the candidate's app started again and reopened its session file"
+"""The `why` of a `session.resumed` event a plain restart signs."""
 
 
 class Candidate(PeerSession):
@@ -86,6 +106,9 @@ class Candidate(PeerSession):
         self._proctor_task: asyncio.Task[Any] | None = None
         self._events: asyncio.Queue[tuple[str, dict[str, Any], str]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
+        self._lock: int | None = None  # this process holds the session file (see resume)
+        self.resumed_from: Path | None = None  # the session file a resume reopened
+        self.away_s: float | None = None  # how long this side was gone, on a resume
 
     @classmethod
     async def join(
@@ -119,36 +142,140 @@ class Candidate(PeerSession):
             else Invite.decode(invite_text, expected_host=expected_host)
         )
         config = config or PeerConfig()
-        url, found_by = signaling, "given"
-        if url is None and invite.lan:
-            from ..discovery import discover
-
-            url = await discover(
-                invite.room, timeout=discover_timeout, interfaces=discover_interfaces
-            )
-            found_by = "zeroconf"
-        if url is None:
-            url, found_by = invite.signaling, "invite"
-        if url is None:
-            raise ConnectError(
-                "the host offers LAN mode only and was not found on this network"
-            )
+        url, found_by = await _signaling_url(invite, signaling, discover_timeout,
+                                             discover_interfaces)
         cand = cls(invite, device or Identity.generate(), config, name, clock)
         cand.found_by = found_by
         cand.store = _create_store(cand, session_path, url)
-        cand._setup_call(media, emit=cand.emit)
-        cand.signaling = SignalingClient.for_peer(url, invite.room, "candidate", config)
         try:
-            await cand.signaling.start(timeout=min(timeout, 15.0))
-            cand._start_awareness()
-            cand._spawn(cand._run(), "candidate-run")
-            await cand.connected(timeout)
+            await cand._start(url, media, timeout)
         except BaseException:
-            await cand.close()
             if cand.store is not None:  # never joined: leave no half-made session file
                 cand.store.discard()
             raise
         return cand
+
+    @classmethod
+    async def resume(
+        cls,
+        invite_text: str | Invite,
+        *,
+        session_path: Path | str | None = None,
+        why: str = RESUME_WHY,
+        name: str | None = None,
+        config: PeerConfig | None = None,
+        signaling: str | None = None,
+        expected_host: str | None = None,
+        discover_timeout: float = 5.0,
+        discover_interfaces: list[str] | None = None,
+        timeout: float = 30.0,
+        media: MediaConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Candidate:
+        """Continue an interview this computer joined before and did not finish (the app
+        died, the computer restarted): its session file (`session_path`, default the one
+        `find_resumable` finds for this invite) is reopened, the document loaded from it,
+        the same device key taken from it, and the integrity chain continued after the last
+        event it holds — events the host never receipted are sent again — after a signed
+        `session.resumed` event (how long this side was away, and `why`). The document
+        syncs the difference both ways when the link is up.
+
+        `ResumeError` when there is nothing to resume, the session is open in another
+        window, or the file does not belong to this invite; other `AssessIQError`s as for
+        `join`. The session file is kept whatever happens."""
+        invite = invite_text if isinstance(invite_text, Invite) else decode_for_resume(
+            invite_text, expected_host=expected_host)
+        found = (Resumable.read(Path(session_path)) if session_path is not None
+                 else find_resumable(invite))
+        if found is None:
+            raise ResumeError(
+                "there is no unfinished session for this invite on this computer"
+                if session_path is None else
+                f"{Path(session_path).name} is not an unfinished candidate session")
+        found.check(invite)
+        config = config or PeerConfig()
+        lock = _lock_session(found.path)
+        try:
+            store = SessionStore.open(found.path)
+        except BaseException:
+            _unlock_session(found.path, lock)
+            raise
+        try:
+            _private_file(found.path)
+            device = open_device_key(invite, str(found.meta.get("device_secret", "")))
+            stored_name = found.meta.get("candidate_name")
+            cand = cls(invite, device, config,
+                       name if name is not None else (str(stored_name) or None), clock)
+            cand._lock = lock
+            cand.store = store
+            cand._restore(store)
+            url, found_by = await _signaling_url(invite, signaling, discover_timeout,
+                                                 discover_interfaces)
+            cand.found_by = found_by
+            last = last_alive(store)
+            now = clock()
+            cand.resumed_from = found.path
+            cand.away_s = max(0.0, now - last)
+            await cand.send_event("session.resumed", resumed_data(
+                side="candidate", away_s=cand.away_s, last_seen=last, why=why))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                store.close()
+            _unlock_session(found.path, lock)
+            raise
+        await cand._start(url, media, timeout)  # (on failure it closes, keeping the file)
+        return cand
+
+    def _restore(self, store: SessionStore) -> None:
+        """The document and the integrity log from a reopened session file: every event it
+        signed (checked: its own key, one unbroken chain), the host's receipts for them, the
+        ones never receipted back in the outbox, and the signer after the last one."""
+        n = store.load_into(self.doc)
+        store.attach(self.doc, local_origin="candidate", remote_origin="host")
+        check = check_log(self.invite.room, self.device.public_key, store.envelopes())
+        if check.errors:
+            raise ResumeError(f"the integrity log in {store.path.name} is damaged "
+                              f"({check.errors[0]}); it cannot be continued")
+        receipted: dict[int, Receipt] = {}
+        for raw in store.receipts():
+            try:
+                receipt = Receipt.decode(raw)
+            except IntegrityError:
+                continue
+            if receipt.session == self.invite.room and receipt.verify(self.invite.host_key):
+                receipted[receipt.seq] = receipt
+        self.log = list(check.events)
+        for env in self.log:
+            got = receipted.get(env.seq)
+            if got is not None and got.hash == env.hash:
+                self.receipts.append(got)
+            else:
+                self.outbox[env.seq] = env
+        if self.log:
+            last = self.log[-1]
+            self.signer = EventSigner(self.invite.room, self.device, next_seq=last.seq + 1,
+                                      prev=last.hash, last_t=last.t, clock=self.clock)
+        log.info("candidate: resumed %s: %d document updates, %d events (%d to send again)",
+                 store.path.name, n, len(self.log), len(self.outbox))
+
+    async def _start(self, url: str, media: MediaConfig | None, timeout: float) -> None:
+        """Signaling, the call and the connection loop; wait for the first link."""
+        self._setup_call(media, emit=self.emit)
+        self.signaling = SignalingClient.for_peer(url, self.invite.room, "candidate",
+                                                  self.config)
+        try:
+            await self.signaling.start(timeout=min(timeout, 15.0))
+            self._start_awareness()
+            self._spawn(self._run(), "candidate-run")
+            await self.connected(timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _unlock(self) -> None:
+        lock, self._lock = self._lock, None
+        if self.store is not None and lock is not None:
+            _unlock_session(self.store.path, lock)
 
     # ---- connection loop ---------------------------------------------------------------
 
@@ -269,7 +396,6 @@ class Candidate(PeerSession):
             raise PeerError("the session has ended; no more events are signed")
         env = self.signer.sign(kind, data, severity=severity)
         self.log.append(env)
-        self.changed("events")
         self.outbox[env.seq] = env
         if self.store is not None:
             self.store.append_envelope(env.raw)
@@ -372,12 +498,15 @@ class Candidate(PeerSession):
     def _refused(self, ticket: RunTicket, reason: str) -> None:
         ticket.state, ticket.reason = "refused", reason
         self.run_refusals.append(reason)
-        self.changed("run_refusals")
         log.info("candidate: run refused: %s", reason)
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         await super()._on_control(message)
         kind = message["t"]
+        if kind == "bye" and self.store is not None:
+            # the host ended the interview: this file is finished, never resumed
+            with contextlib.suppress(Exception):
+                self.store.set_meta("ended", time.time())
         if kind in ("run.accepted", "run.refused"):
             ticket = self.runs.get(message["id"])
             if ticket is None:
@@ -422,7 +551,6 @@ class Candidate(PeerSession):
                     continue
                 del self.outbox[receipt.seq]
                 self.receipts.append(receipt)
-                self.changed("events")
                 if self.store is not None:
                     self.store.append_receipt(receipt.raw)
         finally:
@@ -443,6 +571,7 @@ class Candidate(PeerSession):
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.close()
+        self._unlock()
 
 
 def _tap_frames(tap: FrameTap, stopping: Any) -> Iterator[Frame]:
@@ -455,12 +584,15 @@ def _tap_frames(tap: FrameTap, stopping: Any) -> Iterator[Frame]:
 
 
 def _create_store(cand: Candidate, path: Path | str | None, url: str) -> SessionStore:
-    """The candidate's own session file (a fresh one; never overwrites)."""
+    """The candidate's own session file (a fresh one; never overwrites), held by this
+    process (see `_lock_session`). It keeps the device key, sealed under the invite
+    (`seal_device_key`), for a resume; the file is 0600."""
     meta = {
         "session": cand.invite.room,
         "role": "candidate",
         "host_key": b64e(cand.invite.host_key),
         "device_key": b64e(cand.device.public_key),
+        "device_secret": seal_device_key(cand.invite, cand.device),
         "invite": cand.invite.id,
         "candidate_name": cand.name or "",
         "signaling": url,
@@ -476,5 +608,160 @@ def _create_store(cand: Candidate, path: Path | str | None, url: str) -> Session
                 break
             n += 1
     store = SessionStore.create(path, meta)
+    try:
+        cand._lock = _lock_session(store.path)
+    except BaseException:
+        store.discard()
+        raise
     store.attach(cand.doc, local_origin="candidate", remote_origin="host")
     return store
+
+
+# ---- resuming ----------------------------------------------------------------------------
+
+class ResumeError(PeerError):
+    """A session cannot be resumed; the message says why."""
+
+
+async def _signaling_url(invite: Invite, signaling: str | None, discover_timeout: float,
+                         discover_interfaces: list[str] | None) -> tuple[str, str]:
+    """Where to meet the host, and how it was found: given, zeroconf (LAN mode), invite."""
+    url, found_by = signaling, "given"
+    if url is None and invite.lan:
+        from ..discovery import discover
+
+        url = await discover(invite.room, timeout=discover_timeout,
+                             interfaces=discover_interfaces)
+        found_by = "zeroconf"
+    if url is None:
+        url, found_by = invite.signaling, "invite"
+    if url is None:
+        raise ConnectError("the host offers LAN mode only and was not found on this network")
+    return url, found_by
+
+
+def decode_for_resume(text: str, *, expected_host: str | None = None) -> Invite:
+    """An invite checked as `Invite.decode` does, except its expiry: an invite that expired
+    after this computer joined with it still continues that session (the host lets the
+    device it pinned back in)."""
+    return Invite.decode(text, now=0.0, expected_host=expected_host)
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """An unfinished candidate session file on this computer."""
+
+    path: Path
+    meta: dict[str, Any]
+    last_active: float
+    """When this side was last alive in it (its newest record), seconds since the epoch."""
+    in_use: bool
+    """Whether another running app holds it now."""
+
+    @classmethod
+    def read(cls, path: Path) -> Resumable | None:
+        """The session file at `path` if it is an unfinished candidate session (not ended
+        by the host, holding its device key); None otherwise. Read only."""
+        if not path.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return None
+        try:
+            store = SessionStore(path, conn, read_only=True)
+            meta = store.meta()
+            if (meta.get("role") != "candidate" or "ended" in meta
+                    or not meta.get("device_secret") or store.seal_raw() is not None):
+                return None
+            last = last_alive(store)
+        except (sqlite3.Error, StoreError, ValueError, TypeError, KeyError):
+            return None
+        finally:
+            conn.close()
+        return cls(path=path, meta=meta, last_active=last, in_use=_held(path))
+
+    def matches(self, invite: Invite) -> bool:
+        return (self.meta.get("session") == invite.room
+                and self.meta.get("invite") == invite.id
+                and self.meta.get("host_key") == b64e(invite.host_key))
+
+    def check(self, invite: Invite) -> None:
+        """`ResumeError` unless this session can be continued with `invite` now."""
+        if not self.matches(invite):
+            raise ResumeError(f"{self.path.name} is not a session of this invite")
+        if self.in_use:
+            raise ResumeError("this interview is already open in another AssessIQ window on "
+                              "this computer; use that one")
+
+
+def find_resumable(invite: Invite, folder: Path | None = None) -> Resumable | None:
+    """The unfinished session this computer joined with `invite` (the newest, if several),
+    in `folder` (default: the data dir's sessions); None when there is none."""
+    folder = folder or sessions_dir()
+    found = [r for p in sorted(folder.glob(f"{invite.room}.candidate*.aiq"))
+             if (r := Resumable.read(p)) is not None and r.matches(invite)]
+    return max(found, key=lambda r: r.last_active, default=None)
+
+
+def _private_file(path: Path) -> None:
+    """The session file holds the (sealed) device key: only its owner may read it."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+
+
+def _lock_path(path: Path) -> str:
+    return f"{path}.lock"
+
+
+def _lock_session(path: Path) -> int | None:
+    """Hold `path` for this process (an advisory lock on `<path>.lock`, released by the
+    system when the process dies): a second app cannot continue the same session at once.
+    None where there are no such locks (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    lock = _lock_path(path)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise ResumeError("this interview is already open in another AssessIQ window on "
+                              "this computer; use that one") from exc
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed it as we locked it: lock the new one
+
+
+def _unlock_session(path: Path, fd: int | None) -> None:
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(_lock_path(path))
+    os.close(fd)
+
+
+def _held(path: Path) -> bool:
+    """Whether a running app holds the session at `path` (see `_lock_session`)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    try:
+        fd = os.open(_lock_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
