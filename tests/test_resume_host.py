@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from assessiq.cli import main
 from assessiq.core.errors import AssessIQError
-from assessiq.core.identity import Identity
+from assessiq.core.identity import HOST_KEY_FILE, Identity, load_or_create_host_identity
 from assessiq.core.record import SessionRecord
 from assessiq.core.store import SessionStore
 from assessiq.core.verify import verify_record
@@ -91,9 +92,12 @@ async def _unsealed(tmp_path: Path, ident: Identity) -> Path:
 
 @pytest.fixture(scope="module")
 def unsealed_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Identity]:
-    ident = Identity.generate()
-    folder = tmp_path_factory.mktemp("unsealed")
-    return asyncio.run(_unsealed(folder, ident)), ident
+    """An unsealed session in a data dir of its own (`ASSESSIQ_DATA_DIR`), made by that data
+    dir's host key."""
+    data = tmp_path_factory.mktemp("data")
+    ident = load_or_create_host_identity(data / HOST_KEY_FILE)
+    (data / "sessions").mkdir()
+    return asyncio.run(_unsealed(data / "sessions", ident)), ident
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -146,3 +150,49 @@ async def test_a_file_that_cannot_be_resumed_is_refused_in_one_line(
     if damage not in ("not_a_file",):  # the refused file is left as it was: unsealed
         with SessionStore.open(path) as store:
             assert store.seal_raw() is None or damage == "sealed"
+
+
+def test_the_command_line_lists_and_picks_unsealed_sessions(unsealed_file, monkeypatch,
+                                                             capsys):
+    path, _ = unsealed_file
+    data = path.parent.parent
+    monkeypatch.setenv("ASSESSIQ_DATA_DIR", str(data))
+    assert main(["host", "--list-unsealed"]) == 0
+    out = capsys.readouterr().out
+    with SessionStore.open(path) as store:
+        room = store.meta()["session"]
+    assert "1 unsealed session in" in out and room[:10] in out, out
+    for args, says in ((["--resume", "zzzzzz"], "no unsealed session has the room"),
+                       (["--resume", "ab"], "no unsealed session has the room"),
+                       (["--resume", str(data / "nope.aiq")], "not one of this host's"),
+                       (["--list-unsealed", "--resume"], "not both")):
+        assert main(["host", *args]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    # another host key's data dir lists nothing and resumes nothing
+    other = data.parent / "other-data"
+    other.mkdir(exist_ok=True)
+    monkeypatch.setenv("ASSESSIQ_DATA_DIR", str(other))
+    assert main(["host", "--list-unsealed"]) == 0
+    assert "no unsealed sessions" in capsys.readouterr().out
+    assert main(["host", "--resume"]) == 2
+    assert "no unsealed session to resume" in capsys.readouterr().err
+
+
+def test_resume_picks_by_path_label_or_room(tmp_path: Path):
+    from assessiq.commands.host import choose
+    from assessiq.peer.host import SessionSummary
+
+    def summary(name: str, room: str, label: str, alive: float) -> SessionSummary:
+        return SessionSummary(path=tmp_path / name, room=room, label=label, created=0.0,
+                              candidate=None, last_alive=alive, joined=False, host_key="k")
+
+    a, b = summary("a.aiq", "abcdef123", "Ada", 1000.0), summary("b.aiq", "abcxyz", "", 10.0)
+    assert choose([a, b], "Ada") is a and choose([a, b], "abcx") is b
+    assert choose([a, b], str(tmp_path / "b.aiq")) is b
+    assert choose([a, b], "", now=4000.0) is a  # the only one alive in the last hour
+    for choice, says in (("abc", "no unsealed session"), ("abcd", "2 unsealed sessions match"),
+                         ("", "2 unsealed sessions")):
+        with pytest.raises(AssessIQError, match=says):
+            choose([a, b] if choice != "abcd" else [a, summary("c.aiq", "abcd9", "", 0)],
+                   choice, now=99999.0)

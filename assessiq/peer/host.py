@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ..media import MediaConfig
     from ..runs import RunLimits, RunService
 
-__all__ = ["Host", "SessionSummary", "unsealed_sessions"]
+__all__ = ["Host", "SessionSummary", "check_resumable", "unsealed_sessions"]
 
 log = logging.getLogger(__name__)
 
@@ -608,6 +608,12 @@ class _Resumable:
     received_at: dict[int, float]
     receipts: dict[int, Receipt]
     hidden_tests: list[TestCase]
+
+
+def check_resumable(store: SessionStore, identity: Identity) -> None:
+    """Raise `AssessIQError` (one line) unless `Host.resume` can go on with `store`'s
+    session with `identity`: what the command line checks before it starts the app."""
+    _read_resumable(store, identity, Path(store.path))
 
 
 def _read_resumable(store: SessionStore, identity: Identity, path: Path) -> _Resumable:
