@@ -13,7 +13,7 @@ from typing import Any
 from .errors import PolicyError
 
 __all__ = ["ACCOMMODATION_KINDS", "MAX_EXTRA_MINUTES", "Accommodations", "HeartbeatRule",
-           "KindRule", "PasteRule", "Policy", "default_policy_text"]
+           "KindRule", "PasteRule", "Policy", "ResumeRule", "default_policy_text"]
 
 MAX_PASTE_CHARS = 4000  # a signed envelope is at most 16 KiB
 
@@ -47,6 +47,28 @@ class HeartbeatRule:
     def __post_init__(self) -> None:
         if self.max_gap <= 0 or self.weight < 0 or self.max_penalty < 0:
             raise PolicyError("heartbeats: max_gap must be positive, weights not negative")
+
+
+@dataclass(frozen=True)
+class ResumeRule:
+    """How a restart of the candidate's app counts (see `[resume]` in the default policy and
+    `core.resume`): its time away, measured on the host's clock, is free up to `grace`
+    seconds for the first `free` restarts; any other restart costs `weight`, and every
+    minute beyond `grace` costs `per_minute`; at most `max_penalty` in all. A restart of the
+    host's app costs the candidate nothing: no heartbeat is due while it is down, nor for
+    `reconnect` seconds after it is back (the candidate's app needs them to reconnect)."""
+
+    grace: float = 120.0
+    free: int = 1
+    weight: float = 2.0
+    per_minute: float = 0.5
+    max_penalty: float = 20.0
+    reconnect: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("grace", "free", "weight", "per_minute", "max_penalty", "reconnect"):
+            if getattr(self, name) < 0:
+                raise PolicyError(f"{name} must not be negative")
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,7 @@ class Policy:
     text: str
     paste: PasteRule = PasteRule()
     accommodations: Accommodations = Accommodations()
+    resume: ResumeRule = ResumeRule()
 
     def rule(self, kind: str) -> KindRule | None:
         if kind in self.accommodations.off:  # turned off for this candidate: counts nothing
@@ -167,8 +190,9 @@ def _parse_policy(text: str) -> Policy:
     for kind, fields in tables.items():
         kinds[kind] = _build(KindRule, fields, f"kinds.{kind}")
     heartbeats = _build(HeartbeatRule, data.get("heartbeats") or {}, "heartbeats")
+    resume = _build(ResumeRule, data.get("resume") or {}, "resume")
     return Policy(kinds=kinds, heartbeats=heartbeats, text=text, paste=_paste(data.get("paste")),
-                  accommodations=_accommodations(data.get("accommodations")))
+                  accommodations=_accommodations(data.get("accommodations")), resume=resume)
 
 
 def _accommodations(fields: Any) -> Accommodations:
@@ -213,7 +237,7 @@ def _build(cls: type[Any], fields: Any, where: str) -> Any:
             raise PolicyError(f"[{where}] {name} must be a number")
         if not math.isfinite(value):
             raise PolicyError(f"[{where}] {name} must be a finite number")
-        if name in ("warn_after", "flag_after") and not isinstance(value, int):
+        if name in ("warn_after", "flag_after", "free") and not isinstance(value, int):
             raise PolicyError(f"[{where}] {name} must be a whole number")
     try:
         return cls(**fields)

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .integrity import Envelope, clock_rule
 from .kinds import HEARTBEAT, INSTANT, KINDS
-from .policy import Policy
+from .policy import Policy, ResumeRule
+from .resume import RESUMED, host_windows
 
-__all__ = ["Evaluation", "Gap", "Occurrence", "evaluate"]
+__all__ = ["Evaluation", "Gap", "Occurrence", "Resumed", "evaluate", "evaluate_session"]
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,27 @@ class Gap:
         return self.end - self.start
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """A restart as the policy counted it. `side` "candidate": its `session.resumed` event
+    (`seq`), `at` when the host received it, `away` the silence it closed on the host's clock
+    (0 when none, or when an earlier restart already counted that silence). `side` "host":
+    `at` when the host came back, `away` how long it was down (never counted)."""
+
+    side: str
+    at: float
+    away: float
+    penalty: float
+    seq: int | None = None
+
+
 @dataclass
 class Evaluation:
     score: int
     occurrences: list[Occurrence] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     explanation: list[dict[str, Any]] = field(default_factory=list)
+    restarts: list[Resumed] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[Occurrence]:
@@ -72,6 +89,7 @@ class Evaluation:
             "gaps": [{"start": g.start, "end": g.end, "duration": g.duration, "kind": g.kind}
                      for g in self.gaps],
             "explanation": self.explanation,
+            "restarts": [asdict(r) for r in self.restarts],
         }
 
 
@@ -109,6 +127,16 @@ def _conditions(
         info = KINDS.get(env.kind)
         if info is None or info.shape == HEARTBEAT:
             continue
+        if env.kind == RESUMED:
+            # (counted by the [resume] rule, not here.) The app that saw the open conditions
+            # died: each ends where it was last alive, as it says, kept between the
+            # condition's start and this event — its restart is not counted again as them.
+            seen = _number(env.data.get("last_seen"))
+            for kind, opened in open_.items():
+                end = min(env.t, max(opened.t, seen if seen is not None else env.t))
+                out.append((kind, opened.seq, opened.t - offset, end - opened.t))
+            open_.clear()
+            continue
         phase = env.data.get("phase")
         if info.shape == INSTANT or phase == "instant":
             out.append((env.kind, env.seq, env.t - offset, 0.0))
@@ -124,12 +152,21 @@ def _conditions(
     return out
 
 
-def _gaps(events: list[Envelope], times: list[float], start_t: float, end_t: float,
-          max_gap: float) -> list[Gap]:
-    """Silences longer than `max_gap`, per heartbeat stream, on the host's clock (`times[i]`
-    is when the host received `events[i]`): the proctor and the page beat separately, so a
-    stopped proctor shows even while the page goes on. A session with no heartbeat at all is
-    one silence from its start to its end."""
+def _without(a: float, b: float, windows: Sequence[tuple[float, float]]
+             ) -> list[tuple[float, float]]:
+    """The parts of the interval (a, b) outside every window (sorted, as `host_windows`)."""
+    parts = [(a, b)]
+    for w0, w1 in windows:
+        parts = [p for x, y in parts for p in ((x, min(y, w0)), (max(x, w1), y)) if p[1] > p[0]]
+    return parts
+
+
+def _silences(events: list[Envelope], times: list[float], start_t: float, end_t: float,
+              excused: Sequence[tuple[float, float]]) -> list[Gap]:
+    """Every silence between heartbeats, per heartbeat stream, on the host's clock (`times[i]`
+    is when the host received `events[i]`), outside the `excused` windows (the host was down):
+    the proctor and the page beat separately, so a stopped proctor shows even while the page
+    goes on. A session with no heartbeat at all is one silence from its start to its end."""
     streams: dict[str, list[float]] = {}
     for e, t in zip(events, times, strict=True):
         info = KINDS.get(e.kind)
@@ -137,16 +174,69 @@ def _gaps(events: list[Envelope], times: list[float], start_t: float, end_t: flo
             streams.setdefault(e.kind, []).append(t)
     if not streams:
         streams["heartbeat"] = []
-    gaps = []
+    out = []
     for kind, beats in streams.items():
         marks = [start_t, *sorted(beats), end_t]
-        gaps += [Gap(a, b, kind) for a, b in itertools.pairwise(marks) if b - a > max_gap]
+        if excused:
+            out += [Gap(x, y, kind) for a, b in itertools.pairwise(marks) if b > a
+                    for x, y in _without(a, b, excused)]
+        else:
+            out += [Gap(a, b, kind) for a, b in itertools.pairwise(marks) if b > a]
+    return out
+
+
+def _gaps(events: list[Envelope], times: list[float], start_t: float, end_t: float,
+          max_gap: float, excused: Sequence[tuple[float, float]] = ()) -> list[Gap]:
+    """Silences longer than `max_gap` (see `_silences`)."""
+    gaps = [g for g in _silences(events, times, start_t, end_t, excused)
+            if g.duration > max_gap]
     return sorted(gaps, key=lambda g: (g.start, g.kind))
+
+
+def _candidate_restarts(
+    events: list[Envelope], times: list[float], silences: list[Gap], slack: float
+) -> list[tuple[Envelope, float, float, list[Gap]]]:
+    """(event, arrival, away, the silences it closed) for each `session.resumed` event.
+
+    What the candidate's app claims is not read: its time away is the silence its restart
+    closed, on the host's clock — in each heartbeat stream, the silence that began before the
+    event arrived and ended within `slack` of it (the app resends what it had not had
+    receipted, then signs the restart, then beats again). A silence is counted for one
+    restart only, the first that closes it; a restart that closes none was away for 0 s as
+    far as the host can tell."""
+    out: list[tuple[Envelope, float, float, list[Gap]]] = []
+    by_end = sorted(silences, key=lambda g: g.end)
+    ends = [g.end for g in by_end]
+    taken: set[int] = set()
+    for env, at in zip(events, times, strict=True):
+        if env.kind != RESUMED:
+            continue
+        best: dict[str, tuple[int, Gap]] = {}
+        for i in range(bisect_left(ends, at - slack), bisect_right(ends, at + slack)):
+            g = by_end[i]
+            if i not in taken and g.start < at and (
+                    g.kind not in best or g.duration > best[g.kind][1].duration):
+                best[g.kind] = (i, g)
+        taken.update(i for i, _ in best.values())
+        closed = [g for _, g in best.values()]
+        out.append((env, at, max((g.duration for g in closed), default=0.0), closed))
+    return out
+
+
+def _resume_penalties(aways: list[float], rule: ResumeRule) -> list[float]:
+    """Each candidate restart's cost by the [resume] rule, before the cap."""
+    out = []
+    for n, away in enumerate(aways, 1):
+        beyond = max(0.0, away - rule.grace)
+        base = rule.weight if n > rule.free or beyond > 0 else 0.0
+        out.append(base + rule.per_minute * beyond / 60.0)
+    return out
 
 
 def evaluate(
     events: Iterable[Envelope], policy: Policy, *, start_t: float | None = None,
     end_t: float | None = None, arrivals: Sequence[float] | None = None, offset: float = 0.0,
+    host_down: Sequence[tuple[float, float]] = (),
 ) -> Evaluation:
     """Escalate every occurrence and compute the score (0–100) with its itemised explanation.
 
@@ -154,6 +244,10 @@ def evaluate(
     measured on them. Without them (the candidate's own view) the signed times stand in.
     `offset` is the candidate's clock minus the host's, measured at join. `start_t`/`end_t`
     bound the session for heartbeat gaps, on the host's clock (default: the first/last event).
+    `host_down` are the host's own restarts, `(last_seen, at)` on its clock: no heartbeat is
+    due from `last_seen` until the policy's `[resume] reconnect` seconds after `at`. The
+    candidate's restarts (`session.resumed` events) are counted by the `[resume]` rule, and
+    the heartbeat silences they closed are not also counted as gaps.
     """
     evs = list(events)
     if not evs and (start_t is None or end_t is None):
@@ -196,8 +290,40 @@ def evaluate(
             "why": f"{counts[kind]} × {rule.weight:g} + {totals[kind] / 60:.1f} min × "
                    f"{rule.per_minute:g}, capped at {rule.max_penalty:g}",
         })
-    hb = policy.heartbeats
-    gaps = _gaps(evs, times, start, end, hb.max_gap)
+    hb, rr = policy.heartbeats, policy.resume
+    excused = sorted((a, b + rr.reconnect) for a, b in host_down)
+    silences = _silences(evs, times, start, end, excused)
+    resumed = _candidate_restarts(evs, times, silences, hb.max_gap)
+    closed = {id(g) for *_, gs in resumed for g in gs}
+    gaps = sorted((g for g in silences if g.duration > hb.max_gap and id(g) not in closed),
+                  key=lambda g: (g.start, g.kind))
+    costs = _resume_penalties([away for _, _, away, _ in resumed], rr)
+    restarts = [Resumed("host", b, round(b - a, 3), 0.0) for a, b in sorted(host_down)]
+    restarts += [Resumed("candidate", at, round(away, 3), round(cost, 2), env.seq)
+                 for (env, at, away, _), cost in zip(resumed, costs, strict=True)]
+    restarts.sort(key=lambda r: (r.at, r.side != "host"))
+    if resumed:
+        penalty = round(min(rr.max_penalty, sum(costs)), 2)
+        penalty_total += penalty
+        away = sum(a for _, _, a, _ in resumed)
+        explanation.append({
+            "kind": RESUMED, "occurrences": len(resumed), "seconds": round(away, 1),
+            "penalty": penalty,
+            "why": f"{len(resumed)} restart(s) of the candidate's app, {away:.0f} s away in all "
+                   f"on the interviewer's clock: the first {rr.free} back within "
+                   f"{rr.grace:g} s cost nothing, any other × {rr.weight:g}, + "
+                   f"{rr.per_minute:g} per minute beyond {rr.grace:g} s, capped at "
+                   f"{rr.max_penalty:g}",
+        })
+    if host_down:
+        down = sum(b - a for a, b in host_down)
+        explanation.append({
+            "kind": "host.resumed", "occurrences": len(host_down), "seconds": round(down, 1),
+            "penalty": 0.0,
+            "why": f"the interviewer's app restarted {len(host_down)} time(s), {down:.0f} s "
+                   f"down in all: never counted against the candidate (no heartbeat is due "
+                   f"while it is down, nor for {rr.reconnect:g} s after)",
+        })
     if gaps:
         penalty = round(min(hb.max_penalty, hb.weight * len(gaps)), 2)
         penalty_total += penalty
@@ -208,7 +334,8 @@ def evaluate(
                    f"capped at {hb.max_penalty:g}",
         })
     score = max(0, min(100, round(100 - penalty_total)))
-    return Evaluation(score=score, occurrences=occurrences, gaps=gaps, explanation=explanation)
+    return Evaluation(score=score, occurrences=occurrences, gaps=gaps, explanation=explanation,
+                      restarts=restarts)
 
 
 def evaluate_session(
@@ -219,12 +346,14 @@ def evaluate_session(
     record and as the interviewer's live page shows it: one function, so the two cannot
     differ for the same log. Heartbeats are due from when the candidate joined (waiting in
     the lobby is not silence; records without that mark count from their creation); the
-    candidate's clock offset is the one recorded at join. `end_t` is the seal's time, or now
-    for a live session."""
+    candidate's clock offset is the one recorded at join; the host's own restarts are the
+    ones its metadata records (`core.resume.host_windows`). `end_t` is the seal's time, or
+    now for a live session."""
     start = meta.get("joined", meta.get("created"))
     clock, _ = clock_rule(meta)
     return evaluate(
         events, policy,
         start_t=float(start) if isinstance(start, int | float) and math.isfinite(start) else None,
         end_t=end_t, arrivals=arrivals, offset=clock.offset if clock else 0.0,
+        host_down=host_windows(meta),
     )
