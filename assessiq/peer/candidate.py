@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.encoding import b64e
-from ..core.errors import StoreError
+from ..core.errors import InviteError, StoreError
 from ..core.handshake import (
     CandidateHandshake,
     HandshakeError,
@@ -108,6 +108,7 @@ class Candidate(PeerSession):
         self._pump: asyncio.Task[None] | None = None
         self._lock: int | None = None  # this process holds the session file (see resume)
         self.resumed_from: Path | None = None  # the session file a resume reopened
+        self.resumed_at: float | None = None  # when (this device's clock), on a resume
         self.away_s: float | None = None  # how long this side was gone, on a resume
 
     @classmethod
@@ -126,6 +127,7 @@ class Candidate(PeerSession):
         media: MediaConfig | None = None,
         session_path: Path | str | None = None,
         clock: Callable[[], float] = time.time,
+        resume: bool = True,
     ) -> Candidate:
         """Verify the invite, find the signaling endpoint (the invite's, or the host's own
         found with zeroconf in LAN mode), and connect. Raises `AssessIQError` subclasses
@@ -135,12 +137,32 @@ class Candidate(PeerSession):
         proctor can read the camera (`start_proctor()`). The candidate's own session file
         is written at `session_path` (default: the data dir's
         `sessions/<room>.candidate[-n].aiq`). `clock` is the device's wall clock (a hook:
-        the host measures its offset at join and holds every event to it)."""
-        invite = (
-            invite_text
-            if isinstance(invite_text, Invite)
-            else Invite.decode(invite_text, expected_host=expected_host)
-        )
+        the host measures its offset at join and holds every event to it).
+
+        With `resume` (the default) and no `device` given, an unfinished session of this
+        invite on this computer — at `session_path`, or the one `find_resumable` finds — that
+        no other running app holds is continued instead (`Candidate.resume`; `resumed_from`
+        is then set), even after the invite expired. `resume=False` always joins afresh."""
+        if isinstance(invite_text, Invite):
+            invite = invite_text
+        else:
+            try:
+                invite = Invite.decode(invite_text, expected_host=expected_host)
+            except InviteError:
+                # an invite that expired after this computer joined still continues it
+                if not resume or device is not None:
+                    raise
+                lenient = decode_for_resume(invite_text, expected_host=expected_host)
+                if _resumable(lenient, session_path) is None:
+                    raise
+                invite = lenient
+        found = _resumable(invite, session_path) if resume and device is None else None
+        if found is not None:
+            return await cls.resume(
+                invite, session_path=found.path, name=name, config=config,
+                signaling=signaling, discover_timeout=discover_timeout,
+                discover_interfaces=discover_interfaces, timeout=timeout, media=media,
+                clock=clock)
         config = config or PeerConfig()
         url, found_by = await _signaling_url(invite, signaling, discover_timeout,
                                              discover_interfaces)
@@ -214,7 +236,7 @@ class Candidate(PeerSession):
             cand.found_by = found_by
             last = last_alive(store)
             now = clock()
-            cand.resumed_from = found.path
+            cand.resumed_from, cand.resumed_at = found.path, now
             cand.away_s = max(0.0, now - last)
             await cand.send_event("session.resumed", resumed_data(
                 side="candidate", away_s=cand.away_s, last_seen=last, why=why))
@@ -396,6 +418,7 @@ class Candidate(PeerSession):
             raise PeerError("the session has ended; no more events are signed")
         env = self.signer.sign(kind, data, severity=severity)
         self.log.append(env)
+        self.changed("events")
         self.outbox[env.seq] = env
         if self.store is not None:
             self.store.append_envelope(env.raw)
@@ -498,6 +521,7 @@ class Candidate(PeerSession):
     def _refused(self, ticket: RunTicket, reason: str) -> None:
         ticket.state, ticket.reason = "refused", reason
         self.run_refusals.append(reason)
+        self.changed("run_refusals")
         log.info("candidate: run refused: %s", reason)
 
     async def _on_control(self, message: dict[str, Any]) -> None:
@@ -551,6 +575,7 @@ class Candidate(PeerSession):
                     continue
                 del self.outbox[receipt.seq]
                 self.receipts.append(receipt)
+                self.changed("events")
                 if self.store is not None:
                     self.store.append_receipt(receipt.raw)
         finally:
@@ -671,7 +696,7 @@ class Resumable:
         try:
             store = SessionStore(path, conn, read_only=True)
             meta = store.meta()
-            if (meta.get("role") != "candidate" or "ended" in meta
+            if (meta.get("role") != "candidate" or "ended" in meta or "left" in meta
                     or not meta.get("device_secret") or store.seal_raw() is not None):
                 return None
             last = last_alive(store)
@@ -693,6 +718,26 @@ class Resumable:
         if self.in_use:
             raise ResumeError("this interview is already open in another AssessIQ window on "
                               "this computer; use that one")
+
+    def leave(self, why: str = "the candidate started a new session instead") -> None:
+        """Never offer this session again (`assessiq join --new-session`): the file is kept,
+        with `left` in its metadata. `ResumeError` while another running app holds it."""
+        lock = _lock_session(self.path)
+        try:
+            with SessionStore.open(self.path) as store:
+                store.set_meta("left", {"at": time.time(), "why": why})
+        finally:
+            _unlock_session(self.path, lock)
+
+
+def _resumable(invite: Invite, session_path: Path | str | None) -> Resumable | None:
+    """What `join` continues: the unfinished session of `invite` at `session_path` or found
+    on this computer, when no other running app holds it."""
+    found = (Resumable.read(Path(session_path)) if session_path is not None
+             else find_resumable(invite))
+    if found is None or found.in_use or not found.matches(invite):
+        return None
+    return found
 
 
 def find_resumable(invite: Invite, folder: Path | None = None) -> Resumable | None:
