@@ -36,7 +36,7 @@ def _beats(start: float, stop: float, *, arrive: float | None = None
            ) -> list[tuple[float, float, str, dict[str, Any]]]:
     """Heartbeats signed every 5 s in [start, stop); they arrive 50 ms later, or all at
     `arrive` (resent from the outbox after a reconnect)."""
-    out = []
+    out: list[tuple[float, float, str, dict[str, Any]]] = []
     t = start
     while t < stop:
         out.append((t, t + 0.05 if arrive is None else max(arrive, t + 0.05),
@@ -55,22 +55,25 @@ def _resumed(t: float, away: float, *, last_seen: float | None = None,
 
 
 def _evaluate(plan: list[tuple[float, float, str, dict[str, Any]]], *, end: float,
-              policy: Policy = POLICY, **meta: Any) -> Evaluation:
+              policy: Policy = POLICY, host_restarts: list[list[float]] | None = None
+              ) -> Evaluation:
     events, arrivals = _session(sorted(plan, key=lambda p: p[0]))
-    return evaluate_session({"created": T0, "joined": T0, **meta}, events, policy,
+    meta: dict[str, Any] = {"created": T0, "joined": T0}
+    if host_restarts is not None:
+        meta[HOST_RESTARTS_KEY] = host_restarts
+    return evaluate_session(meta, events, policy,
                             arrivals=arrivals, end_t=T0 + end)
 
 
 def _penalty(ev: Evaluation, kind: str) -> float:
-    return sum(e["penalty"] for e in ev.explanation if e.get("kind") == kind)
+    return float(sum(e["penalty"] for e in ev.explanation if e.get("kind") == kind))
 
 
 def test_the_host_down_is_never_a_gap_for_the_candidate() -> None:
     # the host's app is down from 100 s to 400 s; the candidate's app keeps beating, and
     # its outbox resends those beats in a burst once it has reconnected, 10 s after
     plan = _beats(0, 100) + _beats(100, 410, arrive=410) + _beats(410, 700)
-    marks = {HOST_RESTARTS_KEY: [[T0 + 99.9, T0 + 400.0]]}
-    ev = _evaluate(plan, end=700, **marks)
+    ev = _evaluate(plan, end=700, host_restarts=[[T0 + 99.9, T0 + 400.0]])
     assert ev.gaps == [] and ev.score == 100
     assert [(r.side, r.away) for r in ev.restarts] == [("host", 300.1)]
     assert _penalty(ev, "host.resumed") == 0 and any(
@@ -84,14 +87,14 @@ def test_the_host_down_does_not_hide_the_candidates_own_silence() -> None:
     # the candidate's app went silent at 40 s, before the host went down (100 s to 400 s),
     # and beat again only 60 s after the host was back (past its reconnect allowance)
     plan = _beats(0, 40) + _beats(460, 700)
-    ev = _evaluate(plan, end=700, **{HOST_RESTARTS_KEY: [[T0 + 100.0, T0 + 400.0]]})
+    ev = _evaluate(plan, end=700, host_restarts=[[T0 + 100.0, T0 + 400.0]])
     assert [(round(g.start - T0), round(g.end - T0)) for g in ev.gaps] == [(35, 100),
                                                                          (430, 460)]
 
 
 def test_one_short_honest_restart_costs_nothing_and_is_counted_once() -> None:
     # the candidate's app dies at ~100 s and is back 60 s later; no heartbeat gap is left
-    plan = _beats(0, 100) + [_resumed(160, 60)] + _beats(162, 400)
+    plan = [*_beats(0, 100), _resumed(160, 60), *_beats(162, 400)]
     ev = _evaluate(plan, end=400)
     assert ev.gaps == [] and ev.score == 100
     (r,) = ev.restarts
@@ -104,7 +107,7 @@ def test_one_short_honest_restart_costs_nothing_and_is_counted_once() -> None:
 
 def test_a_long_restart_costs_by_the_weight_and_many_cost_more() -> None:
     rule = POLICY.resume
-    plan = _beats(0, 100) + [_resumed(700, 600)] + _beats(702, 900)
+    plan = [*_beats(0, 100), _resumed(700, 600), *_beats(702, 900)]
     ev = _evaluate(plan, end=900)
     (r,) = ev.restarts
     assert ev.gaps == []  # counted once: by the resume rule, not as a gap too
@@ -112,8 +115,8 @@ def test_a_long_restart_costs_by_the_weight_and_many_cost_more() -> None:
                                       / 60, abs=0.01)
     assert ev.score == round(100 - r.penalty) < 100
     # three short restarts: the first free, each other one costs the weight
-    many = (_beats(0, 100) + [_resumed(160, 60)] + _beats(162, 300) + [_resumed(360, 60)]
-            + _beats(362, 500) + [_resumed(560, 60)] + _beats(562, 700))
+    many = [*_beats(0, 100), _resumed(160, 60), *_beats(162, 300), _resumed(360, 60),
+            *_beats(362, 500), _resumed(560, 60), *_beats(562, 700)]
     ev3 = _evaluate(many, end=700)
     assert [r.penalty for r in ev3.restarts] == [0, rule.weight, rule.weight]
     assert ev3.gaps == [] and ev3.score == 100 - 2 * rule.weight
@@ -121,15 +124,15 @@ def test_a_long_restart_costs_by_the_weight_and_many_cost_more() -> None:
 
 def test_the_claim_is_not_read_the_hosts_clock_decides() -> None:
     # a modified app claims 0 s away after a 10-minute silence: it costs what the truth does
-    honest = _evaluate(_beats(0, 100) + [_resumed(700, 600)] + _beats(702, 900), end=900)
-    lying = _evaluate(_beats(0, 100) + [_resumed(700, 0, last_seen=700)] + _beats(702, 900),
+    honest = _evaluate([*_beats(0, 100), _resumed(700, 600), *_beats(702, 900)], end=900)
+    lying = _evaluate([*_beats(0, 100), _resumed(700, 0, last_seen=700), *_beats(702, 900)],
                       end=900)
     assert lying.score == honest.score < 100
     assert lying.restarts[0].away == honest.restarts[0].away > 590
 
 
 def test_a_candidate_claiming_to_be_the_host_excuses_nothing() -> None:
-    plan = _beats(0, 100) + [_resumed(700, 600, side="host")] + _beats(702, 900)
+    plan = [*_beats(0, 100), _resumed(700, 600, side="host"), *_beats(702, 900)]
     ev = _evaluate(plan, end=900)
     assert [r.side for r in ev.restarts] == ["candidate"] and ev.score < 100
 
@@ -149,8 +152,8 @@ def test_a_flood_of_restarts_is_capped_and_counts_the_silence_once() -> None:
 
 
 def test_a_condition_open_when_the_app_died_ends_where_it_was_last_alive() -> None:
-    plan = (_beats(0, 100) + [(90, 90.05, "tab.hidden", {"phase": "start", "start": T0 + 90})]
-            + [_resumed(160, 60, last_seen=100)] + _beats(162, 4000))
+    plan = [*_beats(0, 100), (90, 90.05, "tab.hidden", {"phase": "start", "start": T0 + 90}),
+            _resumed(160, 60, last_seen=100), *_beats(162, 4000)]
     ev = _evaluate(plan, end=4000)
     (hidden,) = [o for o in ev.occurrences if o.kind == "tab.hidden"]
     assert hidden.duration == pytest.approx(10.0)  # not until the end of the session
@@ -169,5 +172,5 @@ def test_the_resume_rule_is_read_and_checked() -> None:
     # accommodations keep the rule
     adjusted = POLICY.with_accommodations(Accommodations(off=("gaze.away",), extra_minutes=10))
     assert adjusted.resume == POLICY.resume and adjusted.rule("gaze.away") is None
-    plan = _beats(0, 100) + [_resumed(700, 600)] + _beats(702, 900)
+    plan = [*_beats(0, 100), _resumed(700, 600), *_beats(702, 900)]
     assert _evaluate(plan, end=900, policy=adjusted).score == _evaluate(plan, end=900).score

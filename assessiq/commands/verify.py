@@ -20,10 +20,10 @@ def register(sub: Any) -> None:
         help="check a sealed session file and recompute its integrity score",
         description=(
             "Check a session file offline: the host's seal, every event's signature, the hash "
-            "chain, sequence, receipts, the document history, heartbeats; then recompute the "
-            "score from the verified log and the session's policy, and the final code's "
-            "provenance (who wrote each character, and how). Exit 0 when valid, 1 when "
-            "invalid or tampered with, 2 when the file cannot be read."
+            "chain, sequence, receipts, the document history, heartbeats, each side's restarts; "
+            "then recompute the score from the verified log and the session's policy, and "
+            "the final code's provenance (who wrote each character, and how). Exit 0 when "
+            "valid, 1 when invalid or tampered with, 2 when the file cannot be read."
         ),
     )
     p.add_argument("session", help="the session file (.aiq)")
@@ -39,6 +39,37 @@ def _when(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M:%S")
 
 
+MAX_RESTART_LINES = 20
+
+
+def _restart_line(r: dict[str, Any]) -> str:
+    """One restart: when, whose, how long away, why, and whether it checks."""
+    who = "interviewer" if r["side"] == "host" else "candidate"
+    claimed = "?" if r["away_s"] is None else f"{r['away_s']:.0f} s"
+    if r["side"] == "host":
+        away = f"down {claimed}, signed by the host: {'ok' if r['signed'] else 'NO'}"
+    else:
+        measured = r.get("measured_s")
+        away = (f"away {measured:.0f} s on the interviewer's clock (it says {claimed})"
+                if measured is not None else f"away {claimed} (its claim)")
+        if r.get("penalty"):
+            away += f", -{r['penalty']:g}"
+    line = f"  RESTART {_when(r['at'])} {who} {away}; {r['why'] or '-'}"
+    if r.get("problem"):
+        line += f"  [refused: {r['problem']}]"
+    return line
+
+
+def _print_restarts(items: list[dict[str, Any]]) -> None:
+    if not items:
+        return
+    print(f"restarts  {len(items)} (each side's app died and resumed the session)")
+    for r in items[:MAX_RESTART_LINES]:
+        print(_restart_line(r))
+    if len(items) > MAX_RESTART_LINES:
+        print(f"  … and {len(items) - MAX_RESTART_LINES} more (see --json)")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         record = SessionRecord.load(args.session)
@@ -47,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"valid": False, "events": 0, "errors": [str(exc)], "warnings": [],
                               "flags": [], "score": None, "explanation": [], "gaps": [],
                               "session": None, "host": None, "candidate": None,
-                              "sealed": False, "provenance": None}))
+                              "sealed": False, "provenance": None, "restarts": []}))
         else:
             print(f"assessiq verify: {exc}", file=sys.stderr)
         return 2
@@ -72,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  - {error}")
     if verdict.provenance is not None:
         print(f"code      {verdict.provenance.sentence()}")
+    _print_restarts(verdict.restarts)
     if out["score"] is not None:
         print(f"score     {out['score']}/100")
         for item in out["explanation"]:

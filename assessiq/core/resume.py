@@ -109,7 +109,7 @@ def data_problem(data: Any, *, side: str | None = None, t: float | None = None) 
     if who not in SIDES:
         return f"side must be \"host\" or \"candidate\", not {str(who)[:20]!r}"
     if side is not None and who != side:
-        return f"claims to be the {who}'s restart, but the {side} recorded it"
+        return f"says it is the {who}'s restart, but the {side} recorded it"
     away = _finite(data.get("away_s"))
     if away is None or not 0.0 <= away <= MAX_AWAY_S:
         return f"away_s must be a number of seconds from 0 to {MAX_AWAY_S:.0f}"

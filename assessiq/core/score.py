@@ -310,10 +310,9 @@ def evaluate(
             "kind": RESUMED, "occurrences": len(resumed), "seconds": round(away, 1),
             "penalty": penalty,
             "why": f"{len(resumed)} restart(s) of the candidate's app, {away:.0f} s away in all "
-                   f"on the interviewer's clock: the first {rr.free} back within "
-                   f"{rr.grace:g} s cost nothing, any other × {rr.weight:g}, + "
-                   f"{rr.per_minute:g} per minute beyond {rr.grace:g} s, capped at "
-                   f"{rr.max_penalty:g}",
+                   f"on the interviewer's clock: {rr.free} back within {rr.grace:g} s "
+                   f"free, any other × {rr.weight:g}, + {rr.per_minute:g} per minute "
+                   f"beyond {rr.grace:g} s, capped at {rr.max_penalty:g}",
         })
     if host_down:
         down = sum(b - a for a, b in host_down)

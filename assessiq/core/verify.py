@@ -9,6 +9,12 @@ It also recomputes the code's provenance (`core.provenance`: who wrote each char
 final code, and how) from the sealed history and the verified paste events; it is
 information, not a finding, and counts towards the score only when the session's policy gives
 it a weight (the default policy does not).
+
+It lists every restart of either side (`core.resume`): a host restart entry whose signature or
+fields do not check, or that the metadata's `host_restarts` contradicts, makes the record
+invalid; a candidate's `session.resumed` event with a malformed claim is a finding (its event
+is validly signed: the app said something wrong), and the policy counts its time away from the
+host's arrival times all the same.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .integrity import IntegrityError, LogCheck, Receipt, check_log, clock_rule
 from .policy import Policy
 from .provenance import Provenance, from_record, policy_weight
 from .record import SessionRecord
+from .resume import Restart, restarts, windows_problem
 from .runcheck import check_runs
 from .score import Evaluation, evaluate_session
 from .seal import compute_manifest, host_key_of, open_seal
@@ -67,6 +74,11 @@ class Verdict:
     """Who wrote each character of the final code, and how (None: the history is unreadable)."""
     sealed_at: float | None = None
     """When the host sealed it, as its signed manifest says (None: not sealed, or forged)."""
+    restarts: list[dict[str, Any]] = field(default_factory=list)
+    """Every restart of either side, oldest first (`core.resume.Restart` as JSON, with
+    `measured_s`: the time away the policy counted, on the host's clock, and its
+    `penalty`). A host entry whose signature or fields do not check is also an error; a
+    candidate's malformed claim is a finding (`problem`), its event being validly signed."""
 
     def to_json(self) -> dict[str, Any]:
         ev = self.evaluation.to_json() if self.evaluation else {
@@ -81,6 +93,7 @@ class Verdict:
             "refused": sum(int(r["count"]) for r in self.refusals),
             "runs": self.runs,
             "provenance": self.provenance.to_json() if self.provenance else None,
+            "restarts": self.restarts,
         }
 
 
@@ -171,6 +184,29 @@ def _provenance(record: SessionRecord, log: LogCheck, final: str | None,
     return prov
 
 
+def _restarts(record: SessionRecord, log: LogCheck, evaluation: Evaluation | None
+              ) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each restart as JSON, with what the evaluation counted, and the errors in the host's
+    restart entries."""
+    arrivals = log.arrivals if len(log.arrivals) == len(log.events) else None
+    found: list[Restart] = restarts(record, log.events, arrivals)
+    errors = [f"the host's restart entry at {r.at:.3f}: {r.problem}"
+              for r in found if r.side == "host" and r.problem]
+    problem = windows_problem(record, found)
+    if problem:
+        errors.append(problem)
+    counted = {(r.side, r.seq if r.side == "candidate" else r.at): r
+               for r in (evaluation.restarts if evaluation else [])}
+    out = []
+    for r in found:
+        item = r.to_json()
+        c = counted.get((r.side, r.seq if r.side == "candidate" else r.at))
+        item["measured_s"] = c.away if c else None
+        item["penalty"] = c.penalty if c else 0.0
+        out.append(item)
+    return out, errors
+
+
 def verify_record(record: SessionRecord, *, expected_host: str | None = None) -> Verdict:
     errors: list[str] = []
     session = record.meta.get("session")
@@ -227,6 +263,8 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
             end_t=end if isinstance(end, int | float) else None,
         )
     provenance = _provenance(record, log, final, evaluation)
+    restart_list, restart_errors = _restarts(record, log, evaluation)
+    errors += restart_errors
     return Verdict(
         valid=not errors, errors=errors, events=len(log.events), session=session,
         host=host_fp, candidate=fingerprint(device_key) if device_key else None,
@@ -234,5 +272,6 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
         refusals=record.refusals, runs=[r.to_json() for r in runs.runs],
         provenance=provenance,
         sealed_at=float(end) if isinstance(end, int | float) else None,
+        restarts=restart_list,
     )
 
