@@ -7,6 +7,7 @@ and SIGKILL: test_resume_host_kill.py.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -69,7 +70,8 @@ async def test_a_closed_host_resumes_and_the_candidate_comes_back_by_itself(tmp_
     record = SessionRecord.load(sealed)
     assert [e["kind"] for e in record.private].count("session.resumed") == 1
     assert unsealed_sessions(tmp_path) == []  # sealed: nothing to resume
-    with sqlite3.connect(sealed) as db:  # the invite's secret left with the seal
+    # the invite's secret left with the seal
+    with contextlib.closing(sqlite3.connect(sealed)) as db:
         assert db.execute("SELECT COUNT(*) FROM live").fetchone()[0] == 0
 
 
@@ -101,14 +103,16 @@ def unsealed_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Ident
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+    with contextlib.closing(sqlite3.connect(src)) as a, \
+            contextlib.closing(sqlite3.connect(dst)) as b:
         a.backup(b)
     return dst
 
 
 def _edit(path: Path, sql: str, *params: object) -> None:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute(sql, params)
+        db.commit()
 
 
 @pytest.mark.parametrize("damage, says", [
@@ -128,7 +132,8 @@ async def test_a_file_that_cannot_be_resumed_is_refused_in_one_line(
     if damage == "meta_json":
         _edit(path, "UPDATE meta SET value = '{not json' WHERE key = 'label'")
     elif damage == "envelope":
-        raw = bytearray(sqlite3.connect(path).execute("SELECT raw FROM envelopes").fetchone()[0])
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            raw = bytearray(db.execute("SELECT raw FROM envelopes").fetchone()[0])
         raw[len(raw) // 2] ^= 1
         _edit(path, "UPDATE envelopes SET raw = ?", bytes(raw))
     elif damage == "receipt":
@@ -196,3 +201,91 @@ def test_resume_picks_by_path_label_or_room(tmp_path: Path):
         with pytest.raises(AssessIQError, match=says):
             choose([a, b] if choice != "abcd" else [a, summary("c.aiq", "abcd9", "", 0)],
                    choice, now=99999.0)
+
+
+def _stored_updates(path: Path) -> int:
+    """How many document updates a second connection sees committed in `path`."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT TOTAL(last_seq - first_seq + 1) FROM batches"
+                              ).fetchone()[0])
+
+
+def test_a_state_change_is_committed_before_the_sync_can_send_it(tmp_path: Path):
+    """The durability policy: the host's state document is never told to the candidate ahead
+    of its own file (a kill would leave the candidate with state the resumed host lacks, and
+    the two would disagree). Keystrokes stay group-committed."""
+    from assessiq.core.document import SharedDoc
+
+    # The sync queues its message from inside the transaction; aiortc transmits it from a
+    # task, once control is back in the event loop: by then the file must hold it. (No loop
+    # runs here, so nothing else commits.) pycrdt calls a document's observers in no fixed
+    # order (it differs between documents): several documents.
+    for n in range(8):
+        path = tmp_path / f"d{n}.aiq"
+        store = SessionStore.create(path, {"session": "d", "created": 0.0})
+        doc = SharedDoc()
+        store.attach(doc, local_origin="host")
+        for i in range(3):
+            doc.set_phase("interview" if i % 2 else "lobby", origin="host")
+            assert _stored_updates(path) == 2 * i + 1
+            doc.request_run(f"r{i}", by="candidate", at=1.0, language="python",
+                            source="print(1)", origin="host")
+            assert _stored_updates(path) == 2 * i + 2
+        doc.insert_code(0, "x")  # keystrokes: buffered, committed within 50 ms
+        doc.insert_code(0, "y")
+        assert _stored_updates(path) == 6 and store.durable_seq == 5
+        store.close()
+        assert _stored_updates(path) == 8
+
+
+class _CountingBackend:
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def runtimes(self) -> list:
+        from sandbox.models import Runtime
+
+        return [Runtime(language="python", version="3", aliases=())]
+
+    async def run(self, request):
+        self.runs += 1
+        raise AssertionError("a resumed host ran something")
+
+
+async def test_restore_marks_runs_in_flight_interrupted_and_never_runs_one_again(
+        tmp_path: Path):
+    from assessiq.core.document import SharedDoc
+    from assessiq.runs import RunService
+
+    path = tmp_path / "r.aiq"
+    store = SessionStore.create(path, {"session": "r", "created": 0.0})
+    doc = SharedDoc()
+    store.attach(doc, local_origin="host")
+    doc.set_public_tests([{"name": "t", "stdin": "1", "expected": "1\n"}], origin="host")
+    request = {"by": "candidate", "at": 5.0, "language": "python", "source": "print(1)"}
+    done = {"verdict": "passed", "proof": 1, "hidden": [], "run": {"stdout": "1\n"},
+            "tests": [{"name": "t", "passed": True, "actual": "1\n", "diff": ""}]}
+    for run_id in ("finished", "in_flight", "recorded_only"):
+        doc.request_run(run_id, origin="host", **request)
+    doc.set_run_result("finished", {"verdict": "passed"}, origin="host")
+    store.put_run("finished", request, done, t=5.0)
+    store.put_run("recorded_only", request, done, t=5.0)  # killed before the document
+    backend = _CountingBackend()
+    runs = RunService(doc, store, backend=backend)
+    assert runs.restore() == ["in_flight"]
+    await runs.start()
+    await asyncio.sleep(0.05)
+    await runs.stop()
+    results = {r["run_id"]: r["result"] for r in doc.runs()}
+    assert results["finished"] == {"verdict": "passed"}  # untouched
+    assert results["in_flight"]["interrupted"] is True
+    assert results["in_flight"]["verdict"] == "error"
+    assert results["recorded_only"]["verdict"] == "passed"
+    assert results["recorded_only"]["tests"][0]["passed"] is True
+    stored = {r["id"]: r["result"] for r in store.runs()}
+    assert stored["in_flight"]["interrupted"] is True and stored["finished"] == done
+    assert runs.public_tests == [{"name": "t", "stdin": "1", "expected": "1\n"}]
+    assert backend.runs == 0
+    store.close()

@@ -294,13 +294,17 @@ class SessionStore:
             if getattr(doc, "split", False):
                 state = doc.part_doc("state")
 
-                def on_state(_event: TransactionEvent) -> None:
-                    # pycrdt may call this before or after the SharedDoc's own observer
-                    # reports the update: commit what is there, and ask `on_update` to
-                    # commit the update it is about to get. Either way the commit happens
-                    # inside the transaction, before the sync's send can leave the process.
-                    urgent.append(True)
-                    self._commit_pending()
+                def on_state(event: TransactionEvent) -> None:
+                    # pycrdt calls a document's observers in no fixed order: this may run
+                    # before or after the SharedDoc's own observer reports the update to
+                    # `on_update` and to the sync. After: commit it now. Before: ask
+                    # `on_update` to commit it as it arrives. Either way it is committed
+                    # inside the transaction, before control returns to the event loop,
+                    # which is what transmits the sync's message (aiortc sends from a task).
+                    if pending and pending[-1][2] == event.update:
+                        self._commit_pending()
+                    else:
+                        urgent.append(True)
 
                 self._subscriptions.append((state, state.observe(on_state)))
             return
