@@ -235,6 +235,8 @@ def restarts(record: SessionRecord, events: Sequence[Envelope] = (),
     `events[i]`, else their signed time is used)."""
     session = str(record.meta.get("session", ""))
     key = _host_key(record)
+    if arrivals is not None and len(arrivals) != len(events):
+        arrivals = None  # (not one per event: the signed times stand in)
     out = [_host_entry(p, session, key) for p in record.private if p.get("kind") == RESUMED]
     for i, env in enumerate(events):
         if env.kind != RESUMED:

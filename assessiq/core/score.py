@@ -161,8 +161,12 @@ def _without(a: float, b: float, windows: Sequence[tuple[float, float]]
     return parts
 
 
+Silence = tuple[float, float, str]
+"""(start, end, kind): a time between heartbeats of one stream, on the host's clock."""
+
+
 def _silences(events: list[Envelope], times: list[float], start_t: float, end_t: float,
-              excused: Sequence[tuple[float, float]]) -> list[Gap]:
+              excused: Sequence[tuple[float, float]]) -> list[Silence]:
     """Every silence between heartbeats, per heartbeat stream, on the host's clock (`times[i]`
     is when the host received `events[i]`), outside the `excused` windows (the host was down):
     the proctor and the page beat separately, so a stopped proctor shows even while the page
@@ -174,28 +178,20 @@ def _silences(events: list[Envelope], times: list[float], start_t: float, end_t:
             streams.setdefault(e.kind, []).append(t)
     if not streams:
         streams["heartbeat"] = []
-    out = []
+    out: list[Silence] = []
     for kind, beats in streams.items():
         marks = [start_t, *sorted(beats), end_t]
         if excused:
-            out += [Gap(x, y, kind) for a, b in itertools.pairwise(marks) if b > a
+            out += [(x, y, kind) for a, b in itertools.pairwise(marks) if b > a
                     for x, y in _without(a, b, excused)]
         else:
-            out += [Gap(a, b, kind) for a, b in itertools.pairwise(marks) if b > a]
+            out += [(a, b, kind) for a, b in itertools.pairwise(marks) if b > a]
     return out
 
 
-def _gaps(events: list[Envelope], times: list[float], start_t: float, end_t: float,
-          max_gap: float, excused: Sequence[tuple[float, float]] = ()) -> list[Gap]:
-    """Silences longer than `max_gap` (see `_silences`)."""
-    gaps = [g for g in _silences(events, times, start_t, end_t, excused)
-            if g.duration > max_gap]
-    return sorted(gaps, key=lambda g: (g.start, g.kind))
-
-
 def _candidate_restarts(
-    events: list[Envelope], times: list[float], silences: list[Gap], slack: float
-) -> list[tuple[Envelope, float, float, list[Gap]]]:
+    events: list[Envelope], times: list[float], silences: list[Silence], slack: float
+) -> list[tuple[Envelope, float, float, list[int]]]:
     """(event, arrival, away, the silences it closed) for each `session.resumed` event.
 
     What the candidate's app claims is not read: its time away is the silence its restart
@@ -203,23 +199,26 @@ def _candidate_restarts(
     event arrived and ended within `slack` of it (the app resends what it had not had
     receipted, then signs the restart, then beats again). A silence is counted for one
     restart only, the first that closes it; a restart that closes none was away for 0 s as
-    far as the host can tell."""
-    out: list[tuple[Envelope, float, float, list[Gap]]] = []
-    by_end = sorted(silences, key=lambda g: g.end)
-    ends = [g.end for g in by_end]
+    far as the host can tell. The closed silences are given as indices into `silences`."""
+    out: list[tuple[Envelope, float, float, list[int]]] = []
+    order: list[int] = []
+    ends: list[float] = []
     taken: set[int] = set()
     for env, at in zip(events, times, strict=True):
         if env.kind != RESUMED:
             continue
-        best: dict[str, tuple[int, Gap]] = {}
-        for i in range(bisect_left(ends, at - slack), bisect_right(ends, at + slack)):
-            g = by_end[i]
-            if i not in taken and g.start < at and (
-                    g.kind not in best or g.duration > best[g.kind][1].duration):
-                best[g.kind] = (i, g)
-        taken.update(i for i, _ in best.values())
-        closed = [g for _, g in best.values()]
-        out.append((env, at, max((g.duration for g in closed), default=0.0), closed))
+        if not ends and silences:
+            order = sorted(range(len(silences)), key=lambda i: silences[i][1])
+            ends = [silences[i][1] for i in order]
+        best: dict[str, tuple[float, int]] = {}  # per stream: the longest silence closed
+        for j in range(bisect_left(ends, at - slack), bisect_right(ends, at + slack)):
+            i = order[j]
+            start, end, kind = silences[i]
+            if i not in taken and start < at and end - start > best.get(kind, (-1.0, 0))[0]:
+                best[kind] = (end - start, i)
+        closed = [i for _, i in best.values()]
+        taken.update(closed)
+        out.append((env, at, max((d for d, _ in best.values()), default=0.0), closed))
     return out
 
 
@@ -294,9 +293,9 @@ def evaluate(
     excused = sorted((a, b + rr.reconnect) for a, b in host_down)
     silences = _silences(evs, times, start, end, excused)
     resumed = _candidate_restarts(evs, times, silences, hb.max_gap)
-    closed = {id(g) for *_, gs in resumed for g in gs}
-    gaps = sorted((g for g in silences if g.duration > hb.max_gap and id(g) not in closed),
-                  key=lambda g: (g.start, g.kind))
+    closed = {i for *_, indices in resumed for i in indices}
+    gaps = sorted((Gap(a, b, kind) for i, (a, b, kind) in enumerate(silences)
+                   if b - a > hb.max_gap and i not in closed), key=lambda g: (g.start, g.kind))
     costs = _resume_penalties([away for _, _, away, _ in resumed], rr)
     restarts = [Resumed("host", b, round(b - a, 3), 0.0) for a, b in sorted(host_down)]
     restarts += [Resumed("candidate", at, round(away, 3), round(cost, 2), env.seq)
