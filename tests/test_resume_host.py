@@ -289,3 +289,38 @@ async def test_restore_marks_runs_in_flight_interrupted_and_never_runs_one_again
     assert runs.public_tests == [{"name": "t", "stdin": "1", "expected": "1\n"}]
     assert backend.runs == 0
     store.close()
+
+
+EVENT_WRITER = r"""
+import sys
+from assessiq.core.store import SessionStore
+store = SessionStore.create(sys.argv[1], {"session": "k", "created": 0.0})
+i = 0
+while True:
+    store.append_event(b"event %d" % i, b"receipt %d" % i, received_at=float(i))
+    print(i, flush=True)  # acknowledged: the receipt could be sent now
+    i += 1
+"""
+
+
+async def test_a_kill_never_leaves_an_event_without_its_receipt_or_loses_an_acked_one(
+        tmp_path: Path):
+    import signal
+    import sys
+
+    path = tmp_path / "events.aiq"
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", EVENT_WRITER, str(path),
+                                                stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    acked = -1
+    while acked < 150:  # a few hundred fsyncs in: kill at whatever instant this is
+        acked = int(await asyncio.wait_for(proc.stdout.readline(), 30))
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        events = [bytes(r) for (r,) in db.execute("SELECT raw FROM envelopes ORDER BY id")]
+        receipts = [bytes(r) for (r,) in db.execute("SELECT raw FROM receipts ORDER BY id")]
+    assert len(events) == len(receipts) > acked
+    assert events[acked] == b"event %d" % acked and receipts[-1] == b"receipt %d" % (
+        len(receipts) - 1)

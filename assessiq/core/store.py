@@ -11,9 +11,16 @@ Durability policy (WAL mode):
   the commit holding it has returned (`durable_seq`). These commits use `synchronous=NORMAL`:
   they survive a crash or kill of the process; after a power cut the newest ones may be missing
   (SQLite stays consistent), and the peer's copy of the document restores them at the next sync.
+- A change of a live `SharedDoc`'s state document (the host's: problem, tests, phase, timer,
+  runs) is committed inside the transaction that made it, before control returns to the event
+  loop that transmits the sync's message: the other side is never told state this file lacks.
 - Integrity envelopes, receipts, runs, host-only entries and the seal are the record itself:
   each is committed with `synchronous=FULL` (fsync) before its call returns, which also makes
-  every document update committed before it durable against a power cut.
+  every document update committed before it durable against a power cut. An envelope and its
+  receipt are one transaction (`append_event`); the seal row and the emptying of `live` too.
+- Metadata, refusals and `live` (what only a live session needs: the invite for a resume)
+  are committed at once with `synchronous=NORMAL`.
+See docs/architecture.md, "Durability policy", for what a kill or a power cut can lose.
 
 Each group commit writes its updates as one *batch* row (uncompressed columns,
 `segments.encode_batch`): one SQLite row per commit, not one per keystroke. The `updates`
