@@ -122,6 +122,20 @@ def test_a_long_restart_costs_by_the_weight_and_many_cost_more() -> None:
     assert ev3.gaps == [] and ev3.score == 100 - 2 * rule.weight
 
 
+def test_a_stream_slow_to_come_back_has_the_reconnect_allowance_then_is_a_gap() -> None:
+    rule = POLICY.resume
+    # the page beats again 25 s after the restart arrived (the browser reopening): free
+    slow = _evaluate([*_beats(0, 100), _resumed(160, 60), *_beats(185, 400)], end=400)
+    assert slow.gaps == [] and slow.score == 100
+    assert 60 <= slow.restarts[0].away <= 70  # up to the restart, not to the next beat
+    # silent for ten minutes after the restart: a restart does not buy a free silence
+    silent = _evaluate([*_beats(0, 100), _resumed(160, 60), *_beats(760, 900)], end=900)
+    assert silent.restarts[0].penalty == 0
+    (gap,) = silent.gaps
+    assert gap.start == pytest.approx(T0 + 160.1 + rule.reconnect)
+    assert gap.end == pytest.approx(T0 + 760.05) and silent.score < 100
+
+
 def test_the_claim_is_not_read_the_hosts_clock_decides() -> None:
     # a modified app claims 0 s away after a 10-minute silence: it costs what the truth does
     honest = _evaluate([*_beats(0, 100), _resumed(700, 600), *_beats(702, 900)], end=900)
@@ -147,7 +161,7 @@ def test_a_flood_of_restarts_is_capped_and_counts_the_silence_once() -> None:
     assert time.perf_counter() - started < 2.0
     assert len(ev.restarts) == 2000 and _penalty(ev, RESUMED) == rule.max_penalty
     # the silence counted once (a later one may close an ordinary beat's interval)
-    assert [round(r.away) for r in ev.restarts if r.away > BEAT + 0.1] == [607]
+    assert [round(r.away) for r in ev.restarts if r.away > BEAT + 0.1] == [605]
     assert ev.gaps == []
 
 

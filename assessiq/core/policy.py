@@ -56,7 +56,8 @@ class ResumeRule:
     seconds for the first `free` restarts; any other restart costs `weight`, and every
     minute beyond `grace` costs `per_minute`; at most `max_penalty` in all. A restart of the
     host's app costs the candidate nothing: no heartbeat is due while it is down, nor for
-    `reconnect` seconds after it is back (the candidate's app needs them to reconnect)."""
+    `reconnect` seconds after it is back (the candidate's app needs them to reconnect); after
+    the candidate's restart too, its streams have `reconnect` seconds to beat again."""
 
     grace: float = 120.0
     free: int = 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -166,11 +166,12 @@ Silence = tuple[float, float, str]
 
 
 def _silences(events: list[Envelope], times: list[float], start_t: float, end_t: float,
-              excused: Sequence[tuple[float, float]]) -> list[Silence]:
-    """Every silence between heartbeats, per heartbeat stream, on the host's clock (`times[i]`
-    is when the host received `events[i]`), outside the `excused` windows (the host was down):
-    the proctor and the page beat separately, so a stopped proctor shows even while the page
-    goes on. A session with no heartbeat at all is one silence from its start to its end."""
+              excused: Sequence[tuple[float, float]], longer: float = 0.0) -> list[Silence]:
+    """Every silence longer than `longer` between heartbeats, per heartbeat stream, on the
+    host's clock (`times[i]` is when the host received `events[i]`), outside the `excused`
+    windows (the host was down): the proctor and the page beat separately, so a stopped
+    proctor shows even while the page goes on. A session with no heartbeat at all is one
+    silence from its start to its end."""
     streams: dict[str, list[float]] = {}
     for e, t in zip(events, times, strict=True):
         info = KINDS.get(e.kind)
@@ -182,44 +183,56 @@ def _silences(events: list[Envelope], times: list[float], start_t: float, end_t:
     for kind, beats in streams.items():
         marks = [start_t, *sorted(beats), end_t]
         if excused:
-            out += [(x, y, kind) for a, b in itertools.pairwise(marks) if b > a
-                    for x, y in _without(a, b, excused)]
+            out += [(x, y, kind) for a, b in itertools.pairwise(marks) if b - a > longer
+                    for x, y in _without(a, b, excused) if y - x > longer]
         else:
-            out += [(a, b, kind) for a, b in itertools.pairwise(marks) if b > a]
+            out += [(a, b, kind) for a, b in itertools.pairwise(marks) if b - a > longer]
     return out
 
 
 def _candidate_restarts(
-    events: list[Envelope], times: list[float], silences: list[Silence], slack: float
-) -> list[tuple[Envelope, float, float, list[int]]]:
-    """(event, arrival, away, the silences it closed) for each `session.resumed` event.
+    events: list[Envelope], times: list[float], silences: list[Silence], slack: float,
+    reconnect: float,
+) -> tuple[list[tuple[Envelope, float, float]], set[int], list[Silence]]:
+    """The candidate's restarts as the host saw them: ((event, arrival, away) for each
+    `session.resumed` event, the silences they closed (indices into `silences`), and what is
+    left of those silences after each restart's `reconnect` seconds).
 
     What the candidate's app claims is not read: its time away is the silence its restart
     closed, on the host's clock — in each heartbeat stream, the silence that began before the
-    event arrived and ended within `slack` of it (the app resends what it had not had
-    receipted, then signs the restart, then beats again). A silence is counted for one
-    restart only, the first that closes it; a restart that closes none was away for 0 s as
-    far as the host can tell. The closed silences are given as indices into `silences`."""
-    out: list[tuple[Envelope, float, float, list[int]]] = []
-    order: list[int] = []
-    ends: list[float] = []
+    event arrived and had not ended `slack` seconds before it (the app resends what it had
+    not had receipted, then the restart, then beats again), up to the event's arrival. A
+    stream still silent after that (its page or proctor not yet back) has `reconnect` seconds
+    to beat again, like after the host's restart; what is left is an ordinary silence. A
+    silence is counted for one restart only, the first that closes it; a restart that closes
+    none was away for 0 s as far as the host can tell."""
+    out: list[tuple[Envelope, float, float]] = []
     taken: set[int] = set()
+    left: list[Silence] = []
+    streams: dict[str, list[int]] | None = None
     for env, at in zip(events, times, strict=True):
         if env.kind != RESUMED:
             continue
-        if not ends and silences:
-            order = sorted(range(len(silences)), key=lambda i: silences[i][1])
-            ends = [silences[i][1] for i in order]
-        best: dict[str, tuple[float, int]] = {}  # per stream: the longest silence closed
-        for j in range(bisect_left(ends, at - slack), bisect_right(ends, at + slack)):
-            i = order[j]
-            start, end, kind = silences[i]
-            if i not in taken and start < at and end - start > best.get(kind, (-1.0, 0))[0]:
-                best[kind] = (end - start, i)
-        closed = [i for _, i in best.values()]
-        taken.update(closed)
-        out.append((env, at, max((d for d, _ in best.values()), default=0.0), closed))
-    return out
+        if streams is None:  # per stream, in order (a stream's silences do not overlap)
+            streams = {}
+            for i in sorted(range(len(silences)), key=lambda i: silences[i][0]):
+                streams.setdefault(silences[i][2], []).append(i)
+            bounds = {k: ([silences[i][0] for i in ix], [silences[i][1] for i in ix])
+                      for k, ix in streams.items()}
+        away = 0.0
+        for kind, ix in streams.items():
+            starts, ends = bounds[kind]
+            for j in range(bisect_left(ends, at - slack), bisect_left(starts, at)):
+                i = ix[j]
+                if i in taken:
+                    continue
+                taken.add(i)
+                start, end, _ = silences[i]
+                away = max(away, min(end, at) - start)
+                if end > at + reconnect:
+                    left.append((at + reconnect, end, kind))
+        out.append((env, at, away))
+    return out, taken, left
 
 
 def _resume_penalties(aways: list[float], rule: ResumeRule) -> list[float]:
@@ -291,20 +304,24 @@ def evaluate(
         })
     hb, rr = policy.heartbeats, policy.resume
     excused = sorted((a, b + rr.reconnect) for a, b in host_down)
-    silences = _silences(evs, times, start, end, excused)
-    resumed = _candidate_restarts(evs, times, silences, hb.max_gap)
-    closed = {i for *_, indices in resumed for i in indices}
-    gaps = sorted((Gap(a, b, kind) for i, (a, b, kind) in enumerate(silences)
-                   if b - a > hb.max_gap and i not in closed), key=lambda g: (g.start, g.kind))
-    costs = _resume_penalties([away for _, _, away, _ in resumed], rr)
+    # (every silence when a restart may have closed one; else only those long enough to count)
+    longer = 0.0 if any(e.kind == RESUMED for e in evs) else hb.max_gap
+    silences = _silences(evs, times, start, end, excused, longer)
+    resumed, closed, left = _candidate_restarts(evs, times, silences, hb.max_gap, rr.reconnect)
+    gaps = sorted((Gap(a, b, kind) for i, (a, b, kind) in enumerate(silences) if i not in closed
+                   and b - a > hb.max_gap), key=lambda g: (g.start, g.kind))
+    if left:
+        gaps = sorted(gaps + [Gap(a, b, kind) for a, b, kind in left if b - a > hb.max_gap],
+                      key=lambda g: (g.start, g.kind))
+    costs = _resume_penalties([away for _, _, away in resumed], rr)
     restarts = [Resumed("host", b, round(b - a, 3), 0.0) for a, b in sorted(host_down)]
     restarts += [Resumed("candidate", at, round(away, 3), round(cost, 2), env.seq)
-                 for (env, at, away, _), cost in zip(resumed, costs, strict=True)]
+                 for (env, at, away), cost in zip(resumed, costs, strict=True)]
     restarts.sort(key=lambda r: (r.at, r.side != "host"))
     if resumed:
         penalty = round(min(rr.max_penalty, sum(costs)), 2)
         penalty_total += penalty
-        away = sum(a for _, _, a, _ in resumed)
+        away = sum(a for _, _, a in resumed)
         explanation.append({
             "kind": RESUMED, "occurrences": len(resumed), "seconds": round(away, 1),
             "penalty": penalty,
