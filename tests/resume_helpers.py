@@ -23,8 +23,9 @@ per line on stdin. Both roles:
   (`{"ev": "run", "state", "id", "reason"}` once the host answered).
 
 `Child` is the parent's side: start, `expect` an event, `send` a command, `kill` (SIGKILL).
-Children use a fast peer configuration (heartbeat timeout 3 s, handshake timeout 3 s) and meet
-on 127.0.0.1 only.
+Children use a fast peer configuration (heartbeat timeout 3 s, handshake timeout 3 s; with
+`--config default`, the app's own) and meet on 127.0.0.1 only. `Child.seen` keeps every event
+with `at`, the parent's `time.monotonic()` when the line arrived.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Child:
             if event.get("ev") == "acked":
                 self.acked = max(self.acked, int(event["n"]))
                 continue
+            event["at"] = time.monotonic()
             self.seen.append(event)
             await self.events.put(event)
 
@@ -220,7 +222,7 @@ async def _host(args: argparse.Namespace) -> int:
     from assessiq.peer import Host, PeerConfig
     from assessiq.runs import RunLimits
 
-    config = PeerConfig(**CHILD_CONFIG)
+    config = PeerConfig(**CHILD_CONFIG) if args.config == "fast" else PeerConfig()
     options: dict[str, Any] = {"runs": args.runs}
     if args.runs:
         options["run_limits"] = RunLimits(run_timeout_ms=10_000, burst=10)
@@ -268,7 +270,7 @@ async def _host(args: argparse.Namespace) -> int:
 async def _candidate(args: argparse.Namespace) -> int:
     from assessiq.peer import Candidate, PeerConfig
 
-    config = PeerConfig(**CHILD_CONFIG)
+    config = PeerConfig(**CHILD_CONFIG) if args.config == "fast" else PeerConfig()
     if args.resume:
         cand = await Candidate.resume(args.invite, session_path=args.resume, config=config)
     else:
@@ -308,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invite")
     parser.add_argument("--resume", nargs="?", const="yes", default=None)
     parser.add_argument("--runs", action="store_true")
+    parser.add_argument("--config", choices=("fast", "default"), default="fast")
     args = parser.parse_args(argv)
     from assessiq.peer.connection import restrict_host_addresses
 

@@ -92,6 +92,7 @@ class Candidate(PeerSession):
         self.outbox: dict[int, Envelope] = {}  # signed, not yet receipted by the host
         self.receipts: list[Receipt] = []
         self.signaling: SignalingClient | None = None
+        self._host_arrivals = 0  # the host's new connections to the room seen so far
         self.attempts = 0
         self.found_by = ""  # how the signaling endpoint was found: given, zeroconf, invite
         self._integrity: DataChannelChannel | None = None
@@ -285,6 +286,7 @@ class Candidate(PeerSession):
         self._setup_call(media, emit=self.emit)
         self.signaling = SignalingClient.for_peer(url, self.invite.room, "candidate",
                                                   self.config)
+        self.signaling.on_peer = self._on_peer
         try:
             await self.signaling.start(timeout=min(timeout, 15.0))
             self._start_awareness()
@@ -300,6 +302,19 @@ class Candidate(PeerSession):
             _unlock_session(self.store.path, lock)
 
     # ---- connection loop ---------------------------------------------------------------
+
+    def _on_peer(self, kind: str, role: str) -> None:
+        """The host came into the room as a new connection — its app was restarted — while
+        a link still looks up: that link is dead, so drop it now (not at the heartbeat
+        timeout) and start a new attempt."""
+        if kind == "peer-joined" and role == "host" and self.signaling is not None \
+                and self.signaling.peer_arrivals != self._host_arrivals:
+            self._host_arrivals = self.signaling.peer_arrivals
+            link = self.link
+            if link is not None:
+                log.info("candidate: the host's app came back as a new connection; "
+                         "reconnecting")
+                self._spawn(link.close(), "candidate-drop-dead-link")
 
     async def _run(self) -> None:
         try:
@@ -330,6 +345,7 @@ class Candidate(PeerSession):
         if not self.signaling.joined.is_set():
             await self.signaling.joined.wait()
         generation = self.signaling.generation
+        arrivals = self.signaling.peer_arrivals
         if not await self.signaling.send(hs.hello(now=self.clock())):
             return None
         loop = asyncio.get_running_loop()
@@ -342,6 +358,9 @@ class Candidate(PeerSession):
                 return None
             if self.signaling.generation != generation:
                 log.info("candidate: the signaling connection was re-made; new attempt")
+                return None
+            if self.signaling.peer_arrivals != arrivals:  # our hello may have gone unheard
+                log.info("candidate: the host came into the room again; new attempt")
                 return None
             try:
                 data = await asyncio.wait_for(self.signaling.recv(), min(remaining, 0.5))

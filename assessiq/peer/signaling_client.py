@@ -93,6 +93,10 @@ class SignalingClient:
         """The STUN/TURN servers the signaling server issued with the latest join or
         peer-joined (short-lived TURN credentials come only once both members are in the
         room; empty when it issues none)."""
+        self.peer_arrivals = 0
+        """+1 each time the other member comes into the room as a new connection (not a
+        resumed one): after its app was restarted, say. A candidate whose hello went unheard,
+        or whose link still looks up, starts a new attempt at once (`Candidate`)."""
         self.relay_offered = False
         """The server named a TURN URL at the latest join: it issues credentials once the
         other member is there."""
@@ -247,6 +251,8 @@ class SignalingClient:
             return True
         if kind in ("peer-joined", "peer-left"):
             self.peer_present = kind == "peer-joined"
+            if kind == "peer-joined" and frame.get("resumed") is not True:
+                self.peer_arrivals += 1
             if kind == "peer-joined" and "ice_username" in frame:
                 self.ice_servers = _issued_servers(frame)  # the room's relay, now both are in
             if self.on_peer is not None:
