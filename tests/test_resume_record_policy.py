@@ -136,6 +136,24 @@ def test_a_stream_slow_to_come_back_has_the_reconnect_allowance_then_is_a_gap() 
     assert gap.end == pytest.approx(T0 + 760.05) and silent.score < 100
 
 
+def test_both_down_one_after_the_other_counts_only_the_candidates_own_time() -> None:
+    # the host dies at 100 s and is back at 300 s; the candidate's app dies at 150 s (its
+    # beats from 100 s to 150 s wait in its outbox) and is back at 420 s
+    plan = [*_beats(0, 100), *_beats(100, 150, arrive=420), _resumed(420, 270, last_seen=150),
+            *_beats(422, 700)]
+    ev = _evaluate(plan, end=700, host_restarts=[[T0 + 100.0, T0 + 300.0]])
+    (host, cand) = ev.restarts
+    assert host.side == "host" and cand.side == "candidate"
+    assert cand.away == pytest.approx(420 - (300 + POLICY.resume.reconnect), abs=0.2)
+    assert ev.gaps == [] and cand.penalty == 0 and ev.score == 100
+
+
+def test_without_any_heartbeat_a_restart_closes_nothing() -> None:
+    ev = _evaluate([_resumed(700, 60)], end=900)
+    assert [r.away for r in ev.restarts] == [0] and [g.kind for g in ev.gaps] == ["heartbeat"]
+    assert _penalty(ev, RESUMED) == 0
+
+
 def test_the_claim_is_not_read_the_hosts_clock_decides() -> None:
     # a modified app claims 0 s away after a 10-minute silence: it costs what the truth does
     honest = _evaluate([*_beats(0, 100), _resumed(700, 600), *_beats(702, 900)], end=900)

@@ -221,6 +221,8 @@ def _candidate_restarts(
                       for k, ix in streams.items()}
         away = 0.0
         for kind, ix in streams.items():
+            if kind == "heartbeat":
+                continue  # (no heartbeat at all: nothing shows when the app was gone)
             starts, ends = bounds[kind]
             for j in range(bisect_left(ends, at - slack), bisect_left(starts, at)):
                 i = ix[j]
