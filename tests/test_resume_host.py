@@ -52,6 +52,10 @@ async def test_a_closed_host_resumes_and_the_candidate_comes_back_by_itself(tmp_
 
             host = await Host.resume(path, identity=ident, config=FAST, runs=False)
             assert host.invite.room == room and host.invite.encode() == invite
+            with pytest.raises(AssessIQError, match="already open") as info:  # one app only
+                await Host.resume(path, identity=ident, config=FAST, runs=False)
+            assert "\n" not in str(info.value)
+            assert [s.in_use for s in unsealed_sessions(tmp_path)] == [True]
             assert host.device_key == cand.device.public_key
             assert len(host.events) == 1 and set(host.receipts) == {0}
             assert "# host" in host.doc.code_text and "# candidate" in host.doc.code_text
@@ -124,6 +128,8 @@ def _edit(path: Path, sql: str, *params: object) -> None:
     ("sealed", "sealed"),
     ("not_a_file", "not an AssessIQ session file"),
     ("device", "device key is damaged"),
+    ("update", "does not replay"),
+    ("runs", "runs or host-only entries are damaged"),
 ])
 async def test_a_file_that_cannot_be_resumed_is_refused_in_one_line(
         unsealed_file, tmp_path: Path, damage: str, says: str):
@@ -148,6 +154,10 @@ async def test_a_file_that_cannot_be_resumed_is_refused_in_one_line(
         path.write_bytes(b"not sqlite" * 100)
     elif damage == "device":
         _edit(path, "UPDATE meta SET value = ? WHERE key = 'device_key'", json.dumps("@@"))
+    elif damage == "update":
+        _edit(path, "UPDATE batches SET blob = ? WHERE first_seq = 0", b"\x01\x02junk")
+    elif damage == "runs":
+        _edit(path, "INSERT INTO runs VALUES ('r', 0, '{\"a\": 1', NULL)")
     with pytest.raises(AssessIQError) as info:
         await Host.resume(path, identity=ident, config=FAST, runs=False)
     message = str(info.value)

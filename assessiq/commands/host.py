@@ -76,7 +76,8 @@ def describe(sessions: list[SessionSummary], folder: Path) -> str:
     for s in sessions:
         who = s.candidate or ("(joined)" if s.joined else "(nobody yet)")
         lines.append(f"  {s.room[:10]:10} {_cut(s.label or '-', 16):16} {_cut(who, 16):16} "
-                     f"{_when(s.created):16} {_when(s.last_alive)}")
+                     f"{_when(s.created):16} {_when(s.last_alive)}"
+                     f"{'  (open in a running app)' if s.in_use else ''}")
     return "\n".join(lines)
 
 

@@ -40,6 +40,7 @@ from ..core.paths import sessions_dir
 from ..core.policy import Policy
 from ..core.seal import seal
 from ..core.store import SessionStore
+from .candidate import _held, _lock_session, _unlock_session
 from .config import PeerConfig, for_candidate, servers_to_json
 from .connection import PeerConnection
 from .datachannel import DataChannelChannel
@@ -96,6 +97,7 @@ class Host(PeerSession):
         self.runs: RunService | None = None  # executes run requests (None: runs off)
         self.received_at: dict[int, float] = {}  # event seq -> when it was verified here
         self._hello_at: float | None = None  # when the current attempt's hello arrived
+        self._lock: int | None = None  # this app's hold on the session file
         self.resumed: dict[str, Any] | None = None
         """This app's restart as recorded (`core.resume.record_host_resume`): None for a
         session this app started; after `Host.resume`, `{at, away_s, last_seen, why, ...}`."""
@@ -179,6 +181,7 @@ class Host(PeerSession):
             raise
         host = cls(identity, invite, config, store)
         host.server = server
+        host._lock = _lock_session(store.path)  # a resume elsewhere waits for this app to end
         # What a restarted app needs to go on with the same room and invite (`Host.resume`);
         # the invite's secret stays out of the record (the seal empties `live`).
         store.set_live("invite", invite.encode())
@@ -250,10 +253,15 @@ class Host(PeerSession):
         identity = identity or load_or_create_host_identity()
         config = config or PeerConfig()
         path = Path(path)
+        lock = _lock_session(path) if path.is_file() else None  # one app at a time
         try:
             store = SessionStore.open(path)
         except StoreError as exc:
+            _unlock_session(path, lock)
             raise AssessIQError(f"cannot resume: {exc}") from None
+        except BaseException:
+            _unlock_session(path, lock)
+            raise
         server = None
         try:
             state = _read_resumable(store, identity, path)
@@ -284,8 +292,10 @@ class Host(PeerSession):
             if server is not None:
                 await server.stop()
             store.close()
+            _unlock_session(path, lock)
             raise
         host.server = server
+        host._lock = lock
         host.verifier, host.events, host.received_at, host.receipts = (
             state.verifier, state.events, state.received_at, state.receipts)
         try:
@@ -500,7 +510,12 @@ class Host(PeerSession):
         seal(self.store, self.identity)
         path = self.store.path
         self.store.close()
+        self._release()
         return Path(path)
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        _unlock_session(self.store.path, lock)
 
     async def close(self) -> None:
         """Stop networking and close the session file without sealing it (everything
@@ -509,6 +524,7 @@ class Host(PeerSession):
         self.flush_refusals()
         with contextlib.suppress(Exception):
             self.store.close()
+        self._release()
 
     async def _stop_networking(self) -> None:
         await self._close_tasks()
@@ -539,6 +555,7 @@ class SessionSummary:
     last_alive: float  # the newest moment its file shows the host's app was alive
     joined: bool  # whether a candidate device is pinned
     host_key: str  # the host key (base64) that made it
+    in_use: bool = False  # a running app holds it (it cannot be resumed until that one ends)
 
 
 def unsealed_sessions(folder: Path | str, *,
@@ -574,7 +591,7 @@ def unsealed_sessions(folder: Path | str, *,
                 created=float(created) if isinstance(created, int | float) else 0.0,
                 candidate=name if isinstance(name, str) else None,
                 last_alive=last_alive(store), joined="device_key" in meta,
-                host_key=str(meta.get("host_key", ""))))
+                host_key=str(meta.get("host_key", "")), in_use=_held(path)))
         except Exception:  # not a session file, or a damaged one: not listed
             log.debug("not listing %s", path, exc_info=True)
             continue
@@ -630,6 +647,15 @@ def _read_resumable(store: SessionStore, identity: Identity, path: Path) -> _Res
     if store.seal_raw() is not None:
         raise AssessIQError(f"cannot resume {name}: the session is sealed (it ended); "
                             "open it with `assessiq replay` or `assessiq verify`")
+    try:
+        for run in store.runs():
+            if not isinstance(run["request"], dict) or not isinstance(run["result"],
+                                                                      dict | None):
+                raise ValueError(f"run {str(run['id'])[:16]} is not a request and a result")
+        store.private()
+    except (ValueError, TypeError, sqlite3.DatabaseError) as exc:
+        raise AssessIQError(f"cannot resume {name}: its runs or host-only entries are "
+                            f"damaged ({exc})") from None
     if meta.get("role") != "host":
         raise AssessIQError(f"cannot resume {name}: it is not an interviewer's session file")
     if meta.get("host_key") != b64e(identity.public_key):
