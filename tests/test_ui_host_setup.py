@@ -76,16 +76,16 @@ async def _create(state: AppState, user: User) -> HostController:
 
 async def _interview(state: AppState, user: User, problem: str | None = None
                      ) -> HostController:
-    """Create a session (with `problem` chosen, if given), start it, and open the
-    interviewer's interview page."""
+    """Create a session (with `problem` chosen, if given), start it, and wait for the lobby
+    to move on to the interviewer's interview page (it follows the phase's change event;
+    opening the page here too would race that navigation for the simulated user)."""
     await user.open(f"/{state.token}/host")
     await user.should_see("Create a session", retries=100)
     if problem is not None:
         _select(user, "problem").set_value(problem)
     host = await _create(state, user)
     host.set_phase("interview")
-    await user.open(f"/{state.token}/host/interview")
-    await user.should_see("End and seal", retries=100)
+    await user.should_see(marker="end", retries=100)
     return host
 
 
@@ -201,7 +201,7 @@ async def test_a_launched_sandbox_shows_its_progress_while_the_session_starts(
         monkeypatch.setattr(docker, "from_env", lambda **kw: fake)
         state.app_config = AppConfig(sandbox_backend="piston", piston_url=piston.url,
                                      piston_launch=True)
-        caplog.set_level("INFO", logger="assessiq.ui.host_pages")
+        caplog.set_level("INFO", logger="assessiq.ui.host_views")
         await user.open(f"/{state.token}/host")
         await user.should_see("Create a session", retries=100)
         user.find(marker="create").click()

@@ -14,7 +14,9 @@ from ..core.errors import AssessIQError
 from ..core.integrity import Envelope
 from ..core.score import Evaluation
 from ..room.call import CallPlan, describe_problems
+from ..room.changes import Changes
 from ..room.report import clock
+from .live import follow
 
 __all__ = ["FrameSource", "call_controls", "integrity_panel", "media_source", "results_view",
            "timer_label", "verdict_words", "video_tile"]
@@ -112,8 +114,11 @@ def call_controls(session: Callable[[], Any], plan: CallPlan | None) -> None:
 
 
 def timer_label(get_timer: Callable[[], dict[str, float] | None],
-                ended: Callable[[], bool] = lambda: False) -> ui.label:
-    """The time left, counting down each second; once `ended()` it stops for good."""
+                ended: Callable[[], bool] = lambda: False, *,
+                changes: Changes | None = None) -> ui.label:
+    """The time left, counting down each second (a clock: the only thing that changes in
+    between is the time); redrawn at once when the timer is set or the session ends
+    (`changes`' "timer" and "ended"); once `ended()` it stops for good."""
     label = ui.label("timer not started").classes("text-subtitle1 aiq-status") \
         .props('data-testid="timer"')
 
@@ -133,6 +138,8 @@ def timer_label(get_timer: Callable[[], dict[str, float] | None],
         label.set_text(f"time left {int(left // 60):02d}:{int(left % 60):02d}")
 
     every_second = ui.timer(1.0, tick)
+    if changes is not None:
+        follow(changes, ("timer", "ended"), tick, now=False)
     tick()
     return label
 
@@ -213,10 +220,16 @@ def _event_line(env: Envelope) -> str:
     return f"{clock(when)} #{env.seq} {env.kind} {data.get('phase', '')}{extra}"
 
 
+SCORE_CLOCK_S = 5.0
+"""How often the live score is recomputed with no new event: a heartbeat gap grows, and a
+condition still running counts longer, with the time alone."""
+
+
 def integrity_panel(events: Callable[[], list[Envelope]],
-                    evaluation: Callable[[], Evaluation]) -> None:
-    """Live timeline of verified events, warnings, flags and the score with its reasons."""
-    seen = [-1, -1.0]
+                    evaluation: Callable[[], Evaluation], changes: Changes) -> None:
+    """Live timeline of verified events, warnings, flags and the score with its reasons:
+    redrawn on each verified event (`changes`' "events") and every `SCORE_CLOCK_S` seconds
+    for what the time alone changes."""
 
     @ui.refreshable
     def body() -> None:
@@ -241,15 +254,8 @@ def integrity_panel(events: Callable[[], list[Envelope]],
             for env in reversed([e for e in evs if not e.kind.endswith("heartbeat")][-50:]):
                 ui.label(_event_line(env)).classes("text-body2")
 
-    def maybe_refresh() -> None:
-        evs = events()
-        # Refresh on new events, and every few seconds for conditions still running.
-        key = (len(evs), int(time.time() / 5))
-        if (key[0], float(key[1])) != (seen[0], seen[1]):
-            seen[0], seen[1] = key[0], float(key[1])
-            body.refresh()
-
     with ui.card().classes("w-full q-pa-sm").props('data-testid="integrity-panel"'):
         ui.label("Integrity (verified events)").classes("text-subtitle1")
         body()
-    ui.timer(0.25, maybe_refresh)
+    follow(changes, "events", body.refresh, now=False, at_most_every=0.25)
+    ui.timer(SCORE_CLOCK_S, body.refresh)  # a clock: the score's time-dependent part

@@ -4,6 +4,7 @@ in `room/provenance_report.py` (the report uses the same words and colours)."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..core.provenance import Provenance
+from ..room.changes import Changes
 from ..room.provenance_report import (
     MAX_COLOURED_CHARS,
     REFRESH_S,
@@ -27,14 +29,17 @@ log = logging.getLogger(__name__)
 
 
 def provenance_panel(compute: Callable[[], Provenance | Awaitable[Provenance | None] | None],
-                     *, you: bool = False, show_code: bool = True) -> Any:
+                     changes: Changes, *, you: bool = False, show_code: bool = True) -> Any:
     """A live panel: the summary line (and, for the interviewer, the coloured code in an
-    expansion), recomputed at most every `REFRESH_S` seconds while the code changes, one
-    computation at a time (`compute` may be a coroutine function: see
-    `LiveProvenance.compute_async`)."""
+    expansion), recomputed when the code or the events change (`changes`' "code" and
+    "events"), at most every `REFRESH_S` seconds (longer when a computation takes long),
+    one computation at a time, and once after the last change (`compute` may be a coroutine
+    function: see `LiveProvenance.compute_async`)."""
     from nicegui import ui
 
-    state: dict[str, Any] = {"next": 0.0, "cost": 0.0, "busy": False}
+    from .live import follow
+
+    state: dict[str, Any] = {"next": 0.0, "cost": 0.0, "busy": False, "again": False}
     with ui.column().classes("w-full gap-1").props('data-testid="provenance"') as panel:
         summary = ui.label("").classes("text-body2").props('data-testid="provenance-summary"')
         code = None
@@ -43,10 +48,26 @@ def provenance_panel(compute: Callable[[], Provenance | Awaitable[Provenance | N
                 code = ui.html("").props('data-testid="provenance-code"')
 
     async def refresh() -> None:
-        now = time.monotonic()
-        if now < state["next"] or state["busy"]:
+        if state["busy"]:  # the computation under way runs once more when it is done
+            state["again"] = True
             return
         state["busy"] = True
+        try:
+            while True:
+                state["again"] = False
+                wait = state["next"] - time.monotonic()
+                if wait > 0:  # not more often than that: a throttle, not a poll
+                    await asyncio.sleep(wait)
+                if panel.is_deleted:
+                    return
+                await once()
+                if not state["again"]:
+                    return
+        finally:
+            state["busy"] = False
+
+    async def once() -> None:
+        now = time.monotonic()
         started = time.perf_counter()
         try:
             got = compute()
@@ -54,13 +75,9 @@ def provenance_panel(compute: Callable[[], Provenance | Awaitable[Provenance | N
         except Exception:  # a view must never take the page down
             log.exception("provenance: the live view could not be computed")
             prov = None
-        finally:
-            state["busy"] = False
         state["cost"] = time.perf_counter() - started
         state["next"] = now + max(REFRESH_S, 10 * state["cost"])
-        if prov is None:
-            return
-        if prov is state.get("shown"):
+        if prov is None or prov is state.get("shown"):
             return
         state["shown"] = prov
         summary.set_text(summary_line(prov.sentence(you=you)))
@@ -70,7 +87,7 @@ def provenance_panel(compute: Callable[[], Provenance | Awaitable[Provenance | N
                 "here. The report colours it all.</p>")
             code.set_content(legend_html(prov) + body)
 
-    ui.timer(1.0, refresh)  # (its first call is at once)
+    follow(changes, ("code", "events"), refresh)
     return panel
 
 
@@ -91,11 +108,11 @@ def host_provenance_card(controller: Any) -> Any:
 
     with ui.card().classes("w-full q-pa-sm") as card:
         ui.label("Who wrote the code").classes("text-subtitle1")
-        provenance_panel(compute)
+        provenance_panel(compute, controller.changes)
     return card
 
 
-def candidate_provenance(session: Any) -> Any:
+def candidate_provenance(session: Any, changes: Changes) -> Any:
     """The candidate's transparency panel: the same summary about themselves, from their own
     copy of the session (their own paste events, on their own clock)."""
     from nicegui import ui
@@ -112,7 +129,7 @@ def candidate_provenance(session: Any) -> Any:
     with ui.column().classes("w-full gap-0") as column:
         ui.label("What the code's history says about you (the interviewer sees the same, "
                  "from their copy):").classes("text-caption")
-        provenance_panel(compute, you=True, show_code=False)
+        provenance_panel(compute, changes, you=True, show_code=False)
     return column
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from nicegui import ui
 
+from ..room.changes import Changes
 from ..room.report import clock
+from .live import follow
 
 __all__ = ["SHOWN", "refusal_line", "refusals_panel"]
 
@@ -34,9 +36,9 @@ def refusal_line(refusal: dict[str, Any]) -> str:
     return f"{when} {refusal.get('channel', '?')}: {refusal.get('reason', '')}{times}"
 
 
-def refusals_panel(source: Refusals) -> None:
-    """A card listing the latest refusals, newest first, redrawn when the total changes."""
-    shown = [-1]
+def refusals_panel(source: Refusals, changes: Changes) -> None:
+    """A card listing the latest refusals, newest first, redrawn on each refusal
+    (`changes`' "refusals")."""
 
     @ui.refreshable
     def body() -> None:
@@ -54,14 +56,7 @@ def refusals_panel(source: Refusals) -> None:
             ui.label(f"… and {hidden} earlier (all are in the session file)") \
                 .classes("text-caption")
 
-    def maybe_refresh() -> None:
-        total = source()[0]
-        if total != shown[0]:
-            shown[0] = total
-            body.refresh()
-
     with ui.card().classes("w-full q-pa-sm").props('data-testid="refusals-panel"'):
         title = ui.label("").classes("text-subtitle1")
         body()
-    shown[0] = source()[0]
-    ui.timer(0.5, maybe_refresh)
+    follow(changes, "refusals", body.refresh, now=False, at_most_every=0.5)  # (a flood)

@@ -12,10 +12,14 @@ from typing import Any
 
 from nicegui import ui
 
+from ..room.changes import Changes
+from ..room.problems import canonical_language
+from .components import results_view
 from .editor import SharedEditor
+from .live import follow
 
-__all__ = ["FONT_SIZES", "Panes", "RunArea", "console", "font_size", "problem_panel",
-           "room_panes", "run_area"]
+__all__ = ["FONT_SIZES", "Panes", "RunArea", "console", "follow_language", "font_size",
+           "problem_panel", "room_panes", "run_area"]
 
 FONT_SIZES = [12, 13, 14, 16, 18, 20, 24]
 
@@ -69,10 +73,10 @@ def room_panes() -> Panes:
     return Panes(problem, work, side)
 
 
-def problem_panel(doc: Any) -> Callable[[], None]:
+def problem_panel(doc: Any, changes: Changes) -> None:
     """The problem statement (its title a compact heading) and the public tests — name,
-    input, expected output — visible before the first run. Returns a refresh for the page's
-    poll: it redraws only when the problem or the tests changed."""
+    input, expected output — visible before the first run; redrawn when the document's
+    problem or tests change (`changes`' "problem", "public_tests")."""
     statement = ui.markdown(doc.problem).classes("w-full aiq-problem") \
         .props('data-testid="problem"')
     ui.label("Tests").classes("text-subtitle1")
@@ -99,8 +103,7 @@ def problem_panel(doc: Any) -> Callable[[], None]:
                         ui.label("expected output").classes("text-caption")
                         ui.html(_pre(str(t.get("expected", ""))))
 
-    refresh()
-    return refresh
+    follow(changes, ("problem", "public_tests"), refresh)
 
 
 def _pre(text: str) -> str:
@@ -138,16 +141,38 @@ class RunArea:
     results: ui.column
 
 
-def run_area(run: Callable[[str], Any]) -> RunArea:
+def run_area(run: Callable[[str], Any], changes: Changes, doc: Any,
+             hidden: Callable[[], dict[str, list[dict[str, Any]]]] | None = None) -> RunArea:
     """Under the editor, on both pages: Run (`run("")`), the refusal line, the console
-    (`run(stdin)`) and the results."""
+    (`run(stdin)`) and the results — the document's runs, redrawn when they change
+    (`changes`' "runs"; with `hidden`, the interviewer's hidden tests' outcomes too)."""
     with ui.row().classes("items-center w-full no-wrap"):
         button = ui.button("Run", on_click=lambda: _submit(run, "")) \
             .props('data-testid="run"').mark("run")
         refused = ui.label("").classes("text-negative").props('data-testid="run-refused"')
     console(run)
     results = ui.column().classes("w-full aiq-output").props('data-testid="results"')
+
+    def show_runs() -> None:
+        results.clear()
+        with results:
+            results_view(doc.runs(), hidden() if hidden is not None else None)
+
+    follow(changes, "runs", show_runs)
     return RunArea(button, refused, results)
+
+
+def follow_language(editor: SharedEditor, doc: Any, changes: Changes,
+                    select: ui.select | None = None) -> None:
+    """The editor's language (and the language `select`, on the interviewer's page) follows
+    the document's when the interviewer switches it (`changes`' "language")."""
+    def show() -> None:
+        if doc.language and editor.language != doc.language:
+            editor.set_language(doc.language)
+        if select is not None and doc.language:
+            select.set_value(canonical_language(doc.language))
+
+    follow(changes, "language", show, now=False)
 
 
 def font_size(editor: SharedEditor) -> ui.select:
