@@ -26,49 +26,60 @@ from tests.peer_helpers import FAST, eventually, signaling_server
 
 
 async def test_a_closed_host_resumes_and_the_candidate_comes_back_by_itself(tmp_path: Path):
+    """With the app's own signaling server (the interviewer's app embeds one on 127.0.0.1):
+    it dies with the app, and the resumed host listens on the same port again."""
+    from signaling import ServerConfig, SignalingServer
+
     ident = Identity.generate()
     path = tmp_path / "s.aiq"
-    async with signaling_server() as url:
-        host = await Host.start(signaling=url, config=FAST, identity=ident, session_path=path,
-                                label="resume", runs=False)
-        cand = await Candidate.join(host.invite.encode(), config=FAST, name="Ada")
-        try:
-            await host.connected(10)
-            await cand.connected(10)
-            host.doc.insert_code(0, "# host\n")
-            await eventually(lambda: "# host" in cand.doc.code_text, 10, "the host's line")
-            cand.doc.insert_code(len(cand.doc.code_text), "# candidate\n")
-            await cand.send_event("tab.hidden", {"phase": "instant", "confidence": 1})
-            await eventually(lambda: len(host.events) == 1, 10, "the first event")
-            await eventually(lambda: "# candidate" in host.doc.code_text, 10, "typing")
-            room, invite = host.invite.room, host.invite.encode()
-            await host.close()  # the app is gone; its file is unsealed
-            listed = unsealed_sessions(tmp_path)
-            assert [(s.path, s.room, s.label, s.candidate) for s in listed] == [
-                (path, room, "resume", "Ada")]
-            # the candidate goes on alone: an edit and an event while the host is away
-            cand.doc.insert_code(len(cand.doc.code_text), "x = 1\n")
-            await cand.send_event("tab.hidden", {"phase": "instant", "confidence": 1})
+    server = SignalingServer(ServerConfig(host="127.0.0.1", port=0))
+    await server.start()
+    url = f"ws://127.0.0.1:{server.port}"
+    host = await Host.start(signaling=url, config=FAST, identity=ident, session_path=path,
+                            label="resume", runs=False,
+                            embedded_signaling=("127.0.0.1", server.port))
+    cand = await Candidate.join(host.invite.encode(), config=FAST, name="Ada")
+    try:
+        await host.connected(10)
+        await cand.connected(10)
+        host.doc.insert_code(0, "# host\n")
+        await eventually(lambda: "# host" in cand.doc.code_text, 10, "the host's line")
+        cand.doc.insert_code(len(cand.doc.code_text), "# candidate\n")
+        await cand.send_event("tab.hidden", {"phase": "instant", "confidence": 1})
+        await eventually(lambda: len(host.events) == 1, 10, "the first event")
+        await eventually(lambda: "# candidate" in host.doc.code_text, 10, "typing")
+        room, invite = host.invite.room, host.invite.encode()
+        port = server.port
+        await host.close()  # the app is gone, with its signaling server; unsealed file
+        await server.stop()
+        listed = unsealed_sessions(tmp_path)
+        assert [(s.path, s.room, s.label, s.candidate) for s in listed] == [
+            (path, room, "resume", "Ada")]
+        # the candidate goes on alone: an edit and an event while the host is away
+        cand.doc.insert_code(len(cand.doc.code_text), "x = 1\n")
+        await cand.send_event("tab.hidden", {"phase": "instant", "confidence": 1})
 
-            host = await Host.resume(path, identity=ident, config=FAST, runs=False)
-            assert host.invite.room == room and host.invite.encode() == invite
-            with pytest.raises(AssessIQError, match="already open") as info:  # one app only
-                await Host.resume(path, identity=ident, config=FAST, runs=False)
-            assert "\n" not in str(info.value)
-            assert [s.in_use for s in unsealed_sessions(tmp_path)] == [True]
-            assert host.device_key == cand.device.public_key
-            assert len(host.events) == 1 and set(host.receipts) == {0}
-            assert "# host" in host.doc.code_text and "# candidate" in host.doc.code_text
-            assert host.resumed is not None and host.resumed["away_s"] >= 0
-            await host.connected(20)
-            await eventually(lambda: host.doc.code_text == cand.doc.code_text
-                             and "x = 1" in host.doc.code_text, 10, "convergence")
-            await eventually(lambda: len(host.events) == 2 and not cand.outbox, 10,
-                             "the event signed while the host was away")
-            sealed = await host.end()
-        finally:
-            await cand.close()
-            await host.close()
+        host = await Host.resume(path, identity=ident, config=FAST, runs=False)
+        assert host.invite.room == room and host.invite.encode() == invite
+        assert host.server is not None and host.server.port == port  # listening again
+        with pytest.raises(AssessIQError, match="already open") as info:  # one app only
+            await Host.resume(path, identity=ident, config=FAST, runs=False)
+        assert "\n" not in str(info.value)
+        assert [s.in_use for s in unsealed_sessions(tmp_path)] == [True]
+        assert host.device_key == cand.device.public_key
+        assert len(host.events) == 1 and set(host.receipts) == {0}
+        assert "# host" in host.doc.code_text and "# candidate" in host.doc.code_text
+        assert host.resumed is not None and host.resumed["away_s"] >= 0
+        await host.connected(20)
+        await eventually(lambda: host.doc.code_text == cand.doc.code_text
+                         and "x = 1" in host.doc.code_text, 10, "convergence")
+        await eventually(lambda: len(host.events) == 2 and not cand.outbox, 10,
+                         "the event signed while the host was away")
+        sealed = await host.end()
+    finally:
+        await cand.close()
+        await host.close()
+        await server.stop()
     verdict = verify_record(SessionRecord.load(sealed))
     assert verdict.valid, verdict.errors
     record = SessionRecord.load(sealed)

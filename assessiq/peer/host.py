@@ -135,9 +135,14 @@ class Host(PeerSession):
         run_backend: Backend | None = None,
         hidden_tests: Sequence[TestCase] = (),
         run_limits: RunLimits | None = None,
+        embedded_signaling: tuple[str, int] | None = None,
     ) -> Host:
         """Open a session: start signaling (embedded in LAN mode), write the session file,
         and wait for the candidate in the background. `host.invite` is what to send them.
+
+        `embedded_signaling` is the (address, port) of a signaling server the caller started
+        for this session on this machine (`signaling` names it): kept in the file, so that
+        `Host.resume` listens there again after the app died.
 
         `policy` (default: the built-in one) is stored in the session file, so verification
         uses exactly it, and in the shared document, so the candidate's app uses it too.
@@ -186,7 +191,10 @@ class Host(PeerSession):
         # the invite's secret stays out of the record (the seal empties `live`).
         store.set_live("invite", invite.encode())
         if server is not None:
-            store.set_live("signaling_server", {"address": lan_address, "port": server.port})
+            embedded_signaling = (lan_address, server.port)
+        if embedded_signaling is not None:
+            store.set_live("signaling_server", {"address": embedded_signaling[0],
+                                                "port": int(embedded_signaling[1])})
         if hidden_tests:
             store.add_private("hidden_tests", [_test_json(t) for t in hidden_tests])
         # The candidate's app debounces its browser signals and warns by the same policy.
