@@ -174,8 +174,21 @@ def run(args: argparse.Namespace) -> int:
         state.problem_file = load_problem(args.problem)  # ProblemError: one line, exit 2
     if args.lan:
         state.lan, state.lan_address = True, args.lan
-    if resume is not None:  # the host page resumes this session instead of making one
+    prepare = None
+    if resume is not None:  # the host page opens this session where it stopped
         state.extra["resume"] = resume
+
+        async def prepare() -> None:
+            from ..core.errors import AssessIQError
+            from ..room.host import HostController
+
+            try:
+                state.host = await HostController.resume(
+                    resume, config=state.peer_config(), call=state.calls["host"],
+                    run_backend=config.sandbox_backend_instance())
+            except AssessIQError as exc:  # (the start page offers it again)
+                print(f"assessiq: {exc}", file=sys.stderr, flush=True)
+
     serve(state, ("host",), port=args.port, start_path="host",
-          open_browser=not args.no_browser, title="host")
+          open_browser=not args.no_browser, title="host", prepare=prepare)
     return 0

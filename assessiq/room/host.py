@@ -147,7 +147,12 @@ class HostController:
             raise
         problem = setup.problem
         host.store.set_meta("problem", problem.title)
-        host.store.add_private("hidden_tests", [t.to_json() for t in problem.hidden])
+        # (Host.start keeps the hidden tests as a host-only entry.) What a restarted app needs
+        # to show the same room (`resume`): the live table, emptied by the seal.
+        host.store.set_live("setup", _setup_json(setup))
+        if server is not None:  # restarted on the same port by a resume: the invite names it
+            host.store.set_live("signaling_server", {"address": "127.0.0.1",
+                                                     "port": server.port})
         doc = host.doc
         clock = code_clock(doc)
         with doc.transaction("host"):
@@ -164,6 +169,34 @@ class HostController:
                 doc.set_code(starter, origin="host")
         mark_generated(host.store, doc, "starter", clock)  # the editor's text, not a person's
         return cls(setup, host, server, call)
+
+    @classmethod
+    async def resume(cls, path: Path, *, config: PeerConfig | None = None,
+                     call: CallPlan | None = None, run_backend: Any = None) -> HostController:
+        """Go on with an unsealed session after this app died (`Host.resume`: the document,
+        the verified log, runs, hidden tests, the same room and invite; the restart is in the
+        record). The setup, notes, phase and timer come back as they were: the timer is not
+        restarted. `AssessIQError` (one line) when the file cannot be resumed."""
+        host = await Host.resume(path, config=config,
+                                 media=call.config if call is not None else None,
+                                 run_backend=run_backend)
+        try:
+            setup = _setup_from(host)
+        except BaseException:
+            await host.close()
+            raise
+        controller = cls(setup, host, None, call)
+        for row in host.store.private("note"):
+            value = row.get("value")
+            text = value.get("text") if isinstance(value, dict) else None
+            if isinstance(text, str):
+                controller.notes.append((float(row.get("t") or 0.0), text))
+        return controller
+
+    @property
+    def resumed(self) -> dict[str, Any] | None:
+        """This app's restart (`{at, away_s, last_seen, why}`), None unless resumed."""
+        return self.host.resumed
 
     def _watch(self) -> list[Callable[[], None]]:
         """Connect the sources of `changes`; returns what disconnects them."""
@@ -370,3 +403,48 @@ class HostController:
         if self._server is not None:
             await self._server.stop()
 
+
+def _setup_json(setup: HostSetup) -> dict[str, Any]:
+    """The setup as the live table keeps it for a resume (the policy is in the metadata)."""
+    problem = setup.problem
+    return {"problem": {"title": problem.title, "statement": problem.statement,
+                        "language": problem.language, "starter": problem.starter,
+                        "public": [t.to_json() for t in problem.public],
+                        "hidden": [t.to_json() for t in problem.hidden]},
+            "language": setup.language, "duration_min": setup.duration_min,
+            "label": setup.label, "signaling": setup.signaling, "lan": setup.lan,
+            "lan_address": setup.lan_address}
+
+
+def _setup_from(host: Host) -> HostSetup:
+    """The setup of a resumed session, from its file: the live table's copy (`_setup_json`),
+    the policy from the metadata (what verify uses). A damaged copy is one line."""
+    from .problems import TestCase
+
+    live = host.store.live().get("setup")
+    meta = host.store.meta()
+    try:
+        policy = Policy.from_toml(str(meta["policy"])) if meta.get("policy") else \
+            Policy.default()
+        if not isinstance(live, dict):  # a session made by the peer API, not this app
+            title = str(meta.get("problem") or "Interview")
+            problem = Problem(title=title, statement=host.doc.problem or f"# {title}",
+                              language=host.doc.language or "python")
+            return HostSetup(problem=problem, language=problem.language, policy=policy,
+                             label=str(meta.get("label") or ""))
+        p = live["problem"]
+
+        def cases(key: str) -> tuple[TestCase, ...]:
+            return tuple(TestCase(str(t["name"]), str(t["stdin"]), str(t["expected"]))
+                         for t in p[key])
+
+        problem = Problem(title=str(p["title"]), statement=str(p["statement"]),
+                          language=str(p["language"]), starter=str(p["starter"]),
+                          public=cases("public"), hidden=cases("hidden"))
+        return HostSetup(problem=problem, language=str(live["language"]),
+                         duration_min=float(live["duration_min"]), policy=policy,
+                         label=str(live["label"]), signaling=live.get("signaling"),
+                         lan=bool(live["lan"]), lan_address=str(live["lan_address"]))
+    except (KeyError, TypeError, ValueError, AssessIQError) as exc:
+        raise AssessIQError(f"cannot resume {host.store.path.name}: its setup is damaged "
+                            f"({exc})") from None

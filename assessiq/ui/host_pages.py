@@ -15,6 +15,7 @@ from .host_views import (
     lobby_view,
     setup_form,
 )
+from .resume_views import resume_offer, resumed_line
 from .state import AppState, check_token
 
 __all__ = ["invite_qr_svg", "register"]
@@ -26,10 +27,14 @@ def register(state: AppState) -> None:
     @ui.page(base)
     async def setup_page(token: str) -> None:
         check_token(state, token)
-        if state.host is not None:
-            ui.navigate.to(f"/{token}/host/{'ended' if state.host.ended else 'lobby'}")
+        host = state.host
+        if host is not None:  # (a resumed session goes on at its phase)
+            where = "ended" if host.ended else \
+                "interview" if host.doc.phase == "interview" else "lobby"
+            ui.navigate.to(f"/{token}/host/{where}")
             return
         with frame("new session", role="host"):
+            resume_offer(state, token)
             setup_form(state, token)
 
     @ui.page(base + "/lobby")
@@ -40,6 +45,7 @@ def register(state: AppState) -> None:
             ui.navigate.to(f"/{token}/host")
             return
         with frame("lobby", role="host"):
+            resumed_line(host.resumed, whose="Your app")
             lobby_view(state, token, host)
 
     @ui.page(base + "/interview")
@@ -54,6 +60,7 @@ def register(state: AppState) -> None:
             return
         ending = EndControls(host, token)
         with frame("interview", role="host"):
+            resumed_line(host.resumed, whose="Your app")
             interview_view(state, token, host, ending)
 
     @ui.page(base + "/ended")

@@ -1,0 +1,111 @@
+"""What the pages show about a restart: the interviewer's list of unsealed sessions to resume
+(on the start page), and the line both people see after an app came back ("resumed at …
+after N s away"). The resume itself is `room.host.HostController.resume` and the peer layer's
+`Host.resume` / `Candidate.join` (which continues an unfinished interview)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nicegui import ui
+
+from ..core.errors import AssessIQError
+from .state import AppState
+
+__all__ = ["away_words", "resume_offer", "resumed_line", "unsealed_list"]
+
+
+def away_words(seconds: float) -> str:
+    """"42 s", "3 min 5 s", "2 h 4 min": how long an app was gone, as people say it."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def _clock(t: float) -> str:
+    """A time of day, with the date when it is not today."""
+    same_day = time.localtime(t)[:3] == time.localtime()[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def resumed_line(resumed: dict[str, Any] | None, *, whose: str) -> ui.label | None:
+    """"Your app was restarted: resumed at 14:03:10 after 42 s away." (nothing when the app
+    was not restarted). `whose`: "Your app" or "The candidate's app"…"""
+    if not resumed:
+        return None
+    at, away = resumed.get("at"), resumed.get("away_s")
+    if not isinstance(at, int | float) or not isinstance(away, int | float):
+        return None
+    return ui.label(f"{whose} was restarted: resumed at {_clock(float(at))} after "
+                    f"{away_words(float(away))} away. Nothing acknowledged was lost, and the "
+                    "restart is in the record.") \
+        .classes("text-body2 q-pa-xs rounded-borders bg-blue-1 text-blue-10") \
+        .props('role=status data-testid="resumed"')
+
+
+def unsealed_list(sessions: list[Any], resume: Callable[[Any], Awaitable[None]]) -> None:
+    """The start page's list of this interviewer's unsealed sessions (an app stopped before
+    the seal): one row each, with "Resume" (`resume(summary)`; a one-line reason shows when
+    it cannot be resumed)."""
+    if not sessions:
+        return
+    with ui.card().classes("w-full q-pa-sm").props('data-testid="unsealed"'):
+        n = len(sessions)
+        ui.label(f"{n} unfinished session{'s' if n > 1 else ''}: the app stopped before the "
+                 "seal. Resume one to go on where it stopped (same invite; the candidate's "
+                 "app reconnects by itself).").classes("text-body2")
+        for summary in sessions:
+            who = summary.candidate or ("a candidate joined" if summary.joined
+                                        else "nobody joined yet")
+            with ui.row().classes("items-center gap-2 w-full"):
+                ui.label(f"{summary.label or summary.room[:8]} · {who} · started "
+                         f"{_clock(summary.created)} · last active "
+                         f"{_clock(summary.last_alive)}").classes("text-body2")
+                error = ui.label("").classes("text-negative text-body2")
+                button = ui.button("Resume").props(
+                    f'outline dense data-testid="resume-{summary.room[:8]}"') \
+                    .mark(f"resume-{summary.room[:8]}")
+
+                async def go(summary: Any = summary, button: ui.button = button,
+                             error: ui.label = error) -> None:
+                    button.disable()
+                    error.set_text("resuming…")
+                    try:
+                        await resume(summary)
+                    except AssessIQError as exc:
+                        error.set_text(str(exc))
+                        button.enable()
+
+                button.on_click(go)
+
+
+def resume_offer(state: AppState, token: str) -> None:
+    """The start page's offer to resume: this host key's unsealed sessions in the data dir
+    that no running app holds (`peer.host.unsealed_sessions`)."""
+    from ..core.identity import load_or_create_host_identity
+    from ..core.paths import sessions_dir
+    from ..peer.host import unsealed_sessions
+    from ..room.call import plan_call
+    from ..room.host import HostController
+
+    try:
+        sessions = [s for s in unsealed_sessions(sessions_dir(),
+                                                 identity=load_or_create_host_identity())
+                    if not s.in_use]
+    except (OSError, AssessIQError):  # an unreadable data dir: nothing to offer
+        return
+
+    async def resume(summary: Any) -> None:
+        if state.host is None:
+            state.host = await HostController.resume(
+                summary.path, config=state.peer_config(),
+                call=state.calls.get("host") or plan_call("host"),
+                run_backend=state.app_config.sandbox_backend_instance())
+        ui.navigate.to(f"/{token}/host")
+
+    unsealed_list(sessions, resume)

@@ -1,0 +1,54 @@
+"""The interviewer's app resumes an unsealed session from its start page: the same invite,
+notes, phase and timer come back, the page says the app was restarted, the candidate's app
+(still running) reconnects by itself, and the sealed record shows the restart. The
+real-process kills are in tests/test_resume_*.py; here the app's pages and controller."""
+
+from __future__ import annotations
+
+from nicegui.testing import User
+from test_ui_pages import _second_user
+from test_ui_session_policy import _connect, app_state  # noqa: F401 (a fixture)
+
+from assessiq.ui.app import AppState
+from tests.peer_helpers import eventually
+
+
+async def test_the_interviewer_resumes_from_the_start_page(
+        app_state: tuple[AppState, User]) -> None:  # noqa: F811
+    state, host_user = app_state
+    async with _second_user() as cand_user:
+        cand = await _connect(state, host_user, cand_user, None)
+        host = state.host
+        assert host is not None
+        host_user.find(marker="start").click()
+        await eventually(lambda: host.doc.phase == "interview")
+        host.add_note("strong start")
+        timer = host.doc.timer()
+        assert timer is not None
+        cand.doc.insert_code(0, "# before\n", origin="candidate")
+        await eventually(lambda: "# before" in host.doc.code_text)
+        invite, room = host.invite_text, host.host.invite.room
+        await host.close()  # the app stops without a seal (the process kill: test_resume_*)
+        state.host = None
+        cand.doc.insert_code(0, "# while away\n", origin="candidate")
+
+        await host_user.open(f"/{state.token}/host")
+        await host_user.should_see("1 unfinished session", retries=100)
+        host_user.find(marker=f"resume-{room[:8]}").click()
+        await eventually(lambda: state.host is not None, timeout=30)
+        resumed = state.host
+        assert resumed is not None and resumed is not host
+        await host_user.should_see("Your app was restarted", retries=200)
+        assert resumed.invite_text == invite
+        assert [text for _, text in resumed.notes] == ["strong start"]
+        assert resumed.doc.phase == "interview" and resumed.doc.timer() == timer
+        assert resumed.setup.problem.title == host.setup.problem.title
+        assert resumed.resumed is not None and resumed.resumed["away_s"] >= 0
+        # The candidate's app reconnects by itself; what it typed meanwhile arrives.
+        await eventually(lambda: resumed.connected, timeout=40)
+        await eventually(lambda: "# while away" in resumed.doc.code_text, timeout=20)
+        await eventually(lambda: cand.doc.code_text == resumed.doc.code_text)
+        # The start page no longer offers it (this app holds it) and goes to the room.
+        ended = await resumed.end()
+        assert ended.verdict.valid, ended.verdict
+        assert [r["side"] for r in ended.verdict.restarts] == ["host"]
