@@ -140,7 +140,9 @@ class HostController:
                 config=config, label=setup.label or None, policy=setup.policy,
                 media=call.config if call is not None else None, runs=True,
                 hidden_tests=hidden, run_backend=run_backend,
-                advertise_interfaces=[setup.lan_address] if setup.lan else None)
+                advertise_interfaces=[setup.lan_address] if setup.lan else None,
+                # (a resume listens there again: the invite names it)
+                embedded_signaling=("127.0.0.1", server.port) if server is not None else None)
         except BaseException:
             if server is not None:
                 await server.stop()
@@ -150,9 +152,6 @@ class HostController:
         # (Host.start keeps the hidden tests as a host-only entry.) What a restarted app needs
         # to show the same room (`resume`): the live table, emptied by the seal.
         host.store.set_live("setup", _setup_json(setup))
-        if server is not None:  # restarted on the same port by a resume: the invite names it
-            host.store.set_live("signaling_server", {"address": "127.0.0.1",
-                                                     "port": server.port})
         doc = host.doc
         clock = code_clock(doc)
         with doc.transaction("host"):
