@@ -15,6 +15,8 @@ from assessiq.core.handshake import (
     HostHandshake,
     Ignored,
     Opened,
+    Pending,
+    Waiting,
     derive_key,
     open_message,
     sdp_fingerprints,
@@ -62,15 +64,21 @@ def test_reconnect_same_device_is_a_new_attempt(parties):
     assert hh.attempt == second.attempt
 
 
-def test_second_device_refused_with_signed_refusal(parties):
+def test_second_device_waits_for_the_interviewer_and_a_refusal_is_signed(parties):
     _host, invite, hh = parties
-    full_exchange(invite, hh, Identity.generate())
+    first = Identity.generate()
+    full_exchange(invite, hh, first)
     intruder = CandidateHandshake(invite, Identity.generate())
-    with pytest.raises(HandshakeError, match="second is refused") as info:
-        hh.receive(intruder.hello())
-    assert info.value.attempt == intruder.attempt
-    with pytest.raises(HandshakeError, match="refused the connection"):
-        intruder.receive(hh.refuse(info.value.attempt, str(info.value)))
+    pending = hh.receive(intruder.hello())
+    assert isinstance(pending, Pending) and pending.attempt == intruder.attempt
+    assert hh.pending is pending and hh.device_key == first.public_key  # nothing changed yet
+    assert isinstance(intruder.receive(hh.wait(pending.attempt, "wait")), Waiting)
+    refused, refusal = hh.refuse_pending("not admitted")
+    assert refused is pending and hh.pending is None
+    with pytest.raises(HandshakeError, match="refused the connection: not admitted"):
+        intruder.receive(refusal)
+    with pytest.raises(HandshakeError, match="no other device is waiting"):
+        hh.refuse_pending("again")
 
 
 def test_tampered_bytes_fail_authentication(parties):

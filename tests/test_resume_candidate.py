@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from assessiq.core.admission import admissions
 from assessiq.core.document import SharedDoc
 from assessiq.core.identity import Identity
 from assessiq.core.record import SessionRecord
@@ -226,3 +227,60 @@ async def test_a_forged_chain_position_is_refused_and_the_honest_session_goes_on
     verdict = verify_record(SessionRecord.load(path))
     assert verdict.valid, verdict.errors
     assert sum(int(r["count"]) for r in verdict.refusals if r["channel"] == "integrity") >= 9
+
+
+async def test_another_machine_is_refused_unless_the_interviewer_admits_it(tmp_path):
+    session = tmp_path / "cand.aiq"
+    async with hosted(tmp_path) as (host, invite):
+        await kill_mid_typing(host, invite, session, tmp_path / "data", asyncio.Event())
+        first_key = host.device_key
+        head = len(host.events)
+        # another machine (its own data dir, no session file): held until the interviewer
+        # decides; refused, it is told why and the refusal is recorded
+        other = await Child.start("other", str(invite), str(tmp_path / "other.aiq"),
+                                  data_dir=tmp_path / "other-data")
+        await eventually(lambda: host.pending_device is not None, 15, "the pending device")
+        assert host.pending_device is not None
+        assert host.pending_device.request.name == "Other machine"
+        await host.admit_device(False)
+        assert "did not admit this computer" in await other.expect("REFUSED")
+        assert await other.exit_code() == 3
+        assert host.device_key == first_key and host.pending_device is None
+        assert [r["channel"] for r in host.store.refusals()] == ["device"]
+
+        admitted = await Child.start("other", str(invite), str(tmp_path / "other2.aiq"),
+                                     data_dir=tmp_path / "other-data")
+        await eventually(lambda: host.pending_device is not None, 15, "the pending device")
+        assert host.pending_device is not None
+        new_key = host.pending_device.request.device_key
+        await host.admit_device(True)
+        await admitted.expect("JOINED")
+        synced = json.loads(await admitted.expect("SYNCED"))
+        assert host.device_key == new_key != first_key
+        await eventually(lambda: "o0001" in host.doc.code_text, 10, "the new device's typing")
+        assert set(tokens(host.doc.code_text, "c")) <= set(tokens(synced["code"], "c"))
+        # the same chain goes on under the new key: no gap, nothing refused
+        chain_is_whole(host)
+        assert not host.integrity_errors
+        assert host.events[head].kind == "session.resumed"
+        assert all(e.signed_by(new_key) for e in host.events[head:])
+        assert all(e.signed_by(first_key) for e in host.events[:head])
+        # the interviewer's app restarts: it pins the admitted device, which comes back
+        await host.close()
+        again = await Host.resume(tmp_path / "host.aiq", identity=host.identity, config=FAST,
+                                  runs=False)
+        try:
+            assert again.device_key == new_key and again.pending_device is None
+            await again.connected(20)
+            assert len(again.events) == len(host.events) and not again.integrity_errors
+            path = await again.end()
+        finally:
+            await again.close()
+        assert await admitted.exit_code() == 0
+    record = SessionRecord.load(path)
+    verdict = verify_record(record)
+    assert verdict.valid, verdict.errors
+    found = admissions(record.private, record.meta["session"], host.identity.public_key)
+    assert [(a.from_seq, a.new_key, a.name, a.problem) for a in found] == [
+        (head, new_key, "Other machine", None)]
+    assert [r["channel"] for r in verdict.refusals] == ["device"]

@@ -4,6 +4,7 @@ place, and the `assessiq join` command's one line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -157,12 +158,17 @@ async def test_join_again_on_this_computer_continues_the_same_session(tmp_path, 
                 await eventually(lambda: len(host.events) == 2, 10, "the resumed event")
                 await eventually(lambda: "while away" in again.doc.code_text, 10)
                 assert not host.integrity_errors
-                # `resume=False` is a new device, which the host refuses today
-                with pytest.raises(AssessIQError):
-                    await Candidate.join(host.invite.encode(), config=FAST, resume=False,
-                                         timeout=3)
             finally:
                 await again.close()
+            # `resume=False` is a new device: the interviewer decides
+            fresh = asyncio.create_task(Candidate.join(
+                host.invite.encode(), config=FAST, resume=False, timeout=3))
+            await eventually(lambda: host.pending_device is not None, 10)
+            await asyncio.sleep(3.5)  # past its timeout: it waits for the decision
+            assert not fresh.done()
+            await host.admit_device(False)
+            with pytest.raises(AssessIQError, match="did not admit this computer"):
+                await fresh
         finally:
             await host.close()
 

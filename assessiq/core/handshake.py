@@ -17,6 +17,13 @@ The exchange, per connection attempt (a random attempt id chosen by the candidat
     host → candidate   offer   n=0  {sdp, device: <pinned key>, ice?} signed by the host key
     candidate → host   answer  n=1  {sdp}                            signed by the device key
     host → candidate   refuse  any  {reason}                         signed by the host key
+    host → candidate   wait    any  {reason}                         signed by the host key
+
+A hello from a device other than the one the session pinned (the candidate's computer died,
+or they lost its session file) is neither admitted nor refused by the handshake: it is kept
+as `pending` and answered with `wait`, and the interviewer decides (`admit_pending` or
+`refuse_pending`). The offer carries the verified log's head (`head_seq`, `head_hash`,
+`head_t`) when it has one, so that an admitted new device continues the same chain.
 
 Each side accepts only the next counter of the current attempt in each direction: duplicates
 and replays of older attempts are dropped (`Ignored`), anything that fails authentication or
@@ -29,9 +36,11 @@ its own gets one this way, and the signaling server sees it only encrypted.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +52,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .encoding import b64d, b64e, canonical_json
 from .errors import AssessIQError, InviteError
 from .identity import Identity, verify_signature
-from .invite import Invite, JoinGate, JoinRequest
+from .invite import JOIN_CLOCK_SKEW_S, Invite, JoinGate, JoinRequest
 from .jsonlimits import loads_bounded
 
 __all__ = [
@@ -51,9 +60,12 @@ __all__ = [
     "H2C",
     "CandidateHandshake",
     "HandshakeError",
+    "Head",
     "HostHandshake",
     "Ignored",
     "Opened",
+    "Pending",
+    "Waiting",
     "derive_key",
     "open_device_key",
     "open_message",
@@ -74,6 +86,7 @@ MAX_SDP_CHARS = 32 * 1024
 MAX_ICE_CHARS = 8 * 1024
 MAX_JSON_DEPTH = 2
 """Every handshake body is one flat object; deeper is refused before the JSON is parsed."""
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _FINGERPRINT_RE = re.compile(r"^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$", re.MULTILINE)
 
 
@@ -93,6 +106,39 @@ class Ignored:
     """A message that is harmless to drop (a duplicate, or from an older attempt)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The host holds this attempt until the interviewer admits or refuses this device."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A hello from a device other than the pinned one, held for the interviewer: the
+    request (its device key, name and time), the attempt, and when the hello arrived."""
+
+    request: JoinRequest
+    attempt: str
+    at: float
+
+    @property
+    def fingerprint(self) -> str:
+        return self.request.device_fingerprint
+
+
+@dataclass(frozen=True)
+class Head:
+    """The verified log's head as the host's offer states it: the next sequence number, the
+    hash of the last event (the genesis hash before any), and when the host received that
+    event, on the clock of the device it offers to (as the host measured its offset; 0.0
+    before any event)."""
+
+    seq: int
+    hash: str
+    t: float
 
 
 @dataclass(frozen=True)
@@ -235,6 +281,17 @@ def _sdp(body: dict[str, Any]) -> str:
     return sdp
 
 
+def _head(body: dict[str, Any]) -> Head | None:
+    seq, digest, t = body.get("head_seq"), body.get("head_hash"), body.get("head_t")
+    if seq is None and digest is None and t is None:
+        return None
+    if (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0
+            or not isinstance(digest, str) or not _HASH_RE.match(digest)
+            or not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t)):
+        raise HandshakeError("the host's offer carries a malformed log head")
+    return Head(seq, digest, float(t))
+
+
 def sdp_fingerprints(sdp: str) -> list[tuple[str, str]]:
     """The `(algorithm, HEX:DIGEST)` DTLS fingerprints in an SDP, upper-cased digests."""
     return [(m.group(1).lower(), m.group(2).upper()) for m in _FINGERPRINT_RE.finditer(sdp)]
@@ -252,6 +309,8 @@ class CandidateHandshake:
         self.offer_sdp: str | None = None
         self.offer_ice: str | None = None
         """The host's ICE server list from its offer (JSON text), if it sent one."""
+        self.offer_head: Head | None = None
+        """The host's verified log head from its offer, if it sent one."""
         self._sent = 0
         self._received = 0
 
@@ -275,8 +334,9 @@ class CandidateHandshake:
         join = JoinRequest.create(self.invite, self.device, name=self.name, now=now)
         return self._seal("hello", {"join": join.encode().decode("ascii")})
 
-    def receive(self, data: str) -> Opened | Ignored:
-        """Open a message from the host. Returns the offer (once), or a refusal raises."""
+    def receive(self, data: str) -> Opened | Ignored | Waiting:
+        """Open a message from the host. Returns the offer (once), `Waiting` while the
+        interviewer decides on this device, or a refusal raises."""
         body, raw, signature = open_message(self.key, self.invite.room, H2C, data)
         kind, attempt, n = _check_common(body, self.invite.room, H2C)
         if not verify_signature(self.invite.host_key, signature, SIGN_DOMAIN, raw):
@@ -286,6 +346,9 @@ class CandidateHandshake:
             )
         if attempt != self.attempt:
             return Ignored(f"a message from an older connection attempt ({kind}) was dropped")
+        if kind == "wait":
+            reason = body.get("reason")
+            return Waiting(reason[:300] if isinstance(reason, str) else "")
         if kind == "refuse":
             reason = body.get("reason")
             raise HandshakeError(
@@ -303,6 +366,7 @@ class CandidateHandshake:
             raise HandshakeError("the host's offer carries a malformed ICE server list")
         self.offer_sdp = _sdp(body)
         self.offer_ice = ice
+        self.offer_head = _head(body)
         self._received = n + 1
         return Opened(kind, attempt, n, self.invite.host_key, body)
 
@@ -332,6 +396,8 @@ class HostHandshake:
         self._seen_attempts: set[str] = set()
         self._sent = 0
         self._received = 0
+        self.pending: Pending | None = None
+        """The newest hello from a device other than the pinned one, until decided."""
 
     @property
     def device_key(self) -> bytes | None:
@@ -350,12 +416,15 @@ class HostHandshake:
         self._sent += 1
         return seal_message(self.key, self.invite.room, H2C, self.host, body)
 
-    def receive(self, data: str) -> Opened | Ignored:
-        """Open a message from the candidate: a hello (new attempt) or the answer."""
+    def receive(self, data: str, *, now: float | None = None) -> Opened | Ignored | Pending:
+        """Open a message from the candidate: a hello (new attempt) or the answer. A hello
+        from a device other than the pinned one returns `Pending` (see `admit_pending`);
+        `now` is when it arrived (default: the clock)."""
         body, raw, signature = open_message(self.key, self.invite.room, C2H, data)
         kind, attempt, n = _check_common(body, self.invite.room, C2H)
         if kind == "hello":
-            return self._hello(body, raw, signature, attempt, n)
+            return self._hello(body, raw, signature, attempt, n,
+                               time.time() if now is None else now)
         if attempt != self.attempt:
             return Ignored(f"a {kind} from an older or unknown attempt was dropped")
         pinned = self.gate.pinned_device
@@ -374,8 +443,9 @@ class HostHandshake:
         return Opened(kind, attempt, n, pinned, body)
 
     def _hello(
-        self, body: dict[str, Any], raw: bytes, signature: bytes, attempt: str, n: int
-    ) -> Opened | Ignored:
+        self, body: dict[str, Any], raw: bytes, signature: bytes, attempt: str, n: int,
+        now: float,
+    ) -> Opened | Ignored | Pending:
         if attempt in self._seen_attempts:
             return Ignored("a repeated hello (duplicate or replay) was dropped")
         if n != 0:
@@ -390,20 +460,64 @@ class HostHandshake:
         if not verify_signature(request.device_key, signature, SIGN_DOMAIN, raw):
             raise HandshakeError("a hello was not signed by the device key it presents")
         self._seen_attempts.add(attempt)
+        pinned = self.gate.pinned_device
+        if pinned is not None and request.device_key != pinned:
+            return self._other_device(request, attempt, now)
         try:
-            self.gate.admit(request)
+            self.gate.admit(request, now=now)
         except InviteError as exc:
             raise HandshakeError(f"a join was refused: {exc}", attempt=attempt) from exc
+        self._start_attempt(attempt, request)
+        return Opened("hello", attempt, n, request.device_key, body)
+
+    def _start_attempt(self, attempt: str, request: JoinRequest) -> None:
         self.attempt = attempt
         self.join = request
         self.answer_sdp = None
         self._sent = 0
         self._received = 1
-        return Opened("hello", attempt, n, request.device_key, body)
 
-    def offer(self, sdp: str, ice: str | None = None) -> str:
+    def _other_device(self, request: JoinRequest, attempt: str, now: float) -> Pending:
+        """A device other than the pinned one asks to join: checked like any join (this
+        invite, a fresh request; the attempt id is new, so not a replay), then held."""
+        if request.room != self.invite.room or request.invite_id != self.invite.id:
+            raise HandshakeError("a join was refused: the join request is for a different "
+                                 "invite", attempt=attempt)
+        if abs(now - request.time) > JOIN_CLOCK_SKEW_S:
+            raise HandshakeError("a join was refused: the join request is stale or from the "
+                                 "future (check both computers' clocks)", attempt=attempt)
+        self.pending = Pending(request, attempt, now)
+        return self.pending
+
+    def wait(self, attempt: str, reason: str) -> str:
+        """A signed `wait` for `attempt`: the interviewer has not decided yet."""
+        return self._sealed_notice("wait", attempt, reason)
+
+    def admit_pending(self) -> Pending:
+        """The interviewer admits the pending device: it is pinned instead of the previous
+        one and its held attempt goes on (send it the `offer`). `HandshakeError` when
+        nothing is pending."""
+        pending = self.pending
+        if pending is None:
+            raise HandshakeError("no other device is waiting to be admitted")
+        self.pending = None
+        self.gate.pinned_device = pending.request.device_key
+        self._start_attempt(pending.attempt, pending.request)
+        return pending
+
+    def refuse_pending(self, reason: str) -> tuple[Pending, str]:
+        """The interviewer refuses the pending device: it and the signed refusal to relay.
+        `HandshakeError` when nothing is pending."""
+        pending = self.pending
+        if pending is None:
+            raise HandshakeError("no other device is waiting to be admitted")
+        self.pending = None
+        return pending, self.refuse(pending.attempt, reason)
+
+    def offer(self, sdp: str, ice: str | None = None, head: Head | None = None) -> str:
         """The offer for the current attempt, signed by the host key; `ice` is the host's
-        ICE server list (JSON text) for the candidate, sent only inside the encryption."""
+        ICE server list (JSON text) for the candidate, sent only inside the encryption;
+        `head` the verified log's head (where an admitted new device continues the chain)."""
         if self.attempt is None or self.gate.pinned_device is None or self._sent != 0:
             raise HandshakeError("no admitted attempt to offer to")
         if ice is not None and len(ice) > MAX_ICE_CHARS:
@@ -411,10 +525,15 @@ class HostHandshake:
         extra: dict[str, Any] = {"sdp": sdp, "device": b64e(self.gate.pinned_device)}
         if ice is not None:
             extra["ice"] = ice
+        if head is not None:
+            extra.update(head_seq=head.seq, head_hash=head.hash, head_t=head.t)
         return self._seal("offer", self.attempt, extra)
 
     def refuse(self, attempt: str, reason: str) -> str:
         """A signed refusal the candidate can show (for an attempt we will not serve)."""
+        return self._sealed_notice("refuse", attempt, reason)
+
+    def _sealed_notice(self, kind: str, attempt: str, reason: str) -> str:
         return seal_message(
             self.key,
             self.invite.room,
@@ -422,7 +541,7 @@ class HostHandshake:
             self.host,
             {
                 "v": 1,
-                "kind": "refuse",
+                "kind": kind,
                 "room": self.invite.room,
                 "dir": H2C,
                 "attempt": attempt,

@@ -20,7 +20,7 @@ import re
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .encoding import canonical_json, pack_signed, sha256_hex, unpack_signed
@@ -274,6 +274,18 @@ class LogVerifier:
         self.links: list[float] = []
         self.accepted: list[Envelope] = []
         self.head = genesis_hash(session)
+        self._device_from = 0
+
+    def rotate(self, device_key: bytes, offset: float | None = None) -> int:
+        """From the next event on, the chain is signed by `device_key` (a device the
+        interviewer admitted in place of the pinned one), its times held to its own clock
+        `offset` (when given, with a clock rule). Returns the first sequence number it
+        signs."""
+        self.device_key = device_key
+        if self.clock is not None and offset is not None:
+            self.clock = replace(self.clock, offset=offset)
+        self._device_from = len(self.accepted)  # its times are on its own clock from here
+        return len(self.accepted)
 
     def link_opened(self, at: float) -> bool:
         """Note when a link's integrity channel opened (host clock); False when not noted
@@ -289,7 +301,8 @@ class LogVerifier:
         env = Envelope.decode(raw)
         if env.seq < len(self.accepted) and self.accepted[env.seq].raw == env.raw:
             return self.accepted[env.seq], False
-        last_t = self.accepted[-1].t if self.accepted else 0.0
+        # times never go backwards within one device's events (another's are on its clock)
+        last_t = self.accepted[-1].t if len(self.accepted) > self._device_from else 0.0
         error = _next_error(self.session, self.device_key, len(self.accepted), self.head, last_t,
                             env)
         if error is None and self.clock is not None:
@@ -316,16 +329,21 @@ class LogCheck:
 def check_log(
     session: str, device_key: bytes, raws: Iterable[bytes], *,
     arrivals: Sequence[float] | None = None, clock: ClockRule | None = None,
-    links: Sequence[float] = (),
+    links: Sequence[float] = (), rotations: Sequence[tuple[int, bytes, float]] = (),
 ) -> LogCheck:
     """Check a whole log in stored order, collecting every problem instead of stopping.
 
     `arrivals` (one per raw: when the host received it) with a `clock` rule and the `links`
-    the host recorded re-apply the host's clock check to every event, as it was on arrival."""
+    the host recorded re-apply the host's clock check to every event, as it was on arrival.
+    `rotations` are the devices the interviewer admitted after the first (see
+    `core.admission.key_schedule`): from event `from_seq` on, events are signed by `key`
+    and held to that device's clock `offset` (its times never go backwards from its own
+    first event, which may be dated before the previous device's last)."""
     events: list[Envelope] = []
     kept: list[float] = []
     errors: list[str] = []
     head, expected, last_t = genesis_hash(session), 0, 0.0
+    schedule = sorted(rotations, key=lambda r: r[0])
     raw_list = list(raws)
     if arrivals is not None and len(arrivals) != len(raw_list):
         raise ValueError("one arrival time per stored event is needed")
@@ -335,13 +353,20 @@ def check_log(
         except IntegrityError as exc:
             errors.append(f"stored event #{i}: {exc}")
             continue
-        error = _next_error(session, device_key, expected, head, last_t, env)
+        key, rule, device_from = device_key, clock, 0
+        for from_seq, rotated, offset in schedule:  # the device that signs this position
+            if from_seq <= expected:
+                key, device_from = rotated, from_seq
+                rule = replace(clock, offset=offset) if clock is not None else None
+        if expected == device_from:
+            last_t = 0.0  # a device's first event: its times are on its own clock
+        error = _next_error(session, key, expected, head, last_t, env)
         if error:
             errors.append(error)
-            if env.seq < expected or not env.signed_by(device_key) or env.session != session:
+            if env.seq < expected or not env.signed_by(key) or env.session != session:
                 continue  # do not let a forged, foreign or duplicate event move the head
-        if clock is not None and arrivals is not None:
-            late = clock.error(env, arrivals[i], links)
+        if rule is not None and arrivals is not None:
+            late = rule.error(env, arrivals[i], links)
             if late:
                 errors.append(f"{late}, yet the host accepted it")
         events.append(env)

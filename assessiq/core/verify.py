@@ -25,6 +25,7 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
+from .admission import admissions, key_schedule
 from .document import apply_update_checked
 from .encoding import b64d
 from .errors import PolicyError
@@ -239,8 +240,12 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
         if raws:
             errors.append("the record has events but no pinned candidate device key")
     else:
+        # devices the interviewer admitted in place of the first (`core.admission`)
+        rotations, device_errors = key_schedule(
+            device_key, admissions(record.private, session, host_key))
+        errors += device_errors
         log = check_log(session, device_key, raws, arrivals=[t for t, _ in record.envelopes],
-                        clock=clock, links=links)
+                        clock=clock, links=links, rotations=rotations)
         errors += log.errors
     if host_key is not None:
         errors += _check_receipts(record, host_key, log)

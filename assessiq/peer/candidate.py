@@ -32,7 +32,9 @@ from ..core.errors import InviteError, StoreError
 from ..core.handshake import (
     CandidateHandshake,
     HandshakeError,
+    Head,
     Ignored,
+    Waiting,
     open_device_key,
     seal_device_key,
 )
@@ -40,7 +42,7 @@ from ..core.identity import Identity
 from ..core.integrity import Envelope, EventSigner, IntegrityError, Receipt, check_log
 from ..core.invite import Invite
 from ..core.paths import sessions_dir
-from ..core.resume import last_alive, resumed_data
+from ..core.resume import RESUMED, last_alive, resumed_data
 from ..core.store import SessionStore
 from .config import PeerConfig, merge_servers, servers_from_json
 from .connection import PeerConnection
@@ -71,6 +73,13 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 0.5
 RESUME_WHY = "the candidate's app started again and reopened its session file"
 """The `why` of a `session.resumed` event a plain restart signs."""
+ADMITTED_WHY = ("another device of the candidate's, admitted by the interviewer, goes on from "
+                "the last event the host verified (last_seen: when the host received it, on "
+                "this device's clock)")
+"""The `why` of the `session.resumed` event an admitted new device signs first."""
+WAITING = "the interviewer is asked whether to admit this computer"
+ADMISSION_WAIT_S = 600.0
+"""How long a device waits for the interviewer's decision before giving up."""
 
 
 class Candidate(PeerSession):
@@ -111,6 +120,12 @@ class Candidate(PeerSession):
         self.resumed_from: Path | None = None  # the session file a resume reopened
         self.resumed_at: float | None = None  # when (this device's clock), on a resume
         self.away_s: float | None = None  # how long this side was gone, on a resume
+        self.awaiting_admission: str | None = None
+        """Why this device waits: the session pinned another one and the interviewer is
+        asked whether to admit this one (told to listeners as "admission")."""
+        self.admitted_from: int | None = None
+        """The first event this device signed after the interviewer admitted it in place of
+        the device that joined (None: it is that device)."""
 
     @classmethod
     async def join(
@@ -291,7 +306,7 @@ class Candidate(PeerSession):
             await self.signaling.start(timeout=min(timeout, 15.0))
             self._start_awareness()
             self._spawn(self._run(), "candidate-run")
-            await self.connected(timeout)
+            await self._until_connected(timeout)
         except BaseException:
             await self.close()
             raise
@@ -369,6 +384,16 @@ class Candidate(PeerSession):
             result = hs.receive(data)  # HandshakeError propagates: a refusal
             if isinstance(result, Ignored):
                 log.info("candidate: %s", result.reason)
+            elif isinstance(result, Waiting):  # another device: the interviewer decides
+                if self.awaiting_admission is None:
+                    log.warning("candidate: %s", result.reason)
+                    self.awaiting_admission = result.reason or WAITING
+                    self.changed("admission")
+                deadline = loop.time() + ADMISSION_WAIT_S
+        if self.awaiting_admission is not None:
+            self.awaiting_admission = None
+            self.changed("admission")
+        self._continue_chain(hs.offer_head)
         try:
             # Ours (in the config), the signaling server's relay for us, then the host's list
             # from its encrypted offer: a candidate with no configuration gets a relay.
@@ -397,6 +422,33 @@ class Candidate(PeerSession):
             await conn.close()
             raise
         return conn
+
+    def _continue_chain(self, head: Head | None) -> None:
+        """A device the interviewer admitted in place of the one that joined: its chain goes
+        on from the host's head (it signed nothing yet), and its first event says so."""
+        if head is None or head.seq == 0 or self.log or self.admitted_from is not None:
+            return
+        self.signer = EventSigner(self.invite.room, self.device, next_seq=head.seq,
+                                  prev=head.hash, clock=self.clock)
+        self.admitted_from = head.seq
+        self.away_s = max(0.0, self.clock() - head.t)
+        log.warning("candidate: admitted as a new device; the chain goes on from event %d",
+                    head.seq)
+        self.emit(RESUMED, resumed_data(side="candidate", away_s=self.away_s,
+                                        last_seen=head.t, why=ADMITTED_WHY))
+
+    async def _until_connected(self, timeout: float) -> None:
+        """`connected(timeout)`, waiting on (at most `ADMISSION_WAIT_S`) while the
+        interviewer decides whether to admit this device."""
+        end = asyncio.get_running_loop().time() + ADMISSION_WAIT_S
+        while True:
+            try:
+                await self.connected(timeout)
+                return
+            except ConnectError:
+                if (self.awaiting_admission is None or self.failure is not None
+                        or asyncio.get_running_loop().time() > end):
+                    raise
 
     async def _open_unless_refused(self, conn: PeerConnection, hs: CandidateHandshake) -> None:
         """Wait for the channels to open while still listening to the host: a signed

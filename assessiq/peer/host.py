@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.admission import ADMITTED, admissions, key_schedule, record_admission
 from ..core.document import SharedDoc
 from ..core.encoding import b64d, b64e
 from ..core.errors import InviteError
-from ..core.handshake import HandshakeError, HostHandshake, Ignored
+from ..core.handshake import HandshakeError, Head, HostHandshake, Ignored, Pending
 from ..core.identity import Identity, load_or_create_host_identity
 from ..core.integrity import (
     CLOCK_SLACK_S,
@@ -60,6 +61,11 @@ if TYPE_CHECKING:
 __all__ = ["Host", "SessionSummary", "check_resumable", "unsealed_sessions"]
 
 log = logging.getLogger(__name__)
+
+WAIT_REASON = ("this computer is not the device that joined this interview: the interviewer "
+               "is asked whether to admit it")
+REFUSE_REASON = ("the interviewer did not admit this computer: it is not the device that "
+                 "joined this interview")
 
 
 class Host(PeerSession):
@@ -369,7 +375,7 @@ class Host(PeerSession):
             data = await signaling.recv()
             arrived = time.time()  # a hello's arrival: the candidate's clock offset is from it
             try:
-                opened = self.handshake.receive(data)
+                opened = self.handshake.receive(data, now=arrived)
             except HandshakeError as exc:
                 self.refusals.append(str(exc))
                 log.warning("host: refused a handshake message: %s", exc)
@@ -380,6 +386,12 @@ class Host(PeerSession):
                 continue
             if isinstance(opened, Ignored):
                 log.info("host: %s", opened.reason)
+                continue
+            if isinstance(opened, Pending):  # another device: the interviewer decides
+                log.warning("host: another device (%s) asks to join; waiting for the "
+                            "interviewer's decision", opened.fingerprint)
+                await signaling.send(self.handshake.wait(opened.attempt, WAIT_REASON))
+                self.changed("pending_device")
                 continue
             if opened.kind == "hello":
                 self._hello_at = arrived
@@ -413,7 +425,7 @@ class Host(PeerSession):
             sdp = await conn.offer()
             given = for_candidate(self.config.ice_servers, self.signaling.ice_servers)
             ice = servers_to_json(given) if given else None
-            await self.signaling.send(self.handshake.offer(sdp, ice))
+            await self.signaling.send(self.handshake.offer(sdp, ice, self._head()))
             answer_sdp = await asyncio.wait_for(answer, self.config.handshake_timeout)
             await conn.accept(answer_sdp)
             await conn.wait_open(self.config.connect_timeout)
@@ -429,6 +441,55 @@ class Host(PeerSession):
         link = Link(conn, {"sync": self._sync_service, "integrity": self._integrity_service},
                     self._on_control, on_refused=self.refuse)
         await self._serve_link(link)
+
+    def _head(self) -> Head | None:
+        """The verified log's head, for the offer (an admitted new device goes on from it)."""
+        v = self.verifier
+        if v is None:
+            return None
+        last = self.received_at.get(len(v.accepted) - 1)
+        return Head(len(v.accepted), v.head, 0.0 if last is None else last + self.clock_offset)
+
+    @property
+    def pending_device(self) -> Pending | None:
+        """A device other than the pinned one asking to join — the candidate's computer
+        died, or its session file was lost — until the interviewer decides with
+        `admit_device` (its `fingerprint`, `request.name`, and `at`, when it asked). Told to
+        listeners as "pending_device"."""
+        return self.handshake.pending
+
+    async def admit_device(self, accept: bool, reason: str | None = None) -> None:
+        """The interviewer's decision on `pending_device`. Admitted: it is pinned in place of
+        the previous device, its connection goes on, and the admission is recorded (a signed
+        host entry, `core.admission`): its events continue the same chain from the next
+        sequence number, held to its own clock. Refused: it is told `reason` and the refusal
+        is recorded. `HandshakeError` when no device is waiting."""
+        assert self.signaling is not None
+        if not accept:
+            pending, refusal = self.handshake.refuse_pending(reason or REFUSE_REASON)
+            name = f" ({pending.request.name[:80]})" if pending.request.name else ""
+            self.store.append_refusal("device", f"the interviewer refused another device "
+                                      f"{pending.fingerprint}{name}")
+            await self.signaling.send(refusal)
+            self.changed("pending_device")
+            return
+        old = self.handshake.device_key
+        pending = self.handshake.admit_pending()
+        request = pending.request
+        offset = request.time - pending.at  # as at a first join: see `_clock_rule`
+        from_seq = 0
+        if self.verifier is not None:
+            from_seq = self.verifier.rotate(request.device_key, offset)
+        record_admission(self.store, self.identity, from_seq=from_seq,
+                         old_key=old or request.device_key, new_key=request.device_key,
+                         name=request.name, clock_offset=offset, asked_at=pending.at)
+        log.warning("host: the interviewer admitted device %s from event %d",
+                    pending.fingerprint, from_seq)
+        self._hello_at = pending.at
+        if self._attempt_task is not None:
+            self._attempt_task.cancel()
+        self._attempt_task = self._spawn(self._attempt(pending.attempt), "host-attempt")
+        self.changed("pending_device")
 
     def _pin_device(self) -> None:
         key = self.handshake.device_key
@@ -714,7 +775,13 @@ def _read_resumable(store: SessionStore, identity: Identity, path: Path) -> _Res
                                 "clock_bound, created) is missing or damaged")
         verifier = LogVerifier(str(session), device, clock)
         verifier.links = list(links)
+        # devices the interviewer admitted in place of the first (`core.admission`)
+        schedule, problems = key_schedule(device, admissions(
+            store.private(ADMITTED), str(session), identity.public_key))
+        if problems:
+            raise AssessIQError(f"cannot resume {name}: {problems[0]}")
         for i, (at, raw) in enumerate(rows):
+            _rotate_due(verifier, schedule)
             try:
                 env, new = verifier.accept(raw, at)
             except IntegrityError as exc:
@@ -725,6 +792,8 @@ def _read_resumable(store: SessionStore, identity: Identity, path: Path) -> _Res
                                     "duplicate: the file was altered")
             events.append(env)
             received_at[env.seq] = at
+        _rotate_due(verifier, schedule)
+        device = verifier.device_key  # the device pinned now
     receipts: dict[int, Receipt] = {}
     for i, raw in enumerate(store.receipts()):
         try:
@@ -740,6 +809,13 @@ def _read_resumable(store: SessionStore, identity: Identity, path: Path) -> _Res
     return _Resumable(invite=invite, server=address, device=device, verifier=verifier,
                       events=events, received_at=received_at, receipts=receipts,
                       hidden_tests=_hidden_tests(store))
+
+
+def _rotate_due(verifier: LogVerifier, schedule: list[tuple[int, bytes, float]]) -> None:
+    """Switch `verifier` to each admitted device whose first event is the next one."""
+    while schedule and schedule[0][0] <= len(verifier.accepted):
+        _, key, offset = schedule.pop(0)
+        verifier.rotate(key, offset)
 
 
 def _hidden_tests(store: SessionStore) -> list[TestCase]:
