@@ -190,9 +190,17 @@ def _silences(events: list[Envelope], times: list[float], start_t: float, end_t:
     return out
 
 
+def _past_host_down(end: float, through: dict[float, float]) -> float:
+    """Where a silence that ends at `end` ends for a restart closing it: past the end of the
+    host's down window (`through`: start → end) that began there, if one did."""
+    while through.get(end, end) > end:
+        end = through[end]
+    return end
+
+
 def _candidate_restarts(
     events: list[Envelope], times: list[float], silences: list[Silence], slack: float,
-    reconnect: float,
+    reconnect: float, excused: Sequence[tuple[float, float]] = (),
 ) -> tuple[list[tuple[Envelope, float, float]], set[int], list[Silence]]:
     """The candidate's restarts as the host saw them: ((event, arrival, away) for each
     `session.resumed` event, the silences they closed (indices into `silences`), and what is
@@ -204,8 +212,11 @@ def _candidate_restarts(
     not had receipted, then the restart, then beats again), up to the event's arrival. A
     stream still silent after that (its page or proctor not yet back) has `reconnect` seconds
     to beat again, like after the host's restart; what is left is an ordinary silence. A
-    silence is counted for one restart only, the first that closes it; a restart that closes
-    none was away for 0 s as far as the host can tell."""
+    silence cut short by the host's going down (an `excused` window began where it ends) goes
+    on, for this, until that window ends: the candidate's app that died first and came back
+    after the host's closes its own time before the host died. A silence is counted for one
+    restart only, the first that closes it; a restart that closes none was away for 0 s as
+    far as the host can tell."""
     out: list[tuple[Envelope, float, float]] = []
     taken: set[int] = set()
     left: list[Silence] = []
@@ -217,7 +228,9 @@ def _candidate_restarts(
             streams = {}
             for i in sorted(range(len(silences)), key=lambda i: silences[i][0]):
                 streams.setdefault(silences[i][2], []).append(i)
-            bounds = {k: ([silences[i][0] for i in ix], [silences[i][1] for i in ix])
+            through = dict(excused)
+            bounds = {k: ([silences[i][0] for i in ix],
+                          [_past_host_down(silences[i][1], through) for i in ix])
                       for k, ix in streams.items()}
         away = 0.0
         for kind, ix in streams.items():
@@ -309,7 +322,8 @@ def evaluate(
     # (every silence when a restart may have closed one; else only those long enough to count)
     longer = 0.0 if any(e.kind == RESUMED for e in evs) else hb.max_gap
     silences = _silences(evs, times, start, end, excused, longer)
-    resumed, closed, left = _candidate_restarts(evs, times, silences, hb.max_gap, rr.reconnect)
+    resumed, closed, left = _candidate_restarts(evs, times, silences, hb.max_gap, rr.reconnect,
+                                                excused)
     gaps = sorted((Gap(a, b, kind) for i, (a, b, kind) in enumerate(silences) if i not in closed
                    and b - a > hb.max_gap), key=lambda g: (g.start, g.kind))
     if left:
