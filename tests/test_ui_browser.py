@@ -55,6 +55,13 @@ def _video_width(driver: Any, testid: str) -> int:
     return int(width or 0)
 
 
+def _no_video_shown(driver: Any, testid: str) -> bool:
+    """Whether a video tile shows "camera not available"."""
+    return bool(driver.execute_script(
+        f'const l = document.querySelector("[data-testid={testid}] [data-aiq-novideo]");'
+        'return !!l && getComputedStyle(l).display !== "none";'))
+
+
 def _overlay_shown(driver: Any) -> bool:
     return bool(driver.execute_script(
         'const o = document.getElementById("aiq-fullscreen-overlay");'
@@ -210,6 +217,9 @@ def test_host_and_candidate_in_two_browsers(tmp_path: Path) -> None:
             for d, tile in ((hd, "video-candidate"), (hd, "video-you"),
                             (cd, "video-interviewer"), (cd, "video-you")):
                 wait_for(partial(_video_width, d, tile), timeout=90, what=f"frames in {tile}")
+                # (the page itself hides "camera not available" while frames come: video.js)
+                wait_for(lambda d=d, tile=tile: not _no_video_shown(d, tile),
+                         what=f"{tile} without 'camera not available'")
             expected = host_text + starter + cand_text
             wait_for(lambda: editor_text(hd) == expected, what="host sees both edits")
             wait_for(lambda: editor_text(cd) == expected, what="candidate sees both edits")

@@ -76,6 +76,7 @@ class MediaSession:
     ) -> None:
         self.pc, self.config = pc, config
         self.problems: list[str] = []
+        self.on_problem: Callable[[], None] | None = None  # told after each new problem
         self._own_tap = tap is None
         self.tap = tap if tap is not None else (
             FrameTap(config.tap_rate) if config.tap_rate else None)
@@ -164,6 +165,8 @@ class MediaSession:
     def _problem(self, message: str) -> None:
         log.warning("%s", message)
         self.problems.append(message)
+        if self.on_problem is not None:
+            self.on_problem()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "video":

@@ -42,11 +42,13 @@ class CallState:
     """This side's call for the whole session. `attach(pc)` is the peer connection's media
     hook; `current` is the media of the live link (None between links)."""
 
-    def __init__(self, config: MediaConfig, *, emit: Emit | None = None) -> None:
+    def __init__(self, config: MediaConfig, *, emit: Emit | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         from ..media.tap import FrameTap
 
         self.config = config
         self.emit = emit
+        self.on_change = on_change  # told when a link's media has new device problems
         self.tap: FrameTap | None = FrameTap(config.tap_rate) if config.tap_rate else None
         self.current: MediaSession | None = None
         self.off_since: float | None = None  # when the camera went off (None: it is on)
@@ -71,6 +73,9 @@ class CallState:
         media = attach_media(pc, self.config, on_camera_off=changed, tap=self.tap)
         holder.append(media)
         self.current = media
+        media.on_problem = self.on_change
+        if media.problems and self.on_change is not None:  # (found while attaching)
+            self.on_change()
         self.links += 1
         if media.has_camera:
             if self.user_off:

@@ -141,7 +141,7 @@ class PeerSession:
         if media is not None:
             from .call import CallState
 
-            self.call = CallState(media, emit=emit)
+            self.call = CallState(media, emit=emit, on_change=lambda: self.changed("call"))
             self._spawn(self._call_stats_loop(), f"{self.role}-call-stats")
 
     @property

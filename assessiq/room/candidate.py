@@ -32,6 +32,7 @@ CANDIDATE_TOPICS = (
     "code", "problem", "public_tests", "language", "phase", "timer", "policy",  # the document
     "runs",             # a run requested or answered
     "connection",       # the link to the interviewer up or down
+    "call",             # the call's devices reported a problem
     "events",           # an event signed about the candidate, or a receipt for one
     "refusals",         # something refused from the interviewer's app
     "refused_by_peer",  # the interviewer's app refused something of ours

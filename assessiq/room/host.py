@@ -40,6 +40,7 @@ HOST_TOPICS = (
     "problem", "public_tests", "language", "phase", "timer", "policy",  # the document's state
     "runs",             # a run requested or answered (and the hidden results with it)
     "connection",       # the candidate's link up or down (and who joined)
+    "call",             # the call's devices reported a problem
     "events",           # a verified integrity event (the panel, the score, the camera check)
     "refusals",         # something refused from the candidate's app
     "refused_by_peer",  # the candidate's app refused something of ours

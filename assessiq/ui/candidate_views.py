@@ -207,7 +207,7 @@ def check_view(state: AppState, token: str, cand: CandidateController) -> None:
     if cand.candidate is None:
         _join_button(token, cand)
         return
-    call_controls(lambda: cand.candidate, cand.call)
+    call_controls(lambda: cand.candidate, cand.call, cand.changes)
     check = cand.check_camera()
     status = ui.label("").props('data-testid="calibration"')
     go: list[ui.button] = []
@@ -389,7 +389,7 @@ def _side(state: AppState, cand: CandidateController) -> None:
     with ui.row():
         state.tile("Interviewer", "candidate-remote", media_source(lambda: session, "remote"))
         state.tile("You", "candidate-self", media_source(lambda: session, "self"))
-    call_controls(lambda: session, cand.call)
+    call_controls(lambda: session, cand.call, cand.changes)
     analysis = ui.label("").classes("text-caption").props('data-testid="analysis"')
     check = cand.camera_check
 

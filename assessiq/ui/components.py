@@ -40,31 +40,27 @@ def media_source(session: Callable[[], Any], which: str) -> FrameSource:
     return get
 
 
-def video_tile(title: str, url: str, source: FrameSource) -> None:
+def video_tile(title: str, url: str) -> None:
     """A video tile: "camera not available" until frames come. `video.js` shows the frames
     of `url` (under the run's secret): pushed over the websocket `url + "/ws"` as each new
     one arrives (the default, measured faster), or fetched from the frame endpoint `url`
-    one after another; the server only says whether there is a picture at all, once a
-    second."""
+    one after another; "camera not available" shows while no frame has come for 2 s."""
     testid = "video-" + "-".join(title.lower().split())
     with ui.card().classes("q-pa-xs").style("width: 240px").props(f'data-testid="{testid}"'):
         ui.label(title).classes("text-caption")
         ui.element("img").props(f'data-aiq-video="{url}" alt="{title}: live video"') \
             .style("width: 230px; height: 172px; background: #222; object-fit: contain")
-        missing = ui.label("camera not available").classes("text-grey-8 text-caption") \
-            .props('data-testid="no-camera"')
-
-        def refresh() -> None:
-            missing.set_visibility(source() is None)
-
-        refresh()
-        ui.timer(1.0, refresh)
+        # shown while no frame came lately: `video.js` decides, in the page that gets them
+        ui.label("camera not available").classes("text-grey-8 text-caption") \
+            .props('data-testid="no-camera" data-aiq-novideo')
     ui.add_body_html(f"<script>{VIDEO_JS}</script>")
 
 
-def call_controls(session: Callable[[], Any], plan: CallPlan | None) -> None:
-    """Camera and microphone switches, what is wrong with the devices, and whether the
-    picture is a synthetic camera. `session()` is the peer session (Host or Candidate)."""
+def call_controls(session: Callable[[], Any], plan: CallPlan | None,
+                  changes: Changes) -> None:
+    """Camera and microphone switches, what is wrong with the devices (redrawn on the
+    controller's "call" and "connection" changes), and whether the picture is a synthetic
+    camera. `session()` is the peer session (Host or Candidate)."""
     with ui.column().classes("gap-0 w-full").props('data-testid="call"'):
         if plan is None:
             ui.label("This session has no audio or video.").classes("text-caption")
@@ -110,7 +106,7 @@ def call_controls(session: Callable[[], Any], plan: CallPlan | None) -> None:
                     for line in describe_problems(current):
                         ui.label(line).classes("text-caption text-warning")
 
-        ui.timer(1.0, refresh)
+        follow(changes, ("call", "connection"), refresh)
 
 
 def timer_label(get_timer: Callable[[], dict[str, float] | None],

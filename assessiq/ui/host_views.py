@@ -363,7 +363,7 @@ def _side(state: AppState, host: HostController) -> None:
     with ui.row():
         state.tile("Candidate", "host-remote", media_source(lambda: host.host, "remote"))
         state.tile("You", "host-self", media_source(lambda: host.host, "self"))
-    call_controls(lambda: host.host, host.call)
+    call_controls(lambda: host.host, host.call, host.changes)
     integrity_panel(lambda: host.events, host.evaluation, host.changes)
     refusals_panel(lambda: host.refusals, host.changes)
     host_provenance_card(host)

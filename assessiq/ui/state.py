@@ -56,7 +56,7 @@ class AppState:
     def tile(self, title: str, name: str, source: FrameSource) -> None:
         """A video tile showing the frames of `source`, served as `name`."""
         self.videos[name] = source
-        video_tile(title, f"/{self.token}/video/{name}", source)
+        video_tile(title, f"/{self.token}/video/{name}")
 
 
 def check_token(state: AppState, token: str) -> None:

@@ -8,7 +8,7 @@
 (function () {
   if (window.aiqVideo) return;
   window.aiqVideo = true;
-  const DEFAULT_MODE = "ws", IDLE_MS = 700, MAX_FPS = 30;
+  const DEFAULT_MODE = "ws", IDLE_MS = 700, MAX_FPS = 30, NO_VIDEO_MS = 2000;
   const chosen = new URLSearchParams(location.search).get("aiq_render");
 
   function later(img, fn, ms) {
@@ -24,6 +24,7 @@
       if (img.aiqUrl) URL.revokeObjectURL(img.aiqUrl);
       img.aiqUrl = url;
       img.aiqShown = (img.aiqShown || 0) + 1;
+      img.aiqShownAt = performance.now();
       requestAnimationFrame(() => done());
     };
     img.onerror = () => { URL.revokeObjectURL(url); done(); };
@@ -53,8 +54,18 @@
     ws.onclose = () => later(img, opened ? stream : poll, IDLE_MS);
   }
 
+  // "camera not available" (the tile's [data-aiq-novideo] label) while no frame came in the
+  // last NO_VIDEO_MS: the page sees the frames, so nothing needs to ask the server.
+  function presence(img) {
+    const label = img.parentElement && img.parentElement.querySelector("[data-aiq-novideo]");
+    if (!label) return;
+    const live = img.aiqShownAt !== undefined && performance.now() - img.aiqShownAt < NO_VIDEO_MS;
+    label.style.display = live ? "none" : "";
+  }
+
   function scan() {
     document.querySelectorAll("img[data-aiq-video]").forEach((img) => {
+      presence(img);
       if (img.aiqPumping) return;
       img.aiqPumping = true;
       (((chosen || img.dataset.aiqRender || DEFAULT_MODE) === "poll") ? poll : stream)(img);
