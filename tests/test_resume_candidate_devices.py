@@ -4,6 +4,8 @@ the signed admission entry cannot be forged or reordered."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from assessiq.core.admission import (
@@ -173,3 +175,41 @@ def test_the_admission_entry_is_signed_and_checked(tmp_path):
     assert admissions(store.private(), "room-1", host.public_key)[0].problem == \
         "its signature is not the host's"
     store.close()
+
+
+async def test_an_admitted_device_resumes_from_its_own_file(tmp_path):
+    from assessiq.peer import Candidate, Host
+    from tests.peer_helpers import FAST, eventually, signaling_server
+
+    async with signaling_server() as url:
+        host = await Host.start(identity=Identity.generate(), signaling=url, config=FAST,
+                                session_path=tmp_path / "h.aiq", runs=False)
+        try:
+            first = await Candidate.join(host.invite.encode(), config=FAST,
+                                         session_path=tmp_path / "a.aiq")
+            for _ in range(2):
+                await first.send_event("session.note", {"phase": "instant", "text": "a"})
+            await eventually(lambda: len(host.events) == 2)
+            await first.close()
+            joining = asyncio.create_task(Candidate.join(
+                host.invite.encode(), config=FAST, session_path=tmp_path / "b.aiq"))
+            await eventually(lambda: host.pending_device is not None, 10)
+            await host.admit_device(True)
+            second = await joining
+            assert second.admitted_from == 2 and second.log[0].seq == 2
+            await second.send_event("session.note", {"phase": "instant", "text": "b"})
+            await eventually(lambda: len(host.events) == 4)
+            await second.close()  # the new device's app dies too, and comes back
+            again = await Candidate.join(host.invite.encode(), config=FAST,
+                                         session_path=tmp_path / "b.aiq")
+            try:
+                assert again.resumed_from == tmp_path / "b.aiq"
+                assert again.device.public_key == second.device.public_key
+                assert [e.seq for e in again.log] == [2, 3, 4]
+                await eventually(lambda: len(host.events) == 5, 10)
+                assert not host.integrity_errors and host.pending_device is None
+                assert [e.kind for e in host.events].count("session.resumed") == 2
+            finally:
+                await again.close()
+        finally:
+            await host.close()

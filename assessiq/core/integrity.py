@@ -330,6 +330,7 @@ def check_log(
     session: str, device_key: bytes, raws: Iterable[bytes], *,
     arrivals: Sequence[float] | None = None, clock: ClockRule | None = None,
     links: Sequence[float] = (), rotations: Sequence[tuple[int, bytes, float]] = (),
+    start: tuple[int, str] | None = None,
 ) -> LogCheck:
     """Check a whole log in stored order, collecting every problem instead of stopping.
 
@@ -338,11 +339,15 @@ def check_log(
     `rotations` are the devices the interviewer admitted after the first (see
     `core.admission.key_schedule`): from event `from_seq` on, events are signed by `key`
     and held to that device's clock `offset` (its times never go backwards from its own
-    first event, which may be dated before the previous device's last)."""
+    first event, which may be dated before the previous device's last). `start` is the
+    `(seq, prev)` a log that does not begin at the genesis goes on from (the own log of a
+    device admitted mid-session)."""
     events: list[Envelope] = []
     kept: list[float] = []
     errors: list[str] = []
     head, expected, last_t = genesis_hash(session), 0, 0.0
+    if start is not None:
+        expected, head = start
     schedule = sorted(rotations, key=lambda r: r[0])
     raw_list = list(raws)
     if arrivals is not None and len(arrivals) != len(raw_list):

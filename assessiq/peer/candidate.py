@@ -254,7 +254,7 @@ class Candidate(PeerSession):
             now = clock()
             cand.resumed_from, cand.resumed_at = found.path, now
             cand.away_s = max(0.0, now - last)
-            await cand.send_event("session.resumed", resumed_data(
+            await cand.send_event(RESUMED, resumed_data(
                 side="candidate", away_s=cand.away_s, last_seen=last, why=why))
         except BaseException:
             with contextlib.suppress(Exception):
@@ -270,7 +270,9 @@ class Candidate(PeerSession):
         ones never receipted back in the outbox, and the signer after the last one."""
         n = store.load_into(self.doc)
         store.attach(self.doc, local_origin="candidate", remote_origin="host")
-        check = check_log(self.invite.room, self.device.public_key, store.envelopes())
+        start = _chain_from(store.meta().get("chain_from"))
+        check = check_log(self.invite.room, self.device.public_key, store.envelopes(),
+                          start=start)
         if check.errors:
             raise ResumeError(f"the integrity log in {store.path.name} is damaged "
                               f"({check.errors[0]}); it cannot be continued")
@@ -289,6 +291,10 @@ class Candidate(PeerSession):
                 self.receipts.append(got)
             else:
                 self.outbox[env.seq] = env
+        if start is not None:  # a device the interviewer admitted mid-session
+            self.admitted_from = start[0]
+            self.signer = EventSigner(self.invite.room, self.device, next_seq=start[0],
+                                      prev=start[1], clock=self.clock)
         if self.log:
             last = self.log[-1]
             self.signer = EventSigner(self.invite.room, self.device, next_seq=last.seq + 1,
@@ -431,6 +437,8 @@ class Candidate(PeerSession):
         self.signer = EventSigner(self.invite.room, self.device, next_seq=head.seq,
                                   prev=head.hash, clock=self.clock)
         self.admitted_from = head.seq
+        if self.store is not None:  # where its own log begins (a resume checks it from there)
+            self.store.set_meta("chain_from", {"seq": head.seq, "prev": head.hash})
         self.away_s = max(0.0, self.clock() - head.t)
         log.warning("candidate: admitted as a new device; the chain goes on from event %d",
                     head.seq)
@@ -818,6 +826,17 @@ def find_resumable(invite: Invite, folder: Path | None = None) -> Resumable | No
     found = [r for p in sorted(folder.glob(f"{invite.room}.candidate*.aiq"))
              if (r := Resumable.read(p)) is not None and r.matches(invite)]
     return max(found, key=lambda r: r.last_active, default=None)
+
+
+def _chain_from(value: Any) -> tuple[int, str] | None:
+    """Where an admitted device's own log begins (`chain_from` in its file), or None."""
+    if not isinstance(value, dict):
+        return None
+    seq, prev = value.get("seq"), value.get("prev")
+    if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 \
+            and isinstance(prev, str) and len(prev) == 64:
+        return seq, prev
+    return None
 
 
 def _private_file(path: Path) -> None:
