@@ -17,10 +17,16 @@ per line on stdin. Both roles:
   also signs a `session.note` every 5 tokens); `{"cmd": "stop"}` stops and answers
   `{"ev": "stopped", "n": last}`;
 - `{"cmd": "state"}` answers `{"ev": "state", "code", "events", "outbox", "connected", "runs"}`;
+- `{"cmd": "paste", "tag": T, "size": n}` inserts `T:<n characters>;` in one update (where this
+  side types) and answers `{"ev": "pasted", "tag": T}` once it is durable in this side's file
+  (`paste_text(T, n)` is the text);
 - host only: `{"cmd": "run", "source": S}` runs S as the interviewer (`{"ev": "run", "id"}`);
   `{"cmd": "seal"}` ends and seals (`{"ev": "sealed", "path"}`), then the child exits;
 - candidate only: `{"cmd": "run", "source": S}` sets the code to S and asks the host to run it
-  (`{"ev": "run", "state", "id", "reason"}` once the host answered).
+  (`{"ev": "run", "state", "id", "reason"}` once the host answered); `--beats S` signs a
+  `browser.heartbeat` every S seconds from ready on, as the page does (its `ready` says
+  `resumed` and `away_s` when `join` continued its unfinished session).
+- host only: `--policy FILE` starts the session with that policy's text.
 
 `Child` is the parent's side: start, `expect` an event, `send` a command, `kill` (SIGKILL).
 Children use a fast peer configuration (heartbeat timeout 3 s, handshake timeout 3 s; with
@@ -134,6 +140,12 @@ def tokens(code: str, prefix: str) -> set[str]:
     return {t for t in code.split(";") if t.startswith(prefix)}
 
 
+def paste_text(tag: str, size: int) -> str:
+    """The token a `paste` command inserts: `tag:` and `size` characters, then `;`."""
+    body = "".join(f"{i:07d}," for i in range(size // 8 + 1))[:size]
+    return f"{tag}:{body};"
+
+
 def missing(code: str, prefix: str, gen: int, acked: int) -> list[str]:
     """The acknowledged tokens `<prefix><gen>.0` .. `.acked` that `code` lacks."""
     have = tokens(code, prefix)
@@ -197,6 +209,20 @@ class _Typist:
             _out(ev="acked", n=n)
 
 
+async def _paste(session: Any, typist: _Typist, cmd: dict[str, Any]) -> None:
+    doc, store = session.doc, session.store
+    text = paste_text(cmd["tag"], int(cmd["size"]))
+    doc.insert_code(0 if typist.at_start else len(doc.code_text), text)
+    store.flush()
+    _out(ev="pasted", tag=cmd["tag"])
+
+
+async def _beat(session: Any, every: float) -> None:
+    while True:
+        await session.send_event("browser.heartbeat", {"phase": "instant"})
+        await asyncio.sleep(every)
+
+
 async def _watch(session: Any, typist: _Typist) -> None:
     up = False
     while True:
@@ -229,6 +255,10 @@ async def _host(args: argparse.Namespace) -> int:
     if args.resume:
         host = await Host.resume(args.path, config=config, **options)
     else:
+        if args.policy:
+            from assessiq.core.policy import Policy
+
+            options["policy"] = Policy.from_toml(Path(args.policy).read_text())
         if args.runs:
             from sandbox.testcases import TestCase
 
@@ -251,6 +281,8 @@ async def _host(args: argparse.Namespace) -> int:
                 typist.start(cmd.get("gen", 0), cmd.get("every", 0.02))
             elif cmd["cmd"] == "stop":
                 _out(ev="stopped", n=await typist.stop())
+            elif cmd["cmd"] == "paste":
+                await _paste(host, typist, cmd)
             elif cmd["cmd"] == "state":
                 _out(ev="state", code=host.doc.code_text, events=len(host.events),
                      connected=host.is_connected, runs=_runs(host), outbox=[])
@@ -275,9 +307,12 @@ async def _candidate(args: argparse.Namespace) -> int:
         cand = await Candidate.resume(args.invite, session_path=args.resume, config=config)
     else:
         cand = await Candidate.join(args.invite, config=config, name="Kill Test")
-    _out(ev="ready", code=cand.doc.code_text, events=len(cand.log), started=time.time())
+    _out(ev="ready", code=cand.doc.code_text, events=len(cand.log), started=time.time(),
+         resumed=cand.resumed_from is not None, away_s=cand.away_s)
     typist = _Typist(cand, "C", at_start=False)
     watch = asyncio.get_running_loop().create_task(_watch(cand, typist))
+    beats = (asyncio.get_running_loop().create_task(_beat(cand, args.beats))
+             if args.beats else None)
     reader = await _commands()
     try:
         while line := await reader.readline():
@@ -286,6 +321,8 @@ async def _candidate(args: argparse.Namespace) -> int:
                 typist.start(cmd.get("gen", 0), cmd.get("every", 0.02))
             elif cmd["cmd"] == "stop":
                 _out(ev="stopped", n=await typist.stop())
+            elif cmd["cmd"] == "paste":
+                await _paste(cand, typist, cmd)
             elif cmd["cmd"] == "state":
                 _out(ev="state", code=cand.doc.code_text, events=len(cand.log),
                      connected=cand.is_connected, runs=_runs(cand), outbox=sorted(cand.outbox),
@@ -298,6 +335,8 @@ async def _candidate(args: argparse.Namespace) -> int:
                 _out(ev="run", state=ticket.state, id=ticket.run_id, reason=ticket.reason)
     finally:
         watch.cancel()
+        if beats is not None:
+            beats.cancel()
     await cand.close()
     return 0
 
@@ -310,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invite")
     parser.add_argument("--resume", nargs="?", const="yes", default=None)
     parser.add_argument("--runs", action="store_true")
+    parser.add_argument("--beats", type=float, default=0.0)
+    parser.add_argument("--policy")
     parser.add_argument("--config", choices=("fast", "default"), default="fast")
     args = parser.parse_args(argv)
     from assessiq.peer.connection import restrict_host_addresses
