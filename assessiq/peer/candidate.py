@@ -241,9 +241,10 @@ class Candidate(PeerSession):
         try:
             _private_file(found.path)
             device = open_device_key(invite, str(found.meta.get("device_secret", "")))
-            stored_name = found.meta.get("candidate_name")
-            cand = cls(invite, device, config,
-                       name if name is not None else (str(stored_name) or None), clock)
+            stored = found.meta.get("candidate_name")
+            stored_name = stored if isinstance(stored, str) and stored else None
+            cand = cls(invite, device, config, name if name is not None else stored_name,
+                       clock)
             cand._lock = lock
             cand.store = store
             cand._restore(store)
