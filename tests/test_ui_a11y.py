@@ -195,6 +195,11 @@ def test_every_page_passes_axe_and_the_candidate_needs_only_the_keyboard(
         wait_for(lambda: by_testid(hd, "run-summary"), timeout=60, what="the run on the host")
         bad += run_axe(hd, axe_source, "host-interview")
         bad += run_axe(cd, axe_source, "candidate-interview")
+        for d, page in ((hd, "host-interview-dark"), (cd, "candidate-interview-dark")):
+            click(d, "theme")  # the system's theme (light here) → dark
+            wait_for(lambda d=d: d.execute_script(
+                "return document.body.classList.contains('body--dark')"), what="dark theme")
+            bad += run_axe(d, axe_source, page)
         click(hd, "end")
         click(hd, "end-confirm")
         wait_for(lambda: hd.current_url.endswith("/host/ended"), timeout=90, what="ended page")

@@ -36,7 +36,7 @@ _CSS = """
 .aiq-test pre { margin: 0; padding: 2px 6px; white-space: pre-wrap; font-size: .8rem;
   background: rgba(127, 127, 127, .12); border-radius: 3px; }
 body.body--dark .cm-editor { background: #1d2125; color: #e4e6e8; }
-body.body--dark .cm-gutters { background: #23282d; color: #8b949e; border-color: #30363d; }
+body.body--dark .cm-gutters { background: #23282d; color: #a8b1bb; border-color: #30363d; }
 body.body--dark .cm-activeLine, body.body--dark .cm-activeLineGutter {
   background: rgba(255, 255, 255, .05); }
 body.body--dark .cm-cursor { border-left-color: #e4e6e8; }

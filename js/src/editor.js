@@ -20,6 +20,7 @@ import {
   bracketMatching,
   defaultHighlightStyle,
   foldGutter,
+  HighlightStyle,
   foldKeymap,
   indentOnInput,
   indentUnit,
@@ -40,6 +41,7 @@ import {
   lineNumbers,
   rectangularSelection,
 } from "@codemirror/view";
+import { tags as t } from "@lezer/highlight";
 import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
@@ -68,6 +70,34 @@ function readOnlyOf(flag) {
   return [EditorState.readOnly.of(flag), EditorView.editable.of(!flag)];
 }
 
+// Syntax colours for the dark theme: the same tags as CodeMirror's default (light) style, in
+// colours that keep 4.5:1 (WCAG AA) on the dark editor and its active line (#1d2125,
+// #282c30: ui/room.py), as axe-core checks in tests/test_ui_a11y.py. Used while the page is
+// dark (NiceGUI's body--dark class), through CodeMirror's darkTheme facet.
+const darkHighlightStyle = HighlightStyle.define([
+  { tag: t.meta, color: "#a8b1bb" },
+  { tag: t.link, textDecoration: "underline" },
+  { tag: t.heading, textDecoration: "underline", fontWeight: "bold" },
+  { tag: t.emphasis, fontStyle: "italic" },
+  { tag: t.strong, fontWeight: "bold" },
+  { tag: t.strikethrough, textDecoration: "line-through" },
+  { tag: t.keyword, color: "#ff9492" },
+  { tag: [t.atom, t.bool, t.url, t.contentSeparator, t.labelName], color: "#79c0ff" },
+  { tag: [t.literal, t.inserted], color: "#7ee2a8" },
+  { tag: [t.string, t.deleted], color: "#a5d6ff" },
+  { tag: [t.regexp, t.escape, t.special(t.string)], color: "#ffa657" },
+  { tag: t.definition(t.variableName), color: "#d2a8ff" },
+  { tag: t.local(t.variableName), color: "#c9b8ff" },
+  { tag: [t.typeName, t.namespace], color: "#7ee2a8" },
+  { tag: t.className, color: "#7ee2a8" },
+  { tag: [t.special(t.variableName), t.macroName], color: "#79c0ff" },
+  { tag: t.definition(t.propertyName), color: "#d2a8ff" },
+  { tag: t.comment, color: "#a8b1bb" },
+  { tag: t.invalid, color: "#ff9492" },
+], { themeType: "dark" });
+
+const isDark = () => document.body.classList.contains("body--dark");
+
 // CodeMirror's basicSetup without its own history (Yjs's undo manager replaces it) and
 // without autocompletion (a popup that takes Enter changes what a typist meant to type).
 const setup = [
@@ -80,6 +110,7 @@ const setup = [
   EditorState.allowMultipleSelections.of(true),
   indentOnInput(),
   syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+  syntaxHighlighting(darkHighlightStyle),
   bracketMatching(),
   closeBrackets(),
   rectangularSelection(),
@@ -115,6 +146,7 @@ export function mountEditor(parent, options) {
   const undoManager = new Y.UndoManager(ytext);
   const language = new Compartment();
   const readOnly = new Compartment();
+  const dark = new Compartment();
   const view = new EditorView({
     parent,
     state: EditorState.create({
@@ -123,6 +155,7 @@ export function mountEditor(parent, options) {
         setup,
         language.of(languageOf(options.language)),
         readOnly.of(readOnlyOf(!!options.readOnly)),
+        dark.of(EditorView.darkTheme.of(isDark())),
         yCollab(ytext, awareness, { undoManager }),
         EditorView.theme({
           "&": { height: "100%" },
@@ -135,6 +168,14 @@ export function mountEditor(parent, options) {
       ],
     }),
   });
+  // The page's theme can change at any time (its toggle): follow it.
+  let shownDark = isDark();
+  const themeWatch = new MutationObserver(() => {
+    if (isDark() === shownDark) return;
+    shownDark = isDark();
+    view.dispatch({ effects: dark.reconfigure(EditorView.darkTheme.of(shownDark)) });
+  });
+  themeWatch.observe(document.body, { attributes: true, attributeFilter: ["class"] });
   return {
     editor: view,
     ydoc,
@@ -146,6 +187,7 @@ export function mountEditor(parent, options) {
     setLanguage: (name) => view.dispatch({ effects: language.reconfigure(languageOf(name)) }),
     setReadOnly: (flag) => view.dispatch({ effects: readOnly.reconfigure(readOnlyOf(!!flag)) }),
     destroy: () => {
+      themeWatch.disconnect();
       view.destroy();
       provider.destroy();
       ydoc.destroy();
