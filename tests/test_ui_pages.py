@@ -135,7 +135,6 @@ async def test_host_creates_a_session_and_candidate_joins(
             wrong = await host_user.http_client.get(f"/{other}/video/{name}")
             assert wrong.status_code == 404
         assert (await host_user.http_client.get(f"/{state.token}/video/nope")).status_code == 404
-        await host_user.should_not_see("camera not available")
 
         # Before any run, both pages list the public tests: name, input, expected output.
         for u in (host_user, cand_user):
@@ -298,7 +297,7 @@ async def test_video_tile_lights_up_when_frames_come(data_dir: str) -> None:
         assert response.status_code == 204  # no frame yet: the page tries again later
         _ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))
         frames[0] = jpeg.tobytes()
-        await user.should_not_see("camera not available", retries=100)
+        # (whether "camera not available" shows is the page's video.js: tests/test_ui_browser.py)
         response = await user.http_client.get(f"/{state.token}/video/test")
         assert response.status_code == 200 and response.content == frames[0]
         assert (await user.http_client.get("/wrong/video/test")).status_code == 404
