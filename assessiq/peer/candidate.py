@@ -22,7 +22,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,7 @@ class Candidate(PeerSession):
         session_path: Path | str | None = None,
         clock: Callable[[], float] = time.time,
         resume: bool = True,
+        listeners: Sequence[Callable[[str], None]] = (),
     ) -> Candidate:
         """Verify the invite, find the signaling endpoint (the invite's, or the host's own
         found with zeroconf in LAN mode), and connect. Raises `AssessIQError` subclasses
@@ -158,7 +159,9 @@ class Candidate(PeerSession):
         With `resume` (the default) and no `device` given, an unfinished session of this
         invite on this computer — at `session_path`, or the one `find_resumable` finds — that
         no other running app holds is continued instead (`Candidate.resume`; `resumed_from`
-        is then set), even after the invite expired. `resume=False` always joins afresh."""
+        is then set), even after the invite expired. `resume=False` always joins afresh.
+        `listeners` are told what changes from the start (`PeerSession.listeners`), e.g.
+        "admission" while the interviewer decides on this computer."""
         if isinstance(invite_text, Invite):
             invite = invite_text
         else:
@@ -178,11 +181,12 @@ class Candidate(PeerSession):
                 invite, session_path=found.path, name=name, config=config,
                 signaling=signaling, discover_timeout=discover_timeout,
                 discover_interfaces=discover_interfaces, timeout=timeout, media=media,
-                clock=clock)
+                clock=clock, listeners=listeners)
         config = config or PeerConfig()
         url, found_by = await _signaling_url(invite, signaling, discover_timeout,
                                              discover_interfaces)
         cand = cls(invite, device or Identity.generate(), config, name, clock)
+        cand.listeners.extend(listeners)
         cand.found_by = found_by
         cand.store = _create_store(cand, session_path, url)
         try:
@@ -209,6 +213,7 @@ class Candidate(PeerSession):
         timeout: float = 30.0,
         media: MediaConfig | None = None,
         clock: Callable[[], float] = time.time,
+        listeners: Sequence[Callable[[str], None]] = (),
     ) -> Candidate:
         """Continue an interview this computer joined before and did not finish (the app
         died, the computer restarted): its session file (`session_path`, default the one
@@ -245,6 +250,7 @@ class Candidate(PeerSession):
             stored_name = stored if isinstance(stored, str) and stored else None
             cand = cls(invite, device, config, name if name is not None else stored_name,
                        clock)
+            cand.listeners.extend(listeners)
             cand._lock = lock
             cand.store = store
             cand._restore(store)

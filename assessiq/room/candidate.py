@@ -38,6 +38,7 @@ CANDIDATE_TOPICS = (
     "refused_by_peer",  # the interviewer's app refused something of ours
     "run_refusals",     # a run asked for was refused (or a new one asked for)
     "camera",           # the camera check's status, or it finished
+    "admission",        # another computer: waiting for the interviewer's decision, or decided
     "ended",            # the interviewer ended the session (or this side closed)
 )
 """What `CandidateController.changes` emits (after joining), and what drives each."""
@@ -206,6 +207,9 @@ class CandidateController:
         self._unwatch: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Future[Any]] = set()
         self._due: dict[str, asyncio.TimerHandle] = {}  # a condition's moment to be sent
+        self.awaiting_admission = False
+        """This computer is not the one that joined first (that one died, or its session
+        file was lost): the interviewer is asked whether to admit it ("admission")."""
 
     @property
     def policy(self) -> Policy:
@@ -291,9 +295,15 @@ class CandidateController:
                                 "screen and agree first")
         if self.call is not None:
             self.call.restart_scenes()  # a planted timeline runs from the moment of joining
+        def joining(what: str) -> None:  # (told from the start, before `attach`)
+            if what == "admission":  # the first says waiting, the next decided
+                self.awaiting_admission = not self.awaiting_admission
+            self.changes.emit(what)
+
         self.attach(await Candidate.join(
             self.invite, name=self.name, config=self.config, signaling=self.signaling,
-            timeout=timeout, media=self.call.config if self.call is not None else None))
+            timeout=timeout, media=self.call.config if self.call is not None else None,
+            listeners=[joining]))
         assert self.candidate is not None
         if self.call is not None and self.call.synthetic:
             from .call import SYNTHETIC_EVENT

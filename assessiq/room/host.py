@@ -40,6 +40,7 @@ HOST_TOPICS = (
     "problem", "public_tests", "language", "phase", "timer", "policy",  # the document's state
     "runs",             # a run requested or answered (and the hidden results with it)
     "connection",       # the candidate's link up or down (and who joined)
+    "pending_device",   # another computer asks to continue as the candidate, or was decided
     "call",             # the call's devices reported a problem
     "events",           # a verified integrity event (the panel, the score, the camera check)
     "refusals",         # something refused from the candidate's app
@@ -192,6 +193,16 @@ class HostController:
             if isinstance(text, str):
                 controller.notes.append((float(row.get("t") or 0.0), text))
         return controller
+
+    @property
+    def pending_device(self) -> Any:
+        """Another computer asking to continue as the candidate (`fingerprint`,
+        `request.name`, `at`), until `admit_device` decides; None otherwise."""
+        return self.host.pending_device
+
+    async def admit_device(self, accept: bool) -> None:
+        """The interviewer's decision on `pending_device` (both recorded in the session)."""
+        await self.host.admit_device(accept)
 
     @property
     def resumed(self) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from .components import call_controls, media_source, timer_label
 from .editor import SharedEditor, shared_editor
 from .live import follow
 from .provenance_view import candidate_provenance
+from .resume_views import admission_wait
 from .room import Panes, RunArea, follow_language, font_size, problem_panel, room_panes, run_area
 from .state import AppState
 
@@ -145,6 +146,7 @@ def _join_button(token: str, cand: CandidateController) -> None:
              "computer) before the interview begins.") \
         .props('data-testid="calibration"')
     error = ui.label("").classes("text-negative").props('data-testid="join-error"')
+    admission_wait(cand)
 
     async def join() -> None:
         button.disable()

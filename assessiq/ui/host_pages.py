@@ -15,7 +15,7 @@ from .host_views import (
     lobby_view,
     setup_form,
 )
-from .resume_views import resume_offer, resumed_line
+from .resume_views import admission_prompt, resume_offer, resumed_line
 from .state import AppState, check_token
 
 __all__ = ["invite_qr_svg", "register"]
@@ -46,6 +46,7 @@ def register(state: AppState) -> None:
             return
         with frame("lobby", role="host"):
             resumed_line(host.resumed, whose="Your app")
+            admission_prompt(host)
             lobby_view(state, token, host)
 
     @ui.page(base + "/interview")
@@ -61,6 +62,7 @@ def register(state: AppState) -> None:
         ending = EndControls(host, token)
         with frame("interview", role="host"):
             resumed_line(host.resumed, whose="Your app")
+            admission_prompt(host)
             interview_view(state, token, host, ending)
 
     @ui.page(base + "/ended")

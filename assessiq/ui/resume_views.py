@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nicegui import ui
 
 from ..core.errors import AssessIQError
+from .live import follow
 from .state import AppState
 
-__all__ = ["away_words", "resume_offer", "resumed_line", "unsealed_list"]
+if TYPE_CHECKING:
+    from ..room.candidate import CandidateController
+    from ..room.host import HostController
+
+__all__ = ["admission_prompt", "admission_wait", "away_words", "resume_offer", "resumed_line",
+           "unsealed_list"]
 
 
 def away_words(seconds: float) -> str:
@@ -109,3 +115,55 @@ def resume_offer(state: AppState, token: str) -> None:
         ui.navigate.to(f"/{token}/host")
 
     unsealed_list(sessions, resume)
+
+
+def admission_prompt(host: HostController) -> None:
+    """The interviewer's decision when another computer asks to continue as the candidate
+    (theirs died, or its session file was lost): admit it as the candidate's new device, or
+    refuse. Either way it is recorded; shown only while a request waits."""
+    box = ui.column().classes("w-full")
+
+    def render() -> None:
+        box.clear()
+        pending = host.pending_device
+        if pending is None:
+            return
+        name = pending.request.name or "(no name given)"
+        before = host.candidate_fingerprint or "none yet"
+        with box, ui.card().classes("w-full q-pa-sm bg-amber-1 text-black") \
+                .props('role=alert data-testid="admission"'):
+            ui.label(f"Another computer asks to continue as the candidate: {name}, device "
+                     f"{pending.fingerprint}, at {_clock(pending.at)} (the candidate's device "
+                     f"so far: {before}).").classes("text-body2")
+            ui.label("Admit it if the candidate told you their computer or its session file "
+                     "is gone: its events continue the same signed log under the new device "
+                     "key, and the admission is in the record. Refuse it otherwise; the "
+                     "refusal is recorded too.").classes("text-caption")
+            with ui.row().classes("gap-2"):
+                async def decide(accept: bool) -> None:
+                    try:
+                        await host.admit_device(accept)
+                    except AssessIQError as exc:  # (decided meanwhile, or it went away)
+                        ui.notify(str(exc))
+
+                ui.button("Admit as the candidate's new device",
+                          on_click=lambda: decide(True)) \
+                    .props('color=primary data-testid="admit-device"').mark("admit-device")
+                ui.button("Refuse", on_click=lambda: decide(False)) \
+                    .props('outline color=black data-testid="refuse-device"') \
+                    .mark("refuse-device")
+
+    follow(host.changes, "pending_device", render)
+
+
+def admission_wait(cand: CandidateController) -> None:
+    """On the candidate's page while this computer waits for the interviewer's decision."""
+    label = ui.label("This computer is not the one that joined this interview first: the "
+                     "interviewer is asked whether to admit it. Tell them why (your computer "
+                     "restarted elsewhere, or the session file was lost).") \
+        .classes("text-body2 text-indigo-8").props('role=status data-testid="admission-wait"')
+
+    def render() -> None:
+        label.set_visibility(cand.awaiting_admission)
+
+    follow(cand.changes, "admission", render)
