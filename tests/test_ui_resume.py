@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from nicegui.testing import User
 from test_ui_pages import _second_user
-from test_ui_session_policy import _connect, app_state  # noqa: F401 (a fixture)
+from test_ui_session_policy import _connect, _join, app_state  # noqa: F401 (a fixture)
 
 from assessiq.ui.app import AppState
 from tests.peer_helpers import eventually
@@ -52,3 +52,30 @@ async def test_the_interviewer_resumes_from_the_start_page(
         ended = await resumed.end()
         assert ended.verdict.valid, ended.verdict
         assert [r["side"] for r in ended.verdict.restarts] == ["host"]
+
+
+async def test_the_candidate_resumes_by_joining_again(
+        app_state: tuple[AppState, User]) -> None:  # noqa: F811
+    state, host_user = app_state
+    async with _second_user() as cand_user:
+        first = await _connect(state, host_user, cand_user, None)
+        host = state.host
+        assert host is not None
+        host_user.find(marker="start").click()
+        await eventually(lambda: host.doc.phase == "interview")
+        first.doc.insert_code(0, "# before\n", origin="candidate")
+        await eventually(lambda: "# before" in host.doc.code_text)
+        await first.close()  # the candidate's app dies (the process kill: test_resume_*)
+        host.doc.insert_code(0, "# meanwhile\n", origin="host")
+        # The app started again with the same invite: consent, join — and it continues.
+        state.candidate = None
+        cand = await _join(state, cand_user)
+        assert cand is not first and cand.resumed is not None
+        assert cand.candidate is not None and cand.candidate.device.public_key == \
+            first.candidate.device.public_key  # type: ignore[union-attr]
+        await cand_user.should_see("Your app was restarted", retries=100)
+        await eventually(lambda: "# meanwhile" in cand.doc.code_text, timeout=20)
+        assert "# before" in cand.doc.code_text
+        ended = await host.end()
+        assert ended.verdict.valid, ended.verdict.errors
+        assert [r["side"] for r in ended.verdict.restarts] == ["candidate"]

@@ -81,6 +81,15 @@ async def _connect(state: AppState, host_user: User, cand_user: User,
     await eventually(lambda: state.host is not None)
     await host_user.should_see("Waiting for the candidate", retries=100)
     assert state.host is not None
+    cand = await _join(state, cand_user)
+    await host_user.should_see("Candidate connected", retries=100)
+    return cand
+
+
+async def _join(state: AppState, cand_user: User) -> CandidateController:
+    """The candidate checks the host's invite, consents and joins; returns on the check
+    page."""
+    assert state.host is not None
     await cand_user.open(f"/{state.token}/join")
     cand_user.find(marker="invite").type(state.host.invite_text)
     cand_user.find(marker="check-invite").click()
@@ -96,7 +105,6 @@ async def _connect(state: AppState, host_user: User, cand_user: User,
     cand = state.candidate
     assert cand is not None
     await cand_user.should_see("no camera to analyse", retries=200)
-    await host_user.should_see("Candidate connected", retries=100)
     return cand
 
 

@@ -269,6 +269,15 @@ class CandidateController:
         return self.candidate.doc if self.candidate else None
 
     @property
+    def resumed(self) -> dict[str, Any] | None:
+        """This app's restart (`{at, away_s}`: it continued an unfinished interview of this
+        invite on this computer), None when it joined afresh."""
+        cand = self.candidate
+        if cand is None or cand.resumed_from is None or cand.resumed_at is None:
+            return None
+        return {"at": cand.resumed_at, "away_s": cand.away_s or 0.0}
+
+    @property
     def sent(self) -> list[Envelope]:
         """Every event signed about this candidate, in order (the transparency panel)."""
         return self.candidate.log if self.candidate else []

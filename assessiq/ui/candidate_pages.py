@@ -9,6 +9,7 @@ from nicegui import ui
 
 from .candidate_views import check_view, consent_view, interview_view, invite_form, start_signals
 from .frame import frame
+from .resume_views import resumed_line
 from .state import AppState, check_token
 
 __all__ = ["register"]
@@ -34,6 +35,7 @@ def register(state: AppState) -> None:
             ui.navigate.to(f"/{token}/join")
             return
         with frame("camera check", role="candidate"):
+            resumed_line(cand.resumed, whose="Your app")
             check_view(state, token, cand)
 
     @ui.page(base + "/interview")
@@ -44,5 +46,6 @@ def register(state: AppState) -> None:
             ui.navigate.to(f"/{token}/join")
             return
         with frame("interview", role="candidate"):
+            resumed_line(cand.resumed, whose="Your app")
             interview_view(state, token, cand)
         await start_signals(cand)
