@@ -52,6 +52,9 @@ async def test_the_interviewer_resumes_from_the_start_page(
         ended = await resumed.end()
         assert ended.verdict.valid, ended.verdict
         assert [r["side"] for r in ended.verdict.restarts] == ["host"]
+        report = ended.report_md.read_text(encoding="utf-8")
+        assert "## Restarts (1: an app died and resumed the session)" in report
+        assert "interviewer down" in report and "signed by the host: ok" in report
 
 
 async def test_the_candidate_resumes_by_joining_again(

@@ -44,20 +44,9 @@ MAX_RESTART_LINES = 20
 
 def _restart_line(r: dict[str, Any]) -> str:
     """One restart: when, whose, how long away, why, and whether it checks."""
-    who = "interviewer" if r["side"] == "host" else "candidate"
-    claimed = "?" if r["away_s"] is None else f"{r['away_s']:.0f} s"
-    if r["side"] == "host":
-        away = f"down {claimed}, signed by the host: {'ok' if r['signed'] else 'NO'}"
-    else:
-        measured = r.get("measured_s")
-        away = (f"away {measured:.0f} s on the interviewer's clock (it says {claimed})"
-                if measured is not None else f"away {claimed} (its claim)")
-        if r.get("penalty"):
-            away += f", -{r['penalty']:g}"
-    line = f"  RESTART {_when(r['at'])} {who} {away}; {r['why'] or '-'}"
-    if r.get("problem"):
-        line += f"  [refused: {r['problem']}]"
-    return line
+    from ..core.resume import describe
+
+    return f"  RESTART {describe(r, _when)}"
 
 
 def _print_restarts(items: list[dict[str, Any]]) -> None:

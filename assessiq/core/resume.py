@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ __all__ = [
     "RESUME_DOMAIN",
     "Restart",
     "data_problem",
+    "describe",
     "host_windows",
     "last_alive",
     "record_host_resume",
@@ -277,3 +278,23 @@ def windows_problem(record: SessionRecord, found: Sequence[Restart]) -> str | No
     if value != signed:
         return "the host's restarts in the metadata differ from its signed restart entries"
     return None
+
+
+def describe(item: dict[str, Any], when: Callable[[float], str]) -> str:
+    """One restart as `verify`'s JSON lists it (`Restart.to_json` with `measured_s` and
+    `penalty`), in words: when (`when(at)`), whose, how long away, why, and whether it
+    checks — for `assessiq verify` and the report alike."""
+    who = "interviewer" if item["side"] == "host" else "candidate"
+    claimed = "?" if item.get("away_s") is None else f"{item['away_s']:.0f} s"
+    if item["side"] == "host":
+        away = f"down {claimed}, signed by the host: {'ok' if item.get('signed') else 'NO'}"
+    else:
+        measured = item.get("measured_s")
+        away = (f"away {measured:.0f} s on the interviewer's clock (it says {claimed})"
+                if measured is not None else f"away {claimed} (its claim)")
+        if item.get("penalty"):
+            away += f", -{item['penalty']:g}"
+    line = f"{when(item['at'])} {who} {away}; {item.get('why') or '-'}"
+    if item.get("problem"):
+        line += f"  [refused: {item['problem']}]"
+    return line

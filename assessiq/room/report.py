@@ -15,6 +15,7 @@ from ..core.document import SharedDoc, apply_update_checked
 from ..core.errors import PolicyError
 from ..core.policy import Policy
 from ..core.record import SessionRecord
+from ..core.resume import describe
 from ..core.verify import Verdict
 from .provenance_report import markdown_lines, report_html
 
@@ -108,6 +109,10 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
                 f"- {clock(g['start'])} no heartbeat for {g['duration']:.0f} s"
                 for g in out["gaps"]] + [""]
     lines += _refusal_lines(out["refused"], out["refusals"], clock)
+    if verdict.restarts:
+        lines += [f"## Restarts ({len(verdict.restarts)}: an app died and resumed the "
+                  "session)", ""]
+        lines += [f"- {describe(r, clock)}" for r in verdict.restarts] + [""]
     events = verdict.log.events if verdict.log else []
     shown = [e for e in events if not e.kind.endswith("heartbeat")]
     lines += ["## Integrity timeline", ""]
