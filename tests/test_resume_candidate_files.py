@@ -9,17 +9,18 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from assessiq.cli import main
-from assessiq.commands.join import ago
 from assessiq.core.encoding import b64e
 from assessiq.core.errors import AssessIQError, InviteError
 from assessiq.core.handshake import open_device_key, seal_device_key
 from assessiq.core.identity import Identity
 from assessiq.core.invite import Invite, make_invite
+from assessiq.core.resume import away_words
 from assessiq.core.store import SessionStore
 from assessiq.peer import Candidate, Host
 from assessiq.peer.candidate import (
@@ -128,8 +129,8 @@ def test_an_expired_invite_still_names_the_session_it_began():
         decode_for_resume(old.encode()[:-6] + "AAAAAA")
 
 
-def test_ago_is_short():
-    assert [ago(s) for s in (0.4, 12, 89, 300, 5400, 7500)] == [
+def test_away_words_are_short():
+    assert [away_words(s) for s in (0.4, 12, 89, 300, 5400, 7500)] == [
         "0 s", "12 s", "89 s", "5 min", "1 h 30 min", "2 h 5 min"]
 
 
@@ -183,7 +184,7 @@ def test_the_join_command_says_it_resumes_and_new_session_leaves_it(tmp_path, mo
     monkeypatch.setattr(app, "check_port", lambda port: None)
     inv = invite()
     folder = tmp_path / "data" / "sessions"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     _, path = candidate_file(inv, folder)
     assert main(["join", inv.encode(), "--no-browser", "--camera", "none",
                  "--microphone", "none"]) == 0
@@ -200,3 +201,19 @@ def test_the_join_command_says_it_resumes_and_new_session_leaves_it(tmp_path, mo
     with pytest.raises(SystemExit):
         main(["join", "--help"])
     assert "--new-session" in capsys.readouterr().out
+
+
+def test_the_candidates_app_opens_an_expired_invite_only_to_continue(tmp_path, monkeypatch):
+    """The candidate's app (its controller) refuses an expired invite in one line, unless
+    this computer has the unfinished session it began: then it opens, to continue it."""
+    from assessiq.room.candidate import CandidateController
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("ASSESSIQ_DATA_DIR", str(data))
+    old = make_invite(HOST, signaling="ws://127.0.0.1:9", ttl_s=1, now=time.time() - 60)
+    with pytest.raises(InviteError, match="expired"):
+        CandidateController(old.encode())
+    folder = data / "sessions"
+    folder.mkdir(parents=True, exist_ok=True)
+    candidate_file(old, folder)
+    assert CandidateController(old.encode()).invite.id == old.id

@@ -11,7 +11,7 @@ from .options import add_device_options
 if TYPE_CHECKING:
     from ..peer.candidate import Resumable
 
-__all__ = ["ago", "register", "resumable"]
+__all__ = ["register", "resumable"]
 
 
 def register(sub: Any) -> None:
@@ -70,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
                   "but not continued; the interviewer must admit this computer as a new "
                   "device.")
         elif resume is not None:  # `Candidate.join` continues it when you join
+            from ..core.resume import away_words
+
             print(f"Resuming your interview from {resume.path.name} (last active "
-                  f"{ago(time.time() - resume.last_active)} ago).")
+                  f"{away_words(time.time() - resume.last_active)} ago).")
     if state.calls["candidate"].synthetic:
         print("Synthetic camera: a generated picture is sent instead of your video, and the "
               "interviewer is told so.")
@@ -97,13 +99,3 @@ def resumable(invite_text: str) -> Resumable | None:
                           "computer; use that one (or close it first)")
     return found
 
-
-def ago(seconds: float) -> str:
-    """`12 s`, `5 min`, `2 h 5 min`: how long ago, for one line."""
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"

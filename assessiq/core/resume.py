@@ -44,6 +44,7 @@ __all__ = [
     "RESUMED",
     "RESUME_DOMAIN",
     "Restart",
+    "away_words",
     "data_problem",
     "describe",
     "host_windows",
@@ -298,3 +299,14 @@ def describe(item: dict[str, Any], when: Callable[[float], str]) -> str:
     if item.get("problem"):
         line += f"  [refused: {item['problem']}]"
     return line
+
+
+def away_words(seconds: float) -> str:
+    """`12 s`, `5 min`, `2 h 5 min`: how long an app was gone (or how long ago), in words."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"

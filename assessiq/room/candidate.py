@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import AssessIQError, PolicyError
+from ..core.errors import AssessIQError, InviteError, PolicyError
 from ..core.integrity import Envelope
 from ..core.invite import Invite
 from ..core.kinds import KINDS
@@ -183,7 +183,7 @@ class CandidateController:
     def __init__(self, invite_text: str, *, name: str | None = None,
                  config: PeerConfig | None = None, signaling: str | None = None,
                  call: CallPlan | None = None) -> None:
-        self.invite: Invite = Invite.decode(invite_text)  # InviteError: a one-line reason
+        self.invite: Invite = _checked_invite(invite_text)  # InviteError: a one-line reason
         self.invite_text = invite_text
         self.name = name
         self.config = config
@@ -499,3 +499,21 @@ def describe(env: Envelope) -> str:
     elif "chars" in env.data:
         extra = f" ({env.data['chars']} characters; the text itself is not sent)"
     return what + extra
+
+
+def _checked_invite(text: str) -> Invite:
+    """The invite, checked (`Invite.decode`); one that expired still opens the unfinished
+    session this computer joined with it (the app died), as `Candidate.join` continues it."""
+    try:
+        return Invite.decode(text)
+    except InviteError:
+        from ..peer.candidate import decode_for_resume, find_resumable
+
+        try:
+            lenient = decode_for_resume(text)
+        except InviteError:
+            pass
+        else:
+            if find_resumable(lenient) is not None:
+                return lenient
+        raise

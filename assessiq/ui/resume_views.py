@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import ui
 
 from ..core.errors import AssessIQError
+from ..core.resume import away_words
 from .live import follow
 from .state import AppState
 
@@ -19,18 +20,7 @@ if TYPE_CHECKING:
     from ..room.candidate import CandidateController
     from ..room.host import HostController
 
-__all__ = ["admission_prompt", "admission_wait", "away_words", "resume_offer", "resumed_line",
-           "unsealed_list"]
-
-
-def away_words(seconds: float) -> str:
-    """"42 s", "3 min 5 s", "2 h 4 min": how long an app was gone, as people say it."""
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
-    return f"{s // 3600} h {s % 3600 // 60} min"
+__all__ = ["admission_prompt", "admission_wait", "resume_offer", "resumed_line", "unsealed_list"]
 
 
 def _clock(t: float) -> str:
