@@ -65,6 +65,10 @@ async def test_the_interviewer_admits_or_refuses_another_computer(
             await host_user.should_not_see("Another computer asks", retries=100)
             ended = await host.end()
             assert ended.verdict.valid, ended.verdict.errors
+            assert [(a["name"], a["problem"]) for a in ended.verdict.admissions] == [
+                ("Ada (laptop 2)", None)]
+            assert "## Devices admitted by the interviewer" in \
+                ended.report_md.read_text(encoding="utf-8")
             assert laptop.candidate is not None
             assert host.host.device_key == laptop.candidate.device.public_key
         finally:

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"valid": False, "events": 0, "errors": [str(exc)], "warnings": [],
                               "flags": [], "score": None, "explanation": [], "gaps": [],
                               "session": None, "host": None, "candidate": None,
-                              "sealed": False, "provenance": None, "restarts": []}))
+                              "sealed": False, "provenance": None, "restarts": [],
+                              "admissions": []}))
         else:
             print(f"assessiq verify: {exc}", file=sys.stderr)
         return 2
@@ -84,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         counts = Counter(e.kind for e in verdict.log.events)
         print("          " + ", ".join(f"{kind} ×{n}" for kind, n in sorted(counts.items())))
     if verdict.valid:
-        print("VALID: sealed by the host; every event signed by the candidate's device, in "
-              "order, unbroken, receipted")
+        devices = "devices (ADMITTED below)" if verdict.admissions else "device"
+        print(f"VALID: sealed by the host; every event signed by the candidate's {devices}, "
+              "in order, unbroken, receipted")
     else:
         print("INVALID:")
         for error in verdict.errors:
@@ -93,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
     if verdict.provenance is not None:
         print(f"code      {verdict.provenance.sentence()}")
     _print_restarts(verdict.restarts)
+    for a in verdict.admissions:
+        problem = f"  [{a['problem']}]" if a.get("problem") else ""
+        print(f"  ADMITTED {_when(a['at'])} device {a['fingerprint']} "
+              f"({a['name'] or 'no name'}) in place of the one before, from event "
+              f"{a['from_seq']}{problem}")
     if out["score"] is not None:
         print(f"score     {out['score']}/100")
         for item in out["explanation"]:

@@ -80,6 +80,9 @@ class Verdict:
     `measured_s`: the time away the policy counted, on the host's clock, and its
     `penalty`). A host entry whose signature or fields do not check is also an error; a
     candidate's malformed claim is a finding (`problem`), its event being validly signed."""
+    admissions: list[dict[str, Any]] = field(default_factory=list)
+    """Each device the interviewer admitted in place of the one before (`core.admission`:
+    from which event, the new key's fingerprint, its name, when it asked), oldest first."""
 
     def to_json(self) -> dict[str, Any]:
         ev = self.evaluation.to_json() if self.evaluation else {
@@ -95,6 +98,7 @@ class Verdict:
             "runs": self.runs,
             "provenance": self.provenance.to_json() if self.provenance else None,
             "restarts": self.restarts,
+            "admissions": self.admissions,
         }
 
 
@@ -235,14 +239,16 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
 
     raws = [raw for _, raw in record.envelopes]
     clock, links = clock_rule(record.meta)
+    admitted: list[dict[str, Any]] = []
     if device_key is None:
         log = LogCheck(events=[], errors=[], head="")
         if raws:
             errors.append("the record has events but no pinned candidate device key")
     else:
         # devices the interviewer admitted in place of the first (`core.admission`)
-        rotations, device_errors = key_schedule(
-            device_key, admissions(record.private, session, host_key))
+        found = admissions(record.private, session, host_key)
+        admitted = [a.to_json() for a in found]
+        rotations, device_errors = key_schedule(device_key, found)
         errors += device_errors
         log = check_log(session, device_key, raws, arrivals=[t for t, _ in record.envelopes],
                         clock=clock, links=links, rotations=rotations)
@@ -277,6 +283,6 @@ def verify_record(record: SessionRecord, *, expected_host: str | None = None) ->
         refusals=record.refusals, runs=[r.to_json() for r in runs.runs],
         provenance=provenance,
         sealed_at=float(end) if isinstance(end, int | float) else None,
-        restarts=restart_list,
+        restarts=restart_list, admissions=admitted,
     )
 

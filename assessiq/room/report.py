@@ -113,6 +113,12 @@ def render_markdown(record: SessionRecord, verdict: Verdict) -> str:
         lines += [f"## Restarts ({len(verdict.restarts)}: an app died and resumed the "
                   "session)", ""]
         lines += [f"- {describe(r, clock)}" for r in verdict.restarts] + [""]
+    if verdict.admissions:
+        lines += ["## Devices admitted by the interviewer", ""]
+        lines += [f"- {clock(a['at'])} device {a['fingerprint']} ({a['name'] or 'no name'}) "
+                  f"in place of the one before, from event {a['from_seq']}"
+                  + (f" — {a['problem']}" if a.get("problem") else "")
+                  for a in verdict.admissions] + [""]
     events = verdict.log.events if verdict.log else []
     shown = [e for e in events if not e.kind.endswith("heartbeat")]
     lines += ["## Integrity timeline", ""]
