@@ -21,11 +21,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from assessiq.core.document import SharedDoc
 from assessiq.core.policy import Policy, default_policy_text
 from assessiq.core.record import SessionRecord
 from assessiq.core.resume import RESUMED
 from tests.peer_helpers import signaling_server
-from tests.resume_helpers import Child, missing
+from tests.resume_helpers import Child, missing, paste_text
 from tests.test_resume_record_policy import T0, _beats, _evaluate, _resumed
 
 MAX_GAP = 3.0
@@ -189,3 +190,83 @@ async def test_both_killed_one_after_the_other_in_either_order_converge_and_scor
     assert penalties == {RESUMED: 2, "host.resumed": 0}, verdict["explanation"]
     assert verdict["score"] == 98
     assert len(record.meta["host_restarts"]) == 2
+
+
+
+PASTE = 300_000
+
+
+async def type_on(child: Child, gen: int) -> None:
+    """Start typing generation `gen` (`child.acked` then counts this generation's tokens)."""
+    child.acked = -1
+    await child.send("type", gen=gen, every=0.02)
+
+
+def sealed_code(path: str) -> str:
+    """The code in a sealed record's document, from its stored updates."""
+    doc = SharedDoc()
+    for row in SessionRecord.load(Path(path)).updates:
+        doc.apply_update(row.data)
+    return doc.code_text
+
+
+async def test_a_kill_during_a_big_paste_on_either_side_loses_nothing_acknowledged(
+        tmp_path: Path):
+    """300 KB pasted in one update while both type; the writer SIGKILLed as soon as it
+    reports the paste durable, or the other side then, mid-receive; the one killed started
+    again: both converge with the paste and every acknowledged token."""
+    host_data, cand_data = tmp_path / "host-data", tmp_path / "cand-data"
+    host_data.mkdir()
+    path = host_data / "paste.aiq"
+    pasted: list[str] = []
+    acked: dict[tuple[str, int], int] = {}
+    async with signaling_server() as url:
+        host = await Child.start("host", "--signaling", url, "--path", str(path),
+                                 data_dir=host_data)
+        cand: Child | None = None
+        try:
+            invite = (await host.expect("ready"))["invite"]
+            cand = await _start_candidate(invite, cand_data)
+            await cand.expect("ready")
+            await host.expect("link", up=True)
+            # (who pastes, who is killed as soon as the paste is durable in the writer's file)
+            plan = [("C", "C"), ("H", "C"), ("H", "H"), ("C", "H")]
+            for gen, (writer, killed) in enumerate(plan):
+                await type_on(host, gen)
+                await type_on(cand, gen)
+                await asyncio.sleep(0.3)
+                tag = f"P{gen}{writer}"
+                await (host if writer == "H" else cand).send("paste", tag=tag, size=PASTE)
+                await (host if writer == "H" else cand).expect("pasted", tag=tag)
+                victim = host if killed == "H" else cand
+                await victim.kill()
+                acked[killed, gen] = victim.acked
+                pasted.append(tag)
+                if killed == "H":
+                    host = await _start_host(None, path, host_data, Path())
+                    code = (await host.expect("ready"))["code"]
+                    await host.expect("link", up=True)
+                    await cand.ask("stop", "stopped")
+                    acked["C", gen] = cand.acked
+                else:
+                    cand = await _start_candidate(invite, cand_data)
+                    code = (await cand.expect("ready"))["code"]
+                    await host.ask("stop", "stopped")
+                    acked["H", gen] = host.acked
+                if writer == killed:  # from the writer's own file
+                    assert paste_text(tag, PASTE) in code, tag
+                assert not missing(code, killed, gen, acked[killed, gen])
+                h, _ = await converged(host, cand)
+                for done in pasted:
+                    assert paste_text(done, PASTE) in h["code"], done
+                for (side, g), n in acked.items():
+                    assert not missing(h["code"], side, g, n), (side, g, n)
+            sealed = (await host.ask("seal", "sealed"))["path"]
+        finally:
+            await host.close()
+            if cand is not None:
+                await cand.close()
+    assert min(acked.values()) > 3
+    verdict = verify_json(sealed)
+    assert [r["side"] for r in verdict["restarts"]] == ["candidate", "candidate", "host", "host"]
+    assert sealed_code(sealed) == h["code"]
