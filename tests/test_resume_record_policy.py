@@ -188,7 +188,24 @@ def test_a_condition_open_when_the_app_died_ends_where_it_was_last_alive() -> No
             _resumed(160, 60, last_seen=100), *_beats(162, 4000)]
     ev = _evaluate(plan, end=4000)
     (hidden,) = [o for o in ev.occurrences if o.kind == "tab.hidden"]
-    assert hidden.duration == pytest.approx(10.0)  # not until the end of the session
+    # not until the end of the session: until the last event the dead app signed (its
+    # heartbeat at 95), not the 100 it claims
+    assert hidden.duration == pytest.approx(5.0)
+
+
+def test_a_claimed_last_seen_cannot_take_back_a_condition() -> None:
+    """A modified app opens a condition, goes on beating for ten minutes, then signs a
+    restart that claims it died right when the condition began: the condition still lasted
+    until its last event before the restart (what its own signed log shows)."""
+    plan = [*_beats(0, 700), (90, 90.05, "tab.hidden", {"phase": "start", "start": T0 + 90}),
+            _resumed(700, 0, last_seen=90), *_beats(702, 900)]
+    honest = [*_beats(0, 900), (90, 90.05, "tab.hidden", {"phase": "start", "start": T0 + 90}),
+              (700, 700.05, "tab.hidden", {"phase": "end", "start": T0 + 90, "end": T0 + 700,
+                                           "duration": 610})]
+    forged, plain = _evaluate(plan, end=900), _evaluate(honest, end=900)
+    (hidden,) = [o for o in forged.occurrences if o.kind == "tab.hidden"]
+    assert hidden.duration == pytest.approx(605.0)  # to its last heartbeat before the restart
+    assert forged.score <= plain.score < 100
 
 
 def test_the_resume_rule_is_read_and_checked() -> None:

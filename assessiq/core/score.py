@@ -123,17 +123,20 @@ def _conditions(
     """
     out: list[tuple[str, int, float, float]] = []
     open_: dict[str, Envelope] = {}
+    prev_t: float | None = None  # the signed time of the event before this one, any kind
     for env in events:
         info = KINDS.get(env.kind)
+        before, prev_t = prev_t, env.t
         if info is None or info.shape == HEARTBEAT:
             continue
         if env.kind == RESUMED:
             # (counted by the [resume] rule, not here.) The app that saw the open conditions
-            # died: each ends where it was last alive, as it says, kept between the
-            # condition's start and this event — its restart is not counted again as them.
-            seen = _number(env.data.get("last_seen"))
+            # died: each ends at the last event that app signed — the one before this, as
+            # the restarted app signs `session.resumed` before anything else — never at what
+            # the event claims (`last_seen`: a modified app could claim a condition away).
+            # Its restart is not counted again as them.
             for kind, opened in open_.items():
-                end = min(env.t, max(opened.t, seen if seen is not None else env.t))
+                end = max(opened.t, before if before is not None else opened.t)
                 out.append((kind, opened.seq, opened.t - offset, end - opened.t))
             open_.clear()
             continue
