@@ -24,6 +24,7 @@ from assessiq.core.resume import (
     record_host_resume,
     restarts,
     resumed_data,
+    windows_problem,
 )
 from assessiq.core.store import SessionStore
 
@@ -133,3 +134,20 @@ def test_an_edited_host_restart_no_longer_checks(tmp_path: Path) -> None:
     record.private[0]["value"] = {"signed": "garbage"}
     (found,) = restarts(record)
     assert not found.signed and found.problem
+
+
+def test_a_kill_between_the_two_writes_is_mended_by_the_next_restart(tmp_path: Path) -> None:
+    """`record_host_resume` commits the metadata's window, then the signed entry: a kill in
+    between leaves a window no entry signs. The next restart rebuilds the windows from the
+    signed entries, so the record agrees with itself again (it was invalid for good)."""
+    host = Identity.generate()
+    store = _store(tmp_path / "h.aiq", host)
+    record_host_resume(store, host, away_s=40.0, last_seen=T0 + 20, why="x", now=T0 + 60)
+    store.set_meta(HOST_RESTARTS_KEY, [[T0 + 20, T0 + 60], [T0 + 100, T0 + 110]])  # killed
+    record = SessionRecord.load(tmp_path / "h.aiq")
+    assert windows_problem(record, restarts(record, [], None))  # (what the kill left)
+    record_host_resume(store, host, away_s=30.0, last_seen=T0 + 150, why="x", now=T0 + 180)
+    assert store.meta()[HOST_RESTARTS_KEY] == [[T0 + 20, T0 + 60], [T0 + 150, T0 + 180]]
+    store.close()
+    record = SessionRecord.load(tmp_path / "h.aiq")
+    assert windows_problem(record, restarts(record, [], None)) is None

@@ -158,8 +158,14 @@ def record_host_resume(store: SessionStore, identity: Identity, *, away_s: float
     body = canonical_json({"v": 1, "kind": RESUMED, "session": str(meta.get("session", "")),
                            "at": at, **fields})
     signed = pack_signed(body, identity.sign(RESUME_DOMAIN, body)).decode("utf-8")
-    marks = meta.get(HOST_RESTARTS_KEY)
-    marks = list(marks) if isinstance(marks, list) else []
+    # The metadata's windows are rebuilt from the signed entries each time (not appended to):
+    # a kill between the two writes below, which are two commits, is mended by the next
+    # restart instead of leaving a record whose windows contradict its entries for good.
+    host_key = identity.public_key
+    marks = [[r.last_seen, r.at] for r in
+             (_host_entry(e, str(meta.get("session", "")), host_key)
+              for e in store.private(RESUMED))
+             if r.problem is None and r.last_seen is not None]
     # the metadata first: the entry's fsync then makes both durable
     store.set_meta(HOST_RESTARTS_KEY, [*marks, [fields["last_seen"], at]])
     store.add_private(RESUMED, {"signed": signed}, t=at)
