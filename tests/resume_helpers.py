@@ -50,6 +50,8 @@ from typing import Any
 CHILD_CONFIG = {"heartbeat_interval": 0.5, "heartbeat_timeout": 3.0, "handshake_timeout": 3.0,
                 "connect_timeout": 10.0, "signaling_ping_interval": 2.0,
                 "signaling_ping_timeout": 2.0}
+LINE_LIMIT = 1 << 26
+"""The longest line the parent reads from a child (its events carry the whole code)."""
 HIDDEN = [{"name": "big", "stdin": "40 2", "expected": "42\n"}]
 PUBLIC = [{"name": "small", "stdin": "1 2", "expected": "3\n"}]
 
@@ -70,17 +72,23 @@ class Child:
 
     @classmethod
     async def start(cls, role: str, *args: str, data_dir: Path) -> Child:
-        env = {**os.environ, "ASSESSIQ_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "ASSESSIQ_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
+               "PYTHONFAULTHANDLER": "1"}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.resume_helpers", role, *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-            cwd=Path(__file__).resolve().parent.parent)
+            cwd=Path(__file__).resolve().parent.parent,
+            limit=LINE_LIMIT)  # a line carries the whole code: past asyncio's 64 KiB default
         return cls(proc, role)
 
     async def _read(self) -> None:
         assert self.proc.stdout is not None
         while True:
-            line = await self.proc.stdout.readline()
+            try:
+                line = await self.proc.stdout.readline()
+            except ValueError as exc:  # a line past LINE_LIMIT: say so, not a silent hang
+                await self.events.put({"ev": "exit", "error": str(exc)})
+                return
             if not line:
                 await self.events.put({"ev": "exit"})
                 return
@@ -101,6 +109,11 @@ class Child:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
+                if self.proc.returncode is None:  # where it is stuck (PYTHONFAULTHANDLER)
+                    with contextlib.suppress(ProcessLookupError):
+                        self.proc.send_signal(signal.SIGABRT)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.proc.wait(), 2)
                 raise AssertionError(f"{self.role}: no {ev} {match} within {timeout:g} s; "
                                      f"saw {self.seen[-5:]}")
             try:
@@ -110,7 +123,8 @@ class Child:
             if event["ev"] == ev and all(event.get(k) == v for k, v in match.items()):
                 return event
             if event["ev"] == "exit" and ev != "exit":
-                raise AssertionError(f"{self.role} exited (code {self.proc.returncode}) "
+                raise AssertionError(f"{self.role} exited (code {self.proc.returncode}"
+                                     f"{', ' + event['error'] if 'error' in event else ''}) "
                                      f"waiting for {ev}; saw {self.seen[-5:]}")
 
     async def send(self, cmd: str, **fields: Any) -> None:
@@ -268,6 +282,7 @@ async def _host(args: argparse.Namespace) -> int:
                                 session_path=args.path, label="kill test", **options)
         if host.runs is not None:
             host.runs.set_public_tests(PUBLIC)
+    _ready()
     _out(ev="ready", invite=host.invite.encode(), events=len(host.events),
          code=host.doc.code_text, resumed=host.resumed, runs=_runs(host),
          started=time.time())
@@ -307,6 +322,7 @@ async def _candidate(args: argparse.Namespace) -> int:
         cand = await Candidate.resume(args.invite, session_path=args.resume, config=config)
     else:
         cand = await Candidate.join(args.invite, config=config, name="Kill Test")
+    _ready()
     _out(ev="ready", code=cand.doc.code_text, events=len(cand.log), started=time.time(),
          resumed=cand.resumed_from is not None, away_s=cand.away_s)
     typist = _Typist(cand, "C", at_start=False)
@@ -353,10 +369,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy")
     parser.add_argument("--config", choices=("fast", "default"), default="fast")
     args = parser.parse_args(argv)
+    import faulthandler
+
+    faulthandler.dump_traceback_later(20)  # a start that hangs shows where (until "ready")
+    if os.environ.get("ASSESSIQ_CHILD_LOG"):
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.role} %(name)s: "
+                                                       "%(message)s")
     from assessiq.peer.connection import restrict_host_addresses
 
     restrict_host_addresses(["127.0.0.1"])
-    return asyncio.run(_host(args) if args.role == "host" else _candidate(args))
+
+    async def child() -> int:
+        def dump() -> None:  # the tasks of a start that hangs
+            for task in asyncio.all_tasks():
+                task.print_stack(file=sys.stderr)
+
+        waiting = asyncio.get_running_loop().call_later(20, dump)
+        _STARTED.append(waiting)
+        return await (_host(args) if args.role == "host" else _candidate(args))
+
+    return asyncio.run(child())
+
+
+_STARTED: list[asyncio.TimerHandle] = []
+
+
+def _ready() -> None:
+    import faulthandler
+
+    faulthandler.cancel_dump_traceback_later()
+    for handle in _STARTED:
+        handle.cancel()
 
 
 if __name__ == "__main__":

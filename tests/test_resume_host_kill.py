@@ -133,6 +133,7 @@ KILLS = int(os.environ.get("ASSESSIQ_RESUME_KILLS", "0"))
 
 @pytest.mark.skipif(KILLS <= 0, reason="set ASSESSIQ_RESUME_KILLS=N for N random host kills "
                                         "(about 2 s each)")
+@pytest.mark.timeout(120 + 6 * KILLS)
 async def test_random_host_kills_never_lose_an_acknowledged_edit(tmp_path: Path):
     """Opt-in: the host SIGKILLed N times at random moments while both type (and after random
     pauses restarted); every acknowledged token of every host process and of the candidate
