@@ -52,6 +52,19 @@ def axe_source() -> str:
     return AXE_JS.read_text(encoding="utf-8")
 
 
+def dark(driver: Any) -> None:
+    """Switch the page to the dark theme (its toggle: the system's theme, light here, →
+    dark) and wait until Quasar has redrawn its items dark and their colour transitions
+    (0.3 s) have ended: axe-core reads the colours as they are at that moment."""
+    click(driver, "theme")
+    wait_for(lambda: driver.execute_script(
+        "return document.body.classList.contains('body--dark') && "
+        "[...document.querySelectorAll('.q-item')]"
+        ".every(i => i.classList.contains('q-item--dark')) && "
+        "!document.getAnimations().some(a => a instanceof CSSTransition)"),
+        what="the dark theme")
+
+
 def run_axe(driver: Any, source: str, page: str) -> list[str]:
     """Run axe-core on the page `driver` shows; keep its full results as
     tests/artifacts/a11y/`page`.json and return one line per serious or critical violation
@@ -196,9 +209,7 @@ def test_every_page_passes_axe_and_the_candidate_needs_only_the_keyboard(
         bad += run_axe(hd, axe_source, "host-interview")
         bad += run_axe(cd, axe_source, "candidate-interview")
         for d, page in ((hd, "host-interview-dark"), (cd, "candidate-interview-dark")):
-            click(d, "theme")  # the system's theme (light here) → dark
-            wait_for(lambda d=d: d.execute_script(
-                "return document.body.classList.contains('body--dark')"), what="dark theme")
+            dark(d)
             bad += run_axe(d, axe_source, page)
         click(hd, "end")
         click(hd, "end-confirm")
@@ -216,6 +227,8 @@ def test_every_page_passes_axe_and_the_candidate_needs_only_the_keyboard(
             rd.get(replay.url)
             wait_for(lambda: text_of(rd, "verdict").startswith("VALID"), what="replay")
             bad += run_axe(rd, axe_source, "replay")
+            dark(rd)
+            bad += run_axe(rd, axe_source, "replay-dark")
     finally:
         replay.stop()
     assert not bad, "serious or critical axe-core violations:\n" + "\n".join(bad)

@@ -49,6 +49,7 @@ async def test_the_interviewer_admits_or_refuses_another_computer(
         host_user.find(marker="refuse-device").click()
         with pytest.raises(AssessIQError):
             await asyncio.wait_for(asking, 30)
+        assert not stranger.awaiting_admission  # (its page no longer says it waits)
         await host_user.should_not_see("Another computer asks", retries=100)
         assert any(r["channel"] == "device" for r in host.host.store.refusals())
 

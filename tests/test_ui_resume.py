@@ -77,6 +77,9 @@ async def test_the_candidate_resumes_by_joining_again(
         assert cand.candidate is not None and cand.candidate.device.public_key == \
             first.candidate.device.public_key  # type: ignore[union-attr]
         await cand_user.should_see("Your app was restarted", retries=100)
+        # The camera check page beats too: a calibration after a crash is not a gap.
+        await eventually(lambda: any(e.kind == "browser.heartbeat" for e in cand.sent),
+                         timeout=15, what="a heartbeat from the check page")
         await eventually(lambda: "# meanwhile" in cand.doc.code_text, timeout=20)
         assert "# before" in cand.doc.code_text
         ended = await host.end()

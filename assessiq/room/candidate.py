@@ -304,15 +304,23 @@ class CandidateController:
                                 "screen and agree first")
         if self.call is not None:
             self.call.restart_scenes()  # a planted timeline runs from the moment of joining
+        self.awaiting_admission = False  # (a wait that ended in a refusal says nothing more)
+
         def joining(what: str) -> None:  # (told from the start, before `attach`)
             if what == "admission":  # the first says waiting, the next decided
                 self.awaiting_admission = not self.awaiting_admission
             self.changes.emit(what)
 
-        self.attach(await Candidate.join(
-            self.invite, name=self.name, config=self.config, signaling=self.signaling,
-            timeout=timeout, media=self.call.config if self.call is not None else None,
-            listeners=[joining]))
+        try:
+            joined = await Candidate.join(
+                self.invite, name=self.name, config=self.config, signaling=self.signaling,
+                timeout=timeout, media=self.call.config if self.call is not None else None,
+                listeners=[joining])
+        finally:
+            if self.awaiting_admission:  # refused, or given up: not waiting any more
+                self.awaiting_admission = False
+                self.changes.emit("admission")
+        self.attach(joined)
         assert self.candidate is not None
         if self.call is not None and self.call.synthetic:
             from .call import SYNTHETIC_EVENT

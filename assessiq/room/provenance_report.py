@@ -66,8 +66,9 @@ def _style(author: str, how: str) -> tuple[str, str]:
 
 def code_html(prov: Provenance) -> str:
     """The final code as a <pre>, each stretch coloured by who wrote it and how."""
+    # dark text on white whatever the page's theme: the colours are chosen for white paper
     out = ['<pre class="aiq-provenance" style="padding:.5em;border:1px solid #ccc;'
-           'overflow:auto;line-height:1.35">']
+           'overflow:auto;line-height:1.35;background:#ffffff;color:#1a1a1a">']
     for s in prov.segments:
         words, colour = _style(s.author, s.how)
         text = html.escape(prov.text[s.start:s.end])
@@ -87,8 +88,8 @@ def legend_html(prov: Provenance) -> str:
         for how, n in sorted(by.items()):
             words, colour = _style(author, how)
             share = 100 * n / max(1, len(prov.text))
-            items.append(f'<span style="background:{colour};border:1px solid #ccc;'
-                         f'padding:0 .4em;margin-right:.6em">{html.escape(words)}: '
+            items.append(f'<span style="background:{colour};color:#1a1a1a;border:1px solid '
+                         f'#ccc;padding:0 .4em;margin-right:.6em">{html.escape(words)}: '
                          f'{share:.0f} %</span>')
     return f'<p class="aiq-provenance-legend">{"".join(items)}</p>'
 

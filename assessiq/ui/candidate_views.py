@@ -153,8 +153,10 @@ def _join_button(token: str, cand: CandidateController) -> None:
         error.set_text("connecting…")
         try:
             await cand.connect()
-        except AssessIQError as exc:
-            error.set_text(str(exc))
+        except (AssessIQError, OSError, ValueError) as exc:  # one line, never a traceback
+            if not isinstance(exc, AssessIQError):
+                log.warning("candidate: joining failed: %r", exc)
+            error.set_text(str(exc) or type(exc).__name__)
             button.enable()
             return
         ui.navigate.to(f"/{token}/join/check")
@@ -226,6 +228,9 @@ def check_view(state: AppState, token: str, cand: CandidateController) -> None:
               .props('data-testid="enter"').mark("enter"))
     go[0].disable()
     follow(cand.changes, "camera", show)
+    # a clock, as on the interview page: joined, this page is open — heartbeats are due from
+    # the join, and the check (a calibration, a resumed app's too) must not read as a gap
+    ui.timer(5.0, cand.heartbeat)
 
 
 # --- the interview --------------------------------------------------------------------------
@@ -338,7 +343,8 @@ def _notices(cand: CandidateController) -> None:
         notices.clear()
         with notices:
             latest = warnings[-1]
-            with ui.card().classes("w-full bg-amber-1 q-pa-sm").props('data-testid="notice"'):
+            with ui.card().classes("w-full bg-amber-1 text-black q-pa-sm") \
+                    .props('data-testid="notice"'):
                 ui.label(KIND_WORDS.get(latest.kind, latest.kind))
 
     follow(cand.changes, "events", show, at_most_every=0.25)

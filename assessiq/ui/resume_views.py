@@ -5,6 +5,7 @@ after N s away"). The resume itself is `room.host.HostController.resume` and the
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from ..room.host import HostController
 
 __all__ = ["admission_prompt", "admission_wait", "resume_offer", "resumed_line", "unsealed_list"]
+
+log = logging.getLogger(__name__)
 
 
 def _clock(t: float) -> str:
@@ -73,8 +76,10 @@ def unsealed_list(sessions: list[Any], resume: Callable[[Any], Awaitable[None]])
                     error.set_text("resuming…")
                     try:
                         await resume(summary)
-                    except AssessIQError as exc:
-                        error.set_text(str(exc))
+                    except (AssessIQError, OSError, ValueError) as exc:  # one line
+                        if not isinstance(exc, AssessIQError):
+                            log.warning("host: resuming %s failed: %r", summary.path, exc)
+                        error.set_text(str(exc) or type(exc).__name__)
                         button.enable()
 
                 button.on_click(go)

@@ -9,6 +9,11 @@
       el.setAttribute("role", "region");
       el.setAttribute("aria-label", "table (scrolls)");
     }
+    // Quasar's loading bar (shown while the page waits for the app) is a progressbar with
+    // no name (axe-core: aria-progressbar-name).
+    for (const el of document.querySelectorAll(".q-loading-bar:not([aria-label])")) {
+      el.setAttribute("aria-label", "loading");
+    }
   };
   new MutationObserver(mark).observe(document.body, { childList: true, subtree: true });
   mark();
