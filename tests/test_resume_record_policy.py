@@ -3,7 +3,6 @@ against the candidate, the candidate's counted once, on the host's clock, not fr
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -174,9 +173,7 @@ def test_a_flood_of_restarts_is_capped_and_counts_the_silence_once() -> None:
     flood = [(700 + i * 0.001, 700.1 + i * 0.001, RESUMED,
               resumed_data(side="candidate", away_s=0, last_seen=T0 + 700, why="x"))
              for i in range(2000)]
-    started = time.perf_counter()
     ev = _evaluate(_beats(0, 100) + flood + _beats(702, 900), end=900)
-    assert time.perf_counter() - started < 2.0
     assert len(ev.restarts) == 2000 and _penalty(ev, RESUMED) == rule.max_penalty
     # the silence counted once (a later one may close an ordinary beat's interval)
     assert [round(r.away) for r in ev.restarts if r.away > BEAT + 0.1] == [605]

@@ -9,6 +9,7 @@ import time
 
 from assessiq.core.document import SharedDoc
 from assessiq.room.changes import Changes
+from tests.peer_helpers import eventually
 
 
 async def _turn() -> None:
@@ -59,15 +60,19 @@ async def test_unsubscribe_and_a_failing_listener() -> None:
 
 async def test_throttled_listener_gets_a_trailing_call() -> None:
     changes = Changes()
-    calls: list[float] = []
-    changes.on("code", lambda: calls.append(time.monotonic()), at_most_every=0.2)
-    start = time.monotonic()
-    for _ in range(10):  # ten separate bursts, 20 ms apart
+    calls: list[tuple[float, int]] = []  # (when, how many emits had been made by then)
+    emitted = [0]
+    changes.on("code", lambda: calls.append((time.monotonic(), emitted[0])),
+               at_most_every=0.2)
+    for _ in range(10):  # ten separate bursts, one loop turn apart
         changes.emit("code")
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.4)
+        emitted[0] += 1
+        await _turn()
+    await eventually(lambda: len(calls) >= 2, timeout=10)
+    await asyncio.sleep(0.3)  # (nothing more is emitted: nothing more may come)
     assert len(calls) == 2  # the first at once, then one trailing call for the rest
-    assert calls[0] - start < 0.05 and calls[1] - calls[0] >= 0.19
+    assert calls[0][1] == 1  # at once: before the second burst
+    assert calls[1][0] - calls[0][0] >= 0.19 and calls[1][1] == 10
 
 
 async def test_async_listener_and_emit_from_another_thread() -> None:
