@@ -14,15 +14,25 @@ its result are in docs/architecture.md, "Kills at random moments".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
+import shutil
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assessiq.core.document import SharedDoc
+from assessiq.core.encoding import b64e
+from assessiq.core.identity import Identity
+from assessiq.core.invite import make_invite
+from assessiq.core.policy import Policy
 from assessiq.core.record import SessionRecord
+from assessiq.core.seal import seal
+from assessiq.core.store import SessionStore
 from assessiq.core.verify import verify_record
 from tests.peer_helpers import signaling_server
 from tests.resume_helpers import Child, missing, paste_text
@@ -270,6 +280,44 @@ async def one_run(plan: Plan, folder: Path, url: str) -> Outcome:
         await s.close()
         out.seconds = round(time.monotonic() - began, 2)
     return out
+
+
+def test_a_file_whose_seal_was_killed_in_its_vacuum_still_verifies(tmp_path: Path):
+    # Found by the campaign (seeds 20261226, 20261375): the host's app killed inside the
+    # seal's VACUUM (rollback-journal mode by then) leaves a hot journal beside a sealed file,
+    # which a read-only connection cannot play back: `verify` said "not a readable session
+    # file" until some app opened the file for writing. Here the same state, made cheaply: a
+    # writer inside a rollback-journal transaction, its files copied as a kill leaves them.
+    identity = Identity.generate()
+    invite = make_invite(identity, signaling="ws://127.0.0.1:9")
+    path = tmp_path / "s.aiq"
+    store = SessionStore.create(path, {
+        "session": invite.room, "host_key": b64e(identity.public_key), "invite": invite.id,
+        "created": time.time(), "label": "vacuum", "role": "host",
+        "policy": Policy.default().text})
+    doc = SharedDoc()
+    store.attach(doc, local_origin="host")
+    for i in range(300):
+        doc.insert_code(0, f"t{i};")
+    store.flush()
+    seal(store, identity)
+    store.close()
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA cache_size=2")  # (the journal is written out, as in a VACUUM)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("CREATE TABLE filler (x)")
+        db.execute("INSERT INTO filler SELECT randomblob(900) FROM (WITH RECURSIVE r(i) AS "
+                   "(SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 200) SELECT i FROM r)")
+        for name in ("s.aiq", "s.aiq-journal"):
+            shutil.copy(tmp_path / name, killed / name)
+        db.execute("ROLLBACK")
+    before = {p.name: p.read_bytes() for p in killed.iterdir()}
+    verdict = verify_record(SessionRecord.load(killed / "s.aiq"))
+    assert verdict.valid, verdict.errors
+    assert sealed_code(str(killed / "s.aiq")) == doc.code_text
+    assert {p.name: p.read_bytes() for p in killed.iterdir()} == before  # left as it was
 
 
 def _seeds() -> list[int]:

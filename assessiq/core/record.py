@@ -6,8 +6,11 @@ unreadable) while content problems are left for `verify` to report (the file was
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sqlite3
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,8 @@ from .errors import RecordError, StoreError
 from .store import SessionStore, UpdateRow
 
 __all__ = ["SessionRecord"]
+
+READONLY_ROLLBACK = 776  # SQLITE_READONLY_ROLLBACK: a hot journal a reader cannot play back
 
 
 @dataclass
@@ -59,6 +64,9 @@ class SessionRecord:
             conn = sqlite3.connect(uri, uri=True)
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
+            journal = path.with_name(path.name + "-journal")
+            if getattr(exc, "sqlite_errorcode", None) == READONLY_ROLLBACK and journal.exists():
+                return cls._load_rolled_back(path, journal)
             raise RecordError(f"{path} is not a readable session file ({exc})") from exc
         try:
             store = SessionStore(path, conn, read_only=True)
@@ -68,6 +76,29 @@ class SessionRecord:
             raise RecordError(f"{path} is not a readable session file ({exc})") from exc
         finally:
             conn.close()
+
+    @classmethod
+    def _load_rolled_back(cls, path: Path, journal: Path) -> SessionRecord:
+        """A file whose writer died inside a rollback-journal transaction (the seal's
+        VACUUM, killed): the journal must be played back before anything can read it, which
+        a read-only connection cannot do. Played back on a copy, so that reading still never
+        changes the file under inspection (the next app to open it plays it back in place)."""
+        with tempfile.TemporaryDirectory(prefix="assessiq-record-") as folder:
+            copy = Path(folder) / path.name
+            shutil.copyfile(path, copy)
+            shutil.copyfile(journal, Path(folder) / journal.name)
+            try:
+                with contextlib.closing(sqlite3.connect(copy)) as conn:
+                    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise RecordError(f"{path} is not a readable session file ({exc})") from exc
+            if (Path(folder) / journal.name).exists():
+                raise RecordError(f"{path} is not a readable session file (its journal "
+                                  "could not be played back)")
+            try:
+                return cls.load(copy)
+            except RecordError as exc:  # (named by the file asked for, not the copy)
+                raise RecordError(str(exc).replace(str(copy.resolve()), str(path))) from exc
 
     def write(self, path: Path | str) -> None:
         """Write this record as a new session file (used by tests and exports)."""
