@@ -22,8 +22,10 @@ The exchange, per connection attempt (a random attempt id chosen by the candidat
 A hello from a device other than the one the session pinned (the candidate's computer died,
 or they lost its session file) is neither admitted nor refused by the handshake: it is kept
 as `pending` and answered with `wait`, and the interviewer decides (`admit_pending` or
-`refuse_pending`). The offer carries the verified log's head (`head_seq`, `head_hash`,
-`head_t`) when it has one, so that an admitted new device continues the same chain.
+`refuse_pending`, naming the device they were shown). The request is dropped when the pinned
+device's own hello is admitted again (it came back) and after `ADMISSION_WAIT_S` (`expire`).
+The offer carries the verified log's head (`head_seq`, `head_hash`, `head_t`) when it has
+one, so that an admitted new device continues the same chain.
 
 Each side accepts only the next counter of the current attempt in each direction: duplicates
 and replays of older attempts are dropped (`Ignored`), anything that fails authentication or
@@ -56,6 +58,7 @@ from .invite import JOIN_CLOCK_SKEW_S, Invite, JoinGate, JoinRequest
 from .jsonlimits import loads_bounded
 
 __all__ = [
+    "ADMISSION_WAIT_S",
     "C2H",
     "H2C",
     "CandidateHandshake",
@@ -73,6 +76,10 @@ __all__ = [
     "seal_device_key",
     "seal_message",
 ]
+
+ADMISSION_WAIT_S = 600.0
+"""How long another device's request is held for the interviewer's decision (and how long
+that device waits for it): after this the request expires and the device must ask again."""
 
 HANDSHAKE_INFO = b"assessiq/handshake/v1"
 DEVICE_KEY_INFO = b"assessiq/device-key/v1"
@@ -397,7 +404,11 @@ class HostHandshake:
         self._sent = 0
         self._received = 0
         self.pending: Pending | None = None
-        """The newest hello from a device other than the pinned one, until decided."""
+        """The newest hello from a device other than the pinned one, until decided (or the
+        pinned device came back, or it expired)."""
+        self.dropped: Pending | None = None
+        """The request the last admitted hello of the pinned device dropped (None: none was
+        pending): the host tells that device and the interviewer's page."""
 
     @property
     def device_key(self) -> bytes | None:
@@ -467,6 +478,9 @@ class HostHandshake:
             self.gate.admit(request, now=now)
         except InviteError as exc:
             raise HandshakeError(f"a join was refused: {exc}", attempt=attempt) from exc
+        # the pinned device is back: another device's request is no longer the question
+        self.dropped = self.pending
+        self.pending = None
         self._start_attempt(attempt, request)
         return Opened("hello", attempt, n, request.device_key, body)
 
@@ -493,24 +507,48 @@ class HostHandshake:
         """A signed `wait` for `attempt`: the interviewer has not decided yet."""
         return self._sealed_notice("wait", attempt, reason)
 
-    def admit_pending(self) -> Pending:
-        """The interviewer admits the pending device: it is pinned instead of the previous
-        one and its held attempt goes on (send it the `offer`). `HandshakeError` when
-        nothing is pending."""
+    def expire(self, now: float | None = None) -> Pending | None:
+        """Drop the pending request once it is `ADMISSION_WAIT_S` old (its device gave up
+        waiting); returns it then, else None."""
+        pending = self.pending
+        now = time.time() if now is None else now
+        if pending is None or now - pending.at < ADMISSION_WAIT_S:
+            return None
+        self.pending = None
+        return pending
+
+    def waiting_device(self, fingerprint: str | None = None,
+                       now: float | None = None) -> Pending:
+        """The pending request the interviewer decides on; `HandshakeError` when there is
+        none, it expired, or it is not the device `fingerprint` they were shown."""
+        if self.expire(now) is not None:
+            raise HandshakeError("the other device's request expired (it waited "
+                                 f"{ADMISSION_WAIT_S / 60:.0f} min): it must ask again")
         pending = self.pending
         if pending is None:
             raise HandshakeError("no other device is waiting to be admitted")
+        if fingerprint is not None and fingerprint != pending.fingerprint:
+            raise HandshakeError(f"the device waiting now is {pending.fingerprint}, not "
+                                 f"{fingerprint}: decide on the one shown now")
+        return pending
+
+    def admit_pending(self, fingerprint: str | None = None, *,
+                      now: float | None = None) -> Pending:
+        """The interviewer admits the pending device: it is pinned instead of the previous
+        one and its held attempt goes on (send it the `offer`). `HandshakeError` when
+        nothing is pending, the request expired, or `fingerprint` (the device the
+        interviewer was shown) is not the pending one's."""
+        pending = self.waiting_device(fingerprint, now)
         self.pending = None
         self.gate.pinned_device = pending.request.device_key
         self._start_attempt(pending.attempt, pending.request)
         return pending
 
-    def refuse_pending(self, reason: str) -> tuple[Pending, str]:
+    def refuse_pending(self, reason: str, fingerprint: str | None = None, *,
+                       now: float | None = None) -> tuple[Pending, str]:
         """The interviewer refuses the pending device: it and the signed refusal to relay.
-        `HandshakeError` when nothing is pending."""
-        pending = self.pending
-        if pending is None:
-            raise HandshakeError("no other device is waiting to be admitted")
+        `HandshakeError` as for `admit_pending`."""
+        pending = self.waiting_device(fingerprint, now)
         self.pending = None
         return pending, self.refuse(pending.attempt, reason)
 

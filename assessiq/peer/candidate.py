@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.encoding import b64e
 from ..core.errors import InviteError, StoreError
 from ..core.handshake import (
+    ADMISSION_WAIT_S,
     CandidateHandshake,
     HandshakeError,
     Head,
@@ -78,8 +79,7 @@ ADMITTED_WHY = ("another device of the candidate's, admitted by the interviewer,
                 "this device's clock)")
 """The `why` of the `session.resumed` event an admitted new device signs first."""
 WAITING = "the interviewer is asked whether to admit this computer"
-ADMISSION_WAIT_S = 600.0
-"""How long a device waits for the interviewer's decision before giving up."""
+# ADMISSION_WAIT_S (core.handshake): how long a device waits for the interviewer's decision
 
 
 class Candidate(PeerSession):
@@ -126,6 +126,11 @@ class Candidate(PeerSession):
         self.admitted_from: int | None = None
         """The first event this device signed after the interviewer admitted it in place of
         the device that joined (None: it is that device)."""
+        self._restart: dict[str, Any] | None = None
+        """This app run's `session.resumed` data, signed once the host's offer arrives."""
+        self._positioned = asyncio.Event()
+        """Set once the first offer placed the chain (`_continue_chain`): queued events are
+        signed only from then on, after this run's `session.resumed`."""
 
     @classmethod
     async def join(
@@ -219,8 +224,10 @@ class Candidate(PeerSession):
         died, the computer restarted): its session file (`session_path`, default the one
         `find_resumable` finds for this invite) is reopened, the document loaded from it,
         the same device key taken from it, and the integrity chain continued after the last
-        event it holds — events the host never receipted are sent again — after a signed
-        `session.resumed` event (how long this side was away, and `why`). The document
+        event it holds — events the host never receipted are sent again — then a signed
+        `session.resumed` event (how long this side was away, and `why`), signed once the
+        host's offer arrives: an attempt that never reaches the host signs none, and neither
+        does a run while an earlier run's restart still waits for its receipt. The document
         syncs the difference both ways when the link is up.
 
         `ResumeError` when there is nothing to resume, the session is open in another
@@ -261,8 +268,10 @@ class Candidate(PeerSession):
             now = clock()
             cand.resumed_from, cand.resumed_at = found.path, now
             cand.away_s = max(0.0, now - last)
-            await cand.send_event(RESUMED, resumed_data(
-                side="candidate", away_s=cand.away_s, last_seen=last, why=why))
+            # signed when the host's offer arrives (`_place_chain`): an attempt that never
+            # reaches the host signs nothing, so failed attempts add no restarts
+            cand._restart = resumed_data(side="candidate", away_s=cand.away_s,
+                                         last_seen=last, why=why)
         except BaseException:
             with contextlib.suppress(Exception):
                 store.close()
@@ -275,10 +284,14 @@ class Candidate(PeerSession):
         """The document and the integrity log from a reopened session file: every event it
         signed (checked: its own key, one unbroken chain), the host's receipts for them, the
         ones never receipted back in the outbox, and the signer after the last one."""
-        n = store.load_into(self.doc)
+        try:
+            n = store.load_into(self.doc)
+        except (ValueError, StoreError) as exc:
+            raise ResumeError(f"the document history in {store.path.name} does not replay "
+                              f"({exc}); it cannot be continued") from None
         store.attach(self.doc, local_origin="candidate", remote_origin="host")
-        start = _chain_from(store.meta().get("chain_from"))
-        check = check_log(self.invite.room, self.device.public_key, store.envelopes(),
+        start, skip = _chain_from(store.meta().get("chain_from"))
+        check = check_log(self.invite.room, self.device.public_key, store.envelopes()[skip:],
                           start=start)
         if check.errors:
             raise ResumeError(f"the integrity log in {store.path.name} is damaged "
@@ -406,7 +419,7 @@ class Candidate(PeerSession):
         if self.awaiting_admission is not None:
             self.awaiting_admission = None
             self.changed("admission")
-        self._continue_chain(hs.offer_head)
+        await self._place_chain(hs.offer_head)
         try:
             # Ours (in the config), the signaling server's relay for us, then the host's list
             # from its encrypted offer: a candidate with no configuration gets a relay.
@@ -436,21 +449,65 @@ class Candidate(PeerSession):
             raise
         return conn
 
-    def _continue_chain(self, head: Head | None) -> None:
-        """A device the interviewer admitted in place of the one that joined: its chain goes
-        on from the host's head (it signed nothing yet), and its first event says so."""
-        if head is None or head.seq == 0 or self.log or self.admitted_from is not None:
+    async def _place_chain(self, head: Head | None) -> None:
+        """The host's offer came: the chain goes on where the host's head says (an admitted
+        device's, `_continue_chain`), then this app run's restart is signed — once per run,
+        never on a reconnect within it — and the events queued meanwhile after it."""
+        if self.ended.is_set():
             return
+        admitted = await self._continue_chain(head)
+        restart, self._restart = self._restart, None
+        if restart is not None and not admitted:
+            waiting = [e.seq for e in self.outbox.values() if e.kind == RESUMED
+                       and e.data.get("side") == "candidate"]
+            if waiting:  # an earlier run's restart the host never receipted: that one stands
+                log.info("candidate: the restart at event %d is still to be sent; no new one",
+                         waiting[0])
+            else:
+                await self.send_event(RESUMED, restart)
+        self._positioned.set()
+
+    def _agrees(self, head: Head) -> bool:
+        """Whether this device's log is the chain the host's head ends: the head is its
+        event before `head.seq`, or where its own log begins."""
+        mine = {e.seq: e.hash for e in self.log}
+        if mine.get(head.seq - 1) == head.hash:
+            return True
+        first = (self.log[0].seq, self.log[0].prev) if self.log else \
+            (self.signer.next_seq, self.signer.prev)
+        return first == (head.seq, head.hash)
+
+    async def _continue_chain(self, head: Head | None) -> bool:
+        """A device the interviewer admitted in place of the one that joined: its chain goes
+        on from the host's head, and its first event says so. True when that happened now.
+
+        This device's log must then hold nothing the host ever receipted: what it holds was
+        signed before the admission (in an earlier run, while it waited) at positions the
+        host has filled with the other device's events. Those events are set aside in its
+        file (`chain_from.skip`) and signed again, in order, after the admission's
+        `session.resumed` (an earlier restart of its own is not: that one replaces it)."""
+        if head is None or head.seq == 0 or self._agrees(head):
+            return False
+        if self.receipts or self.admitted_from is not None:
+            log.warning("candidate: the host's log head (event %d) is not this device's "
+                        "chain; going on with ours", head.seq)
+            return False
+        stale = [e for e in self.log if e.kind != RESUMED]
+        self.log, self.outbox = [], {}
         self.signer = EventSigner(self.invite.room, self.device, next_seq=head.seq,
                                   prev=head.hash, clock=self.clock)
         self.admitted_from = head.seq
         if self.store is not None:  # where its own log begins (a resume checks it from there)
-            self.store.set_meta("chain_from", {"seq": head.seq, "prev": head.hash})
+            self.store.set_meta("chain_from", {"seq": head.seq, "prev": head.hash,
+                                               "skip": len(self.store.envelopes())})
         self.away_s = max(0.0, self.clock() - head.t)
-        log.warning("candidate: admitted as a new device; the chain goes on from event %d",
-                    head.seq)
-        self.emit(RESUMED, resumed_data(side="candidate", away_s=self.away_s,
-                                        last_seen=head.t, why=ADMITTED_WHY))
+        log.warning("candidate: admitted as a new device; the chain goes on from event %d%s",
+                    head.seq, f" ({len(stale)} earlier events signed again)" if stale else "")
+        await self.send_event(RESUMED, resumed_data(side="candidate", away_s=self.away_s,
+                                                    last_seen=head.t, why=ADMITTED_WHY))
+        for env in stale:
+            await self.send_event(env.kind, env.data, severity=env.severity)
+        return True
 
     async def _until_connected(self, timeout: float) -> None:
         """`connected(timeout)`, waiting on (at most `ADMISSION_WAIT_S`) while the
@@ -524,6 +581,7 @@ class Candidate(PeerSession):
         await self._events.join()
 
     async def _pump_events(self) -> None:
+        await self._positioned.wait()  # nothing is signed before the chain is placed
         while True:
             kind, data, severity = await self._events.get()
             try:
@@ -835,15 +893,19 @@ def find_resumable(invite: Invite, folder: Path | None = None) -> Resumable | No
     return max(found, key=lambda r: r.last_active, default=None)
 
 
-def _chain_from(value: Any) -> tuple[int, str] | None:
-    """Where an admitted device's own log begins (`chain_from` in its file), or None."""
+def _chain_from(value: Any) -> tuple[tuple[int, str] | None, int]:
+    """Where an admitted device's own log begins (`chain_from` in its file: the next sequence
+    number and the previous hash), or None; and how many stored events come before it
+    (`skip`: signed before the interviewer admitted it, never received by the host)."""
     if not isinstance(value, dict):
-        return None
-    seq, prev = value.get("seq"), value.get("prev")
+        return None, 0
+    seq, prev, skip = value.get("seq"), value.get("prev"), value.get("skip", 0)
+    if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+        skip = 0
     if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0 \
             and isinstance(prev, str) and len(prev) == 64:
-        return seq, prev
-    return None
+        return (seq, prev), skip
+    return None, 0
 
 
 def _private_file(path: Path) -> None:

@@ -66,6 +66,10 @@ WAIT_REASON = ("this computer is not the device that joined this interview: the 
                "is asked whether to admit it")
 REFUSE_REASON = ("the interviewer did not admit this computer: it is not the device that "
                  "joined this interview")
+EXPIRED_REASON = ("the interviewer did not decide in time whether to admit this computer; "
+                  "join again to ask again")
+BACK_REASON = ("the computer that joined this interview is connected again, so this one was "
+               "not admitted; join again to ask the interviewer")
 
 
 class Host(PeerSession):
@@ -100,6 +104,7 @@ class Host(PeerSession):
         self.advertiser: Any = None
         self._answers: dict[str, asyncio.Future[str]] = {}
         self._attempt_task: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None  # drops a request no one decided on
         self.runs: RunService | None = None  # executes run requests (None: runs off)
         self.received_at: dict[int, float] = {}  # event seq -> when it was verified here
         self._hello_at: float | None = None  # when the current attempt's hello arrived
@@ -391,9 +396,16 @@ class Host(PeerSession):
                 log.warning("host: another device (%s) asks to join; waiting for the "
                             "interviewer's decision", opened.fingerprint)
                 await signaling.send(self.handshake.wait(opened.attempt, WAIT_REASON))
+                if self._expiry is not None:
+                    self._expiry.cancel()  # (one timer: for the newest request)
+                self._expiry = self._spawn(self._expire_pending(), "host-pending-expiry")
                 self.changed("pending_device")
                 continue
             if opened.kind == "hello":
+                dropped, self.handshake.dropped = self.handshake.dropped, None
+                if dropped is not None:  # the pinned device is back: the request is moot
+                    await signaling.send(self.handshake.refuse(dropped.attempt, BACK_REASON))
+                    self.changed("pending_device")
                 self._hello_at = arrived
                 if self._attempt_task is not None:
                     self._attempt_task.cancel()
@@ -440,7 +452,10 @@ class Host(PeerSession):
         self._pin_device()
         link = Link(conn, {"sync": self._sync_service, "integrity": self._integrity_service},
                     self._on_control, on_refused=self.refuse)
-        await self._serve_link(link)
+        try:
+            await self._serve_link(link)
+        finally:  # cancelled (a new attempt, an admitted device): the link ends with it
+            await link.close()
 
     def _head(self) -> Head | None:
         """The verified log's head, for the offer (an admitted new device goes on from it)."""
@@ -458,38 +473,64 @@ class Host(PeerSession):
         listeners as "pending_device"."""
         return self.handshake.pending
 
-    async def admit_device(self, accept: bool, reason: str | None = None) -> None:
+    async def admit_device(self, accept: bool, reason: str | None = None, *,
+                           fingerprint: str | None = None) -> None:
         """The interviewer's decision on `pending_device`. Admitted: it is pinned in place of
         the previous device, its connection goes on, and the admission is recorded (a signed
         host entry, `core.admission`): its events continue the same chain from the next
         sequence number, held to its own clock. Refused: it is told `reason` and the refusal
-        is recorded. `HandshakeError` when no device is waiting."""
+        is recorded. `fingerprint` is the device the interviewer was shown: `HandshakeError`
+        (one line) when another one is waiting now, when none is (decided, expired, or the
+        pinned device came back), or the request expired. The record is written first: when
+        that fails, nothing changes."""
         assert self.signaling is not None
+        try:
+            pending = self.handshake.waiting_device(fingerprint)
+        except HandshakeError:
+            self.changed("pending_device")  # (it may have expired just now)
+            raise
+        request = pending.request
         if not accept:
-            pending, refusal = self.handshake.refuse_pending(reason or REFUSE_REASON)
-            name = f" ({pending.request.name[:80]})" if pending.request.name else ""
+            name = f" ({request.name[:80]})" if request.name else ""
             self.store.append_refusal("device", f"the interviewer refused another device "
                                       f"{pending.fingerprint}{name}")
+            _, refusal = self.handshake.refuse_pending(reason or REFUSE_REASON,
+                                                       pending.fingerprint)
             await self.signaling.send(refusal)
             self.changed("pending_device")
             return
         old = self.handshake.device_key
-        pending = self.handshake.admit_pending()
-        request = pending.request
         offset = request.time - pending.at  # as at a first join: see `_clock_rule`
-        from_seq = 0
-        if self.verifier is not None:
-            from_seq = self.verifier.rotate(request.device_key, offset)
+        from_seq = len(self.verifier.accepted) if self.verifier is not None else 0
         record_admission(self.store, self.identity, from_seq=from_seq,
                          old_key=old or request.device_key, new_key=request.device_key,
                          name=request.name, clock_offset=offset, asked_at=pending.at)
+        self.handshake.admit_pending(pending.fingerprint)  # recorded: now pin and rotate
+        if self.verifier is not None:
+            self.verifier.rotate(request.device_key, offset)
         log.warning("host: the interviewer admitted device %s from event %d",
                     pending.fingerprint, from_seq)
         self._hello_at = pending.at
         if self._attempt_task is not None:
-            self._attempt_task.cancel()
+            self._attempt_task.cancel()  # (the old device's link is closed with it)
         self._attempt_task = self._spawn(self._attempt(pending.attempt), "host-attempt")
         self.changed("pending_device")
+
+    async def _expire_pending(self) -> None:
+        """Drop another device's request no one decided on in `ADMISSION_WAIT_S` (its app
+        gives up waiting too): it is told, and the interviewer's page."""
+        from ..core import handshake
+
+        while (pending := self.handshake.pending) is not None:
+            await asyncio.sleep(max(0.05, pending.at + handshake.ADMISSION_WAIT_S
+                                    - time.time()))
+            gone = self.handshake.expire()
+            if gone is not None:
+                log.warning("host: the request of device %s expired", gone.fingerprint)
+                if self.signaling is not None:
+                    await self.signaling.send(self.handshake.refuse(gone.attempt,
+                                                                    EXPIRED_REASON))
+                self.changed("pending_device")
 
     def _pin_device(self) -> None:
         key = self.handshake.device_key
