@@ -200,9 +200,11 @@ class HostController:
         `request.name`, `at`), until `admit_device` decides; None otherwise."""
         return self.host.pending_device
 
-    async def admit_device(self, accept: bool) -> None:
-        """The interviewer's decision on `pending_device` (both recorded in the session)."""
-        await self.host.admit_device(accept)
+    async def admit_device(self, accept: bool, fingerprint: str | None = None) -> None:
+        """The interviewer's decision on `pending_device` (both recorded in the session),
+        for the device with `fingerprint` (the one the page showed): `HandshakeError` (one
+        line) when another one waits by now, or none does any more."""
+        await self.host.admit_device(accept, fingerprint=fingerprint)
 
     @property
     def resumed(self) -> dict[str, Any] | None:

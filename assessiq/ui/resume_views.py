@@ -135,9 +135,9 @@ def admission_prompt(host: HostController) -> None:
                      "key, and the admission is in the record. Refuse it otherwise; the "
                      "refusal is recorded too.").classes("text-caption")
             with ui.row().classes("gap-2"):
-                async def decide(accept: bool) -> None:
+                async def decide(accept: bool, shown: str = pending.fingerprint) -> None:
                     try:
-                        await host.admit_device(accept)
+                        await host.admit_device(accept, shown)
                     except AssessIQError as exc:  # (decided meanwhile, or it went away)
                         ui.notify(str(exc))
 
