@@ -19,15 +19,13 @@ begins; `key_schedule` gives the key (and clock offset) for every position, and
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .encoding import b64d, b64e, canonical_json, pack_signed, unpack_signed
-from .errors import AssessIQError
-from .identity import fingerprint, verify_signature
+from .encoding import b64d, b64e
+from .hostentry import finite, open_entry, sign_entry
+from .identity import fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -58,16 +56,12 @@ def record_admission(store: SessionStore, identity: Identity, *, from_seq: int,
     of `old_key` from event `from_seq` on: a signed host-only entry, committed with fsync.
     Returns the signed body's fields. `AssessIQError` unless `identity` is the session's
     host key."""
-    meta = store.meta()
-    if meta.get("host_key") != b64e(identity.public_key):
-        raise AssessIQError("only the session's own host key can admit a device")
     at = time.time() if now is None else float(now)
-    fields = {"v": 1, "kind": ADMITTED, "session": str(meta.get("session", "")), "at": at,
-              "from_seq": int(from_seq), "old_key": b64e(old_key), "new_key": b64e(new_key),
-              "name": (name or "")[:MAX_NAME_CHARS], "clock_offset": float(clock_offset),
-              "asked_at": float(asked_at)}
-    body = canonical_json(fields)
-    signed = pack_signed(body, identity.sign(ADMISSION_DOMAIN, body)).decode("utf-8")
+    fields, signed = sign_entry(
+        store, identity, domain=ADMISSION_DOMAIN, kind=ADMITTED, at=at, what="admit a device",
+        fields={"from_seq": int(from_seq), "old_key": b64e(old_key),
+                "new_key": b64e(new_key), "name": (name or "")[:MAX_NAME_CHARS],
+                "clock_offset": float(clock_offset), "asked_at": float(asked_at)})
     store.add_private(ADMITTED, {"signed": signed}, t=at)
     return fields
 
@@ -97,12 +91,6 @@ class Admission:
         return out
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def _key(value: Any) -> bytes:
     try:
         key = b64d(value) if isinstance(value, str) else b""
@@ -112,21 +100,13 @@ def _key(value: Any) -> bytes:
 
 
 def _entry(entry: dict[str, Any], session: str, host_key: bytes | None) -> Admission:
-    t = _finite(entry.get("t")) or 0.0
-    value = entry.get("value")
-    signed = value.get("signed") if isinstance(value, dict) else None
-    bad = Admission(t, -1, b"", b"", "", 0.0, t, "the entry is not a signed admission")
-    try:
-        if not isinstance(signed, str):
-            return bad
-        body, signature = unpack_signed(signed.encode("utf-8"))
-        data = json.loads(body)
-    except (ValueError, UnicodeError, RecursionError):
-        return bad
-    if not isinstance(data, dict):
-        return bad
-    seq, at = data.get("from_seq"), _finite(data.get("at"))
-    offset, asked = _finite(data.get("clock_offset")), _finite(data.get("asked_at"))
+    opened = open_entry(entry, domain=ADMISSION_DOMAIN, kind=ADMITTED, session=session,
+                        host_key=host_key, what="admission")
+    t, data = opened.t, opened.data
+    if data is None:
+        return Admission(t, -1, b"", b"", "", 0.0, t, opened.problem)
+    seq, at = data.get("from_seq"), finite(data.get("at"))
+    offset, asked = finite(data.get("clock_offset")), finite(data.get("asked_at"))
     name = data.get("name")
     found = Admission(
         at if at is not None else t,
@@ -134,18 +114,10 @@ def _entry(entry: dict[str, Any], session: str, host_key: bytes | None) -> Admis
         _key(data.get("old_key")), _key(data.get("new_key")),
         name[:MAX_NAME_CHARS] if isinstance(name, str) else "",
         offset if offset is not None else 0.0, asked if asked is not None else t)
-    problem = None
-    if host_key is None or not verify_signature(host_key, signature, ADMISSION_DOMAIN, body):
-        problem = "its signature is not the host's"
-    elif data.get("v") != 1 or data.get("kind") != ADMITTED:
-        problem = "not an admission entry"
-    elif data.get("session") != session:
-        problem = "it belongs to another session"
-    elif at is None or at != t:
-        problem = "its time differs from the signed one"
-    elif found.from_seq < 0 or not found.old_key or not found.new_key:
+    problem = opened.problem
+    if problem is None and (found.from_seq < 0 or not found.old_key or not found.new_key):
         problem = "its sequence number or a device key is malformed"
-    elif offset is None or asked is None:
+    elif problem is None and (offset is None or asked is None):
         problem = "its clock offset or request time is malformed"
     return Admission(found.at, found.from_seq, found.old_key, found.new_key, found.name,
                      found.clock_offset, found.asked_at, problem)

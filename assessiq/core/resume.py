@@ -21,16 +21,14 @@ first, for `verify` and the report.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .encoding import b64e, canonical_json, pack_signed, unpack_signed
 from .errors import AssessIQError
-from .identity import verify_signature
+from .hostentry import finite, open_entry, sign_entry
 
 if TYPE_CHECKING:
     from .identity import Identity
@@ -71,12 +69,6 @@ CLOCK_TOLERANCE_S = 1.0
 10 ms; a whole second covers it): more is a claim from the future."""
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def last_alive(store: SessionStore) -> float:
     """The newest moment `store`'s own file proves its side was alive: the newest update,
     envelope arrival, run, host-only entry or refusal it wrote, the links it recorded opening,
@@ -91,7 +83,7 @@ def last_alive(store: SessionStore) -> float:
     links = meta.get("links_opened")
     for value in [meta.get("created"), meta.get("joined"),
                   *(links if isinstance(links, list) else [])]:
-        t = _finite(value)
+        t = finite(value)
         if t is not None:
             times.append(t)
     best = max((t for t in times if math.isfinite(t)), default=None)
@@ -112,10 +104,10 @@ def data_problem(data: Any, *, side: str | None = None, t: float | None = None) 
         return f"side must be \"host\" or \"candidate\", not {str(who)[:20]!r}"
     if side is not None and who != side:
         return f"says it is the {who}'s restart, but the {side} recorded it"
-    away = _finite(data.get("away_s"))
+    away = finite(data.get("away_s"))
     if away is None or not 0.0 <= away <= MAX_AWAY_S:
         return f"away_s must be a number of seconds from 0 to {MAX_AWAY_S:.0f}"
-    seen = _finite(data.get("last_seen"))
+    seen = finite(data.get("last_seen"))
     if seen is None or seen < 0:
         return "last_seen must be a time (epoch seconds)"
     if t is not None and seen > t + CLOCK_TOLERANCE_S:
@@ -146,18 +138,15 @@ def record_host_resume(store: SessionStore, identity: Identity, *, away_s: float
     the metadata's `host_restarts` (committed with it). Returns the entry's fields
     (`side, at, away_s, last_seen, why, signed`). `AssessIQError` when `identity` is not the
     session's host key or the fields are not well formed."""
-    meta = store.meta()
-    if meta.get("host_key") != b64e(identity.public_key):
-        raise AssessIQError("only the session's own host key can record its restart")
     at = time.time() if now is None else float(now)
     fields = {"side": "host", "away_s": float(away_s), "last_seen": float(last_seen),
               "why": why}
+    _, signed = sign_entry(store, identity, domain=RESUME_DOMAIN, kind=RESUMED, at=at,
+                           fields=fields, what="record its restart")
     problem = data_problem(fields, side="host", t=at)
     if problem:
         raise AssessIQError(f"host restart: {problem}")
-    body = canonical_json({"v": 1, "kind": RESUMED, "session": str(meta.get("session", "")),
-                           "at": at, **fields})
-    signed = pack_signed(body, identity.sign(RESUME_DOMAIN, body)).decode("utf-8")
+    meta = store.meta()
     # The metadata's windows are rebuilt from the signed entries each time (not appended to):
     # a kill between the two writes below, which are two commits, is mended by the next
     # restart instead of leaving a record whose windows contradict its entries for good.
@@ -194,34 +183,15 @@ class Restart:
 
 
 def _host_entry(entry: dict[str, Any], session: str, host_key: bytes | None) -> Restart:
-    t = _finite(entry.get("t")) or 0.0
-    value = entry.get("value")
-    signed = value.get("signed") if isinstance(value, dict) else None
-    try:
-        if not isinstance(signed, str):
-            raise ValueError
-        body, signature = unpack_signed(signed.encode("utf-8"))
-        data = json.loads(body)
-        if not isinstance(data, dict):
-            raise ValueError
-    except (ValueError, UnicodeError, RecursionError):
-        return Restart("host", t, None, None, "", False, "the entry is not a signed restart")
-    ok = host_key is not None and verify_signature(host_key, signature, RESUME_DOMAIN, body)
-    at = _finite(data.get("at"))
+    opened = open_entry(entry, domain=RESUME_DOMAIN, kind=RESUMED, session=session,
+                        host_key=host_key, what="restart")
+    t, data = opened.t, opened.data
+    if data is None:
+        return Restart("host", t, None, None, "", False, opened.problem)
     why = data.get("why")
-    problem = None
-    if not ok:
-        problem = "its signature is not the host's"
-    elif data.get("v") != 1 or data.get("kind") != RESUMED:
-        problem = "not a restart entry"
-    elif data.get("session") != session:
-        problem = "it belongs to another session"
-    elif at is None or at != t:
-        problem = "its time differs from the signed one"
-    else:
-        problem = data_problem(data, side="host", t=at)
-    return Restart("host", t, _finite(data.get("away_s")), _finite(data.get("last_seen")),
-                   why[:MAX_WHY_CHARS] if isinstance(why, str) else "", ok, problem)
+    problem = opened.problem or data_problem(data, side="host", t=t)
+    return Restart("host", t, finite(data.get("away_s")), finite(data.get("last_seen")),
+                   why[:MAX_WHY_CHARS] if isinstance(why, str) else "", opened.signed, problem)
 
 
 def _host_key(record: SessionRecord) -> bytes | None:
@@ -253,7 +223,7 @@ def restarts(record: SessionRecord, events: Sequence[Envelope] = (),
         why = data.get("why")
         out.append(Restart(
             "candidate", float(arrivals[i]) if arrivals is not None else env.t,
-            _finite(data.get("away_s")), _finite(data.get("last_seen")),
+            finite(data.get("away_s")), finite(data.get("last_seen")),
             why[:MAX_WHY_CHARS] if isinstance(why, str) else "", True,
             data_problem(data, side="candidate", t=env.t), env.seq))
     out.sort(key=lambda r: (r.at, r.side != "host", r.seq or 0))
@@ -269,7 +239,7 @@ def host_windows(meta: dict[str, Any]) -> list[tuple[float, float]]:
     if isinstance(value, list):
         for item in value:
             if isinstance(item, list) and len(item) == 2:
-                seen, at = _finite(item[0]), _finite(item[1])
+                seen, at = finite(item[0]), finite(item[1])
                 if seen is not None and at is not None and seen <= at:
                     out.append((seen, at))
     return out
