@@ -8,7 +8,7 @@ an unverifiable record, and every restart in the record.
 Each run is seeded; a failure names its seed, and `ASSESSIQ_KILL_SEED=<seed>
 ASSESSIQ_KILL_RUNS=1` replays its plan. The suite runs ASSESSIQ_KILL_RUNS (default 4) runs;
 ASSESSIQ_KILL_PARALLEL at once (default 2). The long campaign (200 runs and more) and
-its result are in docs/architecture.md, "Kills at random moments".
+its result are in docs/benchmarks.md, "Kills at random moments".
 """
 
 from __future__ import annotations
