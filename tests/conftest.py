@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -30,3 +31,19 @@ def collect_garbage() -> Iterator[None]:
     AST constructor recursion depth mismatch"."""
     yield
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def keep_assessiq_modules() -> Iterator[None]:
+    """NiceGUI's user simulation (`nicegui.testing.general`), when it ends, removes from
+    `sys.modules` the module of every page function not under `tests.`, and its parents:
+    `assessiq.ui.host_pages`, `assessiq.ui`, `assessiq` itself. The next import then builds
+    a second `assessiq` beside the modules still loaded ("cannot import name 'ui' from
+    'assessiq'", or a function patched on one copy and called on the other). Put back what
+    was there before the test."""
+    before = {name: module for name, module in sys.modules.items()
+              if name == "assessiq" or name.startswith("assessiq.")}
+    yield
+    for name, module in before.items():
+        if sys.modules.get(name) is not module:
+            sys.modules[name] = module
