@@ -1,7 +1,7 @@
 """The candidate's app dies and comes back (issue 15): real processes over real data channels.
 
 The interviewer's app runs in this process (a real `Host` behind the real signaling server on
-127.0.0.1); the candidate's app is a child process (`test_resume_candidate_child.py`) that is
+127.0.0.1); the candidate's app is a child process (`resume_candidate_child.py`) that is
 SIGKILLed mid-typing and started again with the same invite and session file. Both documents
 must converge with every acknowledged edit from both sides, the integrity chain must go on
 with no gap (the host's verifier accepts the resumed events), and the sealed record must
@@ -34,7 +34,7 @@ from assessiq.peer import Host
 from assessiq.peer.candidate import Resumable
 from tests.peer_helpers import FAST, eventually, signaling_server
 
-CHILD = Path(__file__).with_name("test_resume_candidate_child.py")
+CHILD = Path(__file__).with_name("resume_candidate_child.py")
 TOKEN = re.compile(r"\b([chro])(\d{4})\b")
 
 

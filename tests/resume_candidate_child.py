@@ -1,6 +1,6 @@
 """The candidate's app as a child process for the resume tests (no tests here).
 
-    python tests/test_resume_candidate_child.py MODE INVITE_FILE SESSION_PATH [FORGERY]
+    python tests/resume_candidate_child.py MODE INVITE_FILE SESSION_PATH [FORGERY]
 
 MODE:
 - `join`: join with the invite (its session file at SESSION_PATH), print `READY`, then type
