@@ -187,6 +187,7 @@ class HostController:
             await host.close()
             raise
         controller = cls(setup, host, None, call)
+        controller._score_saved = bool(host.store.private("score"))  # (killed in the seal)
         for row in host.store.private("note"):
             value = row.get("value")
             text = value.get("text") if isinstance(value, dict) else None
@@ -261,7 +262,12 @@ class HostController:
     @property
     def candidate_name(self) -> str | None:
         join = self.host.handshake.join
-        return join.name if join is not None else None
+        if join is not None:
+            return join.name
+        with contextlib.suppress(sqlite3.ProgrammingError):  # (resumed: as the file says)
+            name = self.host.store.meta().get("candidate_name")
+            return name if isinstance(name, str) and name else None
+        return None
 
     @property
     def connected(self) -> bool:
