@@ -149,6 +149,24 @@ class Child:
         await self.kill()
 
 
+async def converged(host: Child, cand: Child, timeout: float = 20.0
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both sides' state once their code is the same, the candidate's outbox is empty and
+    the host holds every event the candidate signed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        h = await host.ask("state", "state")
+        c = await cand.ask("state", "state")
+        if h["code"] == c["code"] and not c["outbox"] and h["events"] == c["events"]:
+            return h, c
+        if loop.time() > deadline:
+            raise AssertionError(f"no convergence: host {len(h['code'])} chars, {h['events']} "
+                                 f"events; candidate {len(c['code'])} chars, {c['events']} "
+                                 f"events, outbox {c['outbox'][:10]}")
+        await asyncio.sleep(0.1)
+
+
 def tokens(code: str, prefix: str) -> set[str]:
     """The tokens of one side in `code` (`H0.12`, `C1.3`...)."""
     return {t for t in code.split(";") if t.startswith(prefix)}

@@ -26,7 +26,7 @@ from assessiq.core.policy import Policy, default_policy_text
 from assessiq.core.record import SessionRecord
 from assessiq.core.resume import RESUMED
 from tests.peer_helpers import signaling_server
-from tests.resume_helpers import Child, missing, paste_text
+from tests.resume_helpers import Child, converged, missing, paste_text
 from tests.test_resume_record_policy import T0, _beats, _evaluate, _resumed
 
 MAX_GAP = 3.0
@@ -44,24 +44,6 @@ def short_gap_policy(folder: Path) -> Path:
     path = folder / "policy.toml"
     path.write_text(short)
     return path
-
-
-async def converged(host: Child, cand: Child, timeout: float = 30.0
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both sides' state once their code is the same, the candidate's outbox is empty and
-    the host holds every event the candidate signed."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        h = await host.ask("state", "state")
-        c = await cand.ask("state", "state")
-        if h["code"] == c["code"] and not c["outbox"] and h["events"] == c["events"]:
-            return h, c
-        if loop.time() > deadline:
-            raise AssertionError(f"no convergence: host {len(h['code'])} chars, {h['events']} "
-                                 f"events; candidate {len(c['code'])} chars, {c['events']} "
-                                 f"events, outbox {c['outbox'][:10]}")
-        await asyncio.sleep(0.1)
 
 
 def verify_json(sealed: str) -> dict[str, Any]:
@@ -161,7 +143,7 @@ async def test_both_killed_one_after_the_other_in_either_order_converge_and_scor
             await cand.ask("stop", "stopped")
             host_acked[2], cand_acked[2] = host.acked, cand.acked
 
-            h, _ = await converged(host, cand)
+            h, _ = await converged(host, cand, timeout=30.0)
             for gen in range(3):
                 assert not missing(h["code"], "H", gen, host_acked[gen]), gen
                 assert not missing(h["code"], "C", gen, cand_acked[gen]), gen
@@ -256,7 +238,7 @@ async def test_a_kill_during_a_big_paste_on_either_side_loses_nothing_acknowledg
                 if writer == killed:  # from the writer's own file
                     assert paste_text(tag, PASTE) in code, tag
                 assert not missing(code, killed, gen, acked[killed, gen])
-                h, _ = await converged(host, cand)
+                h, _ = await converged(host, cand, timeout=30.0)
                 for done in pasted:
                     assert paste_text(done, PASTE) in h["code"], done
                 for (side, g), n in acked.items():

@@ -18,26 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.peer_helpers import signaling_server
-from tests.resume_helpers import Child, missing
+from tests.resume_helpers import Child, converged, missing
 
 SLOW_RUN = "import time\ntime.sleep(4)\nprint(3)\n"
 CORRECT = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n"
-
-
-async def _converged(host: Child, cand: Child, timeout: float = 20.0) -> tuple[dict, dict]:
-    """Both sides' state once their code is the same and the candidate's outbox is empty."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        h = await host.ask("state", "state")
-        c = await cand.ask("state", "state")
-        if h["code"] == c["code"] and not c["outbox"] and h["events"] == c["events"]:
-            return h, c
-        if loop.time() > deadline:
-            raise AssertionError(f"no convergence: host {len(h['code'])} chars, {h['events']} "
-                                 f"events; candidate {len(c['code'])} chars, {c['events']} "
-                                 f"events, outbox {c['outbox']}")
-        await asyncio.sleep(0.1)
 
 
 def _run(runs: list[dict], run_id: str) -> dict:
@@ -80,7 +64,7 @@ async def test_the_host_killed_mid_typing_and_mid_run_resumes_with_nothing_ackno
             await host.ask("stop", "stopped")
             await cand.ask("stop", "stopped")
             host_acked[1] = host.acked
-            h, _ = await _converged(host, cand)
+            h, _ = await converged(host, cand)
             for gen, acked in host_acked.items():
                 assert not missing(h["code"], "H", gen, acked), (gen, acked)
             assert not missing(h["code"], "C", 0, cand.acked)
@@ -109,7 +93,7 @@ async def test_the_host_killed_mid_typing_and_mid_run_resumes_with_nothing_ackno
             assert _run(h["runs"], asked["id"])["result"]["verdict"] == "passed"
             assert _run(h["runs"], slow)["result"]["interrupted"] is True  # not run again
             assert len(h["runs"]) == 2
-            h, _ = await _converged(host, cand)
+            h, _ = await converged(host, cand)
             sealed = (await host.ask("seal", "sealed"))["path"]
         finally:
             await host.close()
@@ -168,7 +152,7 @@ async def test_random_host_kills_never_lose_an_acknowledged_edit(tmp_path: Path)
             await host.ask("stop", "stopped")
             await cand.ask("stop", "stopped")
             acked[KILLS] = host.acked
-            h, _ = await _converged(host, cand, timeout=60)
+            h, _ = await converged(host, cand, timeout=60)
             for gen, n in acked.items():
                 assert not missing(h["code"], "H", gen, n), (gen, n)
             assert not missing(h["code"], "C", 0, cand.acked)
