@@ -249,6 +249,19 @@ async def _paste(session: Any, typist: _Typist, cmd: dict[str, Any]) -> None:
     _out(ev="pasted", tag=cmd["tag"])
 
 
+async def _typing_command(cmd: dict[str, Any], session: Any, typist: _Typist) -> bool:
+    """The commands both roles take — type, stop, paste; False for any other."""
+    if cmd["cmd"] == "type":
+        typist.start(cmd.get("gen", 0), cmd.get("every", 0.02))
+    elif cmd["cmd"] == "stop":
+        _out(ev="stopped", n=await typist.stop())
+    elif cmd["cmd"] == "paste":
+        await _paste(session, typist, cmd)
+    else:
+        return False
+    return True
+
+
 async def _beat(session: Any, every: float) -> None:
     while True:
         await session.send_event("browser.heartbeat", {"phase": "instant"})
@@ -310,13 +323,9 @@ async def _host(args: argparse.Namespace) -> int:
     try:
         while line := await reader.readline():
             cmd = json.loads(line)
-            if cmd["cmd"] == "type":
-                typist.start(cmd.get("gen", 0), cmd.get("every", 0.02))
-            elif cmd["cmd"] == "stop":
-                _out(ev="stopped", n=await typist.stop())
-            elif cmd["cmd"] == "paste":
-                await _paste(host, typist, cmd)
-            elif cmd["cmd"] == "state":
+            if await _typing_command(cmd, host, typist):
+                continue
+            if cmd["cmd"] == "state":
                 _out(ev="state", code=host.doc.code_text, events=len(host.events),
                      connected=host.is_connected, runs=_runs(host), outbox=[])
             elif cmd["cmd"] == "run":
@@ -351,13 +360,9 @@ async def _candidate(args: argparse.Namespace) -> int:
     try:
         while line := await reader.readline():
             cmd = json.loads(line)
-            if cmd["cmd"] == "type":
-                typist.start(cmd.get("gen", 0), cmd.get("every", 0.02))
-            elif cmd["cmd"] == "stop":
-                _out(ev="stopped", n=await typist.stop())
-            elif cmd["cmd"] == "paste":
-                await _paste(cand, typist, cmd)
-            elif cmd["cmd"] == "state":
+            if await _typing_command(cmd, cand, typist):
+                continue
+            if cmd["cmd"] == "state":
                 _out(ev="state", code=cand.doc.code_text, events=len(cand.log),
                      connected=cand.is_connected, runs=_runs(cand), outbox=sorted(cand.outbox),
                      ended=cand.ended.is_set())
